@@ -1,0 +1,216 @@
+"""The customer event contract, version 1.0, and the HTTP response shapes of the ingest API.
+
+These pydantic models are the *published* contract: ``tools/openapi.py`` turns them into the JSON
+Schema of ``docs/openapi.json`` and ``docs/event-contract.md`` explains their semantics. They describe
+what a sender may send. Validation itself (``shared/validation.py``) walks the raw JSON field by field
+instead of calling ``CustomerEvent.model_validate``, because it must list EVERY problem with its own
+value-free message, honour the invalid-optional-field policy and keep "absent" apart from "null";
+``tests/unit/test_contract.py`` keeps the field lists of both in step.
+
+``NormalisedEvent`` is the other side: what validation produces and what goes on the queue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+SPEC_VERSION = "1.0"
+EVENT_TYPES = ("customer.created", "customer.updated")
+MAX_FUTURE_SKEW_SECONDS = 300  # occurredAt later than now + this is refused
+
+# Fields an explicit JSON null may clear (see docs/event-contract.md). Every other field refuses null,
+# except the metadata fields in NULL_MEANS_ABSENT, for which null is the same as leaving them out.
+CLEARABLE_CUSTOMER_FIELDS = frozenset({"middleName", "phone"})
+CLEARABLE_ADDRESS_FIELDS = frozenset({"name", "streetNumber", "county", "state", "postalCode"})
+NULL_MEANS_ABSENT = frozenset({"source", "customerAccount", "createdDateTime", "previousEmail", "isPrimary"})
+
+
+class _Strict(BaseModel):
+    """Unknown properties are refused: a typo must not silently become "unchanged"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddressIn(_Strict):
+    """The customer's primary address. Present fields update the primary address in place."""
+
+    name: str | None = Field(None, description="Addressee or address label (Commerce Address.Name).")
+    street: str | None = Field(None, description="Street line(s). Not clearable.")
+    streetNumber: str | None = None
+    city: str | None = Field(None, description="Not clearable.")
+    county: str | None = Field(None, description="County id of headquarters' address data.")
+    state: str | None = Field(None, description="ISO 3166-2 code (\"WA\" or \"US-WA\") or name "
+                              "(\"Washington\"), case-insensitive.")
+    postalCode: str | None = Field(None, description="Checked against the country's format.")
+    country: str = Field(description="ISO 3166-1 alpha-2, alpha-3 or English short name. Required "
+                         "whenever address is present.")
+    isPrimary: bool | None = Field(None, description="Only the primary address is synchronised: "
+                                   "true or absent; false is refused.")
+
+
+class CustomerIn(_Strict):
+    email: str = Field(description="The match key (case-insensitive). Required, never clearable.",
+                       max_length=254)
+    previousEmail: str | None = Field(None, description="Reserved for email changes: the address "
+                                      "the customer had before. Validated like email.")
+    firstName: str | None = Field(None, max_length=25)
+    middleName: str | None = Field(None, max_length=25, description="null clears it.")
+    lastName: str | None = Field(None, max_length=25)
+    phone: str | None = Field(None, description="Any format phonenumbers can read; sent as E.164. "
+                              "null clears it.")
+    isOptedInMarketing: bool | None = Field(None, description="Marketing consent, set on the email "
+                                            "and phone contacts.")
+    language: str | None = Field(None, description="BCP 47 tag, e.g. en-US; sent lower-case.")
+    currencyCode: str | None = Field(None, description="ISO 4217 code.")
+    customerGroup: str | None = Field(None, max_length=10)
+    customerAccount: str | None = Field(None, max_length=20, description="Commerce account number "
+                                        "when the sender knows it. Never sent to Commerce.")
+    createdDateTime: AwareDatetime | None = Field(None, description="Kept for audit; never sent.")
+    address: AddressIn | None = Field(None, description="Present: updates the primary address.")
+
+
+class CustomerEvent(_Strict):
+    """One customer event. created and updated are informational: both are upserts by email."""
+
+    specVersion: Literal["1.0"] = SPEC_VERSION
+    eventId: str = Field(min_length=1, max_length=128, description="Idempotency key: printable "
+                         "characters.")
+    eventType: Literal["customer.created", "customer.updated"] | None = None
+    occurredAt: AwareDatetime = Field(description="ISO 8601 with an offset; at most 5 minutes in "
+                                      "the future.")
+    source: str | None = Field(None, max_length=64, description="Name of the sending system.")
+    customer: CustomerIn
+
+
+class EventBatch(_Strict):
+    events: list[CustomerEvent] = Field(min_length=1)
+
+
+# --- the normalised event (what goes on the queue) ---------------------------------------------
+
+
+class _Frozen(BaseModel):
+    # camelCase on the wire like the input contract; snake_case accepted too so that any dump
+    # (by_alias or not) reads back to an equal object.
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
+                              populate_by_name=True)
+
+    present: tuple[str, ...] = ()
+    """Contract names of the fields the event carried (null included). Absent = unchanged."""
+
+    @field_validator("present")
+    @classmethod
+    def _sorted(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(v)))
+
+    def has(self, name: str) -> bool:
+        """True when the event carried ``name`` (contract name, e.g. "middleName"), null or not."""
+        return name in self.present
+
+
+class NormalisedAddress(_Frozen):
+    name: str | None = None
+    street: str | None = None
+    street_number: str | None = None
+    city: str | None = None
+    county: str | None = None
+    state: str | None = None
+    """The state id Commerce uses (ISO 3166-2 code without prefix, or the configured override)."""
+    state_name: str | None = None
+    state_code: str | None = None
+    """Full ISO 3166-2 code, e.g. US-WA, when the country has subdivisions."""
+    postal_code: str | None = None
+    country: str
+    """ISO 3166-1 alpha-3."""
+    country_alpha2: str
+
+
+class NormalisedEvent(_Frozen):
+    spec_version: str = SPEC_VERSION
+    event_id: str
+    event_type: str | None = None
+    occurred_at: datetime
+    """UTC."""
+    source: str | None = None
+    email: str
+    email_match_key: str
+    email_hash: str
+    previous_email: str | None = None
+    previous_email_match_key: str | None = None
+    previous_email_hash: str | None = None
+    first_name: str | None = None
+    middle_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    """E.164."""
+    is_opted_in_marketing: bool | None = None
+    language: str | None = None
+    currency_code: str | None = None
+    customer_group: str | None = None
+    customer_account: str | None = None
+    created_date_time: datetime | None = None
+    address: NormalisedAddress | None = None
+
+    def to_json(self) -> str:
+        """The queue message body."""
+        return self.model_dump_json(by_alias=True)
+
+
+# --- HTTP responses of POST /api/customers/events and GET /api/health ---------------------------
+
+
+class EventError(BaseModel):
+    index: int = Field(description="Position of the event in the batch (0 for a single event).")
+    eventId: str | None = None
+    pointer: str = Field(description="JSON pointer relative to the event, e.g. "
+                         "/customer/address/postalCode; empty for the whole event.")
+    message: str = Field(description="Never contains the submitted value.")
+    code: str
+
+
+class Accepted(BaseModel):
+    """202: every event was valid and queued."""
+
+    accepted: list[str]
+    correlationId: str
+    warnings: list[EventError] = Field(default_factory=list, description="Fields dropped under the "
+                                       "drop policy.")
+
+
+class EventOutcome(BaseModel):
+    index: int
+    eventId: str | None = None
+    status: Literal["accepted", "rejected"]
+    errors: list[EventError] = Field(default_factory=list)
+
+
+class MultiStatus(BaseModel):
+    """207: some events were accepted and queued, others rejected."""
+
+    results: list[EventOutcome]
+    correlationId: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    correlationId: str
+    errors: list[EventError] = Field(default_factory=list)
+    queuedEventIds: list[str] | None = Field(None, description="503 only: events that were queued "
+                                             "before the failure; do not resend them.")
+
+
+class Health(BaseModel):
+    status: str = Field(description='"ok" when settings are complete, else "degraded".')
+    version: str
+    settingsComplete: bool
+    problems: list[str] = Field(default_factory=list, description="Names of missing or malformed "
+                                "settings only, never values.")

@@ -1,0 +1,168 @@
+"""The minimal PATCH that brings a Commerce customer up to date with an event, or None.
+
+Only fields the event carried are considered (absent = unchanged; explicit null clears a clearable
+field). Values are compared with what Commerce stores: it returns every property, "" when unset, so
+"" and a missing value are equal; emails compare case-insensitively (the match key), phones by
+their digits, codes case-insensitively. Settings defaults are never applied on update. A create
+followed by the same event therefore gives None.
+
+The primary address and the email/phone contacts are updated in place by their ``RecordId`` with
+only the changed properties, or added (without RecordId) when the customer has none.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shared.contract import NormalisedEvent
+from shared.mapping import (
+    ADDRESS_PROPERTIES,
+    CONTACT_EMAIL,
+    CONTACT_PHONE,
+    address_body,
+    compose_full_address,
+    compose_name,
+    email_contact,
+    phone_contact,
+)
+from shared.settings import MappingSettings
+
+_NOT_DIGITS = re.compile(r"[^\d+]")
+# Address properties compared case-insensitively (ids and codes, not free text).
+_CASELESS = frozenset({"State", "ZipCode", "ThreeLetterISORegionName", "County"})
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _phone_key(value: Any) -> str:
+    return _NOT_DIGITS.sub("", _text(value))
+
+
+def _same(prop: str, old: Any, new: str) -> bool:
+    old_text = _text(old)
+    return old_text.casefold() == new.casefold() if prop in _CASELESS else old_text == new
+
+
+def _primary(items: list[Any], type_value: int | None = None) -> dict[str, Any] | None:
+    """The primary item (of the given AddressTypeValue for contacts), else the first of that type."""
+    candidates = [i for i in items if isinstance(i, dict)
+                  and (type_value is None or i.get("AddressTypeValue") == type_value)]
+    for item in candidates:
+        if item.get("IsPrimary") is True:
+            return item
+    return candidates[0] if candidates and type_value is not None else None
+
+
+def _customer_fields(existing: dict[str, Any], event: NormalisedEvent) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    names = {"FirstName": ("firstName", event.first_name), "MiddleName": ("middleName", event.middle_name),
+             "LastName": ("lastName", event.last_name)}
+    merged: dict[str, str] = {}
+    for prop, (field, value) in names.items():
+        merged[prop] = _text(existing.get(prop))
+        if event.has(field) and merged[prop] != (value or ""):
+            patch[prop] = value or ""
+            merged[prop] = value or ""
+    if patch:
+        name = compose_name(merged["FirstName"], merged["MiddleName"], merged["LastName"])
+        if name and name != _text(existing.get("Name")):
+            patch["Name"] = name
+
+    old_email = _text(existing.get("Email"))
+    if old_email.lower() != event.email_match_key:
+        patch["Email"] = event.email
+        receipt = _text(existing.get("ReceiptEmail")).lower()
+        if receipt in ("", old_email.lower()):
+            patch["ReceiptEmail"] = event.email
+
+    if event.has("phone") and _phone_key(existing.get("Phone")) != (event.phone or ""):
+        patch["Phone"] = event.phone or ""
+    for prop, field, value in (("Language", "language", event.language),
+                               ("CurrencyCode", "currencyCode", event.currency_code)):
+        if event.has(field) and value and _text(existing.get(prop)).lower() != value.lower():
+            patch[prop] = value
+    if event.has("customerGroup") and event.customer_group \
+            and _text(existing.get("CustomerGroup")) != event.customer_group:
+        patch["CustomerGroup"] = event.customer_group
+    return patch
+
+
+def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str, Any]]:
+    contacts = existing.get("Contacts")
+    contacts = contacts if isinstance(contacts, list) else []
+    opt_in = event.is_opted_in_marketing if event.has("isOptedInMarketing") else None
+    changes: list[dict[str, Any]] = []
+
+    def update(contact: dict[str, Any], value_changed: str | None) -> None:
+        change: dict[str, Any] = {}
+        if value_changed is not None:
+            change["Value"] = value_changed
+        if opt_in is not None and bool(contact.get("IsOptedInMarketing")) != opt_in:
+            change["IsOptedInMarketing"] = opt_in
+        if change:
+            changes.append({"RecordId": contact.get("RecordId"), **change})
+
+    email = _primary(contacts, CONTACT_EMAIL)
+    if email is None:
+        changes.append(email_contact(event))
+    else:
+        differs = _text(email.get("Value")).lower() != event.email_match_key
+        update(email, event.email if differs else None)
+
+    phone = _primary(contacts, CONTACT_PHONE)
+    if event.has("phone") and event.phone:
+        if phone is None:
+            changes.append(phone_contact(event))
+        else:
+            differs = _phone_key(phone.get("Value")) != event.phone
+            update(phone, event.phone if differs else None)
+    elif phone is not None:
+        # Phone unchanged, or cleared: Commerce documents no way to delete a contact, so the phone
+        # contact stays; its consent still follows the event.
+        update(phone, None)
+    return changes
+
+
+def _address(existing: dict[str, Any], event: NormalisedEvent,
+             settings: MappingSettings) -> list[dict[str, Any]]:
+    address = event.address
+    if address is None:
+        return []
+    addresses = existing.get("Addresses")
+    primary = _primary(addresses if isinstance(addresses, list) else [])
+    if primary is None:
+        return [address_body(address, settings)]
+    change: dict[str, Any] = {}
+    for attr, field, prop in ADDRESS_PROPERTIES:
+        if address.has(field):
+            new = getattr(address, attr) or ""
+            if not _same(prop, primary.get(prop), new):
+                change[prop] = new
+    if not _same("ThreeLetterISORegionName", primary.get("ThreeLetterISORegionName"), address.country):
+        change["ThreeLetterISORegionName"] = address.country
+    if not change:
+        return []
+    merged = {**primary, **change}
+    full = compose_full_address(merged)
+    if full != _text(primary.get("FullAddress")):
+        change["FullAddress"] = full
+    return [{"RecordId": primary.get("RecordId"), **change}]
+
+
+def build_patch(existing: dict[str, Any], event: NormalisedEvent,
+                settings: MappingSettings) -> dict[str, Any] | None:
+    """``existing`` is the Customer document Commerce returned (GET). Returns ``AccountNumber`` plus
+    the changed properties, or None when the customer already matches the event."""
+    patch = _customer_fields(existing, event)
+    contacts = _contacts(existing, event)
+    if contacts:
+        patch["Contacts"] = contacts
+    addresses = _address(existing, event, settings)
+    if addresses:
+        patch["Addresses"] = addresses
+    if not patch:
+        return None
+    return {"AccountNumber": existing.get("AccountNumber"), **patch}
