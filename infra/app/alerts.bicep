@@ -1,0 +1,156 @@
+// Action group and log alerts over Application Insights. Every telemetry name in a query comes from
+// telemetry-names.json, which tests/infra generates from shared/telemetry_names.py and keeps equal to
+// it; the lead's end-to-end test checks that the app really emits each name an alert depends on.
+
+param location string
+param tags object = {}
+
+@description('Prefix of the alert and action group names.')
+param namePrefix string
+
+param appInsightsName string
+
+@description('E-mail addresses that receive alerts.')
+param alertEmails array
+
+param failedProcessorThreshold int
+param ingestServerErrorThreshold int
+param queueDepthThreshold int
+param queueOldestAgeSecondsThreshold int
+
+@description('How often each rule runs (ISO 8601).')
+param evaluationFrequency string = 'PT5M'
+
+@description('Time window each rule looks back over (ISO 8601).')
+param windowSize string = 'PT15M'
+
+var telemetry = loadJsonContent('../telemetry-names.json')
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: 'ag-${namePrefix}'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'custsync'
+    enabled: true
+    emailReceivers: [for (email, i) in alertEmails: {
+      name: 'email-${i}'
+      emailAddress: email
+      useCommonAlertSchema: true
+    }]
+  }
+}
+
+// One entry per rule. Queries use KQL double-quoted strings so no escaping is needed in Bicep.
+// "dimension" splits the alert per value (one alert per queue) when not empty.
+var alertDefinitions = [
+  {
+    key: 'processor-failures'
+    displayName: 'Customer sync: processor invocations failing'
+    severity: 2
+    threshold: failedProcessorThreshold
+    dimension: ''
+    query: 'requests | where operation_Name == "${telemetry.FUNCTION_PROCESS}" and success == false'
+    description: 'The queue processor is failing. Each failure is retried up to maxDequeueCount, then the event is dead-lettered. In Application Insights, open Failures for ${telemetry.FUNCTION_PROCESS} and read the exception; check Commerce availability and throttling (${telemetry.METRIC_COMMERCE_CALLS} by status_class). If Commerce is down, nothing to do: events retry and land in dead letters, replay them with python -m tools.replay once it is back.'
+  }
+  {
+    key: 'dead-lettered'
+    displayName: 'Customer sync: events dead-lettered'
+    severity: 2
+    threshold: 0
+    dimension: ''
+    query: 'customEvents | where name == "${telemetry.EVENT_DEAD_LETTERED}"'
+    description: 'At least one customer event was dead-lettered and did not reach Commerce. Query customEvents where name == "${telemetry.EVENT_DEAD_LETTERED}" for the reason and email hash, fix the cause (data, mapping defaults, Commerce configuration), then list and replay them with python -m tools.replay (filters: reason, time, event id, email hash; see docs/deploy.md).'
+  }
+  {
+    key: 'commerce-auth-failure'
+    displayName: 'Customer sync: Commerce authentication failing'
+    severity: 1
+    threshold: 0
+    dimension: ''
+    query: 'customEvents | where name == "${telemetry.EVENT_COMMERCE_AUTH_FAILURE}"'
+    description: 'The app cannot authenticate to Commerce: every event will fail. Check the app registration (client id, federated credential or secret expiry), that Commerce headquarters lists the client id under Microsoft Entra applications, and that job 1110 ran. Rotate the secret if it expired (docs/deploy.md), then run python -m tools.preflight.'
+  }
+  {
+    key: 'ingest-5xx'
+    displayName: 'Customer sync: ingest endpoint returning 5xx'
+    severity: 1
+    threshold: ingestServerErrorThreshold
+    dimension: ''
+    query: 'requests | where operation_Name == "${telemetry.FUNCTION_INGEST}" and toint(resultCode) >= 500'
+    description: 'The ingest endpoint answered with a server error, so the marketing system must retry or has lost events. Open Failures for ${telemetry.FUNCTION_INGEST}; the usual cause is the queue being unreachable (storage outage, or a missing Storage Queue Data Contributor role on the events queue: check with python -m tools.preflight). Ask the sender to resend events from the alert window.'
+  }
+  {
+    key: 'queue-backlog'
+    displayName: 'Customer sync: queue backlog'
+    severity: 2
+    threshold: 0
+    dimension: 'queue'
+    query: 'customMetrics | where name == "${telemetry.METRIC_QUEUE_DEPTH}" and value > ${queueDepthThreshold} | extend queue = tostring(customDimensions["queue"])'
+    description: 'More than ${queueDepthThreshold} messages are waiting in a queue. For the event queue: processing is slower than ingest (Commerce throttling or slow, maximumInstanceCount too low, processor failing). For the -poison queue: the poison collector is not running. Check the processor-failures alert and ${telemetry.METRIC_COMMERCE_CALLS}.'
+  }
+  {
+    key: 'queue-oldest-age'
+    displayName: 'Customer sync: oldest queued message too old'
+    severity: 2
+    threshold: 0
+    dimension: 'queue'
+    query: 'customMetrics | where name == "${telemetry.METRIC_QUEUE_OLDEST_AGE}" and value > ${queueOldestAgeSecondsThreshold} | extend queue = tostring(customDimensions["queue"])'
+    description: 'A message has waited more than ${queueOldestAgeSecondsThreshold} seconds in a queue: events are stuck or the processor is not running. Check that the function app is running, look for processor failures and Commerce authentication failures, and confirm the queue trigger is listed in the portal.'
+  }
+]
+
+resource rules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for alert in alertDefinitions: {
+  name: '${namePrefix}-${alert.key}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: alert.displayName
+    description: alert.description
+    severity: alert.severity
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: evaluationFrequency
+    windowSize: windowSize
+    // Resolve by itself once the condition is false again, so on-call sees state changes only.
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: alert.query
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: alert.threshold
+          dimensions: empty(alert.dimension) ? [] : [
+            {
+              name: alert.dimension
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}]
+
+output actionGroupId string = actionGroup.id
+output alertRuleNames array = [for (alert, i) in alertDefinitions: rules[i].name]

@@ -1,0 +1,32 @@
+// Parameters for infra/main.bicep. Environment-specific values come from environment variables so
+// that nothing about a tenant, and no secret, is committed. docs/deploy.md lists them; a missing
+// required variable fails the deployment before anything is created.
+using './main.bicep'
+
+param baseName = readEnvironmentVariable('CUSTSYNC_BASE_NAME', 'custsync')
+
+// Commerce Scale Unit and the Entra app registrations (docs/commerce-connection.md).
+param commerceBaseUrl = readEnvironmentVariable('COMMERCE_BASE_URL')
+param commerceOun = readEnvironmentVariable('COMMERCE_OUN')
+param commerceClientId = readEnvironmentVariable('COMMERCE_CLIENT_ID')
+param commerceServerResourceId = readEnvironmentVariable('COMMERCE_SERVER_RESOURCE_ID')
+param commerceAuthMode = readEnvironmentVariable('COMMERCE_AUTH_MODE', 'workload_identity')
+
+// Secrets: set only for the deployment that must write them (first deployment, or a deliberate
+// change); empty leaves the value stored in Key Vault untouched.
+param commerceClientSecret = readEnvironmentVariable('COMMERCE_CLIENT_SECRET', '')
+param emailHashKey = readEnvironmentVariable('EMAIL_HASH_KEY', '')
+
+// Environment-specific mapping defaults (empty leaves them to Commerce).
+param customerDefaultGroup = readEnvironmentVariable('CUSTOMER_DEFAULT_GROUP', '')
+param customerDefaultCurrency = readEnvironmentVariable('CUSTOMER_DEFAULT_CURRENCY', '')
+param defaultCountry = readEnvironmentVariable('DEFAULT_COUNTRY', '')
+
+// Scale: the ceiling on concurrent Commerce calls is maximumInstanceCount x per-instance concurrency.
+param maximumInstanceCount = int(readEnvironmentVariable('CUSTSYNC_MAX_INSTANCES', '40'))
+
+// Comma-separated list of e-mail addresses for alerts.
+param alertEmails = split(readEnvironmentVariable('ALERT_EMAILS'), ',')
+
+// Optional: the operator's object id (az ad signed-in-user show --query id -o tsv) for replay/preflight.
+param operatorPrincipalId = readEnvironmentVariable('OPERATOR_PRINCIPAL_ID', '')

@@ -1,0 +1,121 @@
+"""Alerts: built on the exact telemetry names of shared/telemetry_names.py, scoped to Application
+Insights, self-resolving, and telling on-call what to do."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from shared import telemetry_names as tn
+from tests.infra import bicep_model as m
+
+
+def test_telemetry_names_json_equals_the_python_module():
+    assert m.TELEMETRY_JSON.read_text(encoding="utf-8") == m.telemetry_names_document(), (
+        "regenerate with: .venv/bin/python -m tests.infra.bicep_model write-telemetry-names"
+    )
+
+
+def test_alerts_load_the_generated_names_file():
+    tree = m.parse_bicep(m.ALERTS_BICEP)
+    fn = tree["variables"]["telemetry"]["value"]["function"]
+    assert fn["type"] == "load_json_content"
+    assert (m.ALERTS_BICEP.parent / fn["parameters"]["file_path"]).resolve() == m.TELEMETRY_JSON
+
+
+def test_each_required_alert_queries_the_exact_names():
+    q = m.alert_queries()
+    assert f'operation_Name == "{tn.FUNCTION_PROCESS}"' in q["processor-failures"]
+    assert "success == false" in q["processor-failures"]
+    assert q["dead-lettered"].startswith("customEvents") and f'name == "{tn.EVENT_DEAD_LETTERED}"' in q["dead-lettered"]
+    assert f'name == "{tn.EVENT_COMMERCE_AUTH_FAILURE}"' in q["commerce-auth-failure"]
+    assert f'operation_Name == "{tn.FUNCTION_INGEST}"' in q["ingest-5xx"] and "toint(resultCode) >= 500" in q["ingest-5xx"]
+    assert f'name == "{tn.METRIC_QUEUE_DEPTH}"' in q["queue-backlog"] and "customDimensions" in q["queue-backlog"]
+    assert f'name == "{tn.METRIC_QUEUE_OLDEST_AGE}"' in q["queue-oldest-age"]
+
+
+def test_alert_queries_use_no_name_that_the_code_does_not_define():
+    # Quoted strings compared with == in a query must all be telemetry names.
+    known = set(m.telemetry_names_from_code().values())
+    for name, query in m.alert_queries().items():
+        for literal in re.findall(r'==\s*"([^"]*)"', query):
+            assert literal in known, f"{name}: {literal!r} is not in shared/telemetry_names.py"
+
+
+def test_names_used_by_alerts_helper():
+    used = m.telemetry_names_used_by_alerts()
+    assert used == {tn.FUNCTION_PROCESS, tn.FUNCTION_INGEST, tn.EVENT_DEAD_LETTERED, tn.EVENT_COMMERCE_AUTH_FAILURE,
+                    tn.METRIC_QUEUE_DEPTH, tn.METRIC_QUEUE_OLDEST_AGE}
+    assert m.telemetry_keys_used_by_alerts() <= set(m.telemetry_names_from_code())
+
+
+def test_a_renamed_telemetry_name_is_detected(tmp_path, monkeypatch):
+    # If the JSON lacks a key an alert reads, evaluating the alerts fails loudly.
+    names = json.loads(m.TELEMETRY_JSON.read_text())
+    del names["EVENT_DEAD_LETTERED"]
+    infra = tmp_path / "infra"
+    (infra / "app").mkdir(parents=True)
+    (infra / "telemetry-names.json").write_text(json.dumps(names))
+    (infra / "app" / "alerts.bicep").write_text(m.ALERTS_BICEP.read_text())
+    monkeypatch.setattr(m, "ALERTS_BICEP", infra / "app" / "alerts.bicep")
+    with pytest.raises(KeyError, match="EVENT_DEAD_LETTERED"):
+        m.alert_queries()
+
+
+@pytest.fixture(scope="module")
+def rules():
+    tree = m.parse_bicep(m.ALERTS_BICEP)
+    resource = m.resources(tree)["rules"]
+    assert resource["type"] == "Microsoft.Insights/scheduledQueryRules"
+    assert str(resource["config"]["loop_type"]["detail"]["array_name"]) == "alertDefinitions"
+    ev = m.Evaluator(tree, m.ALERTS_BICEP, {"namePrefix": "p", "location": "westeurope", "appInsightsName": "a",
+                                            "alertEmails": ["x@example.invalid"], "failedProcessorThreshold": 10,
+                                            "ingestServerErrorThreshold": 0, "queueDepthThreshold": 1000,
+                                            "queueOldestAgeSecondsThreshold": 900})
+    return ev.eval(resource["config"])
+
+
+def test_rules_are_log_alerts_on_application_insights_that_resolve_themselves(rules):
+    assert len(rules) == 6
+    for rule in rules:
+        assert rule["kind"] == "LogAlert"
+        props = rule["properties"]
+        assert props["scopes"] == [m.Unresolved("appInsights.id")]
+        assert props["autoMitigate"] is True
+        assert props["evaluationFrequency"] == "PT5M" and props["windowSize"] == "PT15M"
+        assert props["severity"] in (0, 1, 2, 3, 4)
+        assert props["actions"]["actionGroups"] == [m.Unresolved("actionGroup.id")]
+        (criterion,) = props["criteria"]["allOf"]
+        assert criterion["query"] in m.alert_queries().values()
+        # A description on-call can act on: says what to check and points at a tool or a doc.
+        assert len(props["description"]) > 120
+        assert re.search(r"tools\.(replay|preflight)|docs/deploy\.md|Check|check", props["description"])
+
+
+def test_queue_alerts_split_per_queue(rules):
+    by_name = {r["name"]: r for r in rules}
+    for key in ("queue-backlog", "queue-oldest-age"):
+        dims = by_name[f"p-{key}"]["properties"]["criteria"]["allOf"][0]["dimensions"]
+        assert dims == [{"name": "queue", "operator": "Include", "values": ["*"]}]
+
+
+def test_thresholds_are_parameters():
+    params = m.parse_bicep(m.MAIN_BICEP)["parameters"]
+    for name in ("failedProcessorThreshold", "ingestServerErrorThreshold", "queueDepthThreshold",
+                 "queueOldestAgeSecondsThreshold"):
+        assert params[name]["type"] == "int"
+    alerts = m.module_params("alerts", queueDepthThreshold=77)
+    assert alerts["queueDepthThreshold"] == 77
+
+
+def test_action_group_is_global_with_email_receivers():
+    tree = m.parse_bicep(m.ALERTS_BICEP)
+    group = m.resources(tree)["actionGroup"]
+    assert group["type"] == "Microsoft.Insights/actionGroups"
+    ev = m.Evaluator(tree, m.ALERTS_BICEP, {"namePrefix": "p", "alertEmails": ["a@example.invalid", "b@example.invalid"]})
+    body = ev.eval(group["config"])
+    assert body["location"] == "global"
+    assert [r["emailAddress"] for r in body["properties"]["emailReceivers"]] == ["a@example.invalid", "b@example.invalid"]
+    assert len(body["properties"]["groupShortName"]) <= 12
