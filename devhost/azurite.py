@@ -76,7 +76,9 @@ def start_azurite(*, blob_port: int | None = None, queue_port: int | None = None
     """Start Azurite on the given ports (free ones when omitted). In memory unless ``location``."""
     az = Azurite(blob_port or free_port(), queue_port or free_port(), table_port or free_port())
     cmd = azurite_command() + [
-        "--skipApiVersionCheck", "--loose",
+        # --disableTelemetry: Azurite otherwise reports usage over the network, and on shutdown waits
+        # for that report (seconds, up to minutes offline) before it exits.
+        "--skipApiVersionCheck", "--loose", "--disableTelemetry",
         "--blobHost", "127.0.0.1", "--blobPort", str(az.blob_port),
         "--queueHost", "127.0.0.1", "--queuePort", str(az.queue_port),
         "--tableHost", "127.0.0.1", "--tablePort", str(az.table_port),
