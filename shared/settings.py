@@ -12,6 +12,7 @@ returns a frozen ``Settings`` or raises ``SettingsError`` naming every missing o
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Mapping
@@ -22,6 +23,9 @@ class SettingsError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
+        known = [s.name for s in APP_SETTINGS]
+        # The setting names alone: safe to show anonymously (health endpoint), unlike values.
+        self.names = sorted({n for n in known for p in problems if re.search(rf"\b{n}\b", p)})
         super().__init__("; ".join(problems))
 
 

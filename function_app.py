@@ -1,0 +1,124 @@
+"""Azure Functions entry points (Python v2 programming model). Deliberately thin: each trigger
+adapts the Functions objects, calls one function of ``shared``, and turns the result into a response.
+
+- ``POST /api/customers/events`` (function key): validate marketing events, queue the valid ones.
+- queue ``%EVENTS_QUEUE_NAME%``: create or update the customer in Commerce.
+- queue ``%EVENTS_QUEUE_NAME%-poison``: keep what the host gave up on as a dead letter.
+- timer ``%QUEUE_MONITOR_SCHEDULE%``: queue depth / age metrics and dead-letter retention.
+- ``GET /api/health`` (anonymous): version and whether the settings are complete.
+
+The handlers are plain ``def``: the Commerce client blocks, so they run on the worker's thread pool
+(PYTHON_THREADPOOL_THREAD_COUNT), not on its event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+
+import azure.functions as func
+
+from shared import __version__
+from shared import telemetry_names as names
+from shared.ingest import HttpResult, handle_ingest, problem
+from shared.processor import collect_poison, process_message
+from shared.queue_monitor import report
+from shared.runtime import Runtime, build_runtime, utcnow
+from shared.settings import SettingsError
+
+log = logging.getLogger("customer_sync")
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def runtime() -> Runtime:
+    """Built on first use, once per worker process, from the app settings."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = build_runtime(os.environ)
+    return _runtime
+
+
+def use_runtime(replacement: Runtime | None) -> None:
+    """Swap the process's runtime (tests, benchmarks and the local host build their own)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = replacement
+
+
+def _correlation_id(req: func.HttpRequest) -> str:
+    given = req.headers.get("x-correlation-id", "")
+    return given if _CORRELATION_ID.match(given) else str(uuid.uuid4())
+
+
+def _respond(result: HttpResult) -> func.HttpResponse:
+    headers = {**result.headers, "x-correlation-id": result.body.get("correlationId", "")}
+    return func.HttpResponse(result.json(), status_code=result.status, headers=headers,
+                             mimetype=result.content_type, charset="utf-8")
+
+
+@app.function_name(names.FUNCTION_INGEST)
+@app.route(route="customers/events", methods=["POST"])
+def ingest_customer_events(req: func.HttpRequest) -> func.HttpResponse:
+    correlation_id = _correlation_id(req)
+    try:
+        deps = runtime().ingest_deps
+        return _respond(handle_ingest(req.get_body(), req.headers.get("content-type"),
+                                      correlation_id, deps))
+    except SettingsError as error:
+        log.error("ingest refused: settings incomplete: %s [correlation %s]",
+                  ", ".join(error.names), correlation_id)
+        return _respond(problem(503, "Service not configured",
+                                "The integration's settings are incomplete; an operator must fix them.",
+                                correlation_id))
+    except Exception:  # noqa: BLE001 - the outermost handler: log it, never show internals
+        log.exception("ingest failed unexpectedly [correlation %s]", correlation_id)
+        return _respond(problem(500, "Internal error",
+                                "The request could not be processed. Quote the correlation id.",
+                                correlation_id))
+
+
+@app.function_name(names.FUNCTION_HEALTH)
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    body = {"status": "ok", "version": __version__, "settingsComplete": True, "problems": []}
+    try:
+        runtime()
+    except SettingsError as error:
+        body.update(status="degraded", settingsComplete=False, problems=error.names)
+    except Exception as error:  # noqa: BLE001 - health must answer, whatever is broken
+        log.exception("health: runtime could not start")
+        body.update(status="degraded", settingsComplete=True, problems=[type(error).__name__])
+    return func.HttpResponse(json.dumps(body), status_code=200 if body["status"] == "ok" else 503,
+                             mimetype="application/json")
+
+
+@app.function_name(names.FUNCTION_PROCESS)
+@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%", connection="AzureWebJobsStorage")
+def process_customer_event(msg: func.QueueMessage) -> None:
+    # A RetryLater raised here is the signal for the host to release the message for another attempt.
+    process_message(msg.get_body(), msg.dequeue_count or 1, runtime().processor_deps)
+
+
+@app.function_name(names.FUNCTION_POISON)
+@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%-poison",
+                   connection="AzureWebJobsStorage")
+def collect_poison_events(msg: func.QueueMessage) -> None:
+    collect_poison(msg.get_body(), msg.dequeue_count or 1, runtime().processor_deps)
+
+
+@app.function_name(names.FUNCTION_QUEUE_MONITOR)
+@app.timer_trigger(arg_name="timer", schedule="%QUEUE_MONITOR_SCHEDULE%", run_on_startup=False)
+def report_queue_metrics(timer: func.TimerRequest) -> None:
+    rt = runtime()
+    report(rt.monitored_queues(), rt.deadletters, rt.settings.deadletter_retention_days,
+           rt.telemetry, utcnow())

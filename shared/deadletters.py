@@ -1,0 +1,135 @@
+"""Dead letters: events that could not be applied, kept with their reason for inspection and replay.
+
+One Azure Table, PartitionKey = the keyed email hash (so an operator finds every failure of one
+customer without knowing the email), RowKey = the event id (escaped: table keys forbid ``/\\#?``).
+The stored envelope is the queue message as it was, so a replay re-queues exactly what failed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+from urllib.parse import quote, unquote
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+UNKNOWN_PARTITION = "unknown"  # messages too broken to tell whose they are
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    email_hash: str
+    event_id: str
+    reason: str
+    message: str
+    error_resource_id: str | None
+    status: int | None
+    attempts: int
+    first_seen_at: datetime | None
+    dead_lettered_at: datetime
+    envelope: str  # the queue message body (JSON text), as received
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.email_hash, self.event_id
+
+
+def _row_key(event_id: str) -> str:
+    return quote(event_id, safe="")
+
+
+class DeadLetterStore:
+    def __init__(self, table: TableClient):
+        self.table = table
+
+    def put(self, letter: DeadLetter) -> None:
+        """Insert or replace: the same event dead-lettered twice keeps its latest reason."""
+        self.table.upsert_entity({
+            "PartitionKey": letter.email_hash or UNKNOWN_PARTITION,
+            "RowKey": _row_key(letter.event_id),
+            "EventId": letter.event_id,
+            "Reason": letter.reason,
+            "Message": letter.message,
+            "ErrorResourceId": letter.error_resource_id or "",
+            "Status": letter.status or 0,
+            "Attempts": letter.attempts,
+            "FirstSeenAt": letter.first_seen_at or letter.dead_lettered_at,
+            "DeadLetteredAt": letter.dead_lettered_at,
+            "Envelope": letter.envelope,
+        }, mode=UpdateMode.REPLACE)
+
+    def get(self, email_hash: str, event_id: str) -> DeadLetter | None:
+        try:
+            return _from_entity(self.table.get_entity(email_hash, _row_key(event_id)))
+        except ResourceNotFoundError:
+            return None
+
+    def delete(self, letter: DeadLetter) -> None:
+        self.table.delete_entity(letter.email_hash or UNKNOWN_PARTITION, _row_key(letter.event_id))
+
+    def query(self, *, reason: str | None = None, email_hash: str | None = None,
+              event_id: str | None = None, since: datetime | None = None,
+              until: datetime | None = None) -> Iterator[DeadLetter]:
+        clauses, params = [], {}
+        if email_hash:
+            clauses.append("PartitionKey eq @pk")
+            params["pk"] = email_hash
+        if event_id:
+            clauses.append("EventId eq @eid")
+            params["eid"] = event_id
+        if reason:
+            clauses.append("Reason eq @reason")
+            params["reason"] = reason
+        if since:
+            clauses.append("DeadLetteredAt ge @since")
+            params["since"] = since
+        if until:
+            clauses.append("DeadLetteredAt lt @until")
+            params["until"] = until
+        entities = (self.table.query_entities(" and ".join(clauses), parameters=params)
+                    if clauses else self.table.list_entities())
+        for entity in entities:
+            yield _from_entity(entity)
+
+    def purge_older_than(self, days: int, now: datetime | None = None) -> int:
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+        removed = 0
+        for letter in self.query(until=cutoff):
+            self.delete(letter)
+            removed += 1
+        return removed
+
+    def count(self) -> int:
+        return sum(1 for _ in self.table.list_entities(select=["PartitionKey"]))
+
+
+def _from_entity(e: dict) -> DeadLetter:
+    return DeadLetter(
+        email_hash=e["PartitionKey"],
+        event_id=e.get("EventId") or unquote(e["RowKey"]),
+        reason=e.get("Reason", ""),
+        message=e.get("Message", ""),
+        error_resource_id=e.get("ErrorResourceId") or None,
+        status=e.get("Status") or None,
+        attempts=int(e.get("Attempts", 0)),
+        first_seen_at=e.get("FirstSeenAt"),
+        dead_lettered_at=e.get("DeadLetteredAt"),
+        envelope=e.get("Envelope", ""),
+    )
+
+
+def describe(letter: DeadLetter) -> dict:
+    """A JSON-friendly view for the replay command's listing (no envelope: it holds personal data)."""
+    return {
+        "emailHash": letter.email_hash, "eventId": letter.event_id, "reason": letter.reason,
+        "errorResourceId": letter.error_resource_id, "status": letter.status,
+        "message": letter.message, "attempts": letter.attempts,
+        "deadLetteredAt": letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else None,
+    }
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,99 @@
+"""Error classification: the one place that decides what a failure means for an event.
+
+Every failure the processor meets is turned into a ``Failure`` here and nowhere else:
+- ``RETRY``: transient (timeouts, throttling, 5xx, storage hiccups, credentials that may be fixed by an
+  operator); the event is tried again later, a bounded number of times, then dead-lettered.
+- ``DEAD_LETTER``: permanent (Commerce refused the data, the message cannot be read); kept with its
+  reason for replay after a fix, never retried on its own.
+Invalid input at the HTTP edge never becomes an exception: the validator answers it with a 4xx.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from shared.commerce.errors import (
+    CommerceAuthError,
+    CommerceError,
+    CommerceNotFoundError,
+    CommercePermanentError,
+    CommerceTransientError,
+    mask_text,
+)
+
+
+class Disposition(str, Enum):
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+
+
+class MessageFormatError(ValueError):
+    """A queue message that is not a readable event envelope: retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    disposition: Disposition
+    reason: str  # stable, searchable code: the dead-letter "reason" and a telemetry dimension
+    message: str  # for operators; never contains an email or phone (see redact)
+    error_resource_id: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    auth: bool = False  # a Commerce 401/403: operators must see it (CommerceAuthFailure)
+
+
+def redact(text: str, limit: int = 500) -> str:
+    """Free text made safe for logs and dead letters (emails, phones, tokens masked), bounded."""
+    return mask_text(text)[:limit]
+
+
+# Storage statuses worth retrying: the same convention as Commerce's (408, 429, 5xx but 501).
+_TRANSIENT_STORAGE_STATUSES = frozenset({408, 409, 412, 423, 429, 500, 502, 503, 504})
+
+
+def classify(error: BaseException) -> Failure:
+    """Classify any exception raised while processing one event."""
+    if isinstance(error, CommerceError):
+        common = dict(error_resource_id=error.error_resource_id, status=error.status,
+                      message=redact(str(error)))
+        if isinstance(error, CommerceAuthError):
+            return Failure(Disposition.RETRY, "commerce_auth", auth=True, **common)
+        if isinstance(error, CommerceTransientError):
+            return Failure(Disposition.RETRY, f"commerce_{_kind(error)}",
+                           retry_after=error.retry_after, **common)
+        if isinstance(error, CommerceNotFoundError):
+            # The customer vanished between two calls (merged, deleted, async number replaced):
+            # the next attempt resolves it by email again.
+            return Failure(Disposition.RETRY, "commerce_not_found", **common)
+        if isinstance(error, CommercePermanentError):
+            return Failure(Disposition.DEAD_LETTER, "commerce_rejected", **common)
+        return Failure(Disposition.RETRY, "commerce_error", **common)
+    if isinstance(error, MessageFormatError):
+        return Failure(Disposition.DEAD_LETTER, "unreadable_message", redact(str(error)))
+    if isinstance(error, ClientAuthenticationError):
+        return Failure(Disposition.RETRY, "storage_auth", redact(str(error)), auth=True)
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        return Failure(Disposition.RETRY, "storage_unavailable", redact(str(error)))
+    if isinstance(error, HttpResponseError):
+        status = error.status_code
+        if status in _TRANSIENT_STORAGE_STATUSES or status is None:
+            return Failure(Disposition.RETRY, "storage_unavailable", redact(str(error.reason or error)),
+                           status=status)
+        return Failure(Disposition.DEAD_LETTER, "storage_rejected", redact(str(error.reason or error)),
+                       status=status)
+    # A defect, or something unforeseen: retry (it may pass), then dead-letter with this reason.
+    return Failure(Disposition.RETRY, "unexpected_error", redact(f"{type(error).__name__}: {error}"))
+
+
+def _kind(error: CommerceTransientError) -> str:
+    name = type(error).__name__.removeprefix("Commerce").removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "transient"

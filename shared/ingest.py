@@ -1,0 +1,141 @@
+"""HTTP ingest: validate every event of a request, queue the valid ones, answer per event.
+
+Pure decisions over injected ports (the queue sender, the clock, telemetry): ``function_app.py`` only
+adapts the Functions request/response objects. Status codes:
+- 202: every event queued; 207: some queued, some refused (``results`` per event);
+- 422: every event refused; 400 / 413 / 415: the request itself is unusable;
+- 503 + Retry-After: the queue could not take an event (the ids already queued are named, so the
+  sender can retry only the rest, or all: a duplicate event id is harmless downstream).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Protocol
+
+from shared.envelope import MAX_MESSAGE_BYTES, Envelope
+from shared.errors import classify
+from shared.settings import Settings
+from shared.telemetry import Telemetry
+from shared.validation import BatchRejected, EventResult, FieldProblem, read_batch, validate_batch
+
+log = logging.getLogger("customer_sync.ingest")
+
+PROBLEM_JSON = "application/problem+json"
+QUEUE_RETRY_AFTER_SECONDS = 30
+
+
+class QueueSender(Protocol):
+    def send(self, message: str) -> None: ...
+
+
+@dataclass
+class HttpResult:
+    status: int
+    body: dict
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+    def json(self) -> str:
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class IngestDeps:
+    settings: Settings
+    queue: QueueSender
+    telemetry: Telemetry
+    clock: Callable[[], datetime]
+
+
+def problem(status: int, title: str, detail: str, correlation_id: str, **extra) -> HttpResult:
+    body = {"type": f"https://commerce-customer-sync/problems/{_slug(title)}", "title": title,
+            "status": status, "detail": detail, "correlationId": correlation_id, **extra}
+    return HttpResult(status, body, content_type=PROBLEM_JSON)
+
+
+def _slug(title: str) -> str:
+    return "-".join(title.lower().split())
+
+
+def _problems(result: EventResult, problems: list[FieldProblem]) -> list[dict]:
+    return [{"index": result.index, "eventId": result.event_id, "pointer": p.pointer,
+             "message": p.message, "code": p.code} for p in problems]
+
+
+def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
+                  deps: IngestDeps) -> HttpResult:
+    settings = deps.settings
+    try:
+        items = read_batch(body, content_type, max_events=settings.ingest_max_events,
+                           max_bytes=settings.ingest_max_body_bytes)
+    except BatchRejected as rejected:
+        deps.telemetry.ingested("rejected_request", 1)
+        return problem(rejected.status, rejected.title, rejected.detail, correlation_id)
+
+    now = deps.clock()
+    results = validate_batch(items, now=now, settings=settings.mapping,
+                             hash_key=settings.email_hash_key)
+    envelopes: dict[int, str] = {}
+    oversized: dict[int, list[FieldProblem]] = {}
+    for result in results:
+        if result.event is None:
+            continue
+        text = Envelope.wrap(result.event, ingested_at=now, correlation_id=correlation_id).to_json()
+        if len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
+            oversized[result.index] = [FieldProblem(
+                pointer="", code="too_large",
+                message=f"the normalised event exceeds {MAX_MESSAGE_BYTES} bytes")]
+            continue
+        envelopes[result.index] = text
+
+    for result in results:
+        for warning in result.warnings:
+            log.warning("event %s index %d: field dropped at %s: %s [correlation %s]",
+                        result.event_id, result.index, warning.pointer, warning.code, correlation_id)
+
+    def errors(result: EventResult) -> list[dict]:
+        return _problems(result, result.errors + oversized.get(result.index, []))
+
+    if not envelopes:
+        deps.telemetry.ingested("rejected", len(results))
+        return problem(422, "Invalid events", "No event in the request is valid; nothing was queued.",
+                       correlation_id, errors=[e for r in results for e in errors(r)])
+
+    queued: list[str] = []
+    for result in results:
+        if result.index not in envelopes:
+            continue
+        try:
+            deps.queue.send(envelopes[result.index])
+        except Exception as error:  # noqa: BLE001 - any storage failure is classified, not swallowed
+            failure = classify(error)
+            log.error("queue unavailable after %d of %d events: %s (%s) [correlation %s]",
+                      len(queued), len(envelopes), failure.reason, failure.message, correlation_id)
+            deps.telemetry.ingested("queued", len(queued))
+            deps.telemetry.ingest_failure(status=503, reason=failure.reason,
+                                          correlation_id=correlation_id)
+            result_503 = problem(
+                503, "Queue unavailable",
+                "The event queue could not be reached. Events listed in queuedEventIds were queued; "
+                "send the others again later.", correlation_id, queuedEventIds=queued)
+            result_503.headers["Retry-After"] = str(QUEUE_RETRY_AFTER_SECONDS)
+            return result_503
+        queued.append(result.event_id)
+
+    deps.telemetry.ingested("queued", len(queued))
+    rejected = len(results) - len(queued)
+    deps.telemetry.ingested("rejected", rejected)
+    log.info("queued %d event(s), refused %d [correlation %s]", len(queued), rejected, correlation_id)
+    if rejected == 0:
+        warnings = [w for r in results for w in _problems(r, r.warnings)]
+        return HttpResult(202, {"accepted": queued, "correlationId": correlation_id,
+                                "warnings": warnings})
+    return HttpResult(207, {"correlationId": correlation_id, "results": [
+        {"index": r.index, "eventId": r.event_id,
+         "status": "accepted" if r.index in envelopes else "rejected",
+         "errors": [] if r.index in envelopes else errors(r)}
+        for r in results]})

@@ -1,0 +1,107 @@
+"""The composition root: builds every long-lived object once per process from the app settings.
+
+Credentials, HTTP sessions and storage clients are expensive to make and safe to share across
+threads, so they live here for the life of the worker; the triggers in ``function_app.py`` only
+fetch them. Tests build their own ``Runtime`` (or parts of it) with other dependencies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+from azure.storage.queue import QueueClient
+
+from shared.commerce.auth import build_token_provider
+from shared.commerce.client import CommerceClient
+from shared.deadletters import DeadLetterStore
+from shared.ingest import IngestDeps
+from shared.processor import CallCounter, ProcessorDeps
+from shared.settings import Settings, load_settings
+from shared.storage import StorageFactory, ensure_queue, ensure_table
+from shared.telemetry import Telemetry
+
+log = logging.getLogger("customer_sync.runtime")
+
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+DEFAULT_MAX_DEQUEUE_COUNT = 5
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def max_dequeue_count(host_json: Path = HOST_JSON) -> int:
+    """The host's maxDequeueCount, read from the host.json deployed beside the code."""
+    try:
+        queues = json.loads(host_json.read_text())["extensions"]["queues"]
+        return int(queues.get("maxDequeueCount", DEFAULT_MAX_DEQUEUE_COUNT))
+    except (OSError, KeyError, ValueError, TypeError):
+        return DEFAULT_MAX_DEQUEUE_COUNT
+
+
+class StorageQueueSender:
+    def __init__(self, queue: QueueClient):
+        self.queue = queue
+
+    def send(self, message: str) -> None:
+        # time_to_live=-1: an event waits as long as it takes; the default (7 days) would lose it.
+        self.queue.send_message(message, time_to_live=-1)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    storage: StorageFactory
+    telemetry: Telemetry
+    commerce: CommerceClient
+    deadletters: DeadLetterStore
+    calls: CallCounter
+    max_dequeue_count: int
+
+    @cached_property
+    def ingest_deps(self) -> IngestDeps:
+        return IngestDeps(settings=self.settings,
+                          queue=StorageQueueSender(self.storage.queue(self.settings.events_queue)),
+                          telemetry=self.telemetry, clock=utcnow)
+
+    @cached_property
+    def processor_deps(self) -> ProcessorDeps:
+        return ProcessorDeps(commerce=self.commerce, deadletters=self.deadletters,
+                             telemetry=self.telemetry, mapping=self.settings.mapping,
+                             max_dequeue_count=self.max_dequeue_count, calls=self.calls, clock=utcnow)
+
+    def monitored_queues(self) -> list[QueueClient]:
+        return [self.storage.queue(self.settings.events_queue),
+                self.storage.queue(self.settings.poison_queue)]
+
+
+def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
+                  telemetry: Telemetry | None = None) -> Runtime:
+    settings = load_settings(env)  # raises SettingsError naming every missing setting
+    telemetry = telemetry or Telemetry()
+    calls = CallCounter()
+
+    def on_call(record) -> None:
+        calls.add()
+        telemetry.commerce_call(record.operation, record.status)
+
+    commerce = CommerceClient(settings.commerce, build_token_provider(settings.commerce, logger=log),
+                              on_call=on_call)
+    storage = StorageFactory(env)
+    deadletter_table = storage.table(settings.deadletter_table)
+    try:
+        # Provisioned by infra/ in Azure; created here for local runs and first deployments.
+        ensure_table(deadletter_table)
+        for name in (settings.events_queue, settings.poison_queue):
+            ensure_queue(storage.queue(name))
+    except Exception as error:  # noqa: BLE001 - not fatal: the first real use reports it properly
+        log.warning("could not check queues/tables at start-up: %s", type(error).__name__)
+    return Runtime(settings=settings, storage=storage, telemetry=telemetry, commerce=commerce,
+                   deadletters=DeadLetterStore(deadletter_table), calls=calls,
+                   max_dequeue_count=max_dequeue_count(host_json))

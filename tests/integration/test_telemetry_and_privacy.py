@@ -1,0 +1,119 @@
+"""A full flow at DEBUG with telemetry in in-memory exporters: no personal data anywhere, and every
+name an alert rule queries is really emitted."""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import function_app
+from devhost.bindings import indexed_functions
+from shared import telemetry_names as names
+from shared.runtime import build_runtime
+from shared.telemetry import Telemetry
+from tests.integration.conftest import event
+
+pytestmark = pytest.mark.integration
+
+EMAIL = "Zoë.O'Brien+news@Example.com"
+PHONE_INPUT = "(206) 555-0142"
+PHONE_E164 = "+12065550142"
+
+
+def forbidden_strings() -> list[str]:
+    email_forms = {EMAIL, EMAIL.lower(), "zoë.o'brien+news@example.com"}
+    out = set()
+    for e in email_forms:
+        out |= {e, urllib.parse.quote(e), urllib.parse.quote(e, safe=""), urllib.parse.quote_plus(e)}
+    out |= {PHONE_INPUT, PHONE_E164, "2065550142", "206 555 0142", "555-0142"}
+    out |= {"o'brien+news", "o%27brien"}
+    return sorted(out)
+
+
+class Everything(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string is still searched raw
+            message = str(record.msg)
+        attrs = " ".join(f"{k}={v!r}" for k, v in record.__dict__.items() if k not in ("msg", "args"))
+        exc = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        self.texts.append(f"{message} {attrs} {exc}")
+
+
+@pytest.fixture
+def debug_everything():
+    handler = Everything()
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
+def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_factory, debug_everything):
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    stack = stack_factory()
+    telemetry = Telemetry(meter=meter)
+    runtime = build_runtime(stack.env, host_json=stack.host_json, telemetry=telemetry)
+    function_app.use_runtime(runtime)
+    stack.runtime = runtime
+
+    person = dict(firstName="Zoë", lastName="O'Brien", phone=PHONE_INPUT, isOptedInMarketing=True,
+                  address={"street": "1 Main St", "city": "Seattle", "state": "WA", "postalCode": "98101",
+                           "country": "US"})
+    assert stack.post(event(1, email=EMAIL, **person)).status_code == 202  # created
+    stack.wait()
+    assert stack.post(event(2, email=EMAIL, occurred="2026-11-26T11:00:00+00:00",
+                            **dict(person, lastName="Brien"))).status_code == 202  # updated
+    stack.wait()
+    # refused at the edge: pydantic and validator paths with the personal data in the input
+    bad = stack.post([event(3, email=EMAIL, phone="+1 000"), event(4, email=EMAIL.replace("@", "@@"))])
+    assert bad.status_code == 422
+    # dead-lettered by Commerce, then an authentication failure, then the queue monitor
+    stack.emulator.configure(required_on_create=["Email", "TaxGroup"])
+    assert stack.post(event(5, email="other." + EMAIL, **person)).status_code == 202
+    stack.wait()
+    stack.emulator.configure(token="rotated-token")
+    assert stack.post(event(6, email=EMAIL, occurred="2026-11-26T12:00:00+00:00",
+                            **dict(person, firstName="Z"))).status_code == 202
+    stack.wait(timeout=30)
+    monitor = {f.get_function_name(): f for f in indexed_functions(function_app.app)}
+    monitor[names.FUNCTION_QUEUE_MONITOR].get_user_function()(None)
+
+    # 1. no personal data in any log line, attribute, exception or response
+    haystack = "\n".join(debug_everything.texts) + bad.text
+    lowered = haystack.lower()
+    leaks = [s for s in forbidden_strings() if s.lower() in lowered]
+    assert leaks == [], f"personal data in logs/telemetry: {leaks}"
+    metrics = reader.get_metrics_data()
+    metric_text = repr(metrics)
+    assert not [s for s in forbidden_strings() if s.lower() in metric_text.lower()]
+
+    # 2. every telemetry name an alert rule queries was emitted
+    emitted_events = {getattr(r, "microsoft.custom_event.name") for r in debug_everything.records
+                      if hasattr(r, "microsoft.custom_event.name")}
+    emitted_metrics = {m.name for rm in metrics.resource_metrics for sm in rm.scope_metrics
+                       for m in sm.metrics}
+    functions = set(monitor)
+    from tests.infra.bicep_model import telemetry_names_used_by_alerts
+
+    alerted = telemetry_names_used_by_alerts()
+    assert alerted, "the alert rules reference no telemetry names"
+    missing = {n for n in alerted if n not in emitted_events | emitted_metrics | functions}
+    assert missing == set(), f"alerts query names the app never emitted: {missing}"
+    assert names.EVENT_COMMERCE_AUTH_FAILURE in emitted_events
+    assert names.EVENT_DEAD_LETTERED in emitted_events

@@ -1,0 +1,55 @@
+import pytest
+from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceNotFoundError,
+                                   ServiceRequestError)
+
+from shared.commerce.errors import (CommerceAuthError, CommerceConnectionError, CommerceNotFoundError,
+                                    CommercePermanentError, CommerceServerError, CommerceThrottledError,
+                                    CommerceTimeoutError, CommerceValidationError)
+from shared.errors import Disposition, MessageFormatError, classify
+
+
+def _http_error(status):
+    e = HttpResponseError(message="boom")
+    e.status_code = status
+    return e
+
+
+@pytest.mark.parametrize("error, disposition, reason", [
+    (CommerceThrottledError("slow down", operation="create", status=429, retry_after=3.0),
+     Disposition.RETRY, "commerce_throttled"),
+    (CommerceServerError("x", operation="update", status=503), Disposition.RETRY, "commerce_server"),
+    (CommerceTimeoutError("x", operation="search"), Disposition.RETRY, "commerce_timeout"),
+    (CommerceConnectionError("x", operation="get"), Disposition.RETRY, "commerce_connection"),
+    (CommerceAuthError("x", operation="search", status=401), Disposition.RETRY, "commerce_auth"),
+    (CommerceNotFoundError("x", operation="get", status=404), Disposition.RETRY, "commerce_not_found"),
+    (CommerceValidationError("bad", operation="create", status=400,
+                             error_resource_id="Microsoft_Dynamics_Commerce_Runtime_InvalidEmailAddress"),
+     Disposition.DEAD_LETTER, "commerce_rejected"),
+    (CommercePermanentError("x", operation="create", status=501), Disposition.DEAD_LETTER,
+     "commerce_rejected"),
+    (MessageFormatError("not json"), Disposition.DEAD_LETTER, "unreadable_message"),
+    (ServiceRequestError("connection refused"), Disposition.RETRY, "storage_unavailable"),
+    (ClientAuthenticationError("no"), Disposition.RETRY, "storage_auth"),
+    (_http_error(503), Disposition.RETRY, "storage_unavailable"),
+    (ResourceNotFoundError("table gone"), Disposition.DEAD_LETTER, "storage_rejected"),
+    (ZeroDivisionError("bug"), Disposition.RETRY, "unexpected_error"),
+])
+def test_each_failure_has_one_disposition_and_reason(error, disposition, reason):
+    if isinstance(error, ResourceNotFoundError):
+        error.status_code = 404
+    failure = classify(error)
+    assert failure.disposition is disposition
+    assert failure.reason == reason
+
+
+def test_throttling_keeps_retry_after_and_auth_is_flagged():
+    assert classify(CommerceThrottledError("x", operation="create", status=429,
+                                           retry_after=7.0)).retry_after == 7.0
+    assert classify(CommerceAuthError("x", operation="search", status=403)).auth is True
+    assert classify(CommerceServerError("x", operation="search", status=500)).auth is False
+
+
+def test_messages_carrying_personal_data_are_masked():
+    failure = classify(ValueError("could not use ann.o'neil@example.com or +1 206 555 0100"))
+    assert "example.com" not in failure.message
+    assert "555" not in failure.message

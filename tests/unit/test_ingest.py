@@ -1,0 +1,96 @@
+"""Ingest decisions over a recording queue port (the Azurite-backed path is in tests/integration)."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import ServiceRequestError
+
+from shared.envelope import Envelope
+from shared.ingest import IngestDeps, handle_ingest
+from shared.settings import load_settings
+from shared.telemetry import Telemetry
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = load_settings(json.loads((ROOT / "local.settings.sample.json").read_text())["Values"])
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+class RecordingQueue:
+    def __init__(self, fail_after: int | None = None):
+        self.messages: list[str] = []
+        self.fail_after = fail_after
+
+    def send(self, message: str) -> None:
+        if self.fail_after is not None and len(self.messages) >= self.fail_after:
+            raise ServiceRequestError("connection refused")
+        self.messages.append(message)
+
+
+def event(i: int = 1, **customer) -> dict:
+    return {"specVersion": "1.0", "eventId": f"evt-{i}", "eventType": "customer.created",
+            "occurredAt": "2026-11-26T11:59:00+01:00",
+            "customer": {"email": f"Person.{i}@Example.com", "firstName": "Ada", **customer}}
+
+
+def ingest(body, queue=None, content_type="application/json"):
+    queue = queue if queue is not None else RecordingQueue()
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    deps = IngestDeps(settings=SETTINGS, queue=queue, telemetry=Telemetry(), clock=lambda: NOW)
+    return handle_ingest(raw, content_type, "corr-1", deps), queue
+
+
+def test_one_valid_event_is_queued_as_an_envelope():
+    result, queue = ingest(event())
+    assert result.status == 202
+    assert result.body["accepted"] == ["evt-1"]
+    assert len(queue.messages) == 1
+    envelope = Envelope.from_json(queue.messages[0])
+    assert envelope.event.event_id == "evt-1"
+    assert envelope.event.email == "Person.1@example.com"
+    assert envelope.correlation_id == "corr-1"
+    assert envelope.ingested_at == NOW
+
+
+def test_a_mixed_batch_queues_the_valid_events_and_reports_each():
+    body = {"events": [event(1), event(2, email="not-an-email"), event(3)]}
+    result, queue = ingest(body)
+    assert result.status == 207
+    statuses = [(r["index"], r["eventId"], r["status"]) for r in result.body["results"]]
+    assert statuses == [(0, "evt-1", "accepted"), (1, "evt-2", "rejected"), (2, "evt-3", "accepted")]
+    assert result.body["results"][1]["errors"][0]["pointer"] == "/customer/email"
+    assert len(queue.messages) == 2
+
+
+def test_all_invalid_is_a_422_problem_listing_every_field():
+    bad = event(1, email="nope", phone="12")
+    result, queue = ingest([bad])
+    assert result.status == 422
+    assert result.content_type == "application/problem+json"
+    pointers = {e["pointer"] for e in result.body["errors"]}
+    assert {"/customer/email", "/customer/phone"} <= pointers
+    assert queue.messages == []
+    assert "nope" not in result.json()
+
+
+@pytest.mark.parametrize("body, content_type, status", [
+    (b"{not json", "application/json", 400),
+    (b'"a string"', "application/json", 400),
+    (b"{}", "text/plain", 415),
+    (b"[" + b'{"a":1},' * 200_000 + b"{}]", "application/json", 413),
+])
+def test_unusable_requests_are_refused_whole(body, content_type, status):
+    result, queue = ingest(body, content_type=content_type)
+    assert result.status == status
+    assert result.content_type == "application/problem+json"
+    assert result.body["correlationId"] == "corr-1"
+    assert queue.messages == []
+
+
+def test_queue_failure_is_a_503_naming_what_was_queued():
+    result, queue = ingest([event(1), event(2), event(3)], queue=RecordingQueue(fail_after=1))
+    assert result.status == 503
+    assert result.headers["Retry-After"].isdigit()
+    assert result.body["queuedEventIds"] == ["evt-1"]
+    assert len(queue.messages) == 1
