@@ -80,3 +80,26 @@ def test_registry_names_are_unique_and_described():
     names = [s.name for s in APP_SETTINGS]
     assert len(names) == len(set(names))
     assert all(s.description for s in APP_SETTINGS)
+
+
+def test_the_readme_lists_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    from shared.settings import PLATFORM_SETTINGS
+
+    missing = [s.name for s in (*APP_SETTINGS, *PLATFORM_SETTINGS) if f"`{s.name}`" not in readme]
+    assert missing == []
+
+
+def test_readme_defaults_match_the_registry():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    for s in APP_SETTINGS:
+        row = re.search(rf"^\| `{re.escape(s.name)}` \| (.*?) \|", readme, re.M)
+        assert row, s.name
+        shown = row.group(1).strip("`")
+        expected = s.default if s.default else None
+        if expected:
+            assert shown == expected, (s.name, shown, expected)
+        else:
+            assert shown in ("—", "empty"), (s.name, shown)
