@@ -3,10 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: setup run test test-unit bench openapi clean
 
 setup: $(STAMP) node_modules/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +27,8 @@ node_modules/.installed: package.json package-lock.json
 run: setup ## Azurite + Commerce emulator + local Functions host on http://localhost:7071
 	$(PY) -m devhost
 
-test: setup ## every test: unit, emulator, client, end-to-end through Azurite, infrastructure
-	$(PY) -m pytest
+test: setup $(CHECKOV_STAMP) ## every test: unit, emulator, client, end-to-end, infrastructure (with Checkov)
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 test-unit: setup
 	$(PY) -m pytest -m "not integration"
@@ -33,4 +40,4 @@ openapi: setup
 	$(PY) -m tools.openapi --write
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .hypothesis

@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             lines.append("Commerce emulator: not started (COMMERCE_BASE_URL is elsewhere or --no-emulator)")
 
+        lines.append(_configure_telemetry())
         app = _load_app(args.app, root)
         only_queues = args.only_queues
         host = LocalHost(app, host_json=args.host_json or root / "host.json", env=os.environ,
@@ -165,6 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         for child in reversed(children):
             child.stop()
             log.debug("Stopped %s", child.name)
+
+
+def _configure_telemetry() -> str:
+    """Export to Application Insights when a connection string is set, as the Python worker does in
+    Azure (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY); the app itself never configures exporters."""
+    if not os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip():
+        return "Telemetry: not exported (APPLICATIONINSIGHTS_CONNECTION_STRING is empty)"
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    configure_azure_monitor(logger_name="customer_sync")
+    return "Telemetry: exported to Application Insights (azure-monitor-opentelemetry)"
 
 
 def _provision(host: LocalHost, connection: str) -> None:

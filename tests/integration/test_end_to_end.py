@@ -223,3 +223,24 @@ def test_health_reports_version_and_complete_settings(stack):
 
     body = requests.get(f"{stack.host.http_url}/health", timeout=5).json()
     assert body["status"] == "ok" and body["settingsComplete"] is True
+
+
+def test_queued_messages_are_base64_envelopes_that_never_expire(stack_factory):
+    stack = stack_factory(queues=False)
+    assert stack.post([event(1, **ADA), event(2, email="grace@example.com")]).status_code == 202
+    from azure.storage.queue import QueueClient
+
+    raw = QueueClient.from_connection_string(stack.env["AzureWebJobsStorage"],
+                                             stack.runtime.settings.events_queue)
+    messages = list(raw.peek_messages(max_messages=32))
+    assert len(messages) == 2
+    for message in messages:
+        body = json.loads(b64decode(message.content))  # the trigger's default messageEncoding
+        assert body["v"] == 1 and body["correlationId"] and body["ingestedAt"]
+        assert body["event"]["eventId"] in {"evt-1", "evt-2"}
+        assert message.expires_on.year == 9999  # time_to_live=-1: never expires
+        assert len(message.content) < 64 * 1024
+    first = next(json.loads(b64decode(m.content)) for m in messages
+                 if json.loads(b64decode(m.content))["event"]["eventId"] == "evt-1")
+    assert first["event"]["phone"] == "+12065550100"
+    assert first["event"]["address"]["country"] == "USA"

@@ -7,6 +7,9 @@ import logging
 import urllib.parse
 
 import pytest
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -63,7 +66,21 @@ def debug_everything():
     root.setLevel(old)
 
 
-def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_factory, debug_everything):
+@pytest.fixture
+def otel_logs():
+    """Log records as the OpenTelemetry logging bridge exports them (what Azure Monitor receives)."""
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = LoggingHandler(level=logging.DEBUG, logger_provider=provider)
+    logging.getLogger().addHandler(handler)
+    yield exporter
+    logging.getLogger().removeHandler(handler)
+    provider.shutdown()
+
+
+def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_factory, debug_everything,
+                                                                       otel_logs):
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
     stack = stack_factory()
@@ -102,10 +119,12 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
     metrics = reader.get_metrics_data()
     metric_text = repr(metrics)
     assert not [s for s in forbidden_strings() if s.lower() in metric_text.lower()]
+    exported = [d.log_record for d in otel_logs.get_finished_logs()]
+    exported_text = "\n".join(f"{r.body} {dict(r.attributes or {})}" for r in exported).lower()
+    assert exported and not [s for s in forbidden_strings() if s.lower() in exported_text]
 
-    # 2. every telemetry name an alert rule queries was emitted
-    emitted_events = {getattr(r, "microsoft.custom_event.name") for r in debug_everything.records
-                      if hasattr(r, "microsoft.custom_event.name")}
+    # 2. every telemetry name an alert rule queries was emitted, through the OpenTelemetry exporters
+    emitted_events = {(r.attributes or {}).get("microsoft.custom_event.name") for r in exported} - {None}
     emitted_metrics = {m.name for rm in metrics.resource_metrics for sm in rm.scope_metrics
                        for m in sm.metrics}
     functions = set(monitor)
