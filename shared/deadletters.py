@@ -73,22 +73,11 @@ class DeadLetterStore:
     def query(self, *, reason: str | None = None, email_hash: str | None = None,
               event_id: str | None = None, since: datetime | None = None,
               until: datetime | None = None) -> Iterator[DeadLetter]:
-        clauses, params = [], {}
-        if email_hash:
-            clauses.append("PartitionKey eq @pk")
-            params["pk"] = email_hash
-        if event_id:
-            clauses.append("EventId eq @eid")
-            params["eid"] = event_id
-        if reason:
-            clauses.append("Reason eq @reason")
-            params["reason"] = reason
-        if since:
-            clauses.append("DeadLetteredAt ge @since")
-            params["since"] = since
-        if until:
-            clauses.append("DeadLetteredAt lt @until")
-            params["until"] = until
+        filters = (("PartitionKey eq @pk", "pk", email_hash), ("EventId eq @eid", "eid", event_id),
+                   ("Reason eq @reason", "reason", reason), ("DeadLetteredAt ge @since", "since", since),
+                   ("DeadLetteredAt lt @until", "until", until))
+        clauses = [clause for clause, _, value in filters if value]
+        params = {name: value for _, name, value in filters if value}
         entities = (self.table.query_entities(" and ".join(clauses), parameters=params)
                     if clauses else self.table.list_entities())
         for entity in entities:
