@@ -22,8 +22,9 @@ import uuid
 
 import azure.functions as func
 
-from shared import __version__
+from shared import __version__, logcontext
 from shared import telemetry_names as names
+from shared.errors import safe_traceback
 from shared.ingest import HttpResult, handle_ingest, problem
 from shared.processor import collect_poison, process_message
 from shared.queue_monitor import report
@@ -31,6 +32,7 @@ from shared.runtime import Runtime, build_runtime, utcnow
 from shared.settings import SettingsError
 
 log = logging.getLogger("customer_sync")
+logcontext.install()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 _runtime: Runtime | None = None
@@ -46,6 +48,19 @@ def runtime() -> Runtime:
             if _runtime is None:
                 _runtime = build_runtime(os.environ)
     return _runtime
+
+
+def _start() -> None:
+    """Build the runtime when the worker loads the app, so incomplete settings are reported at
+    start-up, naming every missing setting. The app still loads: health answers 503 with the names,
+    ingest answers 503, and the queue trigger fails (messages wait in the queue) until they are fixed."""
+    try:
+        runtime()
+    except SettingsError as error:
+        log.error("settings incomplete, the integration cannot run until they are set: %s",
+                  "; ".join(error.problems))
+    except Exception as error:  # noqa: BLE001 - reported, and retried on first use
+        log.error("runtime could not start: %s", safe_traceback(error))
 
 
 def use_runtime(replacement: Runtime | None) -> None:
@@ -70,18 +85,23 @@ def _respond(result: HttpResult) -> func.HttpResponse:
 @app.route(route="customers/events", methods=["POST"])
 def ingest_customer_events(req: func.HttpRequest) -> func.HttpResponse:
     correlation_id = _correlation_id(req)
+    with logcontext.log_context(correlation_id=correlation_id):
+        return _ingest(req, correlation_id)
+
+
+def _ingest(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     try:
         deps = runtime().ingest_deps
         return _respond(handle_ingest(req.get_body(), req.headers.get("content-type"),
                                       correlation_id, deps))
     except SettingsError as error:
-        log.error("ingest refused: settings incomplete: %s [correlation %s]",
-                  ", ".join(error.names), correlation_id)
+        log.error("ingest refused: settings incomplete: %s", ", ".join(error.names))
         return _respond(problem(503, "Service not configured",
                                 "The integration's settings are incomplete; an operator must fix them.",
                                 correlation_id))
-    except Exception:  # noqa: BLE001 - the outermost handler: log it, never show internals
-        log.exception("ingest failed unexpectedly [correlation %s]", correlation_id)
+    except Exception as error:  # noqa: BLE001 - the outermost handler: log it, never show internals
+        # The frames, not the message: a message can quote the request's personal data.
+        log.error("ingest failed unexpectedly: %s", safe_traceback(error))
         return _respond(problem(500, "Internal error",
                                 "The request could not be processed. Quote the correlation id.",
                                 correlation_id))
@@ -96,7 +116,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as error:
         body.update(status="degraded", settingsComplete=False, problems=error.names)
     except Exception as error:  # noqa: BLE001 - health must answer, whatever is broken
-        log.exception("health: runtime could not start")
+        log.error("health: runtime could not start: %s", safe_traceback(error))
         body.update(status="degraded", settingsComplete=True, problems=[type(error).__name__])
     return func.HttpResponse(json.dumps(body), status_code=200 if body["status"] == "ok" else 503,
                              mimetype="application/json")
@@ -122,3 +142,6 @@ def report_queue_metrics(timer: func.TimerRequest) -> None:
     rt = runtime()
     report(rt.monitored_queues(), rt.deadletters, rt.settings.deadletter_retention_days,
            rt.telemetry, utcnow())
+
+
+_start()

@@ -186,6 +186,8 @@ class EventOutcome(BaseModel):
     eventId: str | None = None
     status: Literal["accepted", "rejected"]
     errors: list[EventError] = Field(default_factory=list)
+    warnings: list[EventError] = Field(default_factory=list, description="Accepted events: fields "
+                                       "dropped under the drop policy.")
 
 
 class MultiStatus(BaseModel):

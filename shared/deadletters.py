@@ -7,13 +7,15 @@ The stored envelope is the queue message as it was, so a replay re-queues exactl
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 from urllib.parse import quote, unquote
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 UNKNOWN_PARTITION = "unknown"  # messages too broken to tell whose they are
@@ -31,6 +33,7 @@ class DeadLetter:
     first_seen_at: datetime | None
     dead_lettered_at: datetime
     envelope: str  # the queue message body (JSON text), as received
+    etag: str | None = field(default=None, compare=False)  # as read; guards delete against a newer write
 
     @property
     def key(self) -> tuple[str, str]:
@@ -38,7 +41,10 @@ class DeadLetter:
 
 
 def _row_key(event_id: str) -> str:
-    return quote(event_id, safe="")
+    key = quote(event_id, safe="")
+    # Table keys are at most 1 KiB; a long non-ASCII id grows 12x when escaped. Such ids are keyed
+    # by their hash instead (the EventId property keeps the id itself for queries).
+    return key if len(key) <= 512 else "sha256-" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
 
 
 class DeadLetterStore:
@@ -67,8 +73,18 @@ class DeadLetterStore:
         except ResourceNotFoundError:
             return None
 
-    def delete(self, letter: DeadLetter) -> None:
-        self.table.delete_entity(letter.email_hash or UNKNOWN_PARTITION, _row_key(letter.event_id))
+    def delete(self, letter: DeadLetter) -> bool:
+        """Delete the dead letter as it was read. False when it was replaced since (the event failed
+        again and a newer dead letter took its place: that one must stay)."""
+        kwargs = {}
+        if letter.etag:
+            kwargs = {"etag": letter.etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            self.table.delete_entity(letter.email_hash or UNKNOWN_PARTITION, _row_key(letter.event_id),
+                                     **kwargs)
+        except ResourceModifiedError:
+            return False
+        return True
 
     def query(self, *, reason: str | None = None, email_hash: str | None = None,
               event_id: str | None = None, since: datetime | None = None,
@@ -107,6 +123,7 @@ def _from_entity(e: dict) -> DeadLetter:
         first_seen_at=e.get("FirstSeenAt"),
         dead_lettered_at=e.get("DeadLetteredAt"),
         envelope=e.get("Envelope", ""),
+        etag=getattr(e, "metadata", {}).get("etag"),
     )
 
 

@@ -7,6 +7,7 @@ A message must stay well under the queue's 64 KB limit after base64 (+33%): ``MA
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -57,14 +58,20 @@ class Envelope(BaseModel):
             raise MessageFormatError(f"unreadable event envelope ({type(error).__name__} {where})") from None
 
 
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_EVENT_ID = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,128}$")
+
+
 def peek_identity(text: str | bytes) -> tuple[str | None, str | None]:
-    """Best-effort (event id, email hash) of a message that may not parse, for dead-letter keys."""
+    """Best-effort (event id, email hash) of a message that may not parse, for dead-letter keys.
+    Only values of the shape ingest writes are trusted: anything else could be an unusable table key,
+    and the message would then be stranded."""
     try:
         data = json.loads(text)
         event = data.get("event", {}) if isinstance(data, dict) else {}
-        event_id = event.get("eventId")
-        email_hash = event.get("emailHash")
-        return (event_id if isinstance(event_id, str) else None,
-                email_hash if isinstance(email_hash, str) else None)
-    except (ValueError, AttributeError):
+        event_id = event.get("eventId") if isinstance(event, dict) else None
+        email_hash = event.get("emailHash") if isinstance(event, dict) else None
+    except (ValueError, AttributeError, RecursionError):
         return None, None
+    return (event_id if isinstance(event_id, str) and _EVENT_ID.match(event_id) else None,
+            email_hash if isinstance(email_hash, str) and _HASH.match(email_hash) else None)

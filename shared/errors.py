@@ -11,6 +11,8 @@ Invalid input at the HTTP edge never becomes an exception: the validator answers
 from __future__ import annotations
 
 import re
+import traceback
+from pathlib import Path
 from dataclasses import dataclass
 from enum import Enum
 
@@ -92,6 +94,19 @@ def classify(error: BaseException) -> Failure:
                        status=status)
     # A defect, or something unforeseen: retry (it may pass), then dead-letter with this reason.
     return Failure(Disposition.RETRY, "unexpected_error", redact(f"{type(error).__name__}: {error}"))
+
+
+def safe_traceback(error: BaseException) -> str:
+    """Where an exception came from, without its message (which may quote personal data):
+    the exception types of the chain and the frames, innermost last."""
+    parts = []
+    current: BaseException | None = error
+    while current is not None and len(parts) < 5:
+        frames = traceback.extract_tb(current.__traceback__)
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames[-6:]))
+        parts.append(f"{type(current).__name__} at {where or '?'}")
+        current = current.__cause__ or current.__context__
+    return " | caused by ".join(parts)
 
 
 def _kind(error: CommerceTransientError) -> str:

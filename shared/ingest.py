@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Callable, Protocol
 
 from shared.envelope import MAX_MESSAGE_BYTES, Envelope
+from shared.commerce.errors import mask_text
 from shared.errors import classify
 from shared.settings import Settings
 from shared.telemetry import Telemetry
@@ -62,7 +63,8 @@ def _slug(title: str) -> str:
 
 
 def _problems(result: EventResult, problems: list[FieldProblem]) -> list[dict]:
-    return [{"index": result.index, "eventId": result.event_id, "pointer": p.pointer,
+    # A pointer names a property the sender chose (an unknown key can be anything, even an email).
+    return [{"index": result.index, "eventId": result.event_id, "pointer": mask_text(p.pointer),
              "message": p.message, "code": p.code} for p in problems]
 
 
@@ -94,8 +96,8 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
 
     for result in results:
         for warning in result.warnings:
-            log.warning("event %s index %d: field dropped at %s: %s [correlation %s]",
-                        result.event_id, result.index, warning.pointer, warning.code, correlation_id)
+            log.warning("event %s index %d: field dropped at %s: %s",
+                        result.event_id, result.index, mask_text(warning.pointer), warning.code)
 
     def errors(result: EventResult) -> list[dict]:
         return _problems(result, result.errors + oversized.get(result.index, []))
@@ -113,8 +115,8 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
             deps.queue.send(envelopes[result.index])
         except Exception as error:  # noqa: BLE001 - any storage failure is classified, not swallowed
             failure = classify(error)
-            log.error("queue unavailable after %d of %d events: %s (%s) [correlation %s]",
-                      len(queued), len(envelopes), failure.reason, failure.message, correlation_id)
+            log.error("queue unavailable after %d of %d events: %s (%s)",
+                      len(queued), len(envelopes), failure.reason, failure.message)
             deps.telemetry.ingested("queued", len(queued))
             deps.telemetry.ingest_failure(status=503, reason=failure.reason,
                                           correlation_id=correlation_id)
@@ -129,7 +131,7 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     deps.telemetry.ingested("queued", len(queued))
     rejected = len(results) - len(queued)
     deps.telemetry.ingested("rejected", rejected)
-    log.info("queued %d event(s), refused %d [correlation %s]", len(queued), rejected, correlation_id)
+    log.info("queued %d event(s), refused %d", len(queued), rejected)
     if rejected == 0:
         warnings = [w for r in results for w in _problems(r, r.warnings)]
         return HttpResult(202, {"accepted": queued, "correlationId": correlation_id,
@@ -137,5 +139,6 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     return HttpResult(207, {"correlationId": correlation_id, "results": [
         {"index": r.index, "eventId": r.event_id,
          "status": "accepted" if r.index in envelopes else "rejected",
-         "errors": [] if r.index in envelopes else errors(r)}
+         "errors": [] if r.index in envelopes else errors(r),
+         "warnings": _problems(r, r.warnings) if r.index in envelopes else []}
         for r in results]})

@@ -26,7 +26,8 @@ from shared.commerce.errors import CommerceNotFoundError
 from shared.deadletters import DeadLetter, UNKNOWN_PARTITION
 from shared.diff import build_patch
 from shared.envelope import Envelope, peek_identity
-from shared.errors import Disposition, Failure, MessageFormatError, classify
+from shared.errors import Disposition, Failure, MessageFormatError, classify, safe_traceback
+from shared.logcontext import log_context
 from shared.mapping import build_create_body
 from shared.settings import MappingSettings
 from shared.telemetry import Telemetry
@@ -90,13 +91,6 @@ class ProcessResult:
     failure: Failure | None = None
 
 
-class _EventLog(logging.LoggerAdapter):
-    def process(self, msg, kwargs):
-        e = self.extra
-        return (f"{msg} [event {e['event_id']} correlation {e['correlation_id']} "
-                f"email {e['email_hash'][:12]}]", {**kwargs, "extra": {**self.extra, **kwargs.get("extra", {})}})
-
-
 def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) -> ProcessResult:
     started = time.perf_counter()
     deps.calls.reset()
@@ -104,10 +98,15 @@ def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) 
         envelope = Envelope.from_json(body)
     except MessageFormatError as error:
         return _dead_letter_unreadable(body, dequeue_count, classify(error), deps, started)
-
     event = envelope.event
-    elog = _EventLog(log, {"event_id": event.event_id, "correlation_id": envelope.correlation_id,
-                           "email_hash": event.email_hash})
+    with log_context(event_id=event.event_id, correlation_id=envelope.correlation_id,
+                     email_hash=event.email_hash[:16]):
+        return _process(envelope, body, dequeue_count, deps, started)
+
+
+def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
+             started: float) -> ProcessResult:
+    event = envelope.event
 
     def finish(outcome: Outcome, failure: Failure | None = None, level=logging.INFO) -> None:
         deps.telemetry.outcome(outcome, event_id=event.event_id, email_hash=event.email_hash,
@@ -117,7 +116,7 @@ def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) 
                                reason=failure.reason if failure else None, level=level)
 
     try:
-        outcome, account = sync_customer(event, deps.commerce, deps.mapping, elog)
+        outcome, account = sync_customer(event, deps.commerce, deps.mapping)
     except Exception as error:  # noqa: BLE001 - classified below: retried or dead-lettered, never dropped
         failure = classify(error)
         if failure.auth:
@@ -125,10 +124,13 @@ def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) 
                                         correlation_id=envelope.correlation_id)
         last_attempt = dequeue_count >= deps.max_dequeue_count
         if failure.disposition is Disposition.RETRY and not last_attempt:
-            elog.warning("attempt %d of %d failed, will retry: %s %s", dequeue_count,
+            log.warning("attempt %d of %d failed, will retry: %s %s", dequeue_count,
                          deps.max_dequeue_count, failure.reason, failure.message)
             finish(Outcome.RETRYING, failure, logging.WARNING)
-            raise RetryLater(failure) from error
+            if failure.reason == "unexpected_error":
+                log.warning("unexpected error: %s", safe_traceback(error))
+            # No exception chaining: the host logs what reaches it, and only the redacted text may.
+            raise RetryLater(failure) from None
         reason = failure.reason if failure.disposition is Disposition.DEAD_LETTER \
             else f"retries_exhausted:{failure.reason}"
         deps.deadletters.put(DeadLetter(
@@ -139,17 +141,19 @@ def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) 
         deps.telemetry.dead_lettered(event_id=event.event_id, email_hash=event.email_hash, reason=reason,
                                      error_resource_id=failure.error_resource_id,
                                      correlation_id=envelope.correlation_id, attempts=dequeue_count)
-        elog.error("dead-lettered after %d attempt(s): %s %s", dequeue_count, reason, failure.message)
+        log.error("dead-lettered after %d attempt(s): %s %s", dequeue_count, reason, failure.message)
+        if failure.reason == "unexpected_error":
+            log.error("unexpected error: %s", safe_traceback(error))
         finish(Outcome.DEAD_LETTERED, failure, logging.ERROR)
         return ProcessResult(Outcome.DEAD_LETTERED, failure=failure)
 
-    elog.info("%s customer %s with %d Commerce call(s)", outcome.value, account, deps.calls.count)
+    log.info("%s customer %s with %d Commerce call(s)", outcome.value, account, deps.calls.count)
     finish(outcome)
     return ProcessResult(outcome, account)
 
 
-def sync_customer(event: NormalisedEvent, commerce: CommercePort, mapping: MappingSettings,
-                  elog: logging.LoggerAdapter) -> tuple[Outcome, str]:
+def sync_customer(event: NormalisedEvent, commerce: CommercePort,
+                  mapping: MappingSettings) -> tuple[Outcome, str]:
     """Create or update one customer. Raises whatever the client raises; the caller classifies it."""
     customer = None
     if event.customer_account:
@@ -158,7 +162,7 @@ def sync_customer(event: NormalisedEvent, commerce: CommercePort, mapping: Mappi
             if (candidate.get("Email") or "").lower() == event.email_match_key:
                 customer = candidate
         except CommerceNotFoundError:
-            elog.info("customerAccount hint not found in Commerce; resolving by email")
+            log.info("customerAccount hint not found in Commerce; resolving by email")
 
     if customer is None:
         matches = commerce.search_customers_by_email(event.email)
@@ -167,7 +171,7 @@ def sync_customer(event: NormalisedEvent, commerce: CommercePort, mapping: Mappi
             return Outcome.CREATED, created.get("AccountNumber", "")
         chosen = pick_customer(matches)
         if len(matches) > 1:
-            elog.warning("%d Commerce customers share this email; updating %s (lowest RecordId, "
+            log.warning("%d Commerce customers share this email; updating %s (lowest RecordId, "
                          "non-async first) - merge the duplicates in headquarters", len(matches),
                          chosen.get("AccountNumber"))
         customer = commerce.get_customer(chosen["AccountNumber"])

@@ -431,25 +431,15 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
 
 def validate_event(raw: object, *, now: datetime, settings: MappingSettings, hash_key: bytes,
                    index: int = 0) -> EventResult:
-    """Validate and normalise one event. Never raises: every outcome is an ``EventResult``."""
-    try:
-        return _validate(raw, index, now, settings, hash_key)
-    except Exception:  # a bug must not turn one bad event into a failed request
-        return EventResult(index=index, event_id=_safe_event_id(raw), errors=[FieldProblem(
-            pointer="", message="the event could not be validated", code="internal_error")])
-
-
-def _safe_event_id(raw: object) -> str | None:
-    try:
-        return _event_id(raw)
-    except Exception:
-        return None
+    """Validate and normalise one event. Bad input is an ``EventResult`` with errors; an exception
+    from here is a defect, left to the outermost handler (a logged 500), never blamed on the sender."""
+    return _validate(raw, index, now, settings, hash_key)
 
 
 def validate_batch(items: list[object], *, now: datetime, settings: MappingSettings,
                    hash_key: bytes) -> list[EventResult]:
     """Validate every event, in index order. An eventId already used by an earlier event of the same
-    batch refuses the later event (the first occurrence keeps it, as a redelivery would be)."""
+    batch refuses the later event; the first occurrence keeps it."""
     results: list[EventResult] = []
     seen: set[str] = set()
     for index, raw in enumerate(items):

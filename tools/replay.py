@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Mapping
 
 from shared.deadletters import DeadLetter, DeadLetterStore, describe
 from shared.envelope import Envelope
+from shared.normalise.errors import Invalid
 from shared.errors import MessageFormatError
 from shared.privacy import email_hash
 from shared.settings import load_settings
@@ -73,7 +74,7 @@ def select(store: DeadLetterStore, args: argparse.Namespace, hash_key: bytes) ->
     if args.email:
         from shared.normalise.email import normalise_email
 
-        hashed = email_hash(normalise_email(args.email)[1], hash_key)
+        hashed = email_hash(normalise_email(args.email)[1], hash_key)  # Invalid: see main
     prefix = args.reason[:-1] if args.reason and args.reason.endswith("*") else None
     letters = store.query(reason=None if prefix is not None else args.reason, email_hash=hashed,
                           event_id=args.event_id, since=args.since, until=args.until)
@@ -82,7 +83,7 @@ def select(store: DeadLetterStore, args: argparse.Namespace, hash_key: bytes) ->
 
 def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_run: bool,
            out=sys.stdout) -> dict[str, int]:
-    counts = {"replayed": 0, "skipped_unreadable": 0}
+    counts = {"replayed": 0, "skipped_unreadable": 0, "kept_newer_failure": 0}
     for letter in letters:
         try:
             envelope = Envelope.from_json(letter.envelope)
@@ -92,7 +93,9 @@ def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_r
             continue
         if not dry_run:
             send(envelope.model_copy(update={"replayed": True}).to_json())
-            store.delete(letter)
+            if not store.delete(letter):
+                # The replayed event already failed again: its new dead letter stays.
+                counts["kept_newer_failure"] += 1
         counts["replayed"] += 1
         print(f"{'would replay' if dry_run else 'replayed'} {letter.event_id} ({letter.reason})", file=out)
     return counts
@@ -105,7 +108,11 @@ def main(argv: list[str] | None = None, out=sys.stdout) -> int:
     storage = StorageFactory(env, operator_credential(args.credential))
     store = DeadLetterStore(storage.table(settings.deadletter_table))
     filtered = any([args.reason, args.event_id, args.email_hash, args.email, args.since, args.until])
-    letters = select(store, args, settings.email_hash_key)
+    try:
+        letters = select(store, args, settings.email_hash_key)
+    except Invalid as error:
+        print(f"--email: {error}", file=sys.stderr)
+        return 2
     if args.command == "list":
         n = 0
         for letter in letters:

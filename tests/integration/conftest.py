@@ -23,6 +23,7 @@ from shared.storage import StorageFactory
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 CUSTOM_EVENT = "microsoft.custom_event.name"
+PRODUCT_LOGGERS = ("customer_sync", "shared.commerce")
 
 # host.json for tests: the production semantics with shorter clocks.
 TEST_HOST_JSON = {
@@ -113,8 +114,9 @@ def make_stack(azurite, emulator, tmp_path, monkeypatch, *, settings: dict | Non
     path = tmp_path / "host.json"
     path.write_text(json.dumps(host_json or TEST_HOST_JSON))
     capture = TelemetryCapture()
-    logging.getLogger("customer_sync").addHandler(capture)
-    logging.getLogger("customer_sync").setLevel(logging.DEBUG)
+    for name in PRODUCT_LOGGERS:
+        logging.getLogger(name).addHandler(capture)
+        logging.getLogger(name).setLevel(logging.DEBUG)
     runtime = build_runtime(env, host_json=path)
     function_app.use_runtime(runtime)
     from shared import telemetry_names as names
@@ -138,7 +140,8 @@ def stack_factory(azurite, emulator, tmp_path, monkeypatch):
     yield factory
     for s in made:
         s.host.stop()
-        logging.getLogger("customer_sync").removeHandler(s.telemetry)
+        for name in PRODUCT_LOGGERS:
+            logging.getLogger(name).removeHandler(s.telemetry)
     function_app.use_runtime(None)
 
 

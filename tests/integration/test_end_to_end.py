@@ -221,8 +221,10 @@ def _run_replay(args: list[str]) -> str:
 def test_health_reports_version_and_complete_settings(stack):
     import requests
 
+    from shared import __version__
+
     body = requests.get(f"{stack.host.http_url}/health", timeout=5).json()
-    assert body["status"] == "ok" and body["settingsComplete"] is True
+    assert body == {"status": "ok", "version": __version__, "settingsComplete": True, "problems": []}
 
 
 def test_queued_messages_are_base64_envelopes_that_never_expire(stack_factory):
