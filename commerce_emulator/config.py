@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 from .schema import CUSTOMER, type_ok
+from .search import MATCH_MODES
 
 DEFAULT_TOKEN = "local-dev-emulator-token"  # the value in local.settings.sample.json
 DEFAULT_PORT = 7075
@@ -24,12 +25,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "async_mode": False,
     "create_status": 201,  # the real status of a create is unknown (200 or 201)
     "max_top": 1000,
+    # SearchByFields: "word_prefix" (full-text phrase, each word a prefix: ann@x.com finds anna@x.com, as the
+    # reference says) or "email_prefix" (the whole address as one string prefix). See search.py.
+    "search_match": "word_prefix",
 }
 
 OPERATIONS = ("search", "get", "create", "update")
 RATE_FAULTS = ("throttle", "server_error", "unavailable", "hang", "drop", "commit_then_fail")
 SCRIPT_FAULTS = ("throttle", "throttle_no_retry_after", "throttle_http_date", "server_error", "unavailable",
-                 "hang", "drop", "commit_then_fail", "not_found")
+                 "hang", "drop", "commit_then_fail", "commit_then_hang", "not_found")
 
 DEFAULT_FAULTS: dict[str, Any] = {
     "seed": None,
@@ -65,6 +69,7 @@ def _check_config_value(key: str, value: Any) -> None:
         "async_mode": lambda v: isinstance(v, bool),
         "create_status": lambda v: v in (200, 201),
         "max_top": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "search_match": lambda v: v in MATCH_MODES,
     }.get(key)
     if ok is None:
         raise ConfigError(f"unknown config key '{key}' (known: {', '.join(DEFAULT_CONFIG)})")

@@ -1,13 +1,26 @@
-"""SearchByFields: the request body and the matching rule of the CSU's full-text email search."""
+"""SearchByFields: the request body and the matching rule of the CSU's full-text email search.
+
+The CSU's stored procedure runs a SQL Server full-text ``CONTAINS`` with the email term wildcarded (when it has
+seven or more characters). Full-text search breaks the term and the stored email into words (``@``, ``.``, ``-``
+and other punctuation separate them) and, for a wildcarded phrase, treats *each* word as a prefix of a
+consecutive word of the email. So ``ann@x.com`` (``ann* x* com*``) finds ``ann@x.com.au``, ``ann@x.community``
+and also ``anna@x.com`` (the reference's own example), which a plain string-prefix rule would miss. That is the
+default (``search_match: "word_prefix"``); ``"email_prefix"`` (the whole address as one string prefix) is a
+config switch, because how the real word breaker splits an address is not documented.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import BAD_REQUEST, MISSING_ARGUMENT, CommerceError
 
 EMAIL_FIELD = 3  # CustomerSearchFieldType.Email; other values are unknown, so refused
 MIN_PREFIX_LENGTH = 7  # shorter email terms are not wildcarded by the stored procedure
+MATCH_MODES = ("word_prefix", "email_prefix")
+
+_WORD_SEPARATORS = re.compile(r"\W+")
 
 
 def _bad(message: str, member: str) -> CommerceError:
@@ -49,5 +62,25 @@ def is_prefix_term(term: str) -> bool:
     return len(term) >= MIN_PREFIX_LENGTH
 
 
-def matches(term: str, email_lower: str) -> bool:
-    return email_lower.startswith(term) if is_prefix_term(term) else email_lower == term
+def words(text: str) -> tuple[str, ...]:
+    """The full-text words of a lower-cased text: runs of letters, digits and ``_``."""
+    return tuple(w for w in _WORD_SEPARATORS.split(text) if w)
+
+
+def word_matches(term_words: tuple[str, ...], prefix: bool, email_words: tuple[str, ...], start: int) -> bool:
+    """Whether the term's words match the email's words from ``start`` on (each a prefix, or exactly)."""
+    if start < 0 or start + len(term_words) > len(email_words):
+        return False
+    if prefix:
+        return all(email_words[start + i].startswith(w) for i, w in enumerate(term_words))
+    return all(email_words[start + i] == w for i, w in enumerate(term_words))
+
+
+def matches(term: str, email_lower: str, mode: str = "word_prefix") -> bool:
+    """The matching rule for one lower-cased term and one lower-cased stored email."""
+    prefix = is_prefix_term(term)
+    if mode == "email_prefix":
+        return email_lower.startswith(term) if prefix else email_lower == term
+    term_words, email_words = words(term), words(email_lower)
+    return bool(term_words) and any(word_matches(term_words, prefix, email_words, start)
+                                    for start in range(len(email_words) - len(term_words) + 1))

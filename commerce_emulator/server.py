@@ -91,9 +91,16 @@ class EmulatorServer:
     def reset(self) -> None:
         self.store.reset()
         self.faults.replace(parse_faults({}))
-        self.config = self.start_config
+        with self._lock:
+            self.config = self.start_config
         self.reset_calls()
         self.release_sleepers()
+
+    def configure(self, patch: Any) -> dict[str, Any]:
+        """Merge ``patch`` into the config under the lock: two concurrent changes never lose one."""
+        with self._lock:
+            self.config = merge_config(self.config, patch)
+            return self.config
 
     def release_sleepers(self) -> None:
         """End every hang and latency sleep in progress (on reset, on new faults): tests never wait them out."""
@@ -348,6 +355,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers = self._operation(operation, path, query, raw, config)
             if fault == "commit_then_fail":
                 raise CommerceError(500, errors.INTERNAL, "An internal server error occurred.")
+            if fault == "commit_then_hang":  # the write is applied, the answer never comes: a client timeout
+                emulator.wake_event.wait(emulator.faults.current()["hang_seconds"])
+                raise _Dropped()
             self._write(status, payload, headers)
         except CommerceError as err:
             self._error(err, config["envelope"])
@@ -363,13 +373,14 @@ class _Handler(BaseHTTPRequestHandler):
                                 "required.", ["OUN"])
 
     def _early_fault(self, fault: str, operation: str) -> None:
-        """Answer (or not) the faults that happen before the operation runs; return for commit_then_fail."""
+        """Answer (or not) the faults that happen before the operation runs; return for the commit_then_* faults
+        of a write (create, update), which are applied first."""
         emulator = self.server.emulator
         faults = emulator.faults.current()
         retry_after = max(1, round(faults["retry_after_seconds"]))
         if fault == "drop":
             raise _Dropped()
-        if fault == "hang":
+        if fault == "hang" or (fault == "commit_then_hang" and operation in ("search", "get")):
             emulator.wake_event.wait(faults["hang_seconds"])
             raise _Dropped()
         if fault == "throttle":
@@ -399,9 +410,16 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.server.emulator.store
         if operation == "search":
             terms = search_terms(self._json(raw))
-            top, skip = paging(query_options(query), config["max_top"])
-            return 200, {"@odata.context": f"{self._base()}/$metadata#GlobalCustomers",
-                         "value": store.search(terms, top, skip)}, None
+            options = query_options(query)
+            top, skip = paging(options, config["max_top"])
+            rows = store.search(terms, top + 1, skip, config["search_match"])
+            payload = {"@odata.context": f"{self._base()}/$metadata#GlobalCustomers", "value": rows[:top]}
+            if len(rows) > top and ("$top" not in options or int(options["$top"]) > top):
+                # OData server-driven paging: the server chose the page size (no $top, or $top above
+                # max_top) and more rows follow, so it says where the next page starts.
+                payload["@odata.nextLink"] = (f"{self._base()}/Customers/SearchByFields?$top={top}"
+                                              f"&$skip={skip + top}")
+            return 200, payload, None
         if operation == "get":
             return 200, self._entity(store.get(customer_key(path))), None
         body = self._json_object(raw)
@@ -435,8 +453,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == ("GET", "/_emulator/config"):
                 self._write(200, emulator.config)
             elif route == ("PATCH", "/_emulator/config"):
-                emulator.config = merge_config(emulator.config, self._json(raw))
-                self._write(200, emulator.config)
+                self._write(200, emulator.configure(self._json(raw)))
             elif route == ("GET", "/_emulator/faults"):
                 self._write(200, emulator.faults.current())
             elif route == ("PUT", "/_emulator/faults"):

@@ -7,6 +7,7 @@ after the lock is released without a copy.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -14,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from . import documents
 from .errors import CUSTOMER_NOT_FOUND, DUPLICATE_OBJECT, CommerceError, from_problems
-from .search import is_prefix_term, matches
+from .search import is_prefix_term, matches, word_matches, words
 
 FIRST_RECORD_ID = 5637144576  # where AX/Commerce RecIds typically start
 FIRST_ACCOUNT = 4001
@@ -62,13 +63,16 @@ class CustomerStore:
     def _put(self, doc: dict[str, Any], old: Mapping[str, Any] | None = None) -> None:
         if old is not None:
             self._by_account.pop(old["AccountNumber"], None)
-            entry = (old["Email"].lower(), old["RecordId"])
-            i = bisect.bisect_left(self._emails, entry)
-            if i < len(self._emails) and self._emails[i] == entry:
-                del self._emails[i]
+            _remove(self._emails, (old["Email"].lower(), old["RecordId"]))
+            for position, word in enumerate(self._words_of.pop(old["RecordId"], ())):
+                _remove(self._words, (word, old["RecordId"], position))
         self._by_account[doc["AccountNumber"]] = doc
         self._by_record[doc["RecordId"]] = doc
-        bisect.insort(self._emails, (doc["Email"].lower(), doc["RecordId"]))
+        email = doc["Email"].lower()
+        bisect.insort(self._emails, (email, doc["RecordId"]))
+        self._words_of[doc["RecordId"]] = email_words = words(email)
+        for position, word in enumerate(email_words):
+            bisect.insort(self._words, (word, doc["RecordId"], position))
 
     # --- operations ----------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -76,6 +80,8 @@ class CustomerStore:
             self._by_account: dict[str, dict[str, Any]] = {}
             self._by_record: dict[int, dict[str, Any]] = {}
             self._emails: list[tuple[str, int]] = []  # sorted (lower-cased email, RecordId): prefix search
+            self._words: list[tuple[str, int, int]] = []  # sorted (word, RecordId, position): word search
+            self._words_of: dict[int, tuple[str, ...]] = {}  # RecordId -> the words of its email
             self._next_record = FIRST_RECORD_ID
             self._next_account = FIRST_ACCOUNT - 1
             self._next_party = FIRST_PARTY - 1
@@ -111,12 +117,12 @@ class CustomerStore:
     def seed(self, bodies: list[Mapping[str, Any]], config: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Store customers as if created, keeping given AccountNumber/RecordIds/IsAsyncCustomer. All or none."""
         with self._lock:
-            saved = (dict(self._by_account), dict(self._by_record), list(self._emails),
-                     self._next_record, self._next_account, self._next_party)
+            saved = (dict(self._by_account), dict(self._by_record), list(self._emails), list(self._words),
+                     dict(self._words_of), self._next_record, self._next_account, self._next_party)
             try:
                 return [self._seed_one(body, config) for body in bodies]
             except CommerceError:
-                (self._by_account, self._by_record, self._emails,
+                (self._by_account, self._by_record, self._emails, self._words, self._words_of,
                  self._next_record, self._next_account, self._next_party) = saved
                 raise
 
@@ -131,22 +137,46 @@ class CustomerStore:
         self._put(doc)
         return doc
 
-    def search(self, terms: list[str], top: int, skip: int) -> list[dict[str, Any]]:
-        """Customers matching every term, ordered by RecordId, paged; as GlobalCustomer projections."""
+    def search(self, terms: list[str], top: int, skip: int, mode: str = "word_prefix") -> list[dict[str, Any]]:
+        """Customers matching every term (search.matches), ordered by RecordId, paged; as GlobalCustomers."""
         first, rest = terms[0], terms[1:]
         with self._lock:
-            i = bisect.bisect_left(self._emails, (first,))
-            found: list[int] = []
-            while i < len(self._emails):
-                email, record_id = self._emails[i]
-                if not (email.startswith(first) if is_prefix_term(first) else email == first):
-                    break
-                if all(matches(term, email) for term in rest):
-                    found.append(record_id)
-                i += 1
-            found.sort()
+            candidates = self._by_email_prefix(first) if mode == "email_prefix" else self._by_words(first)
+            found = sorted(r for r in candidates
+                           if all(matches(term, self._by_record[r]["Email"].lower(), mode) for term in rest))
             docs = [self._by_record[r] for r in found[skip:skip + top]]
         return [documents.global_customer(doc) for doc in docs]
+
+    def _by_email_prefix(self, term: str) -> list[int]:
+        i = bisect.bisect_left(self._emails, (term,))
+        found: list[int] = []
+        while i < len(self._emails):
+            email, record_id = self._emails[i]
+            if not (email.startswith(term) if is_prefix_term(term) else email == term):
+                break
+            found.append(record_id)
+            i += 1
+        return found
+
+    def _by_words(self, term: str) -> set[int]:
+        """Full-text phrase match through the word index, anchored on the term's rarest word."""
+        term_words, prefix = words(term), is_prefix_term(term)
+        if not term_words:
+            return set()
+        anchor, lo, hi = min(((i, *self._word_range(w, prefix)) for i, w in enumerate(term_words)),
+                             key=lambda t: t[2] - t[1])
+        found: set[int] = set()
+        for _, record_id, position in self._words[lo:hi]:
+            if record_id not in found and word_matches(term_words, prefix, self._words_of[record_id],
+                                                       position - anchor):
+                found.add(record_id)
+        return found
+
+    def _word_range(self, word: str, prefix: bool) -> tuple[int, int]:
+        lo = bisect.bisect_left(self._words, (word,))
+        hi = bisect.bisect_left(self._words, (word + "\U0010ffff",)) if prefix \
+            else bisect.bisect_right(self._words, (word, math.inf))
+        return lo, hi
 
     def sync_async(self) -> dict[str, str]:
         """Headquarters' async sync: each async customer gets a real account number; its GUID is gone."""
@@ -159,3 +189,9 @@ class CustomerStore:
                     renumbered[old["AccountNumber"]] = doc["AccountNumber"]
             return renumbered
 
+
+
+def _remove(index: list, entry: tuple) -> None:
+    i = bisect.bisect_left(index, entry)
+    if i < len(index) and index[i] == entry:
+        del index[i]

@@ -137,14 +137,18 @@ class CommerceClient:
         size = self._settings.search_page_size
         body = search_body(term)
         found: dict[object, dict[str, Any]] = {}
-        for page_number in range(self._search_max_pages):
-            page = self._page(body, top=size, skip=page_number * size)
+        skip = 0
+        for _ in range(self._search_max_pages):
+            page, server_paged = self._page(body, top=size, skip=skip)
             for result in page:
                 if email_matches(result, term):
                     key = result.get("AccountNumber") or ("no-account", len(found))
                     found.setdefault(key, result)  # rows may shift between pages: keep each once
-            if len(page) != size:
-                # Short page: the end. Longer than $top: the server ignored paging and sent all.
+            skip += len(page)
+            if not page or (len(page) != size and not server_paged):
+                # Short page: the end. Longer than $top: the server ignored paging and sent all. A short
+                # page with @odata.nextLink is OData server-driven paging (a server maximum below our
+                # $top): more rows follow, and the exact match may be among them.
                 return list(found.values())
         raise CommercePermanentError(
             f"SearchByFields still returned full pages after {self._search_max_pages} pages of {size}",
@@ -171,14 +175,15 @@ class CommerceClient:
         return result
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _page(self, body: dict[str, Any], *, top: int, skip: int) -> list[dict[str, Any]]:
+    def _page(self, body: dict[str, Any], *, top: int, skip: int) -> tuple[list[dict[str, Any]], bool]:
+        """One page of results, and whether the server says more follow (``@odata.nextLink``)."""
         data = self._call("search", "POST", "/Customers/SearchByFields", json_body=body,
                           query={"$top": top, "$skip": skip})
         value = data.get("value")
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise CommercePermanentError("SearchByFields body has no 'value' list of customers",
                                          operation="search", status=200)
-        return value
+        return value, bool(data.get("@odata.nextLink"))
 
     def _url(self, path: str, query: dict[str, Any] | None) -> str:
         params = dict(query or {})

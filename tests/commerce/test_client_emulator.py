@@ -87,14 +87,26 @@ def test_key_escaping_o_brien(emulator, client):
 
 
 def test_exact_match_filtering_and_paging_over_prefix_results(emulator):
-    # 7 prefix matches of the term, the exact one seeded last (highest RecordId): with $top=3 it is on
-    # the third and last page.
-    near = [f"{EMAIL}.{tld}" for tld in ("au", "uk", "nz", "ie", "za")] + ["ANN.OBRIEN@EXAMPLE.COMMUNITY"]
+    # 8 prefix matches of the term, the exact one seeded last (highest RecordId): with $top=3 it is on
+    # the third and last page. "anna.obrienne@..." is a full-text near miss (every word a prefix).
+    near = [f"{EMAIL}.{tld}" for tld in ("au", "uk", "nz", "ie", "za")] + ["ANN.OBRIEN@EXAMPLE.COMMUNITY",
+                                                                          "anna.obrienne@example.com"]
     emulator.seed([{"Email": e} for e in near] + [{"Email": "other@example.com"}, {"Email": EMAIL}])
+    emulator.reset_calls()
     client = make_client(emulator, search_page_size=3)
     found = client.search_customers_by_email(EMAIL)
     assert [c["Email"] for c in found] == [EMAIL]
     assert emulator.calls()["search"] == 3
+    assert len(emulator.customers()) == 9  # nothing created or lost on the way
+
+
+def test_exact_match_found_when_the_server_caps_pages_below_our_top(emulator, client):
+    # A CSU maximum page size below COMMERCE_SEARCH_PAGE_SIZE: short pages with @odata.nextLink.
+    emulator.seed([{"Email": f"{EMAIL}.{tld}"} for tld in ("au", "uk", "nz")] + [{"Email": EMAIL}])
+    emulator.configure(max_top=2)
+    emulator.reset_calls()
+    assert [c["Email"] for c in client.search_customers_by_email(EMAIL)] == [EMAIL]
+    assert emulator.calls()["search"] == 2
 
 
 def test_search_finds_nothing(emulator, client):
@@ -277,6 +289,16 @@ def test_commit_then_fail_on_update_leaves_the_write(emulator, client):
     with pytest.raises(CommerceServerError):
         client.update_customer(account, {"FirstName": "Zed"})
     assert emulator.customer(account)["FirstName"] == "Zed"
+
+
+def test_commit_then_hang_on_create_is_a_timeout_with_the_write_applied(emulator):
+    emulator.set_faults(hang_seconds=20, script=[{"operation": "create", "fault": "commit_then_hang"}])
+    client = make_client(emulator, read_timeout=0.5)
+    with pytest.raises(CommerceTimeoutError):
+        client.create_customer(new_customer())
+    emulator.clear_faults()
+    assert emulator.calls()["create"] == 1  # a write is never retried inside the client
+    assert [c["Email"] for c in client.search_customers_by_email(EMAIL)] == [EMAIL]  # how a caller finds out
 
 
 def test_scripted_not_found(emulator, client):

@@ -104,6 +104,29 @@ def test_search_stops_when_server_ignores_top():
     assert len(adapter.sent) == 1
 
 
+def test_search_follows_server_driven_paging_below_its_top():
+    # The server caps pages at 2 (below our $top=50) and says so with @odata.nextLink: a short page is
+    # then not the end, and the exact match on a later page must still be found.
+    rows = [gc(f"ann@x.com.{i}", str(i)) for i in range(4)] + [gc("ann@x.com", "exact")]
+
+    def handler(sent):
+        skip = int(query_of(sent.url)["$skip"])
+        page = {"value": rows[skip:skip + 2]}
+        if skip + 2 < len(rows):
+            page["@odata.nextLink"] = f"{BASE}/Customers/SearchByFields?$top=2&$skip={skip + 2}"
+        return 200, page, {}
+
+    client, adapter = client_for(handler)
+    assert [c["AccountNumber"] for c in client.search_customers_by_email("ann@x.com")] == ["exact"]
+    assert [query_of(s.url)["$skip"] for s in adapter.sent] == ["0", "2", "4"]
+    assert {query_of(s.url)["$top"] for s in adapter.sent} == {"50"}
+
+
+def test_search_empty_page_ends_even_with_next_link():
+    client, adapter = client_for(lambda s: (200, {"value": [], "@odata.nextLink": "x"}, {}))
+    assert client.search_customers_by_email("ann@x.com") == [] and len(adapter.sent) == 1
+
+
 def test_search_page_cap_raises_instead_of_looping():
     client, adapter = client_for(lambda s: (200, {"value": [gc("ann@x.com.au", "1")]}, {}), search_page_size=1)
     with pytest.raises(CommercePermanentError, match="pages"):

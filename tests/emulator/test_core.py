@@ -64,9 +64,23 @@ def test_paging_defaults_cap_and_junk():
 def test_search_rule_prefix_from_seven_characters_exact_below():
     assert matches("ann@x.com", "ann@x.com.au")
     assert matches("ann@x.c", "ann@x.com")  # 7 characters: a prefix
-    assert not matches("ann@x.com", "anna@x.com")
     assert not matches("a@b.co", "a@b.com")  # 6 characters: exact only
     assert matches("a@b.co", "a@b.co")
+    assert not matches("ann@x.com", "bob@x.com") and not matches("ann@x.com", "ann@y.com")
+
+
+def test_search_rule_is_a_full_text_phrase_of_word_prefixes():
+    # The reference: "ann@x.com can return anna@x.com": every word of the term is a prefix of a word.
+    assert matches("ann@x.com", "anna@x.com")
+    assert matches("ann@x.com", "ann@xy.community")
+    assert matches("ann@x.com", "jo.ann@x.com")  # the phrase can start at any word
+    assert not matches("ann@x.com", "ann.lee@x.com")  # but its words are consecutive
+    assert not matches("a@b.co", "a@bc.co") and matches("a@b.co", "x.a@b.co")  # short: whole words
+    assert not matches("@@@@@@@", "ann@x.com")  # no words at all: nothing
+    # the switch: the whole address as one string prefix
+    assert matches("ann@x.com", "ann@x.com.au", "email_prefix")
+    assert not matches("ann@x.com", "anna@x.com", "email_prefix")
+    assert not matches("ann@x.com", "jo.ann@x.com", "email_prefix")
 
 
 def test_search_terms_lower_cased_and_validated():

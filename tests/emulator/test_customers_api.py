@@ -121,12 +121,30 @@ def _seed_emails(emulator, emails):
 
 
 def test_search_is_a_case_insensitive_prefix_match_from_seven_characters(api, emulator):
-    _seed_emails(emulator, ["ann@x.com", "Ann@X.com.au", "anna@x.com", "bob@x.com", "a@b.co", "a@b.com"])
+    _seed_emails(emulator, ["ann@x.com", "Ann@X.com.au", "anna@x.com", "bob@x.com", "a@b.co", "a@b.com",
+                            "jo.ann@x.com", "ann.lee@x.com"])
     found = lambda term: sorted(c["Email"] for c in api.search(term).json()["value"])
-    assert found("ANN@x.com") == ["Ann@X.com.au", "ann@x.com"]
-    assert found("ann@x.c") == ["Ann@X.com.au", "ann@x.com"]
-    assert found("a@b.co") == ["a@b.co"]  # 6 characters: exact, not a prefix of a@b.com
+    # full-text: each word of the term is a prefix of a word of the email (ann* x* com*)
+    assert found("ANN@x.com") == ["Ann@X.com.au", "ann@x.com", "anna@x.com", "jo.ann@x.com"]
+    assert found("ann@x.c") == ["Ann@X.com.au", "ann@x.com", "anna@x.com", "jo.ann@x.com"]
+    assert found("a@b.co") == ["a@b.co"]  # 6 characters: exact words, not a prefix of a@b.com
     assert found("nobody@x.com") == []
+    emulator.configure(search_match="email_prefix")  # the switch: one string prefix of the whole address
+    assert found("ANN@x.com") == ["Ann@X.com.au", "ann@x.com"]
+    assert found("a@b.co") == ["a@b.co"]
+    with pytest.raises(RuntimeError, match="search_match"):
+        emulator.configure(search_match="exact")
+
+
+def test_search_index_follows_updates_syncs_and_failed_seeds(api, emulator):
+    account = api.create(new_customer("first.last@example.com")).json()["AccountNumber"]
+    assert api.update(account, {"AccountNumber": account, "Email": "other.name@example.org"}).status_code == 200
+    found = lambda term: [c["AccountNumber"] for c in api.search(term).json()["value"]]
+    assert found("first.last@example.com") == [] and found("last@example.com") == []
+    assert found("name@example.org") == [account]  # a phrase inside the address
+    with pytest.raises(RuntimeError):
+        emulator.seed([{"Email": "rolled.back@example.com"}, {"Email": "x@example.com", "Nope": 1}])
+    assert found("rolled.back@example.com") == []
 
 
 def test_search_returns_global_customers_ordered_by_record_id(api, emulator):
@@ -156,6 +174,18 @@ def test_search_paging(api, emulator):
     emulator.configure(max_top=2)
     assert page("$top=10") == everything[:2]
     assert api.search("paging-", "$top=abc").status_code == 400
+
+
+def test_search_next_link_only_for_server_driven_pages(api, emulator):
+    _seed_emails(emulator, [f"paging-{n:02d}@example.com" for n in range(55)])
+    body = lambda query: api.search("paging-", query).json()
+    assert "@odata.nextLink" not in body("$top=3")  # the client's own $top: no server paging
+    assert body("")["@odata.nextLink"].endswith("/Customers/SearchByFields?$top=50&$skip=50")  # default page
+    assert "@odata.nextLink" not in body("$skip=50")  # the last page
+    emulator.configure(max_top=2)
+    capped = body("$top=10&$skip=4")
+    assert len(capped["value"]) == 2 and capped["@odata.nextLink"].endswith("?$top=2&$skip=6")
+    assert "@odata.nextLink" not in body("$top=10&$skip=53")
 
 
 def test_search_rejects_malformed_bodies_and_other_fields(api):

@@ -79,6 +79,18 @@ def test_commit_then_fail_applies_the_write(api, emulator):
     assert [c["AccountNumber"] for c in api.search("ann@example.com").json()["value"]] == [account]
 
 
+def test_commit_then_hang_applies_the_write_and_never_answers(api, emulator):
+    emulator.set_faults(script=[{"operation": "create", "fault": "commit_then_hang"},
+                                {"operation": "get", "fault": "commit_then_hang"}], hang_seconds=30)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.create(new_customer(), timeout=(3, 0.5))
+    [stored] = emulator.customers()  # applied although the client saw only a timeout
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        api.get(stored["AccountNumber"], timeout=(3, 0.5))  # a read just hangs
+    assert emulator.calls()["faulted"] == 2 and len(emulator.customers()) == 1
+    emulator.clear_faults()  # releases the hanging handlers
+
+
 def test_hang_outlasts_a_client_read_timeout_without_blocking_others(api, emulator):
     emulator.set_faults(script=[{"operation": "get", "fault": "hang"}], hang_seconds=30)
     started = time.monotonic()
