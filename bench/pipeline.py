@@ -53,10 +53,12 @@ class ListDeadLetters:
 
 
 def envelope(i: int, settings, *, minute: int = 0, last_name: str = "Lovelace") -> str:
+    # Fixed-width numbers: no address is a word prefix of another, so searches return one row
+    # (the emulator, like the real full-text search, matches bench.1 against bench.10...).
     raw = {"specVersion": "1.0", "eventId": f"bench-{i}-{minute}-{last_name}",
            "eventType": "customer.updated",
            "occurredAt": (NOW - timedelta(hours=1) + timedelta(minutes=minute)).isoformat(),
-           "customer": {"email": f"bench.{i}@example.com", "firstName": "Ada", "lastName": last_name,
+           "customer": {"email": f"bench.{i:06d}@example.com", "firstName": "Ada", "lastName": last_name,
                         "phone": "+1 206 555 0100", "isOptedInMarketing": True,
                         "address": {"street": "1 Main St", "city": "Seattle", "state": "WA",
                                     "postalCode": "98101", "country": "US"}}}
