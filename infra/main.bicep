@@ -63,10 +63,10 @@ param eventsQueueName string = 'customer-events'
 @description('DEADLETTER_TABLE_NAME.')
 param deadLetterTableName string = 'deadletters'
 
-@description('Further tables the app uses (the sync ledger). Each gets its own narrowly scoped role.')
-param additionalTableNames array = [
-  'syncledger'
-]
+// The code uses one table today (the dead letters). The planned per-email sync ledger (README) adds its
+// table here when it ships; provisioning it earlier would grant the identity a table nothing uses.
+@description('Further tables the app uses. Each gets its own narrowly scoped role.')
+param additionalTableNames array = []
 
 // --- Commerce connection -------------------------------------------------------------------------
 @description('COMMERCE_BASE_URL: Commerce Scale Unit URL ending in /Commerce.')
@@ -158,8 +158,8 @@ param deadLetterRetentionDays string = '30'
 @description('QUEUE_MONITOR_SCHEDULE (NCRONTAB).')
 param queueMonitorSchedule string = '0 */5 * * * *'
 
-// EMAIL_HASH_KEY must stay the same for the life of the system: every hash in logs, dead letters and
-// the ledger is derived from it. It is generated ONCE by the operator (docs/deploy.md), passed on the
+// EMAIL_HASH_KEY must stay the same for the life of the system: every hash in logs, telemetry and
+// dead letters is derived from it. It is generated ONCE by the operator (docs/deploy.md), passed on the
 // first deployment, and may be left empty afterwards: the secret in Key Vault is then left untouched.
 // It is never generated here (newGuid() would rotate it on every deployment).
 @description('EMAIL_HASH_KEY (at least 16 characters). Required on the first deployment only.')
@@ -183,7 +183,20 @@ param queueDepthThreshold int = 1000
 @description('Age in seconds of the oldest queued message above which the backlog alert fires.')
 param queueOldestAgeSecondsThreshold int = 900
 
-@description('Log Analytics retention in days.')
+// The values avm/res/insights/component 0.8.0 accepts for retentionInDays (any other value fails the
+// deployment there); all are valid Log Analytics dataRetention values (0-730 in workspace 0.16.1).
+@description('Log Analytics and Application Insights retention in days.')
+@allowed([
+  30
+  60
+  90
+  120
+  180
+  270
+  365
+  550
+  730
+])
 param logRetentionDays int = 30
 
 // --- optional operator access --------------------------------------------------------------------
@@ -201,6 +214,9 @@ var keyVaultName = take('kv-${baseName}-${resourceToken}', 24)
 var logAnalyticsName = 'log-${baseName}-${resourceToken}'
 var appInsightsName = 'appi-${baseName}-${resourceToken}'
 var deploymentContainerName = 'app-package'
+// Path of the ingest function (host.json routePrefix "api" + function_app.py route); tests/infra checks
+// it against the registered route. Used by the ingestUrl output and by the ingest-5xx alert.
+var ingestPath = '/api/customers/events'
 
 var poisonQueueName = '${eventsQueueName}-poison'
 var queueNames = [
@@ -529,6 +545,7 @@ module alerts 'app/alerts.bicep' = {
     tags: tags
     namePrefix: '${baseName}-${resourceToken}'
     appInsightsName: appInsights.outputs.name
+    ingestPath: ingestPath
     alertEmails: alertEmails
     failedProcessorThreshold: failedProcessorThreshold
     ingestServerErrorThreshold: ingestServerErrorThreshold
@@ -541,7 +558,7 @@ module alerts 'app/alerts.bicep' = {
 output functionAppName string = functionApp.outputs.name
 output defaultHostname string = functionApp.outputs.defaultHostname
 // Without a key: fetch one with `az functionapp function keys list` (docs/deploy.md).
-output ingestUrl string = 'https://${functionApp.outputs.defaultHostname}/api/customers/events'
+output ingestUrl string = 'https://${functionApp.outputs.defaultHostname}${ingestPath}'
 output identityClientId string = identity.outputs.clientId
 output identityPrincipalId string = identity.outputs.principalId
 output keyVaultName string = vault.outputs.name

@@ -10,6 +10,9 @@ param namePrefix string
 
 param appInsightsName string
 
+@description('URL path of the ingest function, e.g. /api/customers/events.')
+param ingestPath string
+
 @description('E-mail addresses that receive alerts.')
 param alertEmails array
 
@@ -45,6 +48,19 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
+// Which rows exist depends on the host's telemetry mode (host.json "telemetryMode": "OpenTelemetry"):
+// - An HTTP invocation's `requests` row comes from the host's ASP.NET Core instrumentation and is named
+//   "<METHOD> <route template>", not after the function, so operation_Name is the function name only in
+//   the classic (Application Insights SDK) mode: the ingest rule also matches the route and URL path.
+// - A queue-triggered invocation has a `requests` row only on hosts that open a span for triggers the
+//   Azure SDK does not instrument, and its success flag is the host's. The processor rule therefore
+//   also counts the app's own CustomerSyncOutcome "retrying" events (one per failed attempt that will be
+//   retried), de-duplicated per operation so one failed attempt counts once when both exist.
+// Rows with no trace context carry an all-zero operation_Id: those are counted one by one (itemId).
+// The route template the host names an HTTP request after in OpenTelemetry mode ("POST api/...").
+var ingestRouteTemplate = skip(ingestPath, 1)
+var perAttempt = 'summarize by attempt = iff(isempty(trim("0+", operation_Id)), itemId, operation_Id)'
+
 // One entry per rule. Queries use KQL double-quoted strings so no escaping is needed in Bicep.
 // "dimension" splits the alert per value (one alert per queue) when not empty.
 var alertDefinitions = [
@@ -54,8 +70,8 @@ var alertDefinitions = [
     severity: 2
     threshold: failedProcessorThreshold
     dimension: ''
-    query: 'requests | where operation_Name == "${telemetry.FUNCTION_PROCESS}" and success == false'
-    description: 'The queue processor is failing. Each failure is retried up to maxDequeueCount, then the event is dead-lettered. In Application Insights, open Failures for ${telemetry.FUNCTION_PROCESS} and read the exception; check Commerce availability and throttling (${telemetry.METRIC_COMMERCE_CALLS} by status_class). If Commerce is down, nothing to do: events retry and land in dead letters, replay them with python -m tools.replay once it is back.'
+    query: 'union (requests | where operation_Name == "${telemetry.FUNCTION_PROCESS}" and success == false), (customEvents | where name == "${telemetry.EVENT_SYNC_OUTCOME}" and tostring(customDimensions["outcome"]) == "${telemetry.OUTCOME_RETRYING}") | ${perAttempt}'
+    description: 'The queue processor is failing. Each failure is retried up to maxDequeueCount, then the event is dead-lettered. Query customEvents where name == "${telemetry.EVENT_SYNC_OUTCOME}" and customDimensions.outcome == "${telemetry.OUTCOME_RETRYING}" for the reason of each failed attempt, and traces/exceptions of the same operation_Id; check Commerce availability and throttling (${telemetry.METRIC_COMMERCE_CALLS} by status_class). If Commerce is down, nothing to do: events retry and land in dead letters, replay them with python -m tools.replay once it is back.'
   }
   {
     key: 'dead-lettered'
@@ -81,8 +97,8 @@ var alertDefinitions = [
     severity: 1
     threshold: ingestServerErrorThreshold
     dimension: ''
-    query: 'requests | where operation_Name == "${telemetry.FUNCTION_INGEST}" and toint(resultCode) >= 500'
-    description: 'The ingest endpoint answered with a server error, so the marketing system must retry or has lost events. Open Failures for ${telemetry.FUNCTION_INGEST}; the usual cause is the queue being unreachable (storage outage, or a missing Storage Queue Data Contributor role on the events queue: check with python -m tools.preflight). Ask the sender to resend events from the alert window.'
+    query: 'requests | where (operation_Name == "${telemetry.FUNCTION_INGEST}" or operation_Name endswith " ${ingestRouteTemplate}" or url contains "${ingestPath}") and toint(resultCode) >= 500'
+    description: 'The ingest endpoint (${telemetry.FUNCTION_INGEST}, POST ${ingestPath}) answered with a server error, so the marketing system must retry or has lost events. Look at the failed requests to ${ingestPath} and the ${telemetry.EVENT_INGEST_FAILURE} custom events; the usual cause is the queue being unreachable (storage outage, or a missing Storage Queue Data Contributor role on the events queue: check with python -m tools.preflight). Ask the sender to resend events from the alert window.'
   }
   {
     key: 'queue-backlog'

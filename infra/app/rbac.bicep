@@ -100,8 +100,8 @@ resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }]
 
-// Storage Table Data Contributor on each table: dead letters are written, read and purged; the sync
-// ledger is read and written. No other table is reachable.
+// Storage Table Data Contributor on each table: dead letters are written, read and purged (and any
+// table listed in additionalTableNames is read and written). No other table is reachable.
 resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (tableName, i) in tableNames: {
   name: guid(tables[i].id, principalId, storageTableDataContributor)
   scope: tables[i]

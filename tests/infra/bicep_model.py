@@ -320,6 +320,7 @@ class Evaluator:
             "to_lower": str.lower,
             "to_upper": str.upper,
             "take": lambda x, n: x[:n],
+            "skip": lambda x, n: x[n:],
             "split": lambda x, sep: x.split(sep),
             "join": lambda xs, sep: sep.join(xs),
             "format": lambda f, *xs: re.sub(r"\{(\d+)\}", lambda m: _render(xs[int(m.group(1))]), f),
@@ -458,8 +459,12 @@ def _alert_definitions(on_access: Callable[[str, tuple[str, ...]], None] | None 
     main_defaults = parse_bicep(MAIN_BICEP)["parameters"]
     thresholds = {name: main_defaults[name]["default"] for name, p in tree["parameters"].items()
                   if p.get("default") is None and p["type"] == "int"}
+    # Values main.bicep computes itself (not parameters), e.g. the ingest path shared with its output.
+    from_main = {name: value for name, value in module_params("alerts").items()
+                 if name in tree["parameters"] and name not in thresholds and isinstance(value, str)
+                 and tree["parameters"][name]["type"] == "string" and name != "location"}
     ev = Evaluator(tree, ALERTS_BICEP, {"namePrefix": "custsync", "location": "westeurope", "appInsightsName": "appi",
-                                        "alertEmails": [], **thresholds}, on_access)
+                                        "alertEmails": [], **from_main, **thresholds}, on_access)
     return ev.eval(tree["variables"]["alertDefinitions"]["value"])
 
 
@@ -478,29 +483,44 @@ def telemetry_keys_used_by_alerts() -> set[str]:
         if var == "telemetry":
             used.add(path[0])
 
-    ev = Evaluator(tree, ALERTS_BICEP, {q: 1 for q in tree["parameters"]}, record)
+    placeholders = {q: "/x" if p["type"] == "string" else 1 for q, p in tree["parameters"].items()}
+    ev = Evaluator(tree, ALERTS_BICEP, placeholders, record)
     for q in queries:
         ev.eval(q)
     return used
 
 
 def telemetry_names_used_by_alerts() -> set[str]:
-    """The telemetry names (emitted strings) that alert queries depend on."""
+    """The telemetry names (emitted strings: custom event, metric and function names) that alert queries
+    depend on. Dimension values such as an outcome (``OUTCOME_*``) are not names: see
+    ``telemetry_values_used_by_alerts``."""
     names = telemetry_names_from_code()
-    return {names[k] for k in telemetry_keys_used_by_alerts()}
+    return {names[k] for k in telemetry_keys_used_by_alerts() if not k.startswith(OUTCOME_PREFIX)}
+
+
+def telemetry_values_used_by_alerts() -> dict[str, str]:
+    """Dimension values the alert queries compare with (``OUTCOME_RETRYING`` -> ``"retrying"``)."""
+    names = telemetry_names_from_code()
+    return {k: names[k] for k in telemetry_keys_used_by_alerts() if k.startswith(OUTCOME_PREFIX)}
 
 
 # --------------------------------------------------------------------------------------------------
 # telemetry names: shared/telemetry_names.py -> infra/telemetry-names.json
 # --------------------------------------------------------------------------------------------------
 
+OUTCOME_PREFIX = "OUTCOME_"
+
+
 def telemetry_names_from_code() -> dict[str, str]:
-    """Every upper-case string constant of shared/telemetry_names.py."""
+    """Every upper-case string constant of shared/telemetry_names.py, plus each ``Outcome`` value as
+    ``OUTCOME_<MEMBER>`` (the ``outcome`` dimension of ``CustomerSyncOutcome``, which an alert filters on)."""
     if str(REPO) not in sys.path:  # when run as a script from elsewhere
         sys.path.insert(0, str(REPO))
     from shared import telemetry_names
 
-    return {k: v for k, v in vars(telemetry_names).items() if k.isupper() and isinstance(v, str)}
+    found = {k: v for k, v in vars(telemetry_names).items() if k.isupper() and isinstance(v, str)}
+    found.update({f"{OUTCOME_PREFIX}{member.name}": member.value for member in telemetry_names.Outcome})
+    return found
 
 
 def telemetry_names_document() -> str:

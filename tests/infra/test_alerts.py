@@ -29,9 +29,18 @@ def test_each_required_alert_queries_the_exact_names():
     q = m.alert_queries()
     assert f'operation_Name == "{tn.FUNCTION_PROCESS}"' in q["processor-failures"]
     assert "success == false" in q["processor-failures"]
+    # In the Functions OpenTelemetry mode a queue invocation may have no `requests` row: the app's own
+    # outcome event for each failed attempt that will be retried is counted too, once per operation.
+    assert (f'customEvents | where name == "{tn.EVENT_SYNC_OUTCOME}" and '
+            f'tostring(customDimensions["outcome"]) == "{tn.Outcome.RETRYING.value}"') in q["processor-failures"]
+    assert q["processor-failures"].startswith("union (requests")
+    assert "summarize by attempt = " in q["processor-failures"]
     assert q["dead-lettered"].startswith("customEvents") and f'name == "{tn.EVENT_DEAD_LETTERED}"' in q["dead-lettered"]
     assert f'name == "{tn.EVENT_COMMERCE_AUTH_FAILURE}"' in q["commerce-auth-failure"]
+    # In OpenTelemetry mode an HTTP invocation's request is named "POST <route>": match the path too.
     assert f'operation_Name == "{tn.FUNCTION_INGEST}"' in q["ingest-5xx"] and "toint(resultCode) >= 500" in q["ingest-5xx"]
+    assert 'url contains "/api/customers/events"' in q["ingest-5xx"]
+    assert 'operation_Name endswith " api/customers/events"' in q["ingest-5xx"]
     assert f'name == "{tn.METRIC_QUEUE_DEPTH}"' in q["queue-backlog"] and "customDimensions" in q["queue-backlog"]
     assert f'name == "{tn.METRIC_QUEUE_OLDEST_AGE}"' in q["queue-oldest-age"]
 
@@ -47,8 +56,61 @@ def test_alert_queries_use_no_name_that_the_code_does_not_define():
 def test_names_used_by_alerts_helper():
     used = m.telemetry_names_used_by_alerts()
     assert used == {tn.FUNCTION_PROCESS, tn.FUNCTION_INGEST, tn.EVENT_DEAD_LETTERED, tn.EVENT_COMMERCE_AUTH_FAILURE,
-                    tn.METRIC_QUEUE_DEPTH, tn.METRIC_QUEUE_OLDEST_AGE}
+                    tn.EVENT_SYNC_OUTCOME, tn.METRIC_QUEUE_DEPTH, tn.METRIC_QUEUE_OLDEST_AGE}
+    assert m.telemetry_values_used_by_alerts() == {"OUTCOME_RETRYING": tn.Outcome.RETRYING.value}
     assert m.telemetry_keys_used_by_alerts() <= set(m.telemetry_names_from_code())
+
+
+def test_the_ingest_path_the_alert_matches_is_the_registered_route():
+    import function_app
+    from devhost.bindings import indexed_functions
+
+    host = json.loads((m.REPO / "host.json").read_text())
+    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    ingest = {f.get_function_name(): f for f in indexed_functions(function_app.app)}[tn.FUNCTION_INGEST]
+    (trigger,) = [b for b in ingest.get_bindings() if b.type == "httpTrigger"]
+    assert m.module_params("alerts")["ingestPath"] == f"/{prefix}/{trigger.route}"
+
+
+def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_alert_counts(caplog):
+    # The processor alert's customEvents clause: one CustomerSyncOutcome with outcome "retrying" per
+    # failed attempt that is released for another try (tests/integration sees the same end to end).
+    import logging
+    from datetime import datetime, timezone
+
+    from shared.ingest import IngestDeps, handle_ingest
+    from shared.processor import CallCounter, ProcessorDeps, RetryLater, process_message
+    from shared.settings import load_settings
+    from shared.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
+
+    NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    settings = load_settings(json.loads((m.REPO / "local.settings.sample.json").read_text())["Values"])
+
+    class Queue:
+        messages: list[str] = []
+
+        def send(self, message: str) -> None:
+            self.messages.append(message)
+
+    queue = Queue()
+    event = {"specVersion": "1.0", "eventId": "evt-1", "eventType": "customer.created",
+             "occurredAt": "2026-11-26T11:59:00+01:00",
+             "customer": {"email": "person.1@example.com", "firstName": "Ada"}}
+    accepted = handle_ingest(json.dumps(event).encode(), "application/json", "corr-1",
+                             IngestDeps(settings=settings, queue=queue, telemetry=Telemetry(), clock=lambda: NOW))
+    assert accepted.status == 202 and len(queue.messages) == 1
+
+    class BrokenCommerce:
+        def search_customers_by_email(self, email):
+            raise RuntimeError("boom")
+
+    deps = ProcessorDeps(commerce=BrokenCommerce(), deadletters=None, telemetry=Telemetry(),
+                         mapping=settings.mapping, max_dequeue_count=5, calls=CallCounter(),
+                         clock=lambda: NOW)
+    with caplog.at_level(logging.INFO), pytest.raises(RetryLater):
+        process_message(queue.messages[0], 1, deps)
+    outcomes = [r for r in caplog.records if getattr(r, CUSTOM_EVENT_ATTRIBUTE, None) == tn.EVENT_SYNC_OUTCOME]
+    assert [r.outcome for r in outcomes] == [m.telemetry_values_used_by_alerts()["OUTCOME_RETRYING"]]
 
 
 def test_a_renamed_telemetry_name_is_detected(tmp_path, monkeypatch):
@@ -71,6 +133,7 @@ def rules():
     assert resource["type"] == "Microsoft.Insights/scheduledQueryRules"
     assert str(resource["config"]["loop_type"]["detail"]["array_name"]) == "alertDefinitions"
     ev = m.Evaluator(tree, m.ALERTS_BICEP, {"namePrefix": "p", "location": "westeurope", "appInsightsName": "a",
+                                            "ingestPath": m.module_params("alerts")["ingestPath"],
                                             "alertEmails": ["x@example.invalid"], "failedProcessorThreshold": 10,
                                             "ingestServerErrorThreshold": 0, "queueDepthThreshold": 1000,
                                             "queueOldestAgeSecondsThreshold": 900})

@@ -143,7 +143,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
     "bench/__main__.py", "commerce_emulator/app.py", "devhost/cli.py", "docs/deploy.md", "samples/event.json",
     "infra/main.bicep", "local.settings.json", "__azurite_db_queue__.json", "__blobstorage__/x",
     "__queuestorage__/x", ".pytest_cache/v", ".hypothesis/x", "Makefile", "package.json", "package-lock.json",
-    ".ci/run",
+    ".ci/run", "requirements-dev.txt", "requirements-checkov.txt",
 ])
 def test_funcignore_excludes_dev_and_test_files(path):
     assert ignored(path, ignore_patterns()), path

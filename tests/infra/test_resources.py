@@ -6,8 +6,9 @@ from shared.settings import SETTINGS_BY_NAME, load_settings
 from tests.infra import bicep_model as m
 
 # The queues and tables the code uses, from the settings registry's defaults (load_settings also gives
-# the poison queue's name as the host derives it), plus the planned sync ledger table.
-PLANNED_TABLES = {"syncledger"}
+# the poison queue's name as the host derives it). Nothing else is provisioned: a table no code uses
+# would only be one more thing the identity can write.
+PLANNED_TABLES: set[str] = set()
 
 
 def code_defaults():
@@ -29,6 +30,7 @@ def test_every_queue_and_table_the_code_uses_is_provisioned():
     tables = {t["name"] for t in storage["tableServices"]["tables"]}
     assert {settings.events_queue, settings.poison_queue} <= queues
     assert {settings.deadletter_table} | PLANNED_TABLES <= tables
+    assert tables == {settings.deadletter_table} | PLANNED_TABLES, "a table no code uses is provisioned"
     assert settings.poison_queue == SETTINGS_BY_NAME["EVENTS_QUEUE_NAME"].default + "-poison"
 
 
@@ -91,3 +93,12 @@ def test_everything_uses_the_one_user_assigned_identity():
 def test_function_app_waits_for_its_roles():
     tree = m.parse_bicep(m.MAIN_BICEP)
     assert [str(d) for d in tree["modules"]["functionApp"]["config"]["dependsOn"]] == ["rbac"]
+
+
+def test_log_retention_accepts_only_what_the_application_insights_module_accepts():
+    # avm/res/insights/component 0.8.0 declares @allowed([30, 60, 90, 120, 180, 270, 365, 550, 730])
+    # on retentionInDays; the same parameter feeds the workspace's dataRetention (0-730).
+    param = m.parse_bicep(m.MAIN_BICEP)["parameters"]["logRetentionDays"]
+    allowed = [d for d in param["decorators"] if d["type"] == "allowed"]
+    assert [d["argument"] for d in allowed] == [[30, 60, 90, 120, 180, 270, 365, 550, 730]]
+    assert m.module_params("appInsights")["retentionInDays"] == m.module_params("logAnalytics")["dataRetention"]
