@@ -55,7 +55,8 @@ class AddressIn(_Strict):
 class CustomerIn(_Strict):
     email: str = Field(description="The match key (case-insensitive). Required, never clearable.",
                        max_length=254)
-    previousEmail: str | None = Field(None, description="Reserved for email changes: the address "
+    previousEmail: str | None = Field(None, description="Reserved for email changes (not applied in "
+                                      "1.0: a value other than email is refused). The address "
                                       "the customer had before. Validated like email.")
     firstName: str | None = Field(None, max_length=25)
     middleName: str | None = Field(None, max_length=25, description="null clears it.")

@@ -163,9 +163,14 @@ def test_codes_compare_case_insensitively():
 
 
 def test_email_change_updates_email_receipt_email_and_contact():
+    """The diff is ready for email changes; validation refuses them until the sync ledger exists,
+    so this event is built from a valid one rather than validated."""
     existing = stored(build_create_body(normalised(), mapping()))
     email_id = existing["Contacts"][0]["RecordId"]
-    patch = check(existing, email="new@example.com", previousEmail="ada@example.com")
+    new = normalised(email="new@example.com")
+    changed = new.model_copy(update={"previous_email": "ada@example.com",
+                                     "previous_email_match_key": "ada@example.com"})
+    patch = build_patch(existing, changed, mapping())
     assert patch == {"AccountNumber": "004075", "Email": "new@example.com",
                      "ReceiptEmail": "new@example.com",
                      "Contacts": [{"RecordId": email_id, "Value": "new@example.com"}]}
