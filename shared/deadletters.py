@@ -89,7 +89,14 @@ class DeadLetterStore:
     def query(self, *, reason: str | None = None, email_hash: str | None = None,
               event_id: str | None = None, since: datetime | None = None,
               until: datetime | None = None) -> Iterator[DeadLetter]:
-        filters = (("PartitionKey eq @pk", "pk", email_hash), ("EventId eq @eid", "eid", event_id),
+        exact_hash = email_hash if email_hash and len(email_hash) >= 64 else None
+        prefix = email_hash if email_hash and len(email_hash) < 64 else None
+        prefix_end = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
+        filters = (("PartitionKey eq @pk", "pk", exact_hash),
+                   # A displayed hash is shortened: a prefix selects the partitions it starts.
+                   ("PartitionKey ge @pk_from", "pk_from", prefix),
+                   ("PartitionKey lt @pk_to", "pk_to", prefix_end),
+                   ("EventId eq @eid", "eid", event_id),
                    ("Reason eq @reason", "reason", reason), ("DeadLetteredAt ge @since", "since", since),
                    ("DeadLetteredAt lt @until", "until", until))
         clauses = [clause for clause, _, value in filters if value]

@@ -195,6 +195,16 @@ _AUTH_MODE_REQUIRES: dict[AuthMode, tuple[str, ...]] = {
 }
 
 
+def read_setting(env: Mapping[str, str], name: str) -> str:
+    """One setting's value or its registry default, for commands that need only a few settings."""
+    value = (env.get(name) or "").strip()
+    return value or (SETTINGS_BY_NAME[name].default or "")
+
+
+def storage_configured(env: Mapping[str, str]) -> bool:
+    return _storage_connection(env) is not None
+
+
 def _storage_connection(env: Mapping[str, str]) -> str | None:
     """The connection string, or a marker for the identity-based form (``AzureWebJobsStorage__*``)."""
     value = env.get("AzureWebJobsStorage", "").strip()
@@ -241,6 +251,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             allowed = ", ".join(m.value for m in enum)  # type: ignore[attr-defined]
             problems.append(f"{name} must be one of {allowed}, got {raw!r}")
         return None
+
+    for setting in APP_SETTINGS:
+        if (env.get(setting.name) or "").strip().startswith("@Microsoft.KeyVault("):
+            # App Service passes an unresolved reference through as its own text.
+            problems.append(f"{setting.name} is an unresolved Key Vault reference: check the "
+                            "identity's Key Vault Secrets User role and the secret's name")
 
     storage = _storage_connection(env)
     if storage is None:

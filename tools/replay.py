@@ -25,11 +25,11 @@ from shared.envelope import Envelope
 from shared.normalise.errors import Invalid
 from shared.errors import MessageFormatError
 from shared.privacy import email_hash
-from shared.settings import load_settings
+from shared.settings import read_setting, storage_configured
 from shared.storage import StorageFactory
 
 
-def _when(text: str) -> datetime:
+def iso_datetime(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
@@ -41,10 +41,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=Path, help="local.settings.json-style file (else the environment)")
     p.add_argument("--reason")
     p.add_argument("--event-id")
-    p.add_argument("--email-hash")
+    p.add_argument("--email-hash", help="the 64-character hash, or a prefix of at least 12 characters")
     p.add_argument("--email", help="hashed with EMAIL_HASH_KEY before use")
-    p.add_argument("--since", type=_when)
-    p.add_argument("--until", type=_when)
+    p.add_argument("--since", type=iso_datetime)
+    p.add_argument("--until", type=iso_datetime)
     p.add_argument("--all", action="store_true", help="replay every dead letter (no filter)")
     p.add_argument("--dry-run", action="store_true", help="show what would be replayed")
     p.add_argument("--json", action="store_true", help="list as JSON lines")
@@ -53,7 +53,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def load_env(path: Path | None) -> Mapping[str, str]:
+    """Settings from --settings, else the environment; with neither, the local run's settings file
+    (local.settings.json, else local.settings.sample.json), as `make run` uses."""
+    if path is None and not storage_configured(os.environ):
+        for candidate in (ROOT / "local.settings.json", ROOT / "local.settings.sample.json"):
+            if candidate.is_file():
+                print(f"settings: {candidate.name} (no --settings and no AzureWebJobsStorage in the "
+                      "environment)", file=sys.stderr)
+                path = candidate
+                break
     if path is None:
         return os.environ
     values = json.loads(path.read_text())["Values"]
@@ -69,12 +81,15 @@ def operator_credential(kind: str):
     return AzureCliCredential()
 
 
-def select(store: DeadLetterStore, args: argparse.Namespace, hash_key: bytes) -> Iterator[DeadLetter]:
+def select(store: DeadLetterStore, args: argparse.Namespace, env: Mapping[str, str]) -> Iterator[DeadLetter]:
     hashed = args.email_hash
     if args.email:
         from shared.normalise.email import normalise_email
 
-        hashed = email_hash(normalise_email(args.email)[1], hash_key)  # Invalid: see main
+        key = read_setting(env, "EMAIL_HASH_KEY")
+        if not key:
+            raise Invalid("required", "needs EMAIL_HASH_KEY in the settings (or use --email-hash)")
+        hashed = email_hash(normalise_email(args.email)[1], key.encode("utf-8"))
     prefix = args.reason[:-1] if args.reason and args.reason.endswith("*") else None
     letters = store.query(reason=None if prefix is not None else args.reason, email_hash=hashed,
                           event_id=args.event_id, since=args.since, until=args.until)
@@ -83,7 +98,8 @@ def select(store: DeadLetterStore, args: argparse.Namespace, hash_key: bytes) ->
 
 def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_run: bool,
            out=sys.stdout) -> dict[str, int]:
-    counts = {"replayed": 0, "skipped_unreadable": 0, "kept_newer_failure": 0}
+    done = "would_replay" if dry_run else "replayed"
+    counts = {done: 0, "skipped_unreadable": 0, "kept_newer_failure": 0}
     for letter in letters:
         try:
             envelope = Envelope.from_json(letter.envelope)
@@ -96,7 +112,7 @@ def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_r
             if not store.delete(letter):
                 # The replayed event already failed again: its new dead letter stays.
                 counts["kept_newer_failure"] += 1
-        counts["replayed"] += 1
+        counts[done] += 1
         print(f"{'would replay' if dry_run else 'replayed'} {letter.event_id} ({letter.reason})", file=out)
     return counts
 
@@ -104,12 +120,17 @@ def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_r
 def main(argv: list[str] | None = None, out=sys.stdout) -> int:
     args = parser().parse_args(argv)
     env = load_env(args.settings)
-    settings = load_settings(env)
+    if not storage_configured(env):
+        print("AzureWebJobsStorage is not set: pass --settings or set the environment", file=sys.stderr)
+        return 2
     storage = StorageFactory(env, operator_credential(args.credential))
-    store = DeadLetterStore(storage.table(settings.deadletter_table))
+    store = DeadLetterStore(storage.table(read_setting(env, "DEADLETTER_TABLE_NAME")))
     filtered = any([args.reason, args.event_id, args.email_hash, args.email, args.since, args.until])
+    if args.email_hash and len(args.email_hash) < 12:
+        print("--email-hash needs at least 12 characters", file=sys.stderr)
+        return 2
     try:
-        letters = select(store, args, settings.email_hash_key)
+        letters = select(store, args, env)
     except Invalid as error:
         print(f"--email: {error}", file=sys.stderr)
         return 2
@@ -126,7 +147,7 @@ def main(argv: list[str] | None = None, out=sys.stdout) -> int:
     if not filtered and not args.all:
         print("replay needs a filter, or --all to replay every dead letter", file=sys.stderr)
         return 2
-    queue = storage.queue(settings.events_queue)
+    queue = storage.queue(read_setting(env, "EVENTS_QUEUE_NAME"))
     counts = replay(letters, store, lambda text: queue.send_message(text, time_to_live=-1),
                     dry_run=args.dry_run, out=out)
     print(json.dumps(counts), file=out)

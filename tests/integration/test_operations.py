@@ -86,6 +86,7 @@ def test_replay_filters_select_exactly_what_they_say(stack):
     assert listed("--reason", "retries_exhausted:*") == ["evt-2", "evt-3"]
     assert listed("--event-id", "evt-2") == ["evt-2"]
     assert listed("--email-hash", "b" * 64) == ["evt-3"]
+    assert listed("--email-hash", "b" * 12) == ["evt-3"]  # the shortened hash logs and listings show
     assert listed("--since", "2026-11-21T00:00:00+00:00") == ["evt-2", "evt-3"]
     assert listed("--until", "2026-11-21T00:00:00Z") == ["evt-1"]
 
@@ -106,6 +107,10 @@ def test_replay_keeps_a_dead_letter_that_was_replaced_meanwhile(stack):
 def test_replay_refuses_to_run_without_a_filter_and_rejects_a_bad_email(stack, capsys):
     assert replay.main(["replay"], out=io.StringIO()) == 2
     assert replay.main(["list", "--email", "not an email"], out=io.StringIO()) == 2
+    assert replay.main(["list", "--email-hash", "abc"], out=io.StringIO()) == 2
+    out = io.StringIO()
+    assert replay.main(["replay", "--all", "--dry-run"], out=out) == 0
+    assert '"would_replay": 0' in out.getvalue()
     assert "not an email" not in capsys.readouterr().err
 
 

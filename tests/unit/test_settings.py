@@ -103,3 +103,11 @@ def test_readme_defaults_match_the_registry():
             assert shown == expected, (s.name, shown, expected)
         else:
             assert shown in ("—", "empty"), (s.name, shown)
+
+
+def test_an_unresolved_key_vault_reference_is_refused_by_name():
+    ref = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/email-hash-key/)"
+    with pytest.raises(SettingsError) as info:
+        load_settings({**SAMPLE, "EMAIL_HASH_KEY": ref})
+    assert info.value.names == ["EMAIL_HASH_KEY"]
+    assert "unresolved Key Vault reference" in str(info.value)
