@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 SPEC_VERSION = "1.0"
 EVENT_TYPES = ("customer.created", "customer.updated")
@@ -29,6 +30,15 @@ CLEARABLE_ADDRESS_FIELDS = frozenset({"name", "streetNumber", "county", "state",
 NULL_MEANS_ABSENT = frozenset({"source", "customerAccount", "createdDateTime", "previousEmail", "isPrimary"})
 
 
+def _drop_default(schema: dict) -> None:
+    schema.pop("default", None)  # "default: null" would contradict a type that refuses null
+
+
+def _not_nullable(**kwargs):
+    """An optional field that may be absent but not null: the schema shows no null and no default."""
+    return Field(None, json_schema_extra=_drop_default, **kwargs)
+
+
 class _Strict(BaseModel):
     """Unknown properties are refused: a typo must not silently become "unchanged"."""
 
@@ -39,17 +49,17 @@ class AddressIn(_Strict):
     """The customer's primary address. Present fields update the primary address in place."""
 
     name: str | None = Field(None, description="Addressee or address label (Commerce Address.Name).")
-    street: str | None = Field(None, description="Street line(s). Not clearable.")
+    street: str | SkipJsonSchema[None] = _not_nullable(description="Street line(s). Not clearable.")
     streetNumber: str | None = None
-    city: str | None = Field(None, description="Not clearable.")
+    city: str | SkipJsonSchema[None] = _not_nullable(description="Not clearable.")
     county: str | None = Field(None, description="County id of headquarters' address data.")
     state: str | None = Field(None, description="ISO 3166-2 code (\"WA\" or \"US-WA\") or name "
                               "(\"Washington\"), case-insensitive.")
     postalCode: str | None = Field(None, description="Checked against the country's format.")
     country: str = Field(description="ISO 3166-1 alpha-2, alpha-3 or English short name. Required "
                          "whenever address is present.")
-    isPrimary: bool | None = Field(None, description="Only the primary address is synchronised: "
-                                   "true or absent; false is refused.")
+    isPrimary: Literal[True] | None = Field(None, description="Only the primary address is "
+                                           "synchronised: true or absent; false is refused.")
 
 
 class CustomerIn(_Strict):
@@ -58,20 +68,22 @@ class CustomerIn(_Strict):
     previousEmail: str | None = Field(None, description="Reserved for email changes (not applied in "
                                       "1.0: a value other than email is refused). The address "
                                       "the customer had before. Validated like email.")
-    firstName: str | None = Field(None, max_length=25)
+    firstName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
     middleName: str | None = Field(None, max_length=25, description="null clears it.")
-    lastName: str | None = Field(None, max_length=25)
+    lastName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
     phone: str | None = Field(None, description="Any format phonenumbers can read; sent as E.164. "
                               "null clears it.")
-    isOptedInMarketing: bool | None = Field(None, description="Marketing consent, set on the email "
-                                            "and phone contacts.")
-    language: str | None = Field(None, description="BCP 47 tag, e.g. en-US; sent lower-case.")
-    currencyCode: str | None = Field(None, description="ISO 4217 code.")
-    customerGroup: str | None = Field(None, max_length=10)
+    isOptedInMarketing: bool | SkipJsonSchema[None] = _not_nullable(
+        description="Marketing consent, set on the email and phone contacts.")
+    language: str | SkipJsonSchema[None] = _not_nullable(
+        description="BCP 47 tag, e.g. en-US; sent lower-case.")
+    currencyCode: str | SkipJsonSchema[None] = _not_nullable(description="ISO 4217 code.")
+    customerGroup: str | SkipJsonSchema[None] = _not_nullable(max_length=10)
     customerAccount: str | None = Field(None, max_length=20, description="Commerce account number "
                                         "when the sender knows it. Never sent to Commerce.")
     createdDateTime: AwareDatetime | None = Field(None, description="Kept for audit; never sent.")
-    address: AddressIn | None = Field(None, description="Present: updates the primary address.")
+    address: AddressIn | SkipJsonSchema[None] = _not_nullable(
+        description="Present: updates the primary address; null is refused.")
 
 
 class CustomerEvent(_Strict):
@@ -80,7 +92,7 @@ class CustomerEvent(_Strict):
     specVersion: Literal["1.0"] = SPEC_VERSION
     eventId: str = Field(min_length=1, max_length=128, description="Idempotency key: printable "
                          "characters.")
-    eventType: Literal["customer.created", "customer.updated"] | None = None
+    eventType: Literal["customer.created", "customer.updated"] | SkipJsonSchema[None] = _not_nullable()
     occurredAt: AwareDatetime = Field(description="ISO 8601 with an offset; at most 5 minutes in "
                                       "the future.")
     source: str | None = Field(None, max_length=64, description="Name of the sending system.")
