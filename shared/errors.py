@@ -73,6 +73,10 @@ def classify(error: BaseException) -> Failure:
             return Failure(Disposition.RETRY, f"commerce_{_kind(error)}",
                            retry_after=error.retry_after, **common)
         if isinstance(error, CommerceNotFoundError):
+            if error.operation in ("search", "create") and not error.error_resource_id:
+                # Searching or creating never targets a missing customer: a bare 404 here means the
+                # URL is wrong (COMMERCE_BASE_URL, api-version), which an operator must fix.
+                return Failure(Disposition.RETRY, "commerce_endpoint_not_found", **common)
             # The customer vanished between two calls (merged, deleted, async number replaced):
             # the next attempt resolves it by email again.
             return Failure(Disposition.RETRY, "commerce_not_found", **common)

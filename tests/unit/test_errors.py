@@ -53,3 +53,14 @@ def test_messages_carrying_personal_data_are_masked():
     failure = classify(ValueError("could not use ann.o'neil@example.com or +1 206 555 0100"))
     assert "example.com" not in failure.message
     assert "555" not in failure.message
+
+
+def test_a_bare_404_on_search_or_create_points_at_the_endpoint_not_the_customer():
+    assert classify(CommerceNotFoundError("x", operation="search", status=404)).reason == \
+        "commerce_endpoint_not_found"
+    assert classify(CommerceNotFoundError("x", operation="create", status=404)).reason == \
+        "commerce_endpoint_not_found"
+    assert classify(CommerceNotFoundError(
+        "x", operation="get", status=404,
+        error_resource_id="Microsoft_Dynamics_Commerce_Runtime_CustomerNotFound")).reason == "commerce_not_found"
+    assert classify(CommerceNotFoundError("x", operation="update", status=404)).reason == "commerce_not_found"
