@@ -11,6 +11,7 @@ it started. When ready it prints the banner and one machine-readable line::
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import logging
@@ -157,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exit_.code, file=sys.stderr)
         return 1
     except Exception as error:
-        log.error("devhost could not start: %s: %s", type(error).__name__, error)
+        hint = ""
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            hint = (" - a port is taken (7071 for HTTP, 7075 for the emulator, 10000-10002 for "
+                    "Azurite): stop the other process, or use --port / --emulator-port")
+        log.error("devhost could not start: %s: %s%s", type(error).__name__, error, hint)
         return 1
     finally:
         if host is not None:

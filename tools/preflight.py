@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,7 +26,7 @@ from shared.commerce.errors import (
     CommerceError,
     CommerceTimeoutError,
 )
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import AuthMode, Settings, SettingsError, load_settings
 from shared.storage import StorageFactory
 from tools.replay import load_env, operator_credential
 
@@ -63,6 +64,12 @@ def run_checks(settings: Settings, env, *, make_token_provider=None, make_client
 
     checks: list[Check] = []
     log = logging.getLogger("customer_sync.preflight")
+    if settings.commerce.auth_mode is AuthMode.STATIC_DEV_TOKEN:
+        host = urlsplit(settings.commerce.base_url).hostname or ""
+        local = host in ("127.0.0.1", "localhost", "::1")
+        checks.append(Check("auth mode", local, f"static_dev_token against {host or '?'}",
+                            "static_dev_token is for the Commerce emulator only: choose "
+                            "workload_identity, managed_identity, certificate or client_secret"))
     provider = None
     try:
         provider = (make_token_provider or build_token_provider)(settings.commerce, logger=log)

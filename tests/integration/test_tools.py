@@ -35,3 +35,18 @@ def test_preflight_names_the_fix_for_each_failure(stack, monkeypatch):
     assert "FAIL  commerce search" in text and "relying party" in text and "job 1110" in text
     assert "FAIL  default currency" in text
     assert "FAIL  queue missing-queue-for-preflight" in text and "does not exist" in text
+
+
+def test_preflight_refuses_the_emulator_token_against_a_real_host(stack, monkeypatch):
+    from shared.settings import load_settings
+    from tools.preflight import run_checks
+
+    env = {**stack.env, "COMMERCE_BASE_URL": "https://csu.example.com/Commerce"}
+    checks = run_checks(load_settings(env), env, make_client=lambda *a, **k: _NoCalls())
+    [mode] = [c for c in checks if c.name == "auth mode"]
+    assert mode.ok is False and "emulator only" in mode.fix
+
+
+class _NoCalls:
+    def search_customers_by_email(self, email):
+        return []
