@@ -58,18 +58,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def load_env(path: Path | None) -> Mapping[str, str]:
     """Settings from --settings, else the environment; with neither, the local run's settings file
-    (local.settings.json, else local.settings.sample.json), as `make run` uses."""
+    (local.settings.json, else local.settings.sample.json), read the way the local host reads it."""
+    from devhost.settings_file import merged, read_settings, settings_path
+
     if path is None and not storage_configured(os.environ):
-        for candidate in (ROOT / "local.settings.json", ROOT / "local.settings.sample.json"):
-            if candidate.is_file():
-                print(f"settings: {candidate.name} (no --settings and no AzureWebJobsStorage in the "
-                      "environment)", file=sys.stderr)
-                path = candidate
-                break
+        path = settings_path(ROOT)
+        if path is not None:
+            print(f"settings: {path.name} (no --settings and no AzureWebJobsStorage in the "
+                  "environment)", file=sys.stderr)
     if path is None:
         return os.environ
-    values = json.loads(path.read_text())["Values"]
-    return {**values, **os.environ}
+    return merged(read_settings(path)[0], os.environ)
 
 
 def operator_credential(kind: str):

@@ -143,7 +143,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
     "bench/__main__.py", "commerce_emulator/app.py", "devhost/cli.py", "docs/deploy.md", "samples/event.json",
     "infra/main.bicep", "local.settings.json", "__azurite_db_queue__.json", "__blobstorage__/x",
     "__queuestorage__/x", ".pytest_cache/v", ".hypothesis/x", "Makefile", "package.json", "package-lock.json",
-    ".ci/run", "requirements-dev.txt", "requirements-checkov.txt",
+    ".ci/run", "requirements-dev.txt", "requirements-checkov.txt", "tools/replay.py", "tools/preflight.py",
 ])
 def test_funcignore_excludes_dev_and_test_files(path):
     assert ignored(path, ignore_patterns()), path
@@ -151,7 +151,7 @@ def test_funcignore_excludes_dev_and_test_files(path):
 
 @pytest.mark.parametrize("path", [
     "function_app.py", "host.json", "requirements.txt", "shared/settings.py", "shared/telemetry_names.py",
-    "shared/commerce/client.py", "tools/replay.py", "tools/preflight.py",
+    "shared/commerce/client.py", "shared/logcontext.py",
 ])
 def test_funcignore_keeps_what_the_app_needs(path):
     assert not ignored(path, ignore_patterns()), path
