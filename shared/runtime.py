@@ -95,13 +95,16 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
                               on_call=on_call)
     storage = StorageFactory(env)
     deadletter_table = storage.table(settings.deadletter_table)
-    try:
-        # Provisioned by infra/ in Azure; created here for local runs and first deployments.
-        ensure_table(deadletter_table)
-        for name in (settings.events_queue, settings.poison_queue):
-            ensure_queue(storage.queue(name))
-    except Exception as error:  # noqa: BLE001 - not fatal: the first real use reports it properly
-        log.warning("could not check queues/tables at start-up: %s", type(error).__name__)
+    if settings.storage_connection != "identity":
+        # A connection string means Azurite or a hand-made account: create what is missing. With
+        # identity-based storage, infra/ provisions the queues and tables and the identity's roles
+        # are scoped to them, so nothing is created (or attempted) at start-up.
+        try:
+            ensure_table(deadletter_table)
+            for name in (settings.events_queue, settings.poison_queue):
+                ensure_queue(storage.queue(name))
+        except Exception as error:  # noqa: BLE001 - not fatal: the first real use reports it properly
+            log.warning("could not check queues/tables at start-up: %s", type(error).__name__)
     return Runtime(settings=settings, storage=storage, telemetry=telemetry, commerce=commerce,
                    deadletters=DeadLetterStore(deadletter_table), calls=calls,
                    max_dequeue_count=max_dequeue_count(host_json))
