@@ -134,5 +134,12 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
     assert alerted, "the alert rules reference no telemetry names"
     missing = {n for n in alerted if n not in emitted_events | emitted_metrics | functions}
     assert missing == set(), f"alerts query names the app never emitted: {missing}"
+    from tests.infra.bicep_model import telemetry_keys_used_by_alerts
+
+    emitted_outcomes = {(r.attributes or {}).get("outcome") for r in exported
+                        if (r.attributes or {}).get("microsoft.custom_event.name") == names.EVENT_SYNC_OUTCOME}
+    queried_outcomes = {getattr(names.Outcome, key.removeprefix("OUTCOME_")).value
+                        for key in telemetry_keys_used_by_alerts() if key.startswith("OUTCOME_")}
+    assert queried_outcomes and queried_outcomes <= emitted_outcomes, (queried_outcomes, emitted_outcomes)
     assert names.EVENT_COMMERCE_AUTH_FAILURE in emitted_events
     assert names.EVENT_DEAD_LETTERED in emitted_events
