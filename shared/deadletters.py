@@ -8,7 +8,6 @@ The stored envelope is the queue message as it was, so a replay re-queues exactl
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
@@ -142,7 +141,3 @@ def describe(letter: DeadLetter) -> dict:
         "message": letter.message, "attempts": letter.attempts,
         "deadLetteredAt": letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else None,
     }
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

@@ -23,7 +23,7 @@ from shared.deadletters import DeadLetterStore
 from shared.ingest import IngestDeps
 from shared.processor import CallCounter, ProcessorDeps
 from shared.settings import Settings, load_settings
-from shared.storage import StorageFactory, ensure_queue, ensure_table
+from shared.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
 from shared.telemetry import Telemetry
 
 log = logging.getLogger("customer_sync.runtime")
@@ -43,15 +43,6 @@ def max_dequeue_count(host_json: Path = HOST_JSON) -> int:
         return int(queues.get("maxDequeueCount", DEFAULT_MAX_DEQUEUE_COUNT))
     except (OSError, KeyError, ValueError, TypeError):
         return DEFAULT_MAX_DEQUEUE_COUNT
-
-
-class StorageQueueSender:
-    def __init__(self, queue: QueueClient):
-        self.queue = queue
-
-    def send(self, message: str) -> None:
-        # time_to_live=-1: an event waits as long as it takes; the default (7 days) would lose it.
-        self.queue.send_message(message, time_to_live=-1)
 
 
 @dataclass

@@ -74,6 +74,17 @@ class StorageFactory:
         return self.table_service().get_table_client(name)
 
 
+class StorageQueueSender:
+    """Puts event envelopes on the event queue (ingest, and replay of dead letters)."""
+
+    def __init__(self, queue: QueueClient):
+        self.queue = queue
+
+    def send(self, message: str) -> None:
+        # time_to_live=-1: an event waits as long as it takes; the default (7 days) would lose it.
+        self.queue.send_message(message, time_to_live=-1)
+
+
 def ensure_queue(queue: QueueClient) -> None:
     try:
         queue.create_queue()

@@ -26,7 +26,7 @@ from shared.normalise.errors import Invalid
 from shared.errors import MessageFormatError
 from shared.privacy import email_hash
 from shared.settings import read_setting, storage_configured
-from shared.storage import StorageFactory
+from shared.storage import StorageFactory, StorageQueueSender
 
 
 def iso_datetime(text: str) -> datetime:
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None, out=sys.stdout) -> int:
     if not filtered and not args.all:
         print("replay needs a filter, or --all to replay every dead letter", file=sys.stderr)
         return 2
-    queue = storage.queue(read_setting(env, "EVENTS_QUEUE_NAME"))
-    counts = replay(letters, store, lambda text: queue.send_message(text, time_to_live=-1),
+    sender = StorageQueueSender(storage.queue(read_setting(env, "EVENTS_QUEUE_NAME")))
+    counts = replay(letters, store, sender.send,
                     dry_run=args.dry_run, out=out)
     print(json.dumps(counts), file=out)
     return 0
