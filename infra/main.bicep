@@ -41,12 +41,21 @@ param pythonVersion string = '3.11'
 ])
 param instanceMemoryMB int = 2048
 
-// Load on Commerce is bounded by maximumInstanceCount x per-instance queue concurrency (host.json
-// batchSize + newBatchThreshold). See docs/deploy.md "Bound on load against Commerce".
+// Load on Commerce is bounded by maximumInstanceCount x the Commerce calls one instance has in flight:
+// at most COMMERCE_MAX_CONCURRENCY (the app's per-process semaphore), and never more than the
+// per-instance queue concurrency (host.json batchSize + newBatchThreshold). See docs/deploy.md
+// "Bound on load against Commerce" and the maxConcurrentCommerceCalls output.
 @description('Most instances the processor can scale to. Bounds concurrent calls to Commerce.')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+// An int (not a string like the other numeric settings) so the output below can do the arithmetic;
+// the bounds are the ones load_settings accepts.
+@description('COMMERCE_MAX_CONCURRENCY: most Commerce calls in flight at once per instance (one worker process). Lower it to lower the load on the Commerce Scale Unit.')
+@minValue(1)
+@maxValue(256)
+param commerceMaxConcurrency int = 8
 
 // --- storage -------------------------------------------------------------------------------------
 @description('Storage redundancy of the account holding the event queue and dead letters.')
@@ -63,8 +72,16 @@ param eventsQueueName string = 'customer-events'
 @description('DEADLETTER_TABLE_NAME.')
 param deadLetterTableName string = 'deadletters'
 
-// The code uses one table today (the dead letters). The planned per-email sync ledger (README) adds its
-// table here when it ships; provisioning it earlier would grant the identity a table nothing uses.
+// The per-email sync ledger: one entity per email hash with the Commerce account, the last applied
+// event, field-group hashes and the writer's lease. Provisioned here and scoped like the dead-letter
+// table (tableNames below), because the identity cannot create tables.
+@description('LEDGER_TABLE_NAME: table of the per-email sync ledger (3-63 letters and digits, starting with a letter).')
+@minLength(3)
+@maxLength(63)
+param ledgerTableName string = 'syncledger'
+
+// The code uses exactly the dead-letter and ledger tables; anything listed here is only for a later
+// table, and gets the same narrowly scoped role.
 @description('Further tables the app uses. Each gets its own narrowly scoped role.')
 param additionalTableNames array = []
 
@@ -115,6 +132,21 @@ param commerceReadTimeoutSeconds string = '30'
 
 @description('COMMERCE_SEARCH_PAGE_SIZE.')
 param commerceSearchPageSize string = '50'
+
+// --- sync ledger lease and retry schedule --------------------------------------------------------
+// The app refuses to start (health reports the name) when the lease is shorter than twice one
+// Commerce call's connect + read timeout: a write must end before its lease does.
+@description('LEDGER_LEASE_SECONDS: how long a worker holds an email\'s lease while writing to Commerce. At least 2 x (COMMERCE_CONNECT_TIMEOUT_SECONDS + COMMERCE_READ_TIMEOUT_SECONDS).')
+param ledgerLeaseSeconds string = '120'
+
+@description('RETRY_BASE_DELAY_SECONDS: first delay before a transiently failed event is retried when Commerce sends no Retry-After; doubles per attempt, with jitter.')
+param retryBaseDelaySeconds string = '5'
+
+@description('RETRY_MAX_DELAY_SECONDS: longest delay between two attempts, Retry-After included (a queue message can stay invisible for at most 7 days).')
+param retryMaxDelaySeconds string = '900'
+
+@description('RETRY_MAX_AGE_SECONDS: an event still failing transiently this long after it was queued is dead-lettered.')
+param retryMaxAgeSeconds string = '86400'
 
 // --- mapping defaults (applied on create only) ---------------------------------------------------
 @description('CUSTOMER_DEFAULT_TYPE: 1 Person, 2 Organization.')
@@ -223,7 +255,11 @@ var queueNames = [
   eventsQueueName
   poisonQueueName
 ]
-var tableNames = union([deadLetterTableName], additionalTableNames)
+// The identity gets Storage Table Data Contributor on each of these tables and on no other (app/rbac.bicep).
+var tableNames = union([
+  deadLetterTableName
+  ledgerTableName
+], additionalTableNames)
 
 // Key Vault secret names allow letters, digits and dashes only.
 var emailHashKeySecretName = 'email-hash-key'
@@ -253,6 +289,10 @@ var commerceClientSecretReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri
 var hostJson = loadJsonContent('../host.json')
 // (Parenthesised operands: pycep-parser, used by the tests and by Checkov, binds '.' looser than '+'.)
 var queueConcurrencyPerInstance = (hostJson.extensions.queues.batchSize) + (hostJson.extensions.queues.newBatchThreshold)
+// Commerce calls one instance has in flight: the app's semaphore (COMMERCE_MAX_CONCURRENCY, per worker
+// process; FUNCTIONS_WORKER_PROCESS_COUNT is not set, so one process per instance) or, when that is
+// larger, the messages running at once, since each message makes its calls one after another.
+var commerceCallsPerInstance = (commerceMaxConcurrency < queueConcurrencyPerInstance) ? commerceMaxConcurrency : queueConcurrencyPerInstance
 
 // --- identity ------------------------------------------------------------------------------------
 module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.6.0' = {
@@ -436,6 +476,12 @@ var appSettings = {
   EVENTS_QUEUE_NAME: eventsQueueName
   DEADLETTER_TABLE_NAME: deadLetterTableName
   DEADLETTER_RETENTION_DAYS: deadLetterRetentionDays
+  LEDGER_TABLE_NAME: ledgerTableName
+  LEDGER_LEASE_SECONDS: ledgerLeaseSeconds
+  RETRY_BASE_DELAY_SECONDS: retryBaseDelaySeconds
+  RETRY_MAX_DELAY_SECONDS: retryMaxDelaySeconds
+  RETRY_MAX_AGE_SECONDS: retryMaxAgeSeconds
+  COMMERCE_MAX_CONCURRENCY: string(commerceMaxConcurrency)
   QUEUE_MONITOR_SCHEDULE: queueMonitorSchedule
 
   COMMERCE_BASE_URL: commerceBaseUrl
@@ -565,4 +611,4 @@ output keyVaultName string = vault.outputs.name
 output storageAccountName string = storage.outputs.name
 output appInsightsName string = appInsights.outputs.name
 output queueConcurrencyPerInstance int = queueConcurrencyPerInstance
-output maxConcurrentCommerceCalls int = (maximumInstanceCount * queueConcurrencyPerInstance)
+output maxConcurrentCommerceCalls int = (maximumInstanceCount * commerceCallsPerInstance)

@@ -22,8 +22,10 @@ param customerDefaultGroup = readEnvironmentVariable('CUSTOMER_DEFAULT_GROUP', '
 param customerDefaultCurrency = readEnvironmentVariable('CUSTOMER_DEFAULT_CURRENCY', '')
 param defaultCountry = readEnvironmentVariable('DEFAULT_COUNTRY', '')
 
-// Scale: the ceiling on concurrent Commerce calls is maximumInstanceCount x per-instance concurrency.
+// Scale: the ceiling on concurrent Commerce calls is maximumInstanceCount x COMMERCE_MAX_CONCURRENCY
+// (docs/deploy.md "Bound on load against Commerce").
 param maximumInstanceCount = int(readEnvironmentVariable('CUSTSYNC_MAX_INSTANCES', '40'))
+param commerceMaxConcurrency = int(readEnvironmentVariable('COMMERCE_MAX_CONCURRENCY', '8'))
 
 // Comma-separated list of e-mail addresses for alerts.
 param alertEmails = split(readEnvironmentVariable('ALERT_EMAILS'), ',')

@@ -62,6 +62,20 @@ APP_SETTINGS: tuple[Setting, ...] = (
             "event id.", "deadletters"),
     Setting("DEADLETTER_RETENTION_DAYS", "Dead letters older than this are purged by the queue "
             "monitor.", "30"),
+    Setting("LEDGER_TABLE_NAME", "Table holding the per-email sync ledger: Commerce account number, "
+            "last applied event, field-group hashes and the writer's lease, keyed by email hash.",
+            "syncledger"),
+    Setting("LEDGER_LEASE_SECONDS", "How long a worker holds an email's lease while it writes to "
+            "Commerce. At least twice one Commerce call's connect + read timeout: a write starts "
+            "only with a whole call's budget left, so it ends before the lease does.", "120"),
+    Setting("RETRY_BASE_DELAY_SECONDS", "First delay before a transiently failed event is tried "
+            "again when Commerce sends no Retry-After; doubles per attempt, with jitter.", "5"),
+    Setting("RETRY_MAX_DELAY_SECONDS", "Longest delay between two attempts (Retry-After included).",
+            "900"),
+    Setting("RETRY_MAX_AGE_SECONDS", "An event still failing transiently this long after it was "
+            "queued is dead-lettered with its last error (24 hours by default).", "86400"),
+    Setting("COMMERCE_MAX_CONCURRENCY", "Most Commerce calls in flight at once per worker process; "
+            "with maximumInstanceCount it bounds the load on the Commerce Scale Unit.", "8"),
     Setting("QUEUE_MONITOR_SCHEDULE", "NCRONTAB schedule of the queue-depth metrics timer.",
             "0 */5 * * * *"),
     # --- Commerce Scale Unit -------------------------------------------------------------------
@@ -166,11 +180,22 @@ class MappingSettings:
 
 
 @dataclass(frozen=True)
+class RetrySettings:
+    base_delay: float
+    max_delay: float
+    max_age: float
+
+
+@dataclass(frozen=True)
 class Settings:
     storage_connection: str = field(repr=False)
     events_queue: str
     deadletter_table: str
     deadletter_retention_days: int
+    ledger_table: str
+    ledger_lease_seconds: float
+    retry: RetrySettings
+    commerce_max_concurrency: int
     queue_monitor_schedule: str
     commerce: CommerceSettings
     mapping: MappingSettings
@@ -315,6 +340,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         read_timeout=number("COMMERCE_READ_TIMEOUT_SECONDS", float, 0.1, 600),
         search_page_size=number("COMMERCE_SEARCH_PAGE_SIZE", int, 1, 1000),
     )
+    lease_seconds = number("LEDGER_LEASE_SECONDS", float, 1, 3600)
+    call_budget = commerce.connect_timeout + commerce.read_timeout
+    if lease_seconds < 2 * call_budget:
+        problems.append(f"LEDGER_LEASE_SECONDS must be at least twice COMMERCE_CONNECT_TIMEOUT_SECONDS + "
+                        f"COMMERCE_READ_TIMEOUT_SECONDS ({2 * call_budget:g}), got {lease_seconds:g}")
     mapping = MappingSettings(
         default_customer_type=number("CUSTOMER_DEFAULT_TYPE", int, 1, 2),
         default_group=get("CUSTOMER_DEFAULT_GROUP"),
@@ -330,6 +360,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         events_queue=get("EVENTS_QUEUE_NAME"),
         deadletter_table=get("DEADLETTER_TABLE_NAME"),
         deadletter_retention_days=number("DEADLETTER_RETENTION_DAYS", int, 1, 3650),
+        ledger_table=get("LEDGER_TABLE_NAME"),
+        ledger_lease_seconds=lease_seconds,
+        retry=RetrySettings(
+            base_delay=number("RETRY_BASE_DELAY_SECONDS", float, 1, 3600),
+            # A queue message can stay invisible for at most 7 days.
+            max_delay=number("RETRY_MAX_DELAY_SECONDS", float, 1, 7 * 24 * 3600),
+            max_age=number("RETRY_MAX_AGE_SECONDS", float, 1, 30 * 24 * 3600)),
+        commerce_max_concurrency=number("COMMERCE_MAX_CONCURRENCY", int, 1, 256),
         queue_monitor_schedule=get("QUEUE_MONITOR_SCHEDULE"),
         commerce=commerce,
         mapping=mapping,

@@ -13,7 +13,7 @@ param storageAccountName string
 @description('The event queue and its -poison queue.')
 param queueNames array
 
-@description('The dead-letter table and the other tables the app uses.')
+@description('The dead-letter table, the sync ledger table and any further table the app uses.')
 param tableNames array
 
 param keyVaultName string
@@ -100,8 +100,9 @@ resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }]
 
-// Storage Table Data Contributor on each table: dead letters are written, read and purged (and any
-// table listed in additionalTableNames is read and written). No other table is reachable.
+// Storage Table Data Contributor on each table: dead letters are written, read and purged; ledger
+// entities are read and written (ETag-conditional, leases included); any table listed in
+// additionalTableNames is read and written. No other table is reachable.
 resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (tableName, i) in tableNames: {
   name: guid(tables[i].id, principalId, storageTableDataContributor)
   scope: tables[i]

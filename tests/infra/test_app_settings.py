@@ -202,6 +202,17 @@ def test_outputs_give_the_ingest_url_without_a_key():
     url = ev.eval(outputs["ingestUrl"]["value"])
     assert url == Unresolved("https://<functionApp.outputs.defaultHostname>/api/customers/events")
     assert "code=" not in url.expr
+    # 40 instances x COMMERCE_MAX_CONCURRENCY 8: the app's semaphore, not the 24 messages an instance runs.
+    assert ev.eval(outputs["maxConcurrentCommerceCalls"]["value"]) == 40 * 8
+    queues = json.loads(HOST_JSON.read_text())["extensions"]["queues"]
+    assert ev.eval(outputs["queueConcurrencyPerInstance"]["value"]) == queues["batchSize"] + queues["newBatchThreshold"]
+
+
+def test_commerce_load_bound_follows_instances_and_concurrency():
     queues = json.loads(HOST_JSON.read_text())["extensions"]["queues"]
     per_instance = queues["batchSize"] + queues["newBatchThreshold"]
-    assert ev.eval(outputs["maxConcurrentCommerceCalls"]["value"]) == 40 * per_instance
+    output = m.parse_bicep(m.MAIN_BICEP)["outputs"]["maxConcurrentCommerceCalls"]["value"]
+    for instances, concurrency, bound in ((4, 8, 32), (40, 2, 80), (40, per_instance + 10, 40 * per_instance)):
+        ev = m.main_evaluator(maximumInstanceCount=instances, commerceMaxConcurrency=concurrency)
+        assert ev.eval(output) == bound, (instances, concurrency)
+        assert m.app_settings(commerceMaxConcurrency=concurrency)["COMMERCE_MAX_CONCURRENCY"] == str(concurrency)

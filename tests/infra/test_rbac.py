@@ -25,7 +25,7 @@ EXPECTED = {
     ("principalId", "Storage Blob Data Owner", STORAGE, ""),
     # ingest writes, trigger reads/deletes, poison move, queue monitor: each queue, not the account
     ("principalId", "Storage Queue Data Contributor", QUEUE, "queueNames"),
-    # dead letters (and any additionalTableNames): each table
+    # dead letters, the sync ledger (and any additionalTableNames): each table
     ("principalId", "Storage Table Data Contributor", TABLE, "tableNames"),
     # Key Vault references: each referenced secret, not the vault
     ("principalId", "Key Vault Secrets User", SECRET, "secretNames"),

@@ -8,7 +8,6 @@ from tests.infra import bicep_model as m
 # The queues and tables the code uses, from the settings registry's defaults (load_settings also gives
 # the poison queue's name as the host derives it). Nothing else is provisioned: a table no code uses
 # would only be one more thing the identity can write.
-PLANNED_TABLES: set[str] = set()
 
 
 def code_defaults():
@@ -29,17 +28,18 @@ def test_every_queue_and_table_the_code_uses_is_provisioned():
     queues = {q["name"] for q in storage["queueServices"]["queues"]}
     tables = {t["name"] for t in storage["tableServices"]["tables"]}
     assert {settings.events_queue, settings.poison_queue} <= queues
-    assert {settings.deadletter_table} | PLANNED_TABLES <= tables
-    assert tables == {settings.deadletter_table} | PLANNED_TABLES, "a table no code uses is provisioned"
+    assert tables == {settings.deadletter_table, settings.ledger_table}, "a table no code uses is provisioned"
     assert settings.poison_queue == SETTINGS_BY_NAME["EVENTS_QUEUE_NAME"].default + "-poison"
 
 
 def test_queue_and_table_names_follow_their_parameters():
     storage = m.module_params("storage", eventsQueueName="events-b", deadLetterTableName="dlq",
-                              additionalTableNames=["syncledger", "extra"])
+                              ledgerTableName="ledgerb", additionalTableNames=["ledgerb", "extra"])
     assert [q["name"] for q in storage["queueServices"]["queues"]] == ["events-b", "events-b-poison"]
-    assert [t["name"] for t in storage["tableServices"]["tables"]] == ["dlq", "syncledger", "extra"]
-    assert m.app_settings(eventsQueueName="events-b")["EVENTS_QUEUE_NAME"] == "events-b"
+    assert [t["name"] for t in storage["tableServices"]["tables"]] == ["dlq", "ledgerb", "extra"]
+    settings = m.app_settings(eventsQueueName="events-b", deadLetterTableName="dlq", ledgerTableName="ledgerb")
+    assert (settings["EVENTS_QUEUE_NAME"], settings["DEADLETTER_TABLE_NAME"], settings["LEDGER_TABLE_NAME"]) == (
+        "events-b", "dlq", "ledgerb")
 
 
 def test_storage_account_allows_no_keys_and_no_public_blobs():
