@@ -65,9 +65,9 @@ class AddressIn(_Strict):
 class CustomerIn(_Strict):
     email: str = Field(description="The match key (case-insensitive). Required, never clearable.",
                        max_length=254)
-    previousEmail: str | None = Field(None, description="Reserved for email changes (not applied in "
-                                      "1.0: a value other than email is refused). The address "
-                                      "the customer had before. Validated like email.")
+    previousEmail: str | None = Field(None, description="An email change: the address the customer "
+                                      "had before. The customer found under it gets the new email "
+                                      "instead of a second customer being created. Validated like email.")
     firstName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
     middleName: str | None = Field(None, max_length=25, description="null clears it.")
     lastName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)

@@ -28,17 +28,30 @@ class Envelope(BaseModel):
     ingested_at: datetime = Field(alias="ingestedAt")
     correlation_id: str = Field(alias="correlationId")
     replayed: bool = False
+    # Set when the processor sends the event again itself (a retry or a deferral): the attempt that
+    # comes next, and why the previous one did not finish. Older messages lack them: defaults.
+    attempt: int = Field(1, ge=1)
+    last_reason: str | None = Field(None, alias="lastReason")
+    # A replay with --force: apply even if the ledger says duplicate or stale.
+    force: bool = False
 
     @classmethod
     def wrap(cls, event: NormalisedEvent, *, ingested_at: datetime, correlation_id: str,
-             replayed: bool = False) -> "Envelope":
-        return cls(event=event, ingestedAt=ingested_at, correlationId=correlation_id, replayed=replayed)
+             replayed: bool = False, force: bool = False) -> "Envelope":
+        return cls(event=event, ingestedAt=ingested_at, correlationId=correlation_id, replayed=replayed,
+                   force=force)
+
+    def next_attempt(self, reason: str, *, counts: bool = True) -> "Envelope":
+        """The same event, to be tried again. A deferral (``counts=False``) keeps the attempt number."""
+        return self.model_copy(update={"attempt": self.attempt + (1 if counts else 0),
+                                       "last_reason": reason})
 
     def to_json(self) -> str:
         # The event's own serialiser keeps "absent" and "null" apart (its ``present`` list).
         event_json = json.loads(self.event.to_json())
         return json.dumps({"v": self.v, "ingestedAt": self.ingested_at.isoformat(),
                            "correlationId": self.correlation_id, "replayed": self.replayed,
+                           "attempt": self.attempt, "lastReason": self.last_reason, "force": self.force,
                            "event": event_json}, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod

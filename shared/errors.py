@@ -25,12 +25,16 @@ from azure.core.exceptions import (
 
 from shared.commerce.errors import (
     CommerceAuthError,
+    CommerceConnectionError,
     CommerceError,
     CommerceNotFoundError,
     CommercePermanentError,
+    CommerceServerError,
+    CommerceTimeoutError,
     CommerceTransientError,
     mask_text,
 )
+from shared.ledger_store import LedgerConflict
 
 
 class Disposition(str, Enum):
@@ -51,6 +55,9 @@ class Failure:
     status: int | None = None
     retry_after: float | None = None
     auth: bool = False  # a Commerce 401/403: operators must see it (CommerceAuthFailure)
+    # A create or PATCH that may have been applied although no success came back (timeout, dropped
+    # connection, 5xx): the ledger then treats what Commerce holds as unknown until it reads it again.
+    may_have_committed: bool = False
 
 
 def redact(text: str, limit: int = 500) -> str:
@@ -71,7 +78,8 @@ def classify(error: BaseException) -> Failure:
             return Failure(Disposition.RETRY, "commerce_auth", auth=True, **common)
         if isinstance(error, CommerceTransientError):
             return Failure(Disposition.RETRY, f"commerce_{_kind(error)}",
-                           retry_after=error.retry_after, **common)
+                           retry_after=error.retry_after, may_have_committed=_may_have_committed(error),
+                           **common)
         if isinstance(error, CommerceNotFoundError):
             if error.operation in ("search", "create") and not error.error_resource_id:
                 # Searching or creating never targets a missing customer: a bare 404 here means the
@@ -83,6 +91,9 @@ def classify(error: BaseException) -> Failure:
         if isinstance(error, CommercePermanentError):
             return Failure(Disposition.DEAD_LETTER, "commerce_rejected", **common)
         return Failure(Disposition.RETRY, "commerce_error", **common)
+    if isinstance(error, LedgerConflict):
+        # Our lease was taken over mid-sync (we overran it): the next attempt reads the ledger again.
+        return Failure(Disposition.RETRY, "ledger_conflict", "the email's ledger entry changed under this worker")
     if isinstance(error, MessageFormatError):
         return Failure(Disposition.DEAD_LETTER, "unreadable_message", redact(str(error)))
     if isinstance(error, ClientAuthenticationError):
@@ -111,6 +122,17 @@ def safe_traceback(error: BaseException) -> str:
         parts.append(f"{type(current).__name__} at {where or '?'}")
         current = current.__cause__ or current.__context__
     return " | caused by ".join(parts)
+
+
+def _may_have_committed(error: CommerceTransientError) -> bool:
+    if error.operation not in ("create", "update"):
+        return False
+    if isinstance(error, CommerceTimeoutError):
+        return error.sent
+    if isinstance(error, CommerceConnectionError):
+        return error.dropped
+    # 408 and 423 say the request was not processed; a 5xx may come after the commit.
+    return isinstance(error, CommerceServerError) and (error.status or 500) >= 500
 
 
 def _kind(error: CommerceTransientError) -> str:

@@ -1,40 +1,56 @@
 """Queue processing: apply one event to Commerce (create, update or nothing), or say why not.
 
-The flow for one event:
+The flow for one event (``docs/ledger.md`` has the state diagram):
 1. read the envelope (unreadable -> dead letter at once);
-2. find the customer: the sender's ``customerAccount`` hint when its email matches, else an exact
-   email search (the CSU search is a prefix search; the client keeps exact matches only);
-3. no match -> create; a match -> read it, compute the minimal PATCH, send it or do nothing;
-4. failures are classified once (``shared.errors.classify``): transient ones raise ``RetryLater`` so
-   the host makes the message visible again after host.json's ``visibilityTimeout``; on the last
-   attempt (``maxDequeueCount``) and for permanent failures the event is dead-lettered here, with its
-   reason, so nothing is left to the poison queue unless this code itself could not run.
-Every event ends in exactly one ``CustomerSyncOutcome`` telemetry event.
+2. read the email's ledger entry: an event already applied is a ``duplicate``, one older than the
+   last applied is ``stale``; both are acknowledged with no Commerce call;
+3. take the email's lease (insert-if-absent, or an ETag-conditional take-over of an expired one). A
+   live lease of another worker -> the event is sent again with a 1-5 s delay (``deferred``): only
+   the lease holder ever searches, creates or updates that email's customer;
+4. under the lease: a known customer with unchanged field groups -> nothing; changed groups -> one
+   PATCH; otherwise find it (sender's hint, then exact email search), read it and PATCH the
+   difference, or create it. A 404 on the stored account (deleted, merged, async number replaced)
+   re-resolves by email;
+5. record the result and release the lease in one conditional write.
+Failures are classified once (``shared.errors.classify``). A transient one sends the event again
+with a delay (Retry-After, else exponential backoff with jitter) and completes the current message,
+so throttling never spends the host's dequeue attempts; after ``RETRY_MAX_AGE_SECONDS`` the event is
+dead-lettered with its last error. Permanent failures are dead-lettered at once, with their reason.
+Every delivery ends in exactly one ``CustomerSyncOutcome`` telemetry event.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from shared.commerce.errors import CommerceNotFoundError
-from shared.deadletters import DeadLetter, UNKNOWN_PARTITION
+from shared.contract import NormalisedEvent
+from shared.deadletters import UNKNOWN_PARTITION, DeadLetter
 from shared.diff import build_patch
 from shared.envelope import Envelope, peek_identity
 from shared.errors import Disposition, Failure, MessageFormatError, classify, safe_traceback
+from shared.fieldgroups import blind_patch, changed_groups, group_hashes
+from shared.ledger import (LedgerEntry, OrderKey, State, Verdict, applied, judge, moved, release, renew_lease,
+                           settle, take_lease, uncertain)
+from shared.ledger_store import LedgerConflict
 from shared.logcontext import log_context
 from shared.mapping import build_create_body
-from shared.settings import MappingSettings
+from shared.retry_policy import defer_delay, expired, retry_delay
+from shared.settings import MappingSettings, RetrySettings
 from shared.telemetry import Telemetry
 from shared.telemetry_names import Outcome
-from shared.contract import NormalisedEvent
 
 log = logging.getLogger("customer_sync.processor")
+
+LEASE_RACES = 4  # lost ETag races in a row before deferring: another worker is busy with this email
 
 
 class CommercePort(Protocol):
@@ -46,6 +62,11 @@ class CommercePort(Protocol):
 
 class DeadLetterPort(Protocol):
     def put(self, letter: DeadLetter) -> None: ...
+
+
+class LedgerPort(Protocol):
+    def read(self, email_hash: str) -> LedgerEntry | None: ...
+    def write(self, entry: LedgerEntry) -> LedgerEntry: ...
 
 
 class CallCounter:
@@ -66,7 +87,8 @@ class CallCounter:
 
 
 class RetryLater(Exception):
-    """Raised to the trigger so the host releases the message for another attempt."""
+    """Raised to the trigger so the host releases the message for another attempt. Only when the
+    event could not be sent again by the processor itself (storage unavailable)."""
 
     def __init__(self, failure: Failure):
         self.failure = failure
@@ -82,6 +104,14 @@ class ProcessorDeps:
     max_dequeue_count: int
     calls: CallCounter
     clock: Callable[[], datetime]
+    ledger: LedgerPort
+    requeue: Callable[[str, int], None]  # (message text, seconds invisible)
+    retry: RetrySettings
+    lease_seconds: float
+    call_budget: float  # longest one Commerce call can take, waiting for a free slot included
+    hash_key: bytes
+    rng: random.Random = field(default_factory=random.Random)
+    new_owner: Callable[[], str] = lambda: uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -89,6 +119,7 @@ class ProcessResult:
     outcome: Outcome
     account_number: str | None = None
     failure: Failure | None = None
+    delay: int | None = None  # seconds until the event is tried again (deferred, retrying)
 
 
 def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) -> ProcessResult:
@@ -108,80 +139,270 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
              started: float) -> ProcessResult:
     event = envelope.event
 
-    def finish(outcome: Outcome, failure: Failure | None = None, level=logging.INFO) -> None:
-        deps.telemetry.outcome(outcome, event_id=event.event_id, email_hash=event.email_hash,
+    def finish(result: ProcessResult, level=logging.INFO) -> ProcessResult:
+        failure = result.failure
+        deps.telemetry.outcome(result.outcome, event_id=event.event_id, email_hash=event.email_hash,
                                correlation_id=envelope.correlation_id,
                                latency_ms=(time.perf_counter() - started) * 1000,
-                               commerce_calls=deps.calls.count, attempt=dequeue_count,
+                               commerce_calls=deps.calls.count, attempt=envelope.attempt,
                                reason=failure.reason if failure else None, level=level)
+        return result
 
     try:
-        outcome, account = sync_customer(event, deps.commerce, deps.mapping)
+        outcome, account = apply_event(envelope, deps)
     except Exception as error:  # noqa: BLE001 - classified below: retried or dead-lettered, never dropped
-        failure = classify(error)
-        if failure.auth:
-            deps.telemetry.auth_failure(status=failure.status, operation=getattr(error, "operation", None),
-                                        correlation_id=envelope.correlation_id)
-        last_attempt = dequeue_count >= deps.max_dequeue_count
-        if failure.disposition is Disposition.RETRY and not last_attempt:
-            log.warning("attempt %d of %d failed, will retry: %s %s", dequeue_count,
-                         deps.max_dequeue_count, failure.reason, failure.message)
-            finish(Outcome.RETRYING, failure, logging.WARNING)
-            if failure.reason == "unexpected_error":
-                log.warning("unexpected error: %s", safe_traceback(error))
-            # No exception chaining: the host logs what reaches it, and only the redacted text may.
-            raise RetryLater(failure) from None
-        reason = failure.reason if failure.disposition is Disposition.DEAD_LETTER \
-            else f"retries_exhausted:{failure.reason}"
-        deps.deadletters.put(DeadLetter(
-            email_hash=event.email_hash, event_id=event.event_id, reason=reason,
-            message=failure.message, error_resource_id=failure.error_resource_id,
-            status=failure.status, attempts=dequeue_count, first_seen_at=envelope.ingested_at,
-            dead_lettered_at=deps.clock(), envelope=_text(body)))
-        deps.telemetry.dead_lettered(event_id=event.event_id, email_hash=event.email_hash, reason=reason,
-                                     error_resource_id=failure.error_resource_id,
-                                     correlation_id=envelope.correlation_id, attempts=dequeue_count)
-        log.error("dead-lettered after %d attempt(s): %s %s", dequeue_count, reason, failure.message)
-        if failure.reason == "unexpected_error":
-            log.error("unexpected error: %s", safe_traceback(error))
-        finish(Outcome.DEAD_LETTERED, failure, logging.ERROR)
-        return ProcessResult(Outcome.DEAD_LETTERED, failure=failure)
+        return _failed(envelope, body, dequeue_count, deps, classify(error), error, finish)
 
-    log.info("%s customer %s with %d Commerce call(s)", outcome.value, account, deps.calls.count)
-    finish(outcome)
-    return ProcessResult(outcome, account)
+    if outcome is Outcome.DEFERRED:
+        return _send_again(envelope, dequeue_count, deps, finish, reason="lease_busy",
+                           delay=defer_delay(deps.rng), counts=False, outcome=Outcome.DEFERRED)
+    log.info("%s customer %s with %d Commerce call(s)", outcome.value, account or "-", deps.calls.count)
+    return finish(ProcessResult(outcome, account))
 
 
-def sync_customer(event: NormalisedEvent, commerce: CommercePort,
-                  mapping: MappingSettings) -> tuple[Outcome, str]:
-    """Create or update one customer. Raises whatever the client raises; the caller classifies it."""
-    customer = None
-    if event.customer_account:
+def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
+            failure: Failure, error: BaseException, finish) -> ProcessResult:
+    event = envelope.event
+    if failure.auth:
+        deps.telemetry.auth_failure(status=failure.status, operation=getattr(error, "operation", None),
+                                    correlation_id=envelope.correlation_id)
+    if failure.reason == "unexpected_error":
+        log.warning("unexpected error: %s", safe_traceback(error))
+    if failure.disposition is Disposition.RETRY:
+        too_old = expired(envelope.ingested_at, deps.clock(), deps.retry)
+        # A defect rarely heals by waiting: it gets the host's attempt count, not the full age.
+        defect_exhausted = failure.reason == "unexpected_error" and envelope.attempt >= deps.max_dequeue_count
+        if not (too_old or defect_exhausted):
+            delay = retry_delay(envelope.attempt, failure.retry_after, deps.retry, deps.rng)
+            log.warning("attempt %d failed, trying again in %d s: %s %s", envelope.attempt, delay,
+                        failure.reason, failure.message)
+            return _send_again(envelope, dequeue_count, deps, finish, reason=failure.reason, delay=delay,
+                               counts=True, outcome=Outcome.RETRYING, failure=failure)
+        reason = f"retries_exhausted:{failure.reason}"
+    else:
+        reason = failure.reason
+    return _dead_letter(envelope, body, dequeue_count, deps, failure, reason, finish)
+
+
+def _send_again(envelope: Envelope, dequeue_count: int, deps: ProcessorDeps, finish, *, reason: str,
+                delay: int, counts: bool, outcome: Outcome, failure: Failure | None = None
+                ) -> ProcessResult:
+    """Queue the event again, invisible for ``delay`` s, and let the current message complete."""
+    try:
+        deps.requeue(envelope.next_attempt(reason, counts=counts).to_json(), delay)
+    except Exception as error:  # noqa: BLE001 - the host's own retry is the fallback
+        send_failure = classify(error)
+        log.warning("could not queue the event again (%s): the host will release it", send_failure.reason)
+        finish(ProcessResult(Outcome.RETRYING, failure=failure or send_failure), logging.WARNING)
+        raise RetryLater(failure or send_failure) from None
+    level = logging.WARNING if outcome is Outcome.RETRYING else logging.INFO
+    return finish(ProcessResult(outcome, failure=failure, delay=delay), level)
+
+
+def _dead_letter(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
+                 failure: Failure, reason: str, finish) -> ProcessResult:
+    event = envelope.event
+    attempts = max(envelope.attempt, dequeue_count)
+    deps.deadletters.put(DeadLetter(
+        email_hash=event.email_hash, event_id=event.event_id, reason=reason,
+        message=failure.message, error_resource_id=failure.error_resource_id,
+        status=failure.status, attempts=attempts, first_seen_at=envelope.ingested_at,
+        dead_lettered_at=deps.clock(), envelope=_text(body)))
+    deps.telemetry.dead_lettered(event_id=event.event_id, email_hash=event.email_hash, reason=reason,
+                                 error_resource_id=failure.error_resource_id,
+                                 correlation_id=envelope.correlation_id, attempts=attempts)
+    log.error("dead-lettered after %d attempt(s): %s %s", attempts, reason, failure.message)
+    return finish(ProcessResult(Outcome.DEAD_LETTERED, failure=failure), logging.ERROR)
+
+
+# --- the ledger protocol -------------------------------------------------------------------------
+
+class _Lease:
+    """The entry this invocation holds the lease of, kept current across renewals."""
+
+    def __init__(self, entry: LedgerEntry, deps: ProcessorDeps):
+        self.entry = entry
+        self.deps = deps
+        self.wrote = False  # a create or PATCH was sent: a failure after it leaves Commerce uncertain
+
+    def before_write(self) -> None:
+        """A write starts only with a whole call's budget (slot wait + call) left on the lease, so it
+        ends before the lease can pass to another worker. Renews when less is left."""
+        now = self.deps.clock()
+        lease = self.entry.lease
+        assert lease is not None
+        if (lease.until - now).total_seconds() < 2 * self.deps.call_budget:
+            self.entry = self.deps.ledger.write(renew_lease(self.entry, now, self.deps.lease_seconds))
+        self.wrote = True
+
+
+def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner: str, *,
+             force: bool) -> LedgerEntry | Verdict | None:
+    """The entry with our lease on it; or the verdict DUPLICATE / STALE; or None when another
+    worker holds the lease (or keeps winning the race for it)."""
+    key = OrderKey.of(event)
+    for _ in range(LEASE_RACES):
+        now = deps.clock()
+        read = deps.ledger.read(email_hash)
+        entry = settle(read, now) if read is not None else None
+        verdict = judge(entry, event, force=force)
+        if verdict is not Verdict.APPLY:
+            return verdict
+        if entry is not None and entry.leased_by_other(owner, now):
+            return None
+        base = entry if entry is not None else LedgerEntry(email_hash)
         try:
-            candidate = commerce.get_customer(event.customer_account)
-            if (candidate.get("Email") or "").lower() == event.email_match_key:
-                customer = candidate
-        except CommerceNotFoundError:
-            log.info("customerAccount hint not found in Commerce; resolving by email")
+            return deps.ledger.write(take_lease(base, owner, now, deps.lease_seconds, key))
+        except LedgerConflict:
+            continue
+    return None
 
+
+def _let_go(lease: _Lease | None, key: OrderKey, failure: Failure | None, deps: ProcessorDeps) -> None:
+    """Release after a failure, recording an uncertain write. Best effort: if this write fails, the
+    lease simply expires and the next worker folds its pending event in the same way."""
+    if lease is None:
+        return
+    entry = lease.entry
+    after = uncertain(entry, key) if (lease.wrote and failure and failure.may_have_committed) \
+        else release(entry)
+    try:
+        deps.ledger.write(after)
+    except Exception as error:  # noqa: BLE001 - see docstring
+        log.warning("could not release the email's lease (%s); it expires by itself", type(error).__name__)
+
+
+def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str | None]:
+    """Judge, lease, sync and record one event. Raises what Commerce or storage raise."""
+    event = envelope.event
+    owner = deps.new_owner()
+    key = OrderKey.of(event)
+    held = _acquire(event.email_hash, event, deps, owner, force=envelope.force)
+    if held is Verdict.DUPLICATE:
+        return Outcome.DUPLICATE, None
+    if held is Verdict.STALE:
+        return Outcome.STALE, None
+    if held is None:
+        return Outcome.DEFERRED, None
+    lease = _Lease(held, deps)
+
+    previous: _Lease | None = None
+    changing_email = bool(event.previous_email_hash) and event.previous_email_hash != event.email_hash
+    if changing_email and not held.knows_customer:
+        # The customer is still under the previous email: lease that entry too, so no other worker
+        # updates it (under the old address) while its email changes.
+        old = _acquire(event.previous_email_hash, event, deps, owner, force=True)
+        if not isinstance(old, LedgerEntry):
+            _let_go(lease, key, None, deps)
+            return Outcome.DEFERRED, None
+        previous = _Lease(old, deps)
+
+    try:
+        outcome, customer, account, hashes = _sync(event, lease, previous, deps, force=envelope.force)
+    except Exception as error:
+        failure = classify(error)
+        _let_go(lease, key, failure, deps)
+        _let_go(previous, key, None, deps)
+        raise
+    deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account, hashes=hashes))
+    if previous is not None:
+        try:
+            deps.ledger.write(moved(previous.entry, event, event.email_hash))
+        except LedgerConflict:
+            log.warning("the previous email's ledger entry changed meanwhile; left as it is")
+    return outcome, account
+
+
+SyncResult = tuple[Outcome, "dict[str, Any] | None", str, "dict[str, str]"]
+
+
+def _sync(event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: ProcessorDeps, *,
+          force: bool) -> SyncResult:
+    """Create or update the customer; returns (outcome, last customer document, account, hashes)."""
+    entry, commerce = lease.entry, deps.commerce
+    hashes = group_hashes(event, deps.hash_key)
+    if entry.knows_customer and entry.state is State.APPLIED and entry.hashes and not force:
+        account = entry.account_number
+        changed = changed_groups(entry.hashes, hashes)
+        known = {**entry.hashes, **hashes}
+        if not changed:
+            return Outcome.UNCHANGED, None, account, known
+        patch = blind_patch(event, entry, changed, deps.mapping)
+        if patch == {}:
+            return Outcome.UNCHANGED, None, account, known
+        if patch is not None:
+            lease.before_write()
+            try:
+                return Outcome.UPDATED, commerce.update_customer(account, patch), account, known
+            except CommerceNotFoundError:
+                log.info("stored account not found in Commerce; resolving by email")
+                return _resolve_and_write(event, lease, None, deps, hashes, skip_account=True)
+    return _resolve_and_write(event, lease, previous, deps, hashes, skip_account=False)
+
+
+def _resolve_and_write(event: NormalisedEvent, lease: _Lease, previous: _Lease | None,
+                       deps: ProcessorDeps, hashes: dict[str, str], *, skip_account: bool) -> SyncResult:
+    commerce = deps.commerce
+    customer = _find(event, lease.entry, previous.entry if previous else None, commerce,
+                     skip_account=skip_account)
     if customer is None:
-        matches = commerce.search_customers_by_email(event.email)
-        if not matches:
-            created = commerce.create_customer(build_create_body(event, mapping))
-            return Outcome.CREATED, created.get("AccountNumber", "")
-        chosen = pick_customer(matches)
-        if len(matches) > 1:
-            log.warning("%d Commerce customers share this email; updating %s (lowest RecordId, "
-                         "non-async first) - merge the duplicates in headquarters", len(matches),
-                         chosen.get("AccountNumber"))
-        customer = commerce.get_customer(chosen["AccountNumber"])
-
+        lease.before_write()
+        created = commerce.create_customer(build_create_body(event, deps.mapping))
+        return Outcome.CREATED, created, str(created.get("AccountNumber", "")), hashes
     account = customer["AccountNumber"]
-    patch = build_patch(customer, event, mapping)
+    patch = build_patch(customer, event, deps.mapping)
     if patch is None:
-        return Outcome.UNCHANGED, account
-    commerce.update_customer(account, patch)
-    return Outcome.UPDATED, account
+        return Outcome.UNCHANGED, customer, account, hashes
+    lease.before_write()
+    return Outcome.UPDATED, commerce.update_customer(account, patch), account, hashes
+
+
+def _get(commerce: CommercePort, account: str | None, *emails: str | None) -> dict | None:
+    """The customer with this account number if its email is one of ``emails``; else None."""
+    if not account:
+        return None
+    try:
+        candidate = commerce.get_customer(account)
+    except CommerceNotFoundError:
+        log.info("account not found in Commerce; resolving by email")
+        return None
+    keys = {e.lower() for e in emails if e}
+    return candidate if (candidate.get("Email") or "").lower() in keys else None
+
+
+def _search(commerce: CommercePort, email: str) -> dict | None:
+    matches = commerce.search_customers_by_email(email)
+    if not matches:
+        return None
+    chosen = pick_customer(matches)
+    if len(matches) > 1:
+        log.warning("%d Commerce customers share this email; updating %s (lowest RecordId, non-async "
+                    "first) - merge the duplicates in headquarters", len(matches), chosen.get("AccountNumber"))
+    return commerce.get_customer(chosen["AccountNumber"])
+
+
+def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | None,
+          commerce: CommercePort, *, skip_account: bool) -> dict | None:
+    """The Commerce customer this event is about, read in full; None when there is none yet.
+    Sources in order: the ledger's account, the previous email's account (an email change), the
+    sender's ``customerAccount`` hint, an exact search by the previous email, then by the email."""
+    emails = (event.email_match_key, event.previous_email_match_key)
+    if not skip_account and entry.knows_customer:
+        found = _get(commerce, entry.account_number, *emails)
+        if found is not None:
+            return found
+    if previous is not None and previous.knows_customer:
+        found = _get(commerce, previous.account_number, *emails)
+        if found is not None:
+            return found
+    found = _get(commerce, event.customer_account, *emails)
+    if found is not None:
+        return found
+    if event.previous_email and event.previous_email_match_key != event.email_match_key:
+        found = _search(commerce, event.previous_email)
+        if found is not None:
+            return found
+    return _search(commerce, event.email)
 
 
 def pick_customer(matches: list[dict]) -> dict:
@@ -189,6 +410,8 @@ def pick_customer(matches: list[dict]) -> dict:
     return min(matches, key=lambda c: (bool(c.get("IsAsyncCustomer")), int(c.get("RecordId") or 0),
                                        str(c.get("AccountNumber"))))
 
+
+# --- messages that cannot be processed -----------------------------------------------------------
 
 def collect_poison(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) -> ProcessResult:
     """A message the host moved to ``<queue>-poison``: keep it as a dead letter so nothing is stranded."""

@@ -21,6 +21,7 @@ from shared.commerce.auth import build_token_provider
 from shared.commerce.client import CommerceClient
 from shared.deadletters import DeadLetterStore
 from shared.ingest import IngestDeps
+from shared.ledger_store import LedgerStore
 from shared.processor import CallCounter, ProcessorDeps
 from shared.settings import Settings, load_settings
 from shared.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
@@ -52,20 +53,28 @@ class Runtime:
     telemetry: Telemetry
     commerce: CommerceClient
     deadletters: DeadLetterStore
+    ledger: LedgerStore
     calls: CallCounter
     max_dequeue_count: int
 
     @cached_property
+    def events_sender(self) -> StorageQueueSender:
+        return StorageQueueSender(self.storage.queue(self.settings.events_queue))
+
+    @cached_property
     def ingest_deps(self) -> IngestDeps:
-        return IngestDeps(settings=self.settings,
-                          queue=StorageQueueSender(self.storage.queue(self.settings.events_queue)),
-                          telemetry=self.telemetry, clock=utcnow)
+        return IngestDeps(settings=self.settings, queue=self.events_sender, telemetry=self.telemetry,
+                          clock=utcnow)
 
     @cached_property
     def processor_deps(self) -> ProcessorDeps:
+        s = self.settings
         return ProcessorDeps(commerce=self.commerce, deadletters=self.deadletters,
-                             telemetry=self.telemetry, mapping=self.settings.mapping,
-                             max_dequeue_count=self.max_dequeue_count, calls=self.calls, clock=utcnow)
+                             telemetry=self.telemetry, mapping=s.mapping,
+                             max_dequeue_count=self.max_dequeue_count, calls=self.calls, clock=utcnow,
+                             ledger=self.ledger, requeue=self.events_sender.send, retry=s.retry,
+                             lease_seconds=s.ledger_lease_seconds, call_budget=self.commerce.call_budget,
+                             hash_key=s.email_hash_key)
 
     def monitored_queues(self) -> list[QueueClient]:
         return [self.storage.queue(self.settings.events_queue),
@@ -83,19 +92,21 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
         telemetry.commerce_call(record.operation, record.status)
 
     commerce = CommerceClient(settings.commerce, build_token_provider(settings.commerce, logger=log),
-                              on_call=on_call)
+                              on_call=on_call, max_concurrency=settings.commerce_max_concurrency)
     storage = StorageFactory(env)
     deadletter_table = storage.table(settings.deadletter_table)
+    ledger_table = storage.table(settings.ledger_table)
     if settings.storage_connection != "identity":
         # A connection string means Azurite or a hand-made account: create what is missing. With
         # identity-based storage, infra/ provisions the queues and tables and the identity's roles
         # are scoped to them, so nothing is created (or attempted) at start-up.
         try:
             ensure_table(deadletter_table)
+            ensure_table(ledger_table)
             for name in (settings.events_queue, settings.poison_queue):
                 ensure_queue(storage.queue(name))
         except Exception as error:  # noqa: BLE001 - not fatal: the first real use reports it properly
             log.warning("could not check queues/tables at start-up: %s", type(error).__name__)
     return Runtime(settings=settings, storage=storage, telemetry=telemetry, commerce=commerce,
-                   deadletters=DeadLetterStore(deadletter_table), calls=calls,
+                   deadletters=DeadLetterStore(deadletter_table), ledger=LedgerStore(ledger_table), calls=calls,
                    max_dequeue_count=max_dequeue_count(host_json))

@@ -80,9 +80,10 @@ class StorageQueueSender:
     def __init__(self, queue: QueueClient):
         self.queue = queue
 
-    def send(self, message: str) -> None:
+    def send(self, message: str, delay_seconds: int = 0) -> None:
+        """``delay_seconds``: the message stays invisible that long (the processor's retries)."""
         # time_to_live=-1: an event waits as long as it takes; the default (7 days) would lose it.
-        self.queue.send_message(message, time_to_live=-1)
+        self.queue.send_message(message, time_to_live=-1, visibility_timeout=delay_seconds or None)
 
 
 def ensure_queue(queue: QueueClient) -> None:

@@ -385,12 +385,6 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
               normalise_email, previous, present, "previous")
     if "previous" in previous:
         prev_email, prev_key = previous["previous"]
-        if prev_key != fields.get("email_match_key", prev_key):
-            # Applying an email change needs the per-email sync ledger; without it the event would
-            # create a second customer under the new address. Refused (never dropped) until then.
-            problems.error("/customer/previousEmail", "email changes are not supported yet: "
-                           "update the customer under its current email, or send the event without "
-                           "previousEmail to create a customer under the new one", "unsupported")
         fields.update(previous_email=prev_email, previous_email_match_key=prev_key,
                       previous_email_hash=email_hash(prev_key, hash_key))
 

@@ -8,6 +8,11 @@ here with EMAIL_HASH_KEY; never printed), --since / --until (ISO 8601). Settings
 environment, or from a local.settings.json-style file with --settings. A replayed event is queued as
 it was first accepted (same event id, same data) and its dead letter is removed once it is queued; if
 it fails again it is dead-lettered again with its new reason.
+
+A replayed event is judged like any other by the sync ledger: if its email has since had this event
+or a newer one applied, it is skipped as duplicate or stale. --force applies it anyway (the customer
+is read and brought to this event's data; the ledger's last-applied event does not move back).
+Its retry clock starts again: attempt 1, and a new maximum age from the moment of the replay.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=iso_datetime)
     p.add_argument("--all", action="store_true", help="replay every dead letter (no filter)")
     p.add_argument("--dry-run", action="store_true", help="show what would be replayed")
+    p.add_argument("--force", action="store_true",
+                   help="apply even if the ledger has this event or a newer one for the email")
     p.add_argument("--json", action="store_true", help="list as JSON lines")
     p.add_argument("--credential", choices=["azure-cli", "managed-identity"], default="azure-cli",
                    help="identity for identity-based storage settings (default: your az login)")
@@ -96,7 +103,7 @@ def select(store: DeadLetterStore, args: argparse.Namespace, env: Mapping[str, s
 
 
 def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_run: bool,
-           out=sys.stdout) -> dict[str, int]:
+           force: bool = False, now: datetime | None = None, out=sys.stdout) -> dict[str, int]:
     done = "would_replay" if dry_run else "replayed"
     counts = {done: 0, "skipped_unreadable": 0, "kept_newer_failure": 0}
     for letter in letters:
@@ -107,7 +114,9 @@ def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_r
             print(f"skip {letter.event_id}: the stored message is unreadable ({letter.reason})", file=out)
             continue
         if not dry_run:
-            send(envelope.model_copy(update={"replayed": True}).to_json())
+            send(envelope.model_copy(update={
+                "replayed": True, "force": force, "attempt": 1, "last_reason": None,
+                "ingested_at": now or datetime.now(timezone.utc)}).to_json())
             if not store.delete(letter):
                 # The replayed event already failed again: its new dead letter stays.
                 counts["kept_newer_failure"] += 1
@@ -147,8 +156,7 @@ def main(argv: list[str] | None = None, out=sys.stdout) -> int:
         print("replay needs a filter, or --all to replay every dead letter", file=sys.stderr)
         return 2
     sender = StorageQueueSender(storage.queue(read_setting(env, "EVENTS_QUEUE_NAME")))
-    counts = replay(letters, store, sender.send,
-                    dry_run=args.dry_run, out=out)
+    counts = replay(letters, store, sender.send, dry_run=args.dry_run, force=args.force, out=out)
     print(json.dumps(counts), file=out)
     return 0
 

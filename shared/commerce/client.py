@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -108,8 +109,13 @@ class CommerceClient:
         session: requests.Session | None = None,
         on_call: Callable[[CallRecord], None] | None = None,
         search_max_pages: int = SEARCH_MAX_PAGES,
+        max_concurrency: int | None = None,
     ):
+        """``max_concurrency`` caps the calls in flight from this process (all threads): with the
+        instance count it bounds the load on the Commerce Scale Unit. A call waits at most one call's
+        timeout for a free slot, then fails as a timeout that never reached Commerce."""
         self._settings = settings
+        self._slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self._tokens = token_provider
         self._on_call = on_call
         self._search_max_pages = search_max_pages
@@ -199,6 +205,24 @@ class CommerceClient:
               query: dict[str, Any] | None = None, accept: tuple[int, ...] = (200,)) -> Any:
         """The response's JSON object (None for an accepted 204), or a CommerceError."""
         idempotent = method == "GET" or operation == "search"
+        if self._slots is None:
+            return self._call_once(operation, method, path, json_body, query, accept, idempotent)
+        if not self._slots.acquire(timeout=self.call_budget):
+            error = CommerceTimeoutError("no free slot under COMMERCE_MAX_CONCURRENCY", operation=operation)
+            error.sent = False
+            raise error
+        try:
+            return self._call_once(operation, method, path, json_body, query, accept, idempotent)
+        finally:
+            self._slots.release()
+
+    @property
+    def call_budget(self) -> float:
+        """The longest one call may take once sent (connect + read timeouts)."""
+        return self._timeout[0] + self._timeout[1]
+
+    def _call_once(self, operation: str, method: str, path: str, json_body: Any,
+                   query: dict[str, Any] | None, accept: tuple[int, ...], idempotent: bool) -> Any:
         try:
             return self._attempt(operation, method, path, json_body, query, accept)
         except CommerceConnectionError as exc:
@@ -228,6 +252,7 @@ class CommerceClient:
             except requests.exceptions.Timeout as exc:
                 kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
                 error = CommerceTimeoutError(f"{kind} timeout", operation=operation)
+                error.sent = kind != "connect"
                 raise error from None
             except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 connect = isinstance(exc, requests.exceptions.ConnectionError) and _is_connect_failure(exc)

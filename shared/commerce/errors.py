@@ -76,7 +76,10 @@ class CommerceTransientError(CommerceError):
 
 
 class CommerceTimeoutError(CommerceTransientError):
-    """Connect or read timeout: for a write, the server may or may not have applied it."""
+    """Connect or read timeout: for a write, the server may or may not have applied it. ``sent`` is
+    False when the request never left (connect timeout, no free slot under the concurrency limit)."""
+
+    sent: bool = True
 
 
 class CommerceConnectionError(CommerceTransientError):

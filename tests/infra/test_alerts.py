@@ -79,7 +79,7 @@ def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_a
     from datetime import datetime, timezone
 
     from shared.ingest import IngestDeps, handle_ingest
-    from shared.processor import CallCounter, ProcessorDeps, RetryLater, process_message
+    from shared.processor import CallCounter, ProcessorDeps, process_message
     from shared.settings import load_settings
     from shared.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
 
@@ -104,11 +104,16 @@ def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_a
         def search_customers_by_email(self, email):
             raise RuntimeError("boom")
 
+    from tests.memory_ledger import MemoryLedger
+
+    requeued: list[tuple[str, int]] = []
     deps = ProcessorDeps(commerce=BrokenCommerce(), deadletters=None, telemetry=Telemetry(),
                          mapping=settings.mapping, max_dequeue_count=5, calls=CallCounter(),
-                         clock=lambda: NOW)
-    with caplog.at_level(logging.INFO), pytest.raises(RetryLater):
+                         clock=lambda: NOW, ledger=MemoryLedger(), requeue=lambda m, d: requeued.append((m, d)),
+                         retry=settings.retry, lease_seconds=60, call_budget=10, hash_key=b"k" * 16)
+    with caplog.at_level(logging.INFO):
         process_message(queue.messages[0], 1, deps)
+    assert len(requeued) == 1  # the attempt is retried by a new message, not by the host
     outcomes = [r for r in caplog.records if getattr(r, CUSTOM_EVENT_ATTRIBUTE, None) == tn.EVENT_SYNC_OUTCOME]
     assert [r.outcome for r in outcomes] == [m.telemetry_values_used_by_alerts()["OUTCOME_RETRYING"]]
 

@@ -105,6 +105,7 @@ def make_stack(azurite, emulator, tmp_path, monkeypatch, *, settings: dict | Non
            "AzureWebJobsStorage": azurite.connection_string,
            "EVENTS_QUEUE_NAME": f"events-{suffix}",
            "DEADLETTER_TABLE_NAME": f"dl{suffix}",
+           "LEDGER_TABLE_NAME": f"ledger{suffix}",
            "COMMERCE_BASE_URL": emulator.base_url,
            "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
            "COMMERCE_READ_TIMEOUT_SECONDS": "1.0",

@@ -7,6 +7,7 @@ tally; each assertion on queues reads Azurite.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -146,22 +147,28 @@ def test_commerce_validation_error_is_dead_lettered_at_once_with_its_reason(stac
     assert stack.telemetry.custom_events("CustomerEventDeadLettered")
 
 
-def test_retries_exhausted_are_dead_lettered_after_max_dequeue_count(stack):
+def test_a_transient_failure_is_retried_by_new_messages_until_the_maximum_age(stack_factory):
+    stack = stack_factory(settings={"RETRY_MAX_AGE_SECONDS": "3", "RETRY_BASE_DELAY_SECONDS": "1",
+                                    "RETRY_MAX_DELAY_SECONDS": "1"})
     stack.emulator.set_faults(rates={"unavailable": 1.0}, operations=["search"])
+    started = time.monotonic()
     stack.post(event(1, **ADA))
     stack.wait(timeout=30)
     [letter] = stack.deadletters()
     assert letter.reason == "retries_exhausted:commerce_server"
-    assert letter.attempts == 3  # TEST_HOST_JSON maxDequeueCount
-    attempts = [r.attempt for r in stack.telemetry.custom_events("CustomerSyncOutcome")]
-    assert attempts == [1, 2, 3]
-    assert stack.emulator.calls()["search"] == 3
+    outcomes = stack.telemetry.custom_events("CustomerSyncOutcome")
+    # Each attempt is a new message (the host's dequeue count never climbs), one second apart.
+    assert [r.attempt for r in outcomes] == list(range(1, len(outcomes) + 1))
+    assert [r.outcome for r in outcomes] == ["retrying"] * (len(outcomes) - 1) + ["dead_lettered"]
+    assert 3 <= len(outcomes) <= 6 and letter.attempts == len(outcomes)
+    assert time.monotonic() - started >= 3
+    assert stack.emulator.calls()["search"] == len(outcomes)
 
 
 def test_a_message_the_processor_cannot_finish_goes_to_poison_then_to_dead_letters(stack_factory):
     """When even the dead-letter write fails (storage outage), the host's poison queue catches the
     message after maxDequeueCount, and the poison collector keeps it as a dead letter."""
-    stack = stack_factory(poison=False)
+    stack = stack_factory(poison=False, settings={"RETRY_MAX_AGE_SECONDS": "1"})
     stack.emulator.set_faults(rates={"unavailable": 1.0}, operations=["search"])
     real_put = stack.runtime.deadletters.put
 

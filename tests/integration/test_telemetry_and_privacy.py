@@ -83,7 +83,9 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
                                                                        otel_logs):
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
-    stack = stack_factory()
+    # Short retry clocks: the authentication failure below is retried, then dead-lettered by age.
+    stack = stack_factory(settings={"RETRY_MAX_AGE_SECONDS": "2", "RETRY_BASE_DELAY_SECONDS": "1",
+                                    "RETRY_MAX_DELAY_SECONDS": "1"})
     telemetry = Telemetry(meter=meter)
     runtime = build_runtime(stack.env, host_json=stack.host_json, telemetry=telemetry)
     function_app.use_runtime(runtime)

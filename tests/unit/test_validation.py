@@ -78,12 +78,10 @@ def test_previous_email_is_validated_and_hashed():
     assert codes(check(event(previousEmail="not an email"))) == {"/customer/previousEmail": "invalid_email"}
 
 
-@pytest.mark.parametrize("policy", list(InvalidFieldPolicy))
-def test_an_email_change_is_refused_under_either_policy(policy):
-    result = validate_event(event(previousEmail="Old@Example.com"), now=NOW, settings=mapping(policy),
-                            hash_key=KEY)
-    assert result.event is None
-    assert codes(result) == {"/customer/previousEmail": "unsupported"}
+def test_an_email_change_is_accepted_and_carries_both_hashes():
+    e = check(event(previousEmail="Old@Example.com")).event
+    assert e.previous_email == "Old@example.com" and e.previous_email_match_key == "old@example.com"
+    assert e.previous_email_hash == email_hash("old@example.com", KEY) != e.email_hash
 
 
 def test_every_problem_is_listed_with_pointer_and_code():

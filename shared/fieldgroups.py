@@ -1,0 +1,149 @@
+"""Field groups: what changed since the last applied event, and the PATCH of just that, without a read.
+
+The contract's fields fall into groups that Commerce stores together. The ledger keeps a keyed hash
+per group of what was last applied (keyed like the email hash: a hash of a name must not be
+reversible by guessing). An event whose groups all hash the same needs no Commerce call; one whose
+groups differ needs one PATCH of those groups, built here from the event and the record ids the
+ledger holds. Only when the event lacks a part that a composed property needs (``Name`` from the
+three name parts, ``FullAddress`` from the address parts) and the ledger cannot tell that part is
+empty, or when the email itself changes, is the customer read first (``None`` from ``blind_patch``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any, Mapping
+
+from shared.contract import NormalisedEvent
+from shared.ledger import ADDRESS_PARTS, NAME_PARTS, LedgerEntry
+from shared.mapping import (ADDRESS_PROPERTIES, address_body, compose_full_address, compose_name,
+                            phone_contact)
+from shared.settings import MappingSettings
+
+GROUPS: Mapping[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "name": ("firstName", "middleName", "lastName"),
+    "phone": ("phone",),
+    "profile": ("language", "currencyCode", "customerGroup"),
+    "consent": ("isOptedInMarketing",),
+    "address": ("address",),
+}
+_ATTRIBUTE = {"email": "email_match_key", "firstName": "first_name", "middleName": "middle_name",
+              "lastName": "last_name", "phone": "phone", "language": "language",
+              "currencyCode": "currency_code", "customerGroup": "customer_group",
+              "isOptedInMarketing": "is_opted_in_marketing", "address": "address"}
+
+
+def _value(event: NormalisedEvent, field: str) -> Any:
+    value = getattr(event, _ATTRIBUTE[field])
+    if field == "address" and value is not None:
+        return value.model_dump(mode="json", by_alias=True)  # carries its own ``present`` list
+    return value
+
+
+def group_hashes(event: NormalisedEvent, key: bytes) -> dict[str, str]:
+    """A hash per group the event carries (absent groups are unchanged, so they have none)."""
+    hashes = {}
+    for group, fields in GROUPS.items():
+        carried = [f for f in fields if f == "email" or event.has(f)]
+        if carried:
+            text = json.dumps([group, [[f, _value(event, f)] for f in carried]], sort_keys=True,
+                              separators=(",", ":"), ensure_ascii=False)
+            hashes[group] = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    return hashes
+
+
+def changed_groups(known: Mapping[str, str], hashes: Mapping[str, str]) -> list[str]:
+    return [group for group, value in hashes.items() if known.get(group) != value]
+
+
+class _NeedsRead(Exception):
+    """A part the PATCH must compose from is neither in the event nor known to be empty."""
+
+
+def _part(prop: str, carried: Mapping[str, str], entry: LedgerEntry) -> str:
+    if prop in carried:
+        return carried[prop]
+    if prop in entry.empty_fields:
+        return ""
+    raise _NeedsRead(prop)
+
+
+def _record(record_id: str) -> int | str:
+    return int(record_id) if record_id.isdigit() else record_id
+
+
+def blind_patch(event: NormalisedEvent, entry: LedgerEntry, groups: list[str],
+                mapping: MappingSettings) -> dict[str, Any] | None:
+    """The PATCH body (without ``AccountNumber``) for ``groups`` of a customer the ledger knows ({}
+    when there is nothing to send), or None when it cannot be built without reading the customer."""
+    try:
+        return _build(event, entry, set(groups), mapping)
+    except _NeedsRead:
+        return None
+
+
+def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
+           mapping: MappingSettings) -> dict[str, Any] | None:
+    if "email" in groups:
+        return None  # an email change also moves ReceiptEmail and the contact: read, then diff
+    patch: dict[str, Any] = {}
+    contacts: dict[object, dict[str, Any]] = {}
+
+    if "name" in groups:
+        carried = {}
+        for prop, field, value in (("FirstName", "firstName", event.first_name),
+                                   ("MiddleName", "middleName", event.middle_name),
+                                   ("LastName", "lastName", event.last_name)):
+            if event.has(field):
+                carried[prop] = patch[prop] = value or ""
+        name = compose_name(*(_part(p, carried, entry) for p in NAME_PARTS))
+        if name:
+            patch["Name"] = name
+
+    if "phone" in groups:
+        patch["Phone"] = event.phone or ""
+        if event.phone:
+            if entry.phone_contact_record_id:
+                contacts[entry.phone_contact_record_id] = {
+                    "RecordId": _record(entry.phone_contact_record_id), "Value": event.phone}
+            else:
+                contacts["new-phone"] = phone_contact(event)
+
+    if "profile" in groups:
+        for prop, field, value in (("Language", "language", event.language),
+                                   ("CurrencyCode", "currencyCode", event.currency_code),
+                                   ("CustomerGroup", "customerGroup", event.customer_group)):
+            if event.has(field) and value:
+                patch[prop] = value
+
+    if "consent" in groups and event.is_opted_in_marketing is not None:
+        if not entry.email_contact_record_id:
+            raise _NeedsRead("email contact")
+        for record_id in (entry.email_contact_record_id, entry.phone_contact_record_id):
+            if record_id:
+                contacts.setdefault(record_id, {"RecordId": _record(record_id)})[
+                    "IsOptedInMarketing"] = event.is_opted_in_marketing
+        if "new-phone" in contacts:
+            contacts["new-phone"]["IsOptedInMarketing"] = event.is_opted_in_marketing
+
+    if "address" in groups and event.address is not None:
+        address = event.address
+        if not entry.address_record_id:
+            patch["Addresses"] = [address_body(address, mapping)]
+        else:
+            change: dict[str, Any] = {}
+            for attr, field, prop in ADDRESS_PROPERTIES:
+                if address.has(field):
+                    change[prop] = getattr(address, attr) or ""
+            change["ThreeLetterISORegionName"] = address.country
+            parts = {p: _part(p, change, entry) for p in ADDRESS_PARTS}
+            change["FullAddress"] = compose_full_address({**parts, "ThreeLetterISORegionName":
+                                                          address.country})
+            patch["Addresses"] = [{"RecordId": _record(entry.address_record_id), **change}]
+
+    if contacts:
+        patch["Contacts"] = list(contacts.values())
+    return patch  # may be empty: the changed groups carried nothing Commerce stores

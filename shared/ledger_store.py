@@ -1,0 +1,117 @@
+"""The ledger in Azure Table storage: one entity per email, every write conditional on what was read.
+
+PartitionKey = the email hash, RowKey = ``"ledger"``. A first write is an insert (it fails if another
+worker inserted first); every later write replaces the entity only if its ETag is still the one read.
+A lost race surfaces as ``LedgerConflict``: the caller reads again and decides again.
+Record ids are stored as text (Int64 in Commerce; the table's Int64 needs explicit typing, text does not).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.ledger import Lease, LedgerEntry, OrderKey, State
+
+ROW_KEY = "ledger"
+
+
+class LedgerConflict(Exception):
+    """Another writer changed (or created) the entity since it was read."""
+
+
+def _time(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def to_entity(entry: LedgerEntry) -> dict[str, Any]:
+    lease = entry.lease
+    pending = lease.pending if lease else None
+    return {
+        "PartitionKey": entry.email_hash,
+        "RowKey": ROW_KEY,
+        "State": entry.state.value,
+        "AccountNumber": entry.account_number or "",
+        "IsAsync": entry.is_async,
+        "AddressRecordId": entry.address_record_id or "",
+        "EmailContactRecordId": entry.email_contact_record_id or "",
+        "PhoneContactRecordId": entry.phone_contact_record_id or "",
+        "LastOccurredAt": _time(entry.last.occurred_at if entry.last else None),
+        "LastEventId": entry.last.event_id if entry.last else "",
+        "RecentEventIds": json.dumps(list(entry.recent_event_ids)),
+        "Hashes": json.dumps(dict(entry.hashes), sort_keys=True),
+        "EmptyFields": ",".join(sorted(entry.empty_fields)),
+        "LeaseOwner": lease.owner if lease else "",
+        "LeaseUntil": _time(lease.until if lease else None),
+        "PendingOccurredAt": _time(pending.occurred_at if pending else None),
+        "PendingEventId": pending.event_id if pending else "",
+        "MovedTo": entry.moved_to or "",
+    }
+
+
+def from_entity(entity: Any) -> LedgerEntry:
+    last_at, pending_at = _parse_time(entity.get("LastOccurredAt")), _parse_time(entity.get("PendingOccurredAt"))
+    lease = None
+    if entity.get("LeaseOwner"):
+        pending = OrderKey(pending_at, entity["PendingEventId"]) if pending_at else None
+        lease = Lease(entity["LeaseOwner"], _parse_time(entity["LeaseUntil"]), pending)
+    return LedgerEntry(
+        email_hash=entity["PartitionKey"],
+        state=State(entity.get("State") or State.NEW.value),
+        account_number=entity.get("AccountNumber") or None,
+        is_async=bool(entity.get("IsAsync")),
+        address_record_id=entity.get("AddressRecordId") or None,
+        email_contact_record_id=entity.get("EmailContactRecordId") or None,
+        phone_contact_record_id=entity.get("PhoneContactRecordId") or None,
+        last=OrderKey(last_at, entity.get("LastEventId") or "") if last_at else None,
+        recent_event_ids=tuple(json.loads(entity.get("RecentEventIds") or "[]")),
+        hashes=json.loads(entity.get("Hashes") or "{}"),
+        empty_fields=frozenset(f for f in (entity.get("EmptyFields") or "").split(",") if f),
+        lease=lease,
+        moved_to=entity.get("MovedTo") or None,
+        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+class LedgerStore:
+    def __init__(self, table: TableClient):
+        self.table = table
+
+    def read(self, email_hash: str) -> LedgerEntry | None:
+        try:
+            return from_entity(self.table.get_entity(email_hash, ROW_KEY))
+        except ResourceNotFoundError:
+            return None
+
+    def write(self, entry: LedgerEntry) -> LedgerEntry:
+        """Insert (no ETag: the entity must not exist) or replace the version read (ETag). Returns the
+        entry with its new ETag. Raises LedgerConflict when another writer got there first."""
+        entity = to_entity(entry)
+        try:
+            if entry.etag is None:
+                metadata = self.table.create_entity(entity)
+            else:
+                metadata = self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=entry.etag,
+                                                    match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+            raise LedgerConflict(type(error).__name__) from None
+        return _with_etag(entry, metadata.get("etag"))
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every entry (operators' tools and tests; the processor never scans)."""
+        return [from_entity(e) for e in self.table.query_entities(f"RowKey eq '{ROW_KEY}'")]
+
+
+def _with_etag(entry: LedgerEntry, etag: str | None) -> LedgerEntry:
+    from dataclasses import replace
+
+    return replace(entry, etag=etag)
