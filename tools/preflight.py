@@ -126,10 +126,10 @@ def check_storage(settings: Settings, storage: StorageFactory) -> list[Check]:
     for name in (settings.events_queue, settings.poison_queue):
         out.append(_probe(f"queue {name}", lambda n=name: storage.queue(n).get_queue_properties(),
                           "grant the identity Storage Queue Data Contributor and provision the queue"))
-    out.append(_probe(f"table {settings.deadletter_table}",
-                      lambda: next(iter(storage.table(settings.deadletter_table)
-                                        .list_entities(results_per_page=1)), None),
-                      "grant the identity Storage Table Data Contributor and provision the table"))
+    for name in (settings.deadletter_table, settings.ledger_table):
+        out.append(_probe(f"table {name}",
+                          lambda n=name: next(iter(storage.table(n).list_entities(results_per_page=1)), None),
+                          "grant the identity Storage Table Data Contributor and provision the table"))
     return out
 
 
