@@ -142,7 +142,7 @@ param ledgerLeaseSeconds string = '120'
 @description('RETRY_BASE_DELAY_SECONDS: first delay before a transiently failed event is retried when Commerce sends no Retry-After; doubles per attempt, with jitter.')
 param retryBaseDelaySeconds string = '5'
 
-@description('RETRY_MAX_DELAY_SECONDS: longest delay between two attempts, Retry-After included (a queue message can stay invisible for at most 7 days).')
+@description('RETRY_MAX_DELAY_SECONDS: longest backoff delay between two attempts; a Retry-After from Commerce is honoured in full, up to the queue limit of 7 days.')
 param retryMaxDelaySeconds string = '900'
 
 @description('RETRY_MAX_AGE_SECONDS: an event still failing transiently this long after it was queued is dead-lettered.')

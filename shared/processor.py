@@ -27,7 +27,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
@@ -163,7 +163,7 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
 def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
             failure: Failure, error: BaseException, finish) -> ProcessResult:
     event = envelope.event
-    if failure.auth:
+    if failure.auth and failure.reason == "commerce_auth":  # storage auth has its own signals
         deps.telemetry.auth_failure(status=failure.status, operation=getattr(error, "operation", None),
                                     correlation_id=envelope.correlation_id)
     if failure.reason == "unexpected_error":
@@ -212,7 +212,8 @@ def _dead_letter(envelope: Envelope, body: str | bytes, dequeue_count: int, deps
                                  error_resource_id=failure.error_resource_id,
                                  correlation_id=envelope.correlation_id, attempts=attempts)
     log.error("dead-lettered after %d attempt(s): %s %s", attempts, reason, failure.message)
-    return finish(ProcessResult(Outcome.DEAD_LETTERED, failure=failure), logging.ERROR)
+    # The outcome carries the dead letter's own reason (retries_exhausted:... included).
+    return finish(ProcessResult(Outcome.DEAD_LETTERED, failure=replace(failure, reason=reason)), logging.ERROR)
 
 
 # --- the ledger protocol -------------------------------------------------------------------------
@@ -304,7 +305,12 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         _let_go(lease, key, failure, deps)
         _let_go(previous, key, None, deps)
         raise
-    deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account, hashes=hashes))
+    try:
+        deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account,
+                                  hashes=hashes))
+    except Exception:
+        _let_go(previous, key, None, deps)
+        raise
     if previous is not None:
         try:
             deps.ledger.write(moved(previous.entry, event, event.email_hash))

@@ -70,7 +70,8 @@ APP_SETTINGS: tuple[Setting, ...] = (
             "only with a whole call's budget left, so it ends before the lease does.", "120"),
     Setting("RETRY_BASE_DELAY_SECONDS", "First delay before a transiently failed event is tried "
             "again when Commerce sends no Retry-After; doubles per attempt, with jitter.", "5"),
-    Setting("RETRY_MAX_DELAY_SECONDS", "Longest delay between two attempts (Retry-After included).",
+    Setting("RETRY_MAX_DELAY_SECONDS", "Longest backoff delay between two attempts. A Retry-After from "
+            "Commerce is honoured in full (up to the queue's 7-day limit).",
             "900"),
     Setting("RETRY_MAX_AGE_SECONDS", "An event still failing transiently this long after it was "
             "queued is dead-lettered with its last error (24 hours by default).", "86400"),
