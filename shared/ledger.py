@@ -77,6 +77,9 @@ class LedgerEntry:
     empty_fields: frozenset[str] = frozenset()
     lease: Lease | None = None
     moved_to: str | None = None
+    # An email change into this address that has not been applied yet: the previous address's hash.
+    # Until it is, a later event for this address adopts that customer instead of creating one.
+    moved_from: str | None = None
     etag: str | None = field(default=None, compare=False)  # as read; every write is conditional on it
 
     @property
@@ -116,8 +119,11 @@ def settle(entry: LedgerEntry, now: datetime) -> LedgerEntry:
 
 
 def take_lease(entry: LedgerEntry, owner: str, now: datetime, seconds: float,
-               pending: OrderKey) -> LedgerEntry:
-    return replace(entry, lease=Lease(owner, now + timedelta(seconds=seconds), pending))
+               pending: OrderKey, *, moved_from: str | None = None) -> LedgerEntry:
+    """``moved_from``: the event changes the email from that address to this one. Recorded with the
+    lease, so it outlives a failed attempt (see ``LedgerEntry.moved_from``)."""
+    return replace(entry, lease=Lease(owner, now + timedelta(seconds=seconds), pending),
+                   moved_from=moved_from or entry.moved_from)
 
 
 def renew_lease(entry: LedgerEntry, now: datetime, seconds: float) -> LedgerEntry:
@@ -149,7 +155,8 @@ def applied(entry: LedgerEntry, event: NormalisedEvent, *, customer: Mapping[str
     learned = learn(customer) if customer is not None else {}
     last = max(entry.last, key) if entry.last else key  # a forced replay never moves it back
     return replace(entry, state=State.APPLIED, account_number=account_number, last=last,
-                   recent_event_ids=recent, hashes=dict(hashes), lease=None, moved_to=None, **learned)
+                   recent_event_ids=recent, hashes=dict(hashes), lease=None, moved_to=None, moved_from=None,
+                   **learned)
 
 
 def moved(entry: LedgerEntry, event: NormalisedEvent, new_email_hash: str) -> LedgerEntry:

@@ -55,6 +55,7 @@ def to_entity(entry: LedgerEntry) -> dict[str, Any]:
         "PendingOccurredAt": _time(pending.occurred_at if pending else None),
         "PendingEventId": pending.event_id if pending else "",
         "MovedTo": entry.moved_to or "",
+        "MovedFrom": entry.moved_from or "",
     }
 
 
@@ -78,6 +79,7 @@ def from_entity(entity: Any) -> LedgerEntry:
         empty_fields=frozenset(f for f in (entity.get("EmptyFields") or "").split(",") if f),
         lease=lease,
         moved_to=entity.get("MovedTo") or None,
+        moved_from=entity.get("MovedFrom") or None,
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 

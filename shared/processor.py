@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from shared.commerce.errors import CommerceNotFoundError
 from shared.contract import NormalisedEvent
@@ -41,6 +41,7 @@ from shared.fieldgroups import blind_patch, changed_groups, group_hashes
 from shared.ledger import (LedgerEntry, OrderKey, State, Verdict, applied, judge, moved, release, renew_lease,
                            settle, take_lease, uncertain)
 from shared.ledger_store import LedgerConflict
+from shared import privacy
 from shared.logcontext import log_context
 from shared.mapping import build_create_body
 from shared.retry_policy import defer_delay, expired, retry_delay
@@ -162,7 +163,6 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
 
 def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
             failure: Failure, error: BaseException, finish) -> ProcessResult:
-    event = envelope.event
     if failure.auth and failure.reason == "commerce_auth":  # storage auth has its own signals
         deps.telemetry.auth_failure(status=failure.status, operation=getattr(error, "operation", None),
                                     correlation_id=envelope.correlation_id)
@@ -238,7 +238,7 @@ class _Lease:
 
 
 def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner: str, *,
-             force: bool) -> LedgerEntry | Verdict | None:
+             force: bool, moved_from: str | None = None) -> LedgerEntry | Verdict | None:
     """The entry with our lease on it; or the verdict DUPLICATE / STALE; or None when another
     worker holds the lease (or keeps winning the race for it)."""
     key = OrderKey.of(event)
@@ -253,7 +253,8 @@ def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner
             return None
         base = entry if entry is not None else LedgerEntry(email_hash)
         try:
-            return deps.ledger.write(take_lease(base, owner, now, deps.lease_seconds, key))
+            return deps.ledger.write(take_lease(base, owner, now, deps.lease_seconds, key,
+                                              moved_from=moved_from))
         except LedgerConflict:
             continue
     return None
@@ -278,7 +279,9 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     event = envelope.event
     owner = deps.new_owner()
     key = OrderKey.of(event)
-    held = _acquire(event.email_hash, event, deps, owner, force=envelope.force)
+    changing_email = bool(event.previous_email_hash) and event.previous_email_hash != event.email_hash
+    held = _acquire(event.email_hash, event, deps, owner, force=envelope.force,
+                    moved_from=event.previous_email_hash if changing_email else None)
     if held is Verdict.DUPLICATE:
         return Outcome.DUPLICATE, None
     if held is Verdict.STALE:
@@ -288,11 +291,13 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     lease = _Lease(held, deps)
 
     previous: _Lease | None = None
-    changing_email = bool(event.previous_email_hash) and event.previous_email_hash != event.email_hash
-    if changing_email and not held.knows_customer:
+    # An email change not applied yet: this event's own, or an earlier one still being retried (a
+    # newer event for the new address must adopt that customer, not create a second one).
+    adopt = held.moved_from if not held.knows_customer else None
+    if adopt:
         # The customer is still under the previous email: lease that entry too, so no other worker
         # updates it (under the old address) while its email changes.
-        old = _acquire(event.previous_email_hash, event, deps, owner, force=True)
+        old = _acquire(adopt, event, deps, owner, force=True)
         if not isinstance(old, LedgerEntry):
             _let_go(lease, key, None, deps)
             return Outcome.DEFERRED, None
@@ -319,7 +324,7 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     return outcome, account
 
 
-SyncResult = tuple[Outcome, "dict[str, Any] | None", str, "dict[str, str]"]
+SyncResult = tuple[Outcome, Optional[dict[str, Any]], str, dict[str, str]]  # see _sync
 
 
 def _sync(event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: ProcessorDeps, *,
@@ -350,7 +355,7 @@ def _resolve_and_write(event: NormalisedEvent, lease: _Lease, previous: _Lease |
                        deps: ProcessorDeps, hashes: dict[str, str], *, skip_account: bool) -> SyncResult:
     commerce = deps.commerce
     customer = _find(event, lease.entry, previous.entry if previous else None, commerce,
-                     skip_account=skip_account)
+                     skip_account=skip_account, hash_key=deps.hash_key)
     if customer is None:
         lease.before_write()
         created = commerce.create_customer(build_create_body(event, deps.mapping))
@@ -363,8 +368,10 @@ def _resolve_and_write(event: NormalisedEvent, lease: _Lease, previous: _Lease |
     return Outcome.UPDATED, commerce.update_customer(account, patch), account, hashes
 
 
-def _get(commerce: CommercePort, account: str | None, *emails: str | None) -> dict | None:
-    """The customer with this account number if its email is one of ``emails``; else None."""
+def _get(commerce: CommercePort, account: str | None, *emails: str | None,
+         email_hash: str | None = None, hash_key: bytes = b"") -> dict | None:
+    """The customer with this account number if its email is one of ``emails`` (or, for an email
+    known only by its hash, hashes to ``email_hash``); else None."""
     if not account:
         return None
     try:
@@ -372,8 +379,10 @@ def _get(commerce: CommercePort, account: str | None, *emails: str | None) -> di
     except CommerceNotFoundError:
         log.info("account not found in Commerce; resolving by email")
         return None
-    keys = {e.lower() for e in emails if e}
-    return candidate if (candidate.get("Email") or "").lower() in keys else None
+    found = (candidate.get("Email") or "").strip().lower()
+    if found in {e.lower() for e in emails if e}:
+        return candidate
+    return candidate if email_hash and found and privacy.email_hash(found, hash_key) == email_hash else None
 
 
 def _search(commerce: CommercePort, email: str) -> dict | None:
@@ -388,7 +397,7 @@ def _search(commerce: CommercePort, email: str) -> dict | None:
 
 
 def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | None,
-          commerce: CommercePort, *, skip_account: bool) -> dict | None:
+          commerce: CommercePort, *, skip_account: bool, hash_key: bytes) -> dict | None:
     """The Commerce customer this event is about, read in full; None when there is none yet.
     Sources in order: the ledger's account, the previous email's account (an email change), the
     sender's ``customerAccount`` hint, an exact search by the previous email, then by the email."""
@@ -398,7 +407,8 @@ def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | No
         if found is not None:
             return found
     if previous is not None and previous.knows_customer:
-        found = _get(commerce, previous.account_number, *emails)
+        found = _get(commerce, previous.account_number, *emails, email_hash=previous.email_hash,
+                     hash_key=hash_key)
         if found is not None:
             return found
     found = _get(commerce, event.customer_account, *emails)

@@ -1,0 +1,365 @@
+"""The ledger's pure transitions: judge, settle, leases, uncertain, applied, moved, learn."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from itertools import count
+
+from commerce_emulator.config import DEFAULT_CONFIG
+from commerce_emulator.documents import build_customer
+from shared.ledger import (RECENT_EVENT_IDS, Lease, LedgerEntry, OrderKey, State, Verdict, applied, judge,
+                           learn, moved, release, renew_lease, settle, take_lease, uncertain)
+from shared.mapping import build_create_body
+from shared.validation import validate_event
+from tests.unit.test_mapping import FULL, KEY, mapping
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
+
+
+def event(event_id: str = "evt-1", at: datetime = T0, email: str = "ada@example.com", **customer):
+    """A real NormalisedEvent, made by the validator (so hashes, present lists and UTC are genuine)."""
+    raw = {"eventId": event_id, "occurredAt": at.isoformat(), "customer": {"email": email, **customer}}
+    result = validate_event(raw, now=NOW, settings=mapping(), hash_key=KEY)
+    assert result.errors == [], result.errors
+    return result.event
+
+
+class FakeIds:
+    """The emulator's id source, deterministic."""
+
+    def __init__(self, start: int = 5637144576):
+        self._ids = count(start)
+        self._accounts = count(4000)
+
+    def record_id(self) -> int:
+        return next(self._ids)
+
+    def account_number(self) -> str:
+        return f"{next(self._accounts):06d}"
+
+    def async_account_number(self) -> str:
+        return f"async-{next(self._accounts)}"
+
+    def party_number(self) -> str:
+        return f"P{next(self._ids)}"
+
+    def now(self) -> str:
+        return "2026-11-26T12:00:00Z"
+
+
+def stored_customer(ev, ids: FakeIds | None = None, **config) -> dict:
+    """The Customer document Commerce (its emulator's pure core) holds after creating ``ev``."""
+    return build_customer(build_create_body(ev, mapping()), {**DEFAULT_CONFIG, **config}, ids or FakeIds())
+
+
+def key(event_id: str, at: datetime = T0) -> OrderKey:
+    return OrderKey(at, event_id)
+
+
+def applied_entry(last: OrderKey, *, state: State = State.APPLIED, recent: tuple[str, ...] | None = None,
+                  **kw) -> LedgerEntry:
+    return LedgerEntry("h" * 64, state=state, account_number="004000", last=last,
+                       recent_event_ids=recent if recent is not None else (last.event_id,),
+                       hashes={"email": "e1", "name": "n1"}, **kw)
+
+
+# --- judge -------------------------------------------------------------------------------------------
+
+def test_no_entry_or_no_last_event_applies():
+    assert judge(None, event()) is Verdict.APPLY
+    assert judge(LedgerEntry("h" * 64), event()) is Verdict.APPLY
+
+
+def test_the_last_event_again_is_a_duplicate():
+    entry = applied_entry(key("evt-1"))
+    assert judge(entry, event("evt-1")) is Verdict.DUPLICATE
+
+
+def test_an_event_id_among_the_recent_ones_is_a_duplicate_even_when_not_the_last():
+    entry = applied_entry(key("evt-9", T0 + timedelta(minutes=5)), recent=("evt-1", "evt-9"))
+    assert judge(entry, event("evt-1", T0)) is Verdict.DUPLICATE
+    # the same age but an id never seen: stale, not duplicate
+    assert judge(entry, event("evt-2", T0)) is Verdict.STALE
+
+
+def test_an_older_event_is_stale():
+    entry = applied_entry(key("evt-9", T0 + timedelta(seconds=1)))
+    assert judge(entry, event("evt-2", T0)) is Verdict.STALE
+
+
+def test_same_time_orders_by_event_id():
+    entry = applied_entry(key("evt-5"))
+    assert judge(entry, event("evt-4", T0)) is Verdict.STALE  # same instant, smaller id
+    assert judge(entry, event("evt-6", T0)) is Verdict.APPLY  # same instant, larger id
+
+
+def test_offsets_are_compared_in_utc():
+    entry = applied_entry(key("evt-1", T0))
+    # 11:30+02:00 is 09:30Z: older than 10:00Z even though the wall clock reads later
+    raw = {"eventId": "evt-2", "occurredAt": "2026-11-26T11:30:00+02:00",
+           "customer": {"email": "ada@example.com"}}
+    ev = validate_event(raw, now=NOW, settings=mapping(), hash_key=KEY).event
+    assert judge(entry, ev) is Verdict.STALE
+
+
+def test_a_newer_event_applies():
+    entry = applied_entry(key("evt-5"))
+    assert judge(entry, event("evt-1", T0 + timedelta(milliseconds=1))) is Verdict.APPLY
+
+
+def test_the_uncertain_last_event_is_applied_again():
+    entry = applied_entry(key("evt-1"), state=State.UNCERTAIN)
+    assert judge(entry, event("evt-1")) is Verdict.APPLY
+    assert judge(entry, event("evt-0", T0 - timedelta(seconds=1))) is Verdict.STALE
+
+
+def test_force_applies_duplicates_and_stale_events():
+    entry = applied_entry(key("evt-9", T0 + timedelta(hours=1)), recent=("evt-1", "evt-9"))
+    assert judge(entry, event("evt-1"), force=True) is Verdict.APPLY
+    assert judge(entry, event("evt-9", T0 + timedelta(hours=1)), force=True) is Verdict.APPLY
+
+
+# --- settle and leases -------------------------------------------------------------------------------
+
+def test_settle_keeps_a_live_lease_untouched():
+    pending = key("evt-2", T0 + timedelta(minutes=1))
+    entry = applied_entry(key("evt-1"), lease=Lease("w1", NOW + timedelta(seconds=1), pending))
+    assert settle(entry, NOW) is entry
+
+
+def test_settle_without_lease_is_identity():
+    entry = applied_entry(key("evt-1"))
+    assert settle(entry, NOW) is entry
+
+
+def test_settle_drops_an_expired_lease_without_pending():
+    entry = applied_entry(key("evt-1"), lease=Lease("w1", NOW, None))  # "until" is exclusive
+    settled = settle(entry, NOW)
+    assert settled.lease is None
+    assert settled == replace(entry, lease=None)
+
+
+def test_settle_of_an_expired_lease_with_a_pending_event_marks_it_uncertain():
+    pending = key("evt-2", T0 + timedelta(minutes=1))
+    entry = applied_entry(key("evt-1"), lease=Lease("w1", NOW - timedelta(seconds=1), pending))
+    settled = settle(entry, NOW)
+    assert settled.lease is None
+    assert settled.state is State.UNCERTAIN and settled.last == pending and settled.hashes == {}
+    assert settled.account_number == "004000"  # what it knows about the customer stays
+    # the dead owner's event is retried; older ones are now stale
+    assert judge(settled, event("evt-2", T0 + timedelta(minutes=1))) is Verdict.APPLY
+    assert judge(settled, event("evt-1b", T0 + timedelta(seconds=30))) is Verdict.STALE
+
+
+def test_lease_take_renew_release_and_liveness():
+    entry = LedgerEntry("h" * 64)
+    held = take_lease(entry, "me", NOW, 120, key("evt-1"))
+    assert held.lease == Lease("me", NOW + timedelta(seconds=120), key("evt-1"))
+    assert held.lease.live(NOW + timedelta(seconds=119)) and not held.lease.live(NOW + timedelta(seconds=120))
+    assert held.leased_by_other("you", NOW) and not held.leased_by_other("me", NOW)
+    assert not held.leased_by_other("you", NOW + timedelta(seconds=121))
+    renewed = renew_lease(held, NOW + timedelta(seconds=100), 120)
+    assert renewed.lease.until == NOW + timedelta(seconds=220) and renewed.lease.pending == key("evt-1")
+    assert renewed.lease.owner == "me"
+    assert release(renewed).lease is None and release(renewed).state is State.NEW
+
+
+def test_knows_customer():
+    assert not LedgerEntry("h" * 64).knows_customer
+    assert applied_entry(key("e")).knows_customer
+    assert not applied_entry(key("e"), state=State.MOVED).knows_customer
+
+
+# --- uncertain ---------------------------------------------------------------------------------------
+
+def test_uncertain_with_a_newer_event_drops_hashes_and_becomes_last():
+    entry = applied_entry(key("evt-1"), lease=Lease("w", NOW, key("evt-2", T0 + timedelta(minutes=1))))
+    after = uncertain(entry, key("evt-2", T0 + timedelta(minutes=1)))
+    assert after.state is State.UNCERTAIN and after.hashes == {} and after.lease is None
+    assert after.last == key("evt-2", T0 + timedelta(minutes=1))
+    assert after.account_number == entry.account_number
+
+
+def test_uncertain_with_an_older_event_keeps_the_last_and_the_hashes():
+    entry = applied_entry(key("evt-9", T0 + timedelta(hours=1)))
+    after = uncertain(entry, key("evt-1"))
+    assert after.last == entry.last and after.state is State.APPLIED and after.hashes == entry.hashes
+    assert after.lease is None
+
+
+def test_uncertain_on_a_new_entry():
+    after = uncertain(LedgerEntry("h" * 64), key("evt-1"))
+    assert after.state is State.UNCERTAIN and after.last == key("evt-1") and after.hashes == {}
+
+
+# --- applied -----------------------------------------------------------------------------------------
+
+def test_applied_records_the_event_and_the_customer():
+    ev = event("evt-1", **FULL)
+    customer = stored_customer(ev)
+    entry = take_lease(LedgerEntry("h" * 64), "me", NOW, 120, OrderKey.of(ev))
+    after = applied(entry, ev, customer=customer, account_number="004000", hashes={"name": "x"})
+    assert after.state is State.APPLIED and after.lease is None and after.account_number == "004000"
+    assert after.last == OrderKey.of(ev) and after.recent_event_ids == ("evt-1",)
+    assert after.hashes == {"name": "x"}
+    address, = customer["Addresses"]
+    email_contact, phone_contact = customer["Contacts"]
+    assert after.address_record_id == str(address["RecordId"])
+    assert after.email_contact_record_id == str(email_contact["RecordId"])
+    assert after.phone_contact_record_id == str(phone_contact["RecordId"])
+    assert after.empty_fields == frozenset()  # FULL sets every part
+
+
+def test_applied_never_moves_last_backwards():
+    entry = applied_entry(key("evt-9", T0 + timedelta(hours=1)))
+    after = applied(entry, event("evt-1", T0), customer=None, account_number="004000", hashes={})
+    assert after.last == key("evt-9", T0 + timedelta(hours=1))
+    assert after.recent_event_ids == ("evt-9", "evt-1")
+
+
+def test_applied_without_a_customer_keeps_the_known_ids():
+    entry = applied_entry(key("evt-1"), address_record_id="11", email_contact_record_id="12",
+                          phone_contact_record_id="13", empty_fields=frozenset({"MiddleName"}))
+    after = applied(entry, event("evt-2", T0 + timedelta(minutes=1)), customer=None, account_number="004000",
+                    hashes={"email": "e2"})
+    assert (after.address_record_id, after.email_contact_record_id, after.phone_contact_record_id) == \
+        ("11", "12", "13")
+    assert after.empty_fields == {"MiddleName"} and after.hashes == {"email": "e2"}
+
+
+def test_applied_keeps_at_most_the_latest_recent_ids_without_repeats():
+    entry = LedgerEntry("h" * 64)
+    for i in range(RECENT_EVENT_IDS + 5):
+        entry = applied(entry, event(f"evt-{i:02d}", T0 + timedelta(seconds=i)), customer=None,
+                        account_number="1", hashes={})
+    assert len(entry.recent_event_ids) == RECENT_EVENT_IDS == 16
+    assert entry.recent_event_ids[-1] == f"evt-{RECENT_EVENT_IDS + 4:02d}"
+    assert entry.recent_event_ids[0] == "evt-05"
+    again = applied(entry, event("evt-10", T0 + timedelta(seconds=10)), customer=None, account_number="1",
+                    hashes={}, )
+    assert again.recent_event_ids.count("evt-10") == 1 and again.recent_event_ids[-1] == "evt-10"
+    assert len(again.recent_event_ids) == 16
+
+
+def test_applied_clears_a_tombstone():
+    entry = LedgerEntry("h" * 64, state=State.MOVED, moved_to="b" * 64, last=key("evt-1"))
+    after = applied(entry, event("evt-2", T0 + timedelta(minutes=1)), customer=None, account_number="7", hashes={})
+    assert after.state is State.APPLIED and after.moved_to is None and after.knows_customer
+
+
+# --- learn -------------------------------------------------------------------------------------------
+
+def test_learn_from_a_customer_with_missing_parts():
+    ev = event("evt-1", firstName="Ada", lastName="Lovelace",
+               address={"street": "Main St", "city": "Aarhus", "country": "DK"})
+    customer = stored_customer(ev)
+    learned = learn(customer)
+    assert learned["empty_fields"] == {"MiddleName", "StreetNumber", "State", "ZipCode"}
+    assert learned["phone_contact_record_id"] is None
+    assert learned["email_contact_record_id"] == str(customer["Contacts"][0]["RecordId"])
+    assert learned["address_record_id"] == str(customer["Addresses"][0]["RecordId"])
+    assert learned["is_async"] is False
+
+
+def test_learn_without_address_knows_no_address_parts():
+    learned = learn(stored_customer(event("evt-1")))
+    assert learned["address_record_id"] is None
+    assert learned["empty_fields"] == {"FirstName", "MiddleName", "LastName"}
+
+
+def test_learn_an_async_customer():
+    learned = learn(stored_customer(event("evt-1"), async_mode=True))
+    assert learned["is_async"] is True
+
+
+def test_learn_picks_primary_items_by_type():
+    customer = {
+        "FirstName": "A", "MiddleName": "", "LastName": "B", "IsAsyncCustomer": False,
+        "Addresses": [{"RecordId": 1, "IsPrimary": False, "Street": "x"},
+                      {"RecordId": 2, "IsPrimary": True, "Street": "y", "StreetNumber": "", "City": "c",
+                       "State": "s", "ZipCode": "z"}],
+        "Contacts": [{"RecordId": 10, "AddressTypeValue": 1, "IsPrimary": False},
+                     {"RecordId": 11, "AddressTypeValue": 2, "IsPrimary": False},
+                     {"RecordId": 12, "AddressTypeValue": 1, "IsPrimary": True},
+                     {"RecordId": 0, "AddressTypeValue": 2, "IsPrimary": True}],
+    }
+    learned = learn(customer)
+    assert learned["address_record_id"] == "2"
+    assert learned["phone_contact_record_id"] == "12"
+    assert learned["email_contact_record_id"] is None  # the primary email contact has no id yet
+    assert learned["empty_fields"] == {"MiddleName", "StreetNumber"}
+
+
+# --- moved -------------------------------------------------------------------------------------------
+
+def test_moved_leaves_a_tombstone_that_makes_older_events_stale():
+    entry = applied_entry(key("evt-1"), address_record_id="11", lease=Lease("me", NOW, key("evt-2")),
+                          etag="e7")
+    move = event("evt-2", T0 + timedelta(minutes=1), email="new@example.com", previousEmail="ada@example.com")
+    tomb = moved(entry, move, move.email_hash)
+    assert tomb.state is State.MOVED and tomb.moved_to == move.email_hash and tomb.etag == "e7"
+    assert tomb.account_number is None and tomb.address_record_id is None and tomb.hashes == {}
+    assert tomb.lease is None and tomb.last == OrderKey.of(move) and not tomb.knows_customer
+    assert tomb.email_hash == entry.email_hash
+    assert judge(tomb, event("evt-0", T0 + timedelta(seconds=30))) is Verdict.STALE
+
+
+def test_moved_never_moves_last_backwards():
+    entry = applied_entry(key("evt-9", T0 + timedelta(hours=1)))
+    move = event("evt-2", T0, email="new@example.com", previousEmail="ada@example.com")
+    assert moved(entry, move, move.email_hash).last == entry.last
+
+
+def test_order_key_orders_by_time_then_id():
+    a, b = key("a"), key("b")
+    assert a < b and key("z", T0 - timedelta(minutes=1)) < a and OrderKey.of(event("a")) == a
+
+
+# --- the table entity (shared.ledger_store's pure half) --------------------------------------------------
+
+def full_entry() -> LedgerEntry:
+    return LedgerEntry(
+        "a" * 64, state=State.UNCERTAIN, account_number="004075", is_async=True, address_record_id="5637144577",
+        email_contact_record_id="5637144578", phone_contact_record_id="5637144579",
+        last=OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=timezone.utc), "évt/1 ?#"),
+        recent_event_ids=("a", "évt/1 ?#", "c" * 128), hashes={"email": "0" * 32, "name": "1" * 32},
+        empty_fields=frozenset({"MiddleName", "ZipCode"}),
+        lease=Lease("worker-1", NOW + timedelta(seconds=120), OrderKey(T0 + timedelta(minutes=1), "evt-2")),
+        moved_to="b" * 64, moved_from="c" * 64)
+
+
+def test_entity_round_trip_keeps_every_field():
+    from shared.ledger_store import from_entity, to_entity
+
+    for entry in (full_entry(), LedgerEntry("d" * 64),
+                  replace(full_entry(), lease=Lease("w", NOW, None), state=State.MOVED),
+                  applied_entry(key("evt-1"))):
+        entity = to_entity(entry)
+        assert entity["PartitionKey"] == entry.email_hash and entity["RowKey"] == "ledger"
+        assert all(isinstance(v, (str, bool)) for v in entity.values())  # no Int64 / datetime typing
+        back = from_entity(entity)
+        assert back == entry
+        assert back.etag is None
+
+
+def test_entity_holds_no_personal_data():
+    from shared.ledger_store import to_entity
+
+    ev = event("evt-1", **FULL)
+    customer = stored_customer(ev)
+    entry = applied(LedgerEntry(ev.email_hash), ev, customer=customer, account_number="004000",
+                    hashes={"name": "x" * 32})
+    text = repr(to_entity(entry)).lower()
+    for value in ("ada", "lovelace", "example.com", "2025550142", "seattle", "98101"):
+        assert value not in text
+
+
+def test_entity_of_an_older_row_without_pending_or_state_reads():
+    from shared.ledger_store import from_entity
+
+    entry = from_entity({"PartitionKey": "e" * 64, "RowKey": "ledger", "LeaseOwner": "w",
+                         "LeaseUntil": NOW.isoformat()})
+    assert entry.state is State.NEW and entry.lease == Lease("w", NOW, None) and entry.last is None
+    assert entry.hashes == {} and entry.recent_event_ids == () and entry.empty_fields == frozenset()
