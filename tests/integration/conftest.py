@@ -98,18 +98,26 @@ def b64decode(text: str) -> str:
     return base64.b64decode(text).decode("utf-8")
 
 
+def test_env(azurite, emulator, **settings: str) -> dict[str, str]:
+    """The sample settings pointed at this Azurite and emulator, with queue and table names unique
+    to one test, so tests never see each other's messages or ledger entries."""
+    suffix = uuid.uuid4().hex[:10]
+    return {**SAMPLE,
+            "AzureWebJobsStorage": azurite.connection_string,
+            "EVENTS_QUEUE_NAME": f"events-{suffix}",
+            "DEADLETTER_TABLE_NAME": f"dl{suffix}",
+            "LEDGER_TABLE_NAME": f"ledger{suffix}",
+            "COMMERCE_BASE_URL": emulator.base_url,
+            "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
+            **settings}
+
+
+test_env.__test__ = False  # a helper, not a test
+
+
 def make_stack(azurite, emulator, tmp_path, monkeypatch, *, settings: dict | None = None,
                host_json: dict | None = None, queues: bool = True, poison: bool = True) -> Stack:
-    suffix = uuid.uuid4().hex[:10]
-    env = {**SAMPLE,
-           "AzureWebJobsStorage": azurite.connection_string,
-           "EVENTS_QUEUE_NAME": f"events-{suffix}",
-           "DEADLETTER_TABLE_NAME": f"dl{suffix}",
-           "LEDGER_TABLE_NAME": f"ledger{suffix}",
-           "COMMERCE_BASE_URL": emulator.base_url,
-           "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
-           "COMMERCE_READ_TIMEOUT_SECONDS": "1.0",
-           **(settings or {})}
+    env = test_env(azurite, emulator, COMMERCE_READ_TIMEOUT_SECONDS="1.0", **(settings or {}))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     path = tmp_path / "host.json"
