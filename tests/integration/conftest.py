@@ -117,7 +117,9 @@ test_env.__test__ = False  # a helper, not a test
 
 def make_stack(azurite, emulator, tmp_path, monkeypatch, *, settings: dict | None = None,
                host_json: dict | None = None, queues: bool = True, poison: bool = True) -> Stack:
-    env = test_env(azurite, emulator, COMMERCE_READ_TIMEOUT_SECONDS="1.0", **(settings or {}))
+    # Short clocks, like TEST_HOST_JSON's: a retried event comes back after 1-2 s, not 3-5 s.
+    env = test_env(azurite, emulator, **{"COMMERCE_READ_TIMEOUT_SECONDS": "1.0", "RETRY_BASE_DELAY_SECONDS": "1",
+                                         "RETRY_MAX_DELAY_SECONDS": "2", **(settings or {})})
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     path = tmp_path / "host.json"
