@@ -25,6 +25,7 @@ from shared.mapping import (
     compose_name,
     email_contact,
     phone_contact,
+    primary,
 )
 from shared.settings import MappingSettings
 
@@ -44,16 +45,6 @@ def _phone_key(value: Any) -> str:
 def _same(prop: str, old: Any, new: str) -> bool:
     old_text = _text(old)
     return old_text.casefold() == new.casefold() if prop in _CASELESS else old_text == new
-
-
-def _primary(items: list[Any], type_value: int | None = None) -> dict[str, Any] | None:
-    """The primary item (of the given AddressTypeValue for contacts), else the first of that type."""
-    candidates = [i for i in items if isinstance(i, dict)
-                  and (type_value is None or i.get("AddressTypeValue") == type_value)]
-    for item in candidates:
-        if item.get("IsPrimary") is True:
-            return item
-    return candidates[0] if candidates and type_value is not None else None
 
 
 def _customer_fields(existing: dict[str, Any], event: NormalisedEvent) -> dict[str, Any]:
@@ -105,14 +96,14 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str
         if change:
             changes.append({"RecordId": contact.get("RecordId"), **change})
 
-    email = _primary(contacts, CONTACT_EMAIL)
+    email = primary(contacts, CONTACT_EMAIL)
     if email is None:
         changes.append(email_contact(event))
     else:
         differs = _text(email.get("Value")).lower() != event.email_match_key
         update(email, event.email if differs else None)
 
-    phone = _primary(contacts, CONTACT_PHONE)
+    phone = primary(contacts, CONTACT_PHONE)
     if event.has("phone") and event.phone:
         if phone is None:
             changes.append(phone_contact(event))
@@ -132,24 +123,24 @@ def _address(existing: dict[str, Any], event: NormalisedEvent,
     if address is None:
         return []
     addresses = existing.get("Addresses")
-    primary = _primary(addresses if isinstance(addresses, list) else [])
-    if primary is None:
+    current = primary(addresses)
+    if current is None:
         return [address_body(address, settings)]
     change: dict[str, Any] = {}
     for attr, field, prop in ADDRESS_PROPERTIES:
         if address.has(field):
             new = getattr(address, attr) or ""
-            if not _same(prop, primary.get(prop), new):
+            if not _same(prop, current.get(prop), new):
                 change[prop] = new
-    if not _same("ThreeLetterISORegionName", primary.get("ThreeLetterISORegionName"), address.country):
+    if not _same("ThreeLetterISORegionName", current.get("ThreeLetterISORegionName"), address.country):
         change["ThreeLetterISORegionName"] = address.country
     if not change:
         return []
-    merged = {**primary, **change}
+    merged = {**current, **change}
     full = compose_full_address(merged)
-    if full != _text(primary.get("FullAddress")):
+    if full != _text(current.get("FullAddress")):
         change["FullAddress"] = full
-    return [{"RecordId": primary.get("RecordId"), **change}]
+    return [{"RecordId": current.get("RecordId"), **change}]
 
 
 def build_patch(existing: dict[str, Any], event: NormalisedEvent,

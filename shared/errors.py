@@ -29,12 +29,11 @@ from shared.commerce.errors import (
     CommerceError,
     CommerceNotFoundError,
     CommercePermanentError,
-    CommerceServerError,
     CommerceTimeoutError,
     CommerceTransientError,
     mask_text,
 )
-from shared.ledger_store import LedgerConflict
+from shared.ledger import LedgerConflict
 
 
 class Disposition(str, Enum):
@@ -55,9 +54,11 @@ class Failure:
     status: int | None = None
     retry_after: float | None = None
     auth: bool = False  # a Commerce 401/403: operators must see it (CommerceAuthFailure)
-    # A create or PATCH that may have been applied although no success came back (timeout, dropped
-    # connection, 5xx): the ledger then treats what Commerce holds as unknown until it reads it again.
-    may_have_committed: bool = False
+    # False only when the failed call certainly changed nothing in Commerce (a 4xx, 429, 408/423,
+    # a connection never made, no free slot). After a create or PATCH was sent, any other failure
+    # (timeout, dropped connection, 5xx, a failed read-back, a storage error) leaves what Commerce holds
+    # unknown, and the ledger says so until the customer is read again.
+    may_have_committed: bool = True
 
 
 def redact(text: str, limit: int = 500) -> str:
@@ -69,16 +70,27 @@ def redact(text: str, limit: int = 500) -> str:
 _TRANSIENT_STORAGE_STATUSES = frozenset({408, 409, 412, 423, 429, 500, 502, 503, 504})
 
 
+_NOT_PROVISIONED = frozenset({"TableNotFound", "QueueNotFound"})
+
+
+def _not_provisioned(error: HttpResponseError) -> str | None:
+    # Azurite leaves error_code unset on some operations; the service's code is in the message then.
+    code = getattr(error, "error_code", None)
+    return code if code in _NOT_PROVISIONED else next((c for c in _NOT_PROVISIONED if c in str(error)), None)
+
+
 def classify(error: BaseException) -> Failure:
     """Classify any exception raised while processing one event."""
     if isinstance(error, CommerceError):
         common = dict(error_resource_id=error.error_resource_id, status=error.status,
                       message=redact(str(error)))
+        if not isinstance(error, CommerceTransientError):
+            common["may_have_committed"] = not _refused(error)
         if isinstance(error, CommerceAuthError):
             return Failure(Disposition.RETRY, "commerce_auth", auth=True, **common)
         if isinstance(error, CommerceTransientError):
             return Failure(Disposition.RETRY, f"commerce_{_kind(error)}",
-                           retry_after=error.retry_after, may_have_committed=_may_have_committed(error),
+                           retry_after=error.retry_after, may_have_committed=not _refused(error),
                            **common)
         if isinstance(error, CommerceNotFoundError):
             if error.operation in ("search", "create") and not error.error_resource_id:
@@ -100,6 +112,10 @@ def classify(error: BaseException) -> Failure:
         return Failure(Disposition.RETRY, "storage_auth", redact(str(error)), auth=True)
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return Failure(Disposition.RETRY, "storage_unavailable", redact(str(error)))
+    if isinstance(error, HttpResponseError) and _not_provisioned(error):
+        # A queue or table the deployment should have created: an operator fixes it, nothing is lost.
+        return Failure(Disposition.RETRY, "storage_not_provisioned", _not_provisioned(error),
+                       status=error.status_code)
     if isinstance(error, HttpResponseError):
         status = error.status_code
         if status in _TRANSIENT_STORAGE_STATUSES or status is None:
@@ -124,15 +140,17 @@ def safe_traceback(error: BaseException) -> str:
     return " | caused by ".join(parts)
 
 
-def _may_have_committed(error: CommerceTransientError) -> bool:
-    if error.operation not in ("create", "update"):
-        return False
+def _refused(error: CommerceError) -> bool:
+    """The call certainly did not change anything in Commerce."""
     if isinstance(error, CommerceTimeoutError):
-        return error.sent
+        return not error.sent
     if isinstance(error, CommerceConnectionError):
-        return error.dropped
-    # 408 and 423 say the request was not processed; a 5xx may come after the commit.
-    return isinstance(error, CommerceServerError) and (error.status or 500) >= 500
+        return not error.dropped
+    if isinstance(error, (CommerceAuthError, CommerceNotFoundError)):
+        return True
+    # 4xx (429, 408 and 423 included) refuse before processing; no status: the request never left.
+    # A 5xx, or a 2xx whose body is unusable, may follow a commit.
+    return error.status is None or 400 <= error.status < 500
 
 
 def _kind(error: CommerceTransientError) -> str:

@@ -23,8 +23,13 @@ from enum import Enum
 from typing import Any, Mapping
 
 from shared.contract import NormalisedEvent
+from shared.mapping import CONTACT_EMAIL, CONTACT_PHONE, primary
 
 RECENT_EVENT_IDS = 16  # enough to tell "the same event again" from "an older event" in practice
+
+
+class LedgerConflict(Exception):
+    """Another writer changed (or created) the entry since it was read: read again, decide again."""
 
 
 class State(str, Enum):
@@ -80,6 +85,7 @@ class LedgerEntry:
     # An email change into this address that has not been applied yet: the previous address's hash.
     # Until it is, a later event for this address adopts that customer instead of creating one.
     moved_from: str | None = None
+    moved_from_at: OrderKey | None = None  # the change event's key
     etag: str | None = field(default=None, compare=False)  # as read; every write is conditional on it
 
     @property
@@ -120,10 +126,12 @@ def settle(entry: LedgerEntry, now: datetime) -> LedgerEntry:
 
 def take_lease(entry: LedgerEntry, owner: str, now: datetime, seconds: float,
                pending: OrderKey, *, moved_from: str | None = None) -> LedgerEntry:
-    """``moved_from``: the event changes the email from that address to this one. Recorded with the
-    lease, so it outlives a failed attempt (see ``LedgerEntry.moved_from``)."""
-    return replace(entry, lease=Lease(owner, now + timedelta(seconds=seconds), pending),
-                   moved_from=moved_from or entry.moved_from)
+    """``moved_from``: the event (``pending``) changes the email from that address to this one.
+    Recorded with the lease, so it outlives a failed attempt (see ``LedgerEntry.moved_from``)."""
+    lease = Lease(owner, now + timedelta(seconds=seconds), pending)
+    if moved_from:
+        return replace(entry, lease=lease, moved_from=moved_from, moved_from_at=pending)
+    return replace(entry, lease=lease)
 
 
 def renew_lease(entry: LedgerEntry, now: datetime, seconds: float) -> LedgerEntry:
@@ -139,10 +147,10 @@ def release(entry: LedgerEntry) -> LedgerEntry:
 def uncertain(entry: LedgerEntry, key: OrderKey) -> LedgerEntry:
     """The write for ``key`` may or may not have committed. What Commerce holds is unknown, so the
     hashes are dropped (the next writer reads the customer first) and ``key`` becomes the last event
-    unless a newer one is already recorded."""
+    unless a newer one is already recorded (a forced replay of an older event)."""
     last = max(entry.last, key) if entry.last else key
     return replace(entry, lease=None, state=State.UNCERTAIN if last == key else entry.state,
-                   last=last, hashes={} if last == key else entry.hashes)
+                   last=last, hashes={})
 
 
 def applied(entry: LedgerEntry, event: NormalisedEvent, *, customer: Mapping[str, Any] | None,
@@ -156,7 +164,7 @@ def applied(entry: LedgerEntry, event: NormalisedEvent, *, customer: Mapping[str
     last = max(entry.last, key) if entry.last else key  # a forced replay never moves it back
     return replace(entry, state=State.APPLIED, account_number=account_number, last=last,
                    recent_event_ids=recent, hashes=dict(hashes), lease=None, moved_to=None, moved_from=None,
-                   **learned)
+                   moved_from_at=None, **learned)
 
 
 def moved(entry: LedgerEntry, event: NormalisedEvent, new_email_hash: str) -> LedgerEntry:
@@ -174,15 +182,6 @@ NAME_PARTS = ("FirstName", "MiddleName", "LastName")
 ADDRESS_PARTS = ("Street", "StreetNumber", "City", "State", "ZipCode")
 
 
-def _primary(items: Any, type_value: int | None = None) -> Mapping[str, Any] | None:
-    candidates = [i for i in (items if isinstance(items, list) else []) if isinstance(i, dict)
-                  and (type_value is None or i.get("AddressTypeValue") == type_value)]
-    for item in candidates:
-        if item.get("IsPrimary") is True:
-            return item
-    return candidates[0] if candidates and type_value is not None else None
-
-
 def _record_id(item: Mapping[str, Any] | None) -> str | None:
     if item is None or item.get("RecordId") in (None, "", 0):
         return None
@@ -191,15 +190,13 @@ def _record_id(item: Mapping[str, Any] | None) -> str | None:
 
 def learn(customer: Mapping[str, Any]) -> dict[str, Any]:
     """What the ledger keeps of a Customer document: ids and which composed parts are empty."""
-    from shared.mapping import CONTACT_EMAIL, CONTACT_PHONE  # mapping imports nothing from here
-
-    address = _primary(customer.get("Addresses"))
+    address = primary(customer.get("Addresses"))
     contacts = customer.get("Contacts")
     empty = {p for p in NAME_PARTS if not customer.get(p)}
     if address is not None:
         empty |= {p for p in ADDRESS_PARTS if not address.get(p)}
     return dict(is_async=bool(customer.get("IsAsyncCustomer")),
                 address_record_id=_record_id(address),
-                email_contact_record_id=_record_id(_primary(contacts, CONTACT_EMAIL)),
-                phone_contact_record_id=_record_id(_primary(contacts, CONTACT_PHONE)),
+                email_contact_record_id=_record_id(primary(contacts, CONTACT_EMAIL)),
+                phone_contact_record_id=_record_id(primary(contacts, CONTACT_PHONE)),
                 empty_fields=frozenset(empty))

@@ -9,6 +9,7 @@ Record ids are stored as text (Int64 in Commerce; the table's Int64 needs explic
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,13 +17,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.ledger import Lease, LedgerEntry, OrderKey, State
+from shared.ledger import Lease, LedgerConflict, LedgerEntry, OrderKey, State
 
 ROW_KEY = "ledger"
-
-
-class LedgerConflict(Exception):
-    """Another writer changed (or created) the entity since it was read."""
 
 
 def _time(value: datetime | None) -> str:
@@ -56,11 +53,14 @@ def to_entity(entry: LedgerEntry) -> dict[str, Any]:
         "PendingEventId": pending.event_id if pending else "",
         "MovedTo": entry.moved_to or "",
         "MovedFrom": entry.moved_from or "",
+        "MovedFromOccurredAt": _time(entry.moved_from_at.occurred_at if entry.moved_from_at else None),
+        "MovedFromEventId": entry.moved_from_at.event_id if entry.moved_from_at else "",
     }
 
 
 def from_entity(entity: Any) -> LedgerEntry:
     last_at, pending_at = _parse_time(entity.get("LastOccurredAt")), _parse_time(entity.get("PendingOccurredAt"))
+    moved_at = _parse_time(entity.get("MovedFromOccurredAt"))
     lease = None
     if entity.get("LeaseOwner"):
         pending = OrderKey(pending_at, entity["PendingEventId"]) if pending_at else None
@@ -80,6 +80,7 @@ def from_entity(entity: Any) -> LedgerEntry:
         lease=lease,
         moved_to=entity.get("MovedTo") or None,
         moved_from=entity.get("MovedFrom") or None,
+        moved_from_at=OrderKey(moved_at, entity.get("MovedFromEventId") or "") if moved_at else None,
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 
@@ -91,7 +92,9 @@ class LedgerStore:
     def read(self, email_hash: str) -> LedgerEntry | None:
         try:
             return from_entity(self.table.get_entity(email_hash, ROW_KEY))
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as error:
+            if _table_missing(error):
+                raise  # not "no entry": a deployment fault, classified as a storage failure
             return None
 
     def write(self, entry: LedgerEntry) -> LedgerEntry:
@@ -104,16 +107,18 @@ class LedgerStore:
             else:
                 metadata = self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=entry.etag,
                                                     match_condition=MatchConditions.IfNotModified)
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+        except ResourceNotFoundError as error:
+            if _table_missing(error):
+                raise
+            raise LedgerConflict("deleted since read") from None
+        except (ResourceExistsError, ResourceModifiedError) as error:
             raise LedgerConflict(type(error).__name__) from None
-        return _with_etag(entry, metadata.get("etag"))
+        return replace(entry, etag=metadata.get("etag"))
 
     def entries(self) -> list[LedgerEntry]:
         """Every entry (operators' tools and tests; the processor never scans)."""
         return [from_entity(e) for e in self.table.query_entities(f"RowKey eq '{ROW_KEY}'")]
 
 
-def _with_etag(entry: LedgerEntry, etag: str | None) -> LedgerEntry:
-    from dataclasses import replace
-
-    return replace(entry, etag=etag)
+def _table_missing(error: ResourceNotFoundError) -> bool:
+    return getattr(error, "error_code", None) == "TableNotFound" or "TableNotFound" in str(error)

@@ -30,6 +30,17 @@ ADDRESS_PROPERTIES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def primary(items: Any, type_value: int | None = None) -> dict[str, Any] | None:
+    """The primary item of a Customer's Addresses (``type_value`` None) or Contacts of one
+    AddressTypeValue; for contacts with none marked primary, the first of that type."""
+    candidates = [i for i in (items if isinstance(items, list) else []) if isinstance(i, dict)
+                  and (type_value is None or i.get("AddressTypeValue") == type_value)]
+    for item in candidates:
+        if item.get("IsPrimary") is True:
+            return item
+    return candidates[0] if candidates and type_value is not None else None
+
+
 def compose_name(first: str | None, middle: str | None, last: str | None) -> str:
     """Customer.Name for a person: the name parts in order, single-spaced."""
     return " ".join(part for part in (first, middle, last) if part)

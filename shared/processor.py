@@ -40,7 +40,7 @@ from shared.errors import Disposition, Failure, MessageFormatError, classify, sa
 from shared.fieldgroups import blind_patch, changed_groups, group_hashes
 from shared.ledger import (LedgerEntry, OrderKey, State, Verdict, applied, judge, moved, release, renew_lease,
                            settle, take_lease, uncertain)
-from shared.ledger_store import LedgerConflict
+from shared.ledger import LedgerConflict
 from shared import privacy
 from shared.logcontext import log_context
 from shared.mapping import build_create_body
@@ -109,7 +109,7 @@ class ProcessorDeps:
     requeue: Callable[[str, int], None]  # (message text, seconds invisible)
     retry: RetrySettings
     lease_seconds: float
-    call_budget: float  # longest one Commerce call can take, waiting for a free slot included
+    call_budget: float  # longest one Commerce call can take once sent (a slot wait can add as much)
     hash_key: bytes
     rng: random.Random = field(default_factory=random.Random)
     new_owner: Callable[[], str] = lambda: uuid.uuid4().hex
@@ -155,6 +155,13 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
         return _failed(envelope, body, dequeue_count, deps, classify(error), error, finish)
 
     if outcome is Outcome.DEFERRED:
+        if expired(envelope.ingested_at, deps.clock(), deps.retry):
+            # A lease outlives its owner by at most LEDGER_LEASE_SECONDS: waiting this long means
+            # something else is wrong (a clock far off, an entry edited by hand). Keep it for replay.
+            busy = Failure(Disposition.RETRY, "lease_busy", "another worker held the email's lease "
+                           "until the event's maximum age")
+            return _dead_letter(envelope, body, dequeue_count, deps, busy, "retries_exhausted:lease_busy",
+                                finish)
         return _send_again(envelope, dequeue_count, deps, finish, reason="lease_busy",
                            delay=defer_delay(deps.rng), counts=False, outcome=Outcome.DEFERRED)
     log.info("%s customer %s with %d Commerce call(s)", outcome.value, account or "-", deps.calls.count)
@@ -219,22 +226,26 @@ def _dead_letter(envelope: Envelope, body: str | bytes, dequeue_count: int, deps
 # --- the ledger protocol -------------------------------------------------------------------------
 
 class _Lease:
-    """The entry this invocation holds the lease of, kept current across renewals."""
+    """An entry this invocation holds the lease of, kept current across renewals."""
 
     def __init__(self, entry: LedgerEntry, deps: ProcessorDeps):
         self.entry = entry
         self.deps = deps
         self.wrote = False  # a create or PATCH was sent: a failure after it leaves Commerce uncertain
+        self.partner: _Lease | None = None  # the previous address's lease during an email change
 
     def before_write(self) -> None:
-        """A write starts only with a whole call's budget (slot wait + call) left on the lease, so it
-        ends before the lease can pass to another worker. Renews when less is left."""
-        now = self.deps.clock()
-        lease = self.entry.lease
-        assert lease is not None
-        if (lease.until - now).total_seconds() < 2 * self.deps.call_budget:
-            self.entry = self.deps.ledger.write(renew_lease(self.entry, now, self.deps.lease_seconds))
-        self.wrote = True
+        """A write starts only with a whole call's budget (slot wait + call) left on every lease it
+        relies on, so it ends before a lease can pass to another worker. Renews when less is left."""
+        for held in (self, self.partner):
+            if held is None:
+                continue
+            now = held.deps.clock()
+            lease = held.entry.lease
+            assert lease is not None
+            if (lease.until - now).total_seconds() < 2 * held.deps.call_budget:
+                held.entry = held.deps.ledger.write(renew_lease(held.entry, now, held.deps.lease_seconds))
+            held.wrote = True
 
 
 def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner: str, *,
@@ -260,18 +271,39 @@ def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner
     return None
 
 
-def _let_go(lease: _Lease | None, key: OrderKey, failure: Failure | None, deps: ProcessorDeps) -> None:
-    """Release after a failure, recording an uncertain write. Best effort: if this write fails, the
-    lease simply expires and the next worker folds its pending event in the same way."""
+def _let_go(lease: _Lease | None, key: OrderKey, maybe_written: bool, deps: ProcessorDeps) -> None:
+    """Release after a failure; ``maybe_written``: Commerce may hold the event's data now, so the
+    entry says uncertain. Best effort: if this write fails, the lease simply expires and the next
+    worker folds its pending event in the same (uncertain) way."""
     if lease is None:
         return
-    entry = lease.entry
-    after = uncertain(entry, key) if (lease.wrote and failure and failure.may_have_committed) \
-        else release(entry)
+    after = uncertain(lease.entry, key) if maybe_written else release(lease.entry)
     try:
         deps.ledger.write(after)
     except Exception as error:  # noqa: BLE001 - see docstring
         log.warning("could not release the email's lease (%s); it expires by itself", type(error).__name__)
+
+
+_BUSY = object()
+
+
+def _lease_previous(event: NormalisedEvent, held: LedgerEntry, deps: ProcessorDeps, owner: str,
+                    changing_email: bool) -> _Lease | None | object:
+    """During an email change not applied yet (this event's own, or an earlier one still being
+    retried, which a later event for the new address must adopt rather than create a second
+    customer): the previous address's entry, leased too, so no other worker writes that customer
+    meanwhile. ``_BUSY`` when another worker holds it."""
+    if held.knows_customer or not held.moved_from:
+        return None
+    old = _acquire(held.moved_from, event, deps, owner, force=True)
+    if not isinstance(old, LedgerEntry):
+        return _BUSY
+    if not changing_email and held.moved_from_at and old.last and old.last > held.moved_from_at:
+        # The old address has had newer events than the change (which never got through): it is
+        # still in use there, so it is not taken over.
+        _let_go(_Lease(old, deps), OrderKey.of(event), False, deps)
+        return None
+    return _Lease(old, deps)
 
 
 def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str | None]:
@@ -289,47 +321,47 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     if held is None:
         return Outcome.DEFERRED, None
     lease = _Lease(held, deps)
-
-    previous: _Lease | None = None
-    # An email change not applied yet: this event's own, or an earlier one still being retried (a
-    # newer event for the new address must adopt that customer, not create a second one).
-    adopt = held.moved_from if not held.knows_customer else None
-    if adopt:
-        # The customer is still under the previous email: lease that entry too, so no other worker
-        # updates it (under the old address) while its email changes.
-        old = _acquire(adopt, event, deps, owner, force=True)
-        if not isinstance(old, LedgerEntry):
-            _let_go(lease, key, None, deps)
-            return Outcome.DEFERRED, None
-        previous = _Lease(old, deps)
+    try:
+        previous = _lease_previous(event, held, deps, owner, changing_email)
+    except Exception:
+        _let_go(lease, key, False, deps)
+        raise
+    if previous is _BUSY:
+        _let_go(lease, key, False, deps)
+        return Outcome.DEFERRED, None
+    lease.partner = previous
 
     try:
-        outcome, customer, account, hashes = _sync(event, lease, previous, deps, force=envelope.force)
+        outcome, customer, account, hashes, adopted = _sync(event, lease, previous, deps,
+                                                            force=envelope.force)
     except Exception as error:
-        failure = classify(error)
-        _let_go(lease, key, failure, deps)
-        _let_go(previous, key, None, deps)
+        maybe_written = lease.wrote and classify(error).may_have_committed
+        _let_go(lease, key, maybe_written, deps)
+        _let_go(previous, key, maybe_written, deps)
         raise
     try:
         deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account,
                                   hashes=hashes))
     except Exception:
-        _let_go(previous, key, None, deps)
+        _let_go(previous, key, lease.wrote, deps)  # written to Commerce (if at all) but not recorded
         raise
     if previous is not None:
+        after = moved(previous.entry, event, event.email_hash) if adopted else release(previous.entry)
         try:
-            deps.ledger.write(moved(previous.entry, event, event.email_hash))
-        except LedgerConflict:
-            log.warning("the previous email's ledger entry changed meanwhile; left as it is")
+            deps.ledger.write(after)
+        except Exception as error:  # noqa: BLE001 - the event is applied; the lease expires by itself
+            log.warning("could not update the previous email's ledger entry (%s); its lease expires "
+                        "and it is then treated as uncertain", type(error).__name__)
     return outcome, account
 
 
-SyncResult = tuple[Outcome, Optional[dict[str, Any]], str, dict[str, str]]  # see _sync
+SyncResult = tuple[Outcome, Optional[dict[str, Any]], str, dict[str, str], bool]
 
 
 def _sync(event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: ProcessorDeps, *,
           force: bool) -> SyncResult:
-    """Create or update the customer; returns (outcome, last customer document, account, hashes)."""
+    """Create or update the customer. Returns the outcome, the last customer document Commerce sent,
+    the account, the group hashes to record, and whether the previous address's customer was adopted."""
     entry, commerce = lease.entry, deps.commerce
     hashes = group_hashes(event, deps.hash_key)
     if entry.knows_customer and entry.state is State.APPLIED and entry.hashes and not force:
@@ -337,14 +369,14 @@ def _sync(event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: 
         changed = changed_groups(entry.hashes, hashes)
         known = {**entry.hashes, **hashes}
         if not changed:
-            return Outcome.UNCHANGED, None, account, known
+            return Outcome.UNCHANGED, None, account, known, False
         patch = blind_patch(event, entry, changed, deps.mapping)
         if patch == {}:
-            return Outcome.UNCHANGED, None, account, known
+            return Outcome.UNCHANGED, None, account, known, False
         if patch is not None:
             lease.before_write()
             try:
-                return Outcome.UPDATED, commerce.update_customer(account, patch), account, known
+                return Outcome.UPDATED, commerce.update_customer(account, patch), account, known, False
             except CommerceNotFoundError:
                 log.info("stored account not found in Commerce; resolving by email")
                 return _resolve_and_write(event, lease, None, deps, hashes, skip_account=True)
@@ -354,18 +386,18 @@ def _sync(event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: 
 def _resolve_and_write(event: NormalisedEvent, lease: _Lease, previous: _Lease | None,
                        deps: ProcessorDeps, hashes: dict[str, str], *, skip_account: bool) -> SyncResult:
     commerce = deps.commerce
-    customer = _find(event, lease.entry, previous.entry if previous else None, commerce,
-                     skip_account=skip_account, hash_key=deps.hash_key)
+    customer, adopted = _find(event, lease.entry, previous.entry if previous else None, commerce,
+                              skip_account=skip_account, hash_key=deps.hash_key)
     if customer is None:
         lease.before_write()
         created = commerce.create_customer(build_create_body(event, deps.mapping))
-        return Outcome.CREATED, created, str(created.get("AccountNumber", "")), hashes
+        return Outcome.CREATED, created, str(created.get("AccountNumber", "")), hashes, False
     account = customer["AccountNumber"]
     patch = build_patch(customer, event, deps.mapping)
     if patch is None:
-        return Outcome.UNCHANGED, customer, account, hashes
+        return Outcome.UNCHANGED, customer, account, hashes, adopted
     lease.before_write()
-    return Outcome.UPDATED, commerce.update_customer(account, patch), account, hashes
+    return Outcome.UPDATED, commerce.update_customer(account, patch), account, hashes, adopted
 
 
 def _get(commerce: CommercePort, account: str | None, *emails: str | None,
@@ -397,28 +429,34 @@ def _search(commerce: CommercePort, email: str) -> dict | None:
 
 
 def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | None,
-          commerce: CommercePort, *, skip_account: bool, hash_key: bytes) -> dict | None:
-    """The Commerce customer this event is about, read in full; None when there is none yet.
-    Sources in order: the ledger's account, the previous email's account (an email change), the
-    sender's ``customerAccount`` hint, an exact search by the previous email, then by the email."""
-    emails = (event.email_match_key, event.previous_email_match_key)
+          commerce: CommercePort, *, skip_account: bool, hash_key: bytes) -> tuple[dict | None, bool]:
+    """The Commerce customer this event is about, read in full (None when there is none yet), and
+    whether it is the previous address's customer taken over by an email change.
+
+    Sources, in order: the ledger's account; the sender's ``customerAccount`` hint; an exact search
+    by the email. The previous address is looked at only while its entry is leased (``previous``),
+    and only after the new address: the new address may have a customer of its own (it is updated
+    and the previous one left alone), or a change that already went through may have renamed it."""
     if not skip_account and entry.knows_customer:
-        found = _get(commerce, entry.account_number, *emails)
+        found = _get(commerce, entry.account_number, event.email_match_key)
         if found is not None:
-            return found
-    if previous is not None and previous.knows_customer:
-        found = _get(commerce, previous.account_number, *emails, email_hash=previous.email_hash,
+            return found, False
+    if previous is None:
+        found = _get(commerce, event.customer_account, event.email_match_key)
+        return (found if found is not None else _search(commerce, event.email)), False
+    found = _search(commerce, event.email)
+    if found is not None:
+        return found, previous.knows_customer and found.get("AccountNumber") == previous.account_number
+    both = (event.email_match_key, event.previous_email_match_key)
+    if previous.knows_customer:
+        found = _get(commerce, previous.account_number, *both, email_hash=previous.email_hash,
                      hash_key=hash_key)
         if found is not None:
-            return found
-    found = _get(commerce, event.customer_account, *emails)
-    if found is not None:
-        return found
-    if event.previous_email and event.previous_email_match_key != event.email_match_key:
+            return found, True
+    found = _get(commerce, event.customer_account, *both)
+    if found is None and event.previous_email:
         found = _search(commerce, event.previous_email)
-        if found is not None:
-            return found
-    return _search(commerce, event.email)
+    return found, found is not None
 
 
 def pick_customer(matches: list[dict]) -> dict:

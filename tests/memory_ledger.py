@@ -8,7 +8,7 @@ import threading
 from dataclasses import replace
 
 from shared.ledger import LedgerEntry
-from shared.ledger_store import LedgerConflict
+from shared.ledger import LedgerConflict
 
 
 class MemoryLedger:

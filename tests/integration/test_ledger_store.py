@@ -12,7 +12,8 @@ from azure.data.tables import TableServiceClient
 
 from shared.commerce.errors import CommerceTimeoutError
 from shared.ledger import Lease, LedgerEntry, OrderKey, State
-from shared.ledger_store import LedgerConflict, LedgerStore
+from shared.ledger import LedgerConflict
+from shared.ledger_store import LedgerStore
 from shared.telemetry_names import Outcome
 from tests.unit.test_ledger import full_entry
 from tests.unit.test_processor import FULL, NEW_EMAIL, NOW, OLD_EMAIL, World, at, envelope, event
@@ -121,3 +122,18 @@ def test_the_processor_on_the_table(store):
     assert old.state is State.MOVED and old.moved_to == move.email_hash
     assert new.state is State.APPLIED and new.account_number and new.lease is None
     assert len(store.entries()) == 2 and len(world.commerce.customers) == 1
+
+
+def test_a_missing_ledger_table_is_a_retried_storage_failure_not_an_empty_ledger(azurite):
+    from azure.data.tables import TableClient
+
+    from shared.errors import Disposition, classify
+
+    store = LedgerStore(TableClient.from_connection_string(azurite.connection_string, f"nosuch{uuid.uuid4().hex[:8]}"))
+    with pytest.raises(Exception) as raised:
+        store.read("a" * 64)
+    failure = classify(raised.value)
+    assert (failure.disposition, failure.reason) == (Disposition.RETRY, "storage_not_provisioned")
+    with pytest.raises(Exception) as raised:
+        store.write(LedgerEntry("a" * 64))
+    assert classify(raised.value).reason == "storage_not_provisioned"
