@@ -1,36 +1,72 @@
-"""Commerce calls per event, token fetches, and processor throughput against the emulator.
+"""Commerce calls and ledger operations per event, token fetches, and processor throughput.
 
-    python -m bench.pipeline [--events N] [--latency-ms 20] [--concurrency 16]
+    python -m bench.pipeline [--events N] [--latency-ms 20] [--concurrency 16] [--repeats 3]
+                             [--commerce-max-concurrency 0] [--table-transport default|no-env] [--profile]
 
-Call counts come from the emulator's own counters (``/_emulator/calls``), never from the processor.
-Throughput runs the real processor and client with ``concurrency`` threads against the emulator
-with a fixed latency per call, after a warm-up that opens the connection pool, and reports the median
-of several timed runs as a share of the bound concurrency / (calls x latency): the most any client
-could do if it spent no time of its own.
+Runs the real processor, Commerce client and ledger (``LedgerStore`` on an in-memory Azurite) against
+the Commerce emulator, both started here as child processes. Call counts come from the emulator's
+own counters (``/_emulator/calls``), never from the processor; ledger operations from a counting
+wrapper around the store (reads, inserts, ETag replaces, lost races), with the time each took.
+
+Throughput: ``concurrency`` threads run the processor over new-customer events against the emulator
+answering every call after ``latency_ms``, after a warm-up that opens the connection pools. It is
+measured twice, interleaved run by run so that other load on the machine hits both alike: with the
+ledger on Azurite (what a worker does) and with an in-process ledger of the same semantics (what the
+processor costs without storage round trips). Each is reported as the median of ``repeats`` runs and
+as a share of the bound concurrency / (calls x latency): the most any client could do if it spent no
+time of its own and storage answered instantly.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import os
+import pstats
+import random
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableServiceClient
 
 from commerce_emulator.testing import start_emulator_process
+from devhost.azurite import start_azurite
 from shared.commerce.auth import CachedTokenProvider
 from shared.commerce.client import CommerceClient
 from shared.envelope import Envelope
-from shared.processor import CallCounter, ProcessorDeps, process_message
+from shared.ledger import LedgerEntry
+from shared.ledger_store import LedgerConflict, LedgerStore
+from shared.processor import CallCounter, LedgerPort, ProcessorDeps, process_message
 from shared.settings import load_settings
+from shared.storage import StorageFactory, ensure_table
 from shared.telemetry import Telemetry
 from shared.validation import validate_event
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+LEDGER_OPS = ("read", "insert", "replace", "conflict")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of child ``pid`` from /proc (Linux; else 0)."""
+    if pid is None:
+        return time.process_time()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
 class CountingCredential:
@@ -52,81 +88,309 @@ class ListDeadLetters:
         self.letters.append(letter)
 
 
-def envelope(i: int, settings, *, minute: int = 0, last_name: str = "Lovelace") -> str:
+class Requeued:
+    """The processor's ``requeue``: keeps what it would send again (deferred or retrying events)."""
+
+    def __init__(self):
+        self.messages: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str, delay: int) -> None:
+        with self._lock:
+            self.messages.append((text, delay))
+
+
+class CountingLedger:
+    """Wraps a LedgerPort: counts each storage operation and the wall time it took (all threads)."""
+
+    def __init__(self, inner: LedgerPort):
+        self.inner = inner
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts = dict.fromkeys(LEDGER_OPS, 0)
+            self.seconds = dict.fromkeys(LEDGER_OPS, 0.0)
+
+    def _count(self, op: str, started: float) -> None:
+        with self._lock:
+            self.counts[op] += 1
+            self.seconds[op] += time.perf_counter() - started
+
+    def read(self, email_hash: str) -> LedgerEntry | None:
+        started = time.perf_counter()
+        try:
+            return self.inner.read(email_hash)
+        finally:
+            self._count("read", started)
+
+    def write(self, entry: LedgerEntry) -> LedgerEntry:
+        started = time.perf_counter()
+        op = "insert" if entry.etag is None else "replace"
+        try:
+            return self.inner.write(entry)
+        except LedgerConflict:
+            op = "conflict"
+            raise
+        finally:
+            self._count(op, started)
+
+
+class MemoryLedger:
+    """The store's semantics (insert-if-absent, ETag-conditional replace) in a dict: the baseline that
+    shows what the processor costs with no storage round trips."""
+
+    def __init__(self):
+        self._rows: dict[str, LedgerEntry] = {}
+        self._lock = threading.Lock()
+        self._etags = 0
+
+    def read(self, email_hash: str) -> LedgerEntry | None:
+        with self._lock:
+            return self._rows.get(email_hash)
+
+    def write(self, entry: LedgerEntry) -> LedgerEntry:
+        with self._lock:
+            current = self._rows.get(entry.email_hash)
+            if (current is None) != (entry.etag is None) or (current and current.etag != entry.etag):
+                raise LedgerConflict("etag")
+            self._etags += 1
+            stored = replace(entry, etag=str(self._etags))
+            self._rows[entry.email_hash] = stored
+            return stored
+
+
+def envelope(i: int, settings, *, minute: int = 0, last_name: str = "Lovelace", street: str = "1 Main St",
+             phone: str = "+1 206 555 0100") -> str:
     # Fixed-width numbers: no address is a word prefix of another, so searches return one row
     # (the emulator, like the real full-text search, matches bench.1 against bench.10...).
-    raw = {"specVersion": "1.0", "eventId": f"bench-{i}-{minute}-{last_name}",
+    raw = {"specVersion": "1.0", "eventId": f"bench-{i}-{minute}-{last_name}-{len(street)}-{phone[-2:]}",
            "eventType": "customer.updated",
            "occurredAt": (NOW - timedelta(hours=1) + timedelta(minutes=minute)).isoformat(),
            "customer": {"email": f"bench.{i:06d}@example.com", "firstName": "Ada", "lastName": last_name,
-                        "phone": "+1 206 555 0100", "isOptedInMarketing": True,
-                        "address": {"street": "1 Main St", "city": "Seattle", "state": "WA",
+                        "phone": phone, "isOptedInMarketing": True,
+                        "address": {"street": street, "city": "Seattle", "state": "WA",
                                     "postalCode": "98101", "country": "US"}}}
     result = validate_event(raw, now=NOW, settings=settings.mapping, hash_key=settings.email_hash_key)
     assert result.event is not None, result.errors
     return Envelope.wrap(result.event, ingested_at=NOW, correlation_id="bench").to_json()
 
 
-def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3) -> dict:
+class Bench:
+    """One emulator, one Azurite, one client: runs batches of messages and counts what they cost."""
+
+    def __init__(self, emulator, settings, commerce_max_concurrency: int):
+        self.emulator, self.settings = emulator, settings
+        self.credential = CountingCredential(emulator.token)
+        self.calls = CallCounter()
+        self.client = CommerceClient(settings.commerce,
+                                     CachedTokenProvider(self.credential, "api://bench/.default"),
+                                     on_call=self.calls.add,
+                                     max_concurrency=commerce_max_concurrency or None)
+        self.deadletters = ListDeadLetters()
+        self.requeued = Requeued()
+
+    def deps(self, ledger: LedgerPort) -> ProcessorDeps:
+        s = self.settings
+        return ProcessorDeps(commerce=self.client, deadletters=self.deadletters, telemetry=Telemetry(),
+                             mapping=s.mapping, max_dequeue_count=5, calls=self.calls, clock=lambda: NOW,
+                             ledger=ledger, requeue=self.requeued, retry=s.retry,
+                             lease_seconds=s.ledger_lease_seconds, call_budget=self.client.call_budget,
+                             hash_key=s.email_hash_key, rng=random.Random(7))
+
+    def batch(self, messages: list[str], workers: int, deps: ProcessorDeps,
+              wrap: Callable[[Callable[[], object]], object] | None = None) -> tuple[float, Counter]:
+        """Process ``messages`` on ``workers`` threads: (seconds, outcome counts)."""
+        def one(message: str):
+            work = lambda: process_message(message, 1, deps)  # noqa: E731
+            return (wrap(work) if wrap else work()).outcome.value
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            outcomes = Counter(pool.map(one, messages))
+        return time.perf_counter() - started, outcomes
+
+    def scenario(self, messages: list[str], workers: int, ledger: CountingLedger) -> dict:
+        """Commerce calls (emulator's count) and ledger operations per event of one batch."""
+        self.emulator.reset_calls()
+        ledger.reset()
+        _, outcomes = self.batch(messages, workers, self.deps(ledger))
+        n = len(messages)
+        counted = self.emulator.calls()
+        by_op = {k: round(v / n, 3) for k, v in counted.items() if k not in ("total", "faulted") and v}
+        return {"outcomes": dict(outcomes), "commerce_calls": round(counted["total"] / n, 3),
+                "commerce_by_operation": by_op,
+                "ledger_ops": {k: round(v / n, 3) for k, v in ledger.counts.items() if v},
+                "ledger_ops_total": round(sum(ledger.counts.values()) / n, 3)}
+
+
+class ThreadProfiles:
+    """cProfile in every worker thread (a Profile sees only the thread that enabled it), merged.
+    Times are CPU seconds of the worker threads."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._all: list[cProfile.Profile] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, work: Callable[[], object]) -> object:
+        profile = getattr(self._local, "profile", None)
+        if profile is None:
+            # CPU time of the thread, not wall time: with 16 threads sharing the GIL, wall time
+            # charges every wait for the GIL to whichever call happened to release it (recv, stat).
+            profile = self._local.profile = cProfile.Profile(time.thread_time)
+            with self._lock:
+                self._all.append(profile)
+        profile.enable()
+        try:
+            return work()
+        finally:
+            profile.disable()
+
+    def report(self, top: int = 30) -> str:
+        out = io.StringIO()
+        stats = pstats.Stats(self._all[0], stream=out)
+        for p in self._all[1:]:
+            stats.add(p)
+        stats.sort_stats("cumulative").print_stats(top)
+        stats.sort_stats("tottime").print_stats(top)
+        return out.getvalue()
+
+
+def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
+        commerce_max_concurrency: int = 0, profile: bool = False, table_transport: str = "default") -> dict:
     env = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     emulator = start_emulator_process()
+    azurite = start_azurite()
     try:
-        settings = load_settings({**env, "COMMERCE_BASE_URL": emulator.base_url,
-                                  "COMMERCE_STATIC_DEV_TOKEN": emulator.token})
-        credential = CountingCredential(emulator.token)
-        calls = CallCounter()
-        client = CommerceClient(settings.commerce, CachedTokenProvider(credential, "api://bench/.default"),
-                                on_call=calls.add)
-        deadletters = ListDeadLetters()
-        deps = ProcessorDeps(commerce=client, deadletters=deadletters, telemetry=Telemetry(),
-                             mapping=settings.mapping, max_dequeue_count=5, calls=calls,
-                             clock=lambda: NOW)
+        env = {**env, "COMMERCE_BASE_URL": emulator.base_url, "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
+               "AzureWebJobsStorage": azurite.connection_string}
+        settings = load_settings(env)
+        if table_transport == "no-env":
+            # The fix measured by --table-transport no-env: requests re-reads the proxy environment
+            # on every storage call unless told not to (the Commerce client already reads it once).
+            table = TableServiceClient.from_connection_string(
+                azurite.connection_string, transport=RequestsTransport(use_env_settings=False),
+            ).get_table_client(settings.ledger_table)
+        else:
+            table = StorageFactory(env).table(settings.ledger_table)  # what the worker builds
+        ensure_table(table)
+        ledger = CountingLedger(LedgerStore(table))
+        bench = Bench(emulator, settings, commerce_max_concurrency)
 
-        def per_event(messages: list[str], workers: int) -> tuple[float, float, list[str]]:
-            before = emulator.calls()["total"]
-            started = time.perf_counter()
-            with ThreadPoolExecutor(workers) as pool:
-                outcomes = [r.outcome.value for r in pool.map(lambda m: process_message(m, 1, deps), messages)]
-            elapsed = time.perf_counter() - started
-            return (emulator.calls()["total"] - before) / len(messages), elapsed, outcomes
-
+        # --- per event costs: 200 customers through every kind of event, in order ---------------
         n = min(events, 200)
-        new_msgs = [envelope(i, settings) for i in range(n)]
-        new_calls, _, o_new = per_event(new_msgs, 4)
-        changed_calls, _, o_changed = per_event(
-            [envelope(i, settings, minute=1, last_name="King") for i in range(n)], 4)
-        unchanged_calls, _, o_unchanged = per_event(
-            [envelope(i, settings, minute=2, last_name="King") for i in range(n)], 4)
-        duplicate_calls, _, o_dup = per_event(
-            [envelope(i, settings, minute=2, last_name="King") for i in range(n)], 4)
-        assert set(o_new) == {"created"} and set(o_changed) == {"updated"}, (o_new, o_changed)
-        assert set(o_unchanged) == {"unchanged"} and set(o_dup) == {"unchanged"}
+        new = [envelope(i, settings) for i in range(n)]
+        changed = [envelope(i, settings, minute=1, last_name="King") for i in range(n)]
+        unchanged = [envelope(i, settings, minute=2, last_name="King") for i in range(n)]
+        stale = [envelope(i, settings, minute=1, last_name="Byron") for i in range(n)]  # older than :02
+        moved_house = [envelope(i, settings, minute=3, last_name="King", street="22 Pine St") for i in range(n)]
+        new_phone = [envelope(i, settings, minute=4, last_name="King", street="22 Pine St",
+                              phone="+1 206 555 0199") for i in range(n)]
+        racing = [envelope(i, settings, minute=5, last_name="Hopper", street="22 Pine St",
+                           phone="+1 206 555 0199") for i in range(n)]
+        per_event = {
+            "new": bench.scenario(new, 4, ledger),
+            "changed": bench.scenario(changed, 4, ledger),
+            "unchanged_new_event_id": bench.scenario(unchanged, 4, ledger),
+            "duplicate_delivery": bench.scenario(unchanged, 4, ledger),
+            "stale": bench.scenario(stale, 4, ledger),
+            "changed_address": bench.scenario(moved_house, 4, ledger),
+            "changed_phone": bench.scenario(new_phone, 4, ledger),
+            # Both deliveries of each event in flight at once: one applies, the other is deferred
+            # (lease busy) or finds it applied. Calls are per delivery, so 0.5 means one PATCH per event.
+            "duplicate_delivery_concurrent": bench.scenario([m for m in racing for _ in (0, 1)], 8, ledger),
+        }
+        expected = {"new": "created", "changed": "updated", "unchanged_new_event_id": "unchanged",
+                    "duplicate_delivery": "duplicate", "stale": "stale", "changed_address": "updated",
+                    "changed_phone": "updated"}
+        for name, outcome in expected.items():
+            assert set(per_event[name]["outcomes"]) == {outcome}, (name, per_event[name]["outcomes"])
+        deferred_in_race = len(bench.requeued.messages)
+        # What Commerce holds in the end: one customer per email, every change applied by the PATCHes.
+        held = bench.emulator.customers()
+        assert len(held) == n, f"{len(held)} customers for {n} emails"
+        for c in held:
+            addresses = c.get("Addresses") or []
+            assert (c["LastName"], c["Phone"], len(addresses), addresses[0]["Street"]) == \
+                ("Hopper", "+12065550199", 1, "22 Pine St"), c["AccountNumber"]
 
+        # --- throughput: new customers, Azurite ledger and in-process ledger interleaved ---------
         emulator.reset()
         emulator.set_faults(latency_ms=latency_ms)
-        # Warm-up: open the pool's connections and start the threads, as a running worker has.
-        per_event([envelope(5_000 + i, settings) for i in range(4 * concurrency)], concurrency)
-        runs = []
+        memory = CountingLedger(MemoryLedger())
+        for ledger_port, base in ((ledger, 5_000), (memory, 6_000)):
+            # Warm-up: open the connection pools and start the threads, as a running worker has.
+            bench.batch([envelope(base + i, settings) for i in range(4 * concurrency)], concurrency,
+                        bench.deps(ledger_port))
+        runs: dict[str, list[float]] = {"azurite": [], "memory": []}
+        # Where the machine's CPU goes, per event: this process (processor, client, Tables SDK),
+        # the emulator, Azurite. On a small machine the three compete for the same cores.
+        pids = {"bench": None, "emulator": emulator.process.pid, "azurite": azurite.process.pid}
+        cpu = {name: dict.fromkeys(pids, 0.0) for name in runs}
+        ledger_seconds = dict.fromkeys(LEDGER_OPS, 0.0)
+        ledger_counts = dict.fromkeys(LEDGER_OPS, 0)
+        emulator.reset_calls()
         for r in range(repeats):
-            msgs = [envelope(10_000 + r * events + i, settings) for i in range(events)]
-            calls_per, elapsed, outcomes = per_event(msgs, concurrency)
-            assert set(outcomes) == {"created"}
-            runs.append(events / elapsed)
-        throughput = sorted(runs)[len(runs) // 2]
-        bound = concurrency / (calls_per * latency_ms / 1000)
-        assert deadletters.letters == []
-        return {
-            "calls_per_event": {"new": new_calls, "changed": changed_calls, "unchanged": unchanged_calls,
-                                "duplicate_delivery": duplicate_calls},
-            "token_fetches": credential.fetches,
-            "throughput": {"events": events, "latency_ms": latency_ms, "concurrency": concurrency,
-                           "calls_per_event": calls_per, "repeats": repeats,
-                           "events_per_s_each": [round(x, 1) for x in runs],
-                           "events_per_s": round(throughput, 1),
-                           "bound_events_per_s": round(bound, 1), "ratio": round(throughput / bound, 3)},
+            for name, ledger_port in (("azurite", ledger), ("memory", memory)):
+                first = 10_000 + (2 * r + (name == "memory")) * events
+                msgs = [envelope(first + i, settings) for i in range(events)]
+                ledger_port.reset()
+                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+                elapsed, outcomes = bench.batch(msgs, concurrency, bench.deps(ledger_port))
+                for k, pid in pids.items():
+                    cpu[name][k] += cpu_seconds(pid) - before[k]
+                assert set(outcomes) == {"created"}, outcomes
+                runs[name].append(events / elapsed)
+                if name == "azurite":
+                    for op in LEDGER_OPS:
+                        ledger_seconds[op] += ledger.seconds[op]
+                        ledger_counts[op] += ledger.counts[op]
+        calls_per = emulator.calls()["total"] / (2 * repeats * events)
+        slots = min(concurrency, commerce_max_concurrency or concurrency)
+        bound = slots / (calls_per * latency_ms / 1000)
+
+        profile_text = None
+        if profile:
+            profiles = ThreadProfiles()
+            msgs = [envelope(100_000 + i, settings) for i in range(events)]
+            bench.batch(msgs, concurrency, bench.deps(ledger), wrap=profiles)
+            profile_text = profiles.report()
+
+        assert bench.deadletters.letters == []
+
+        def summary(name: str) -> dict:
+            values = runs[name]
+            median = sorted(values)[len(values) // 2]
+            return {"events_per_s_each": [round(x, 1) for x in values], "events_per_s": round(median, 1),
+                    "ratio": round(median / bound, 3),
+                    "cpu_ms_per_event": {k: round(v / (repeats * events) * 1000, 2)
+                                         for k, v in cpu[name].items()}}
+
+        result = {
+            "per_event": per_event,
+            "deferred_in_concurrent_duplicates": deferred_in_race,
+            "token_fetches": bench.credential.fetches,
+            "throughput": {
+                "events": events, "latency_ms": latency_ms, "concurrency": concurrency,
+                "commerce_max_concurrency": commerce_max_concurrency or None, "table_transport": table_transport,
+                "calls_per_event": round(calls_per, 3), "repeats": repeats,
+                "bound_events_per_s": round(bound, 1),
+                "ledger_azurite": summary("azurite"),
+                "ledger_in_process": summary("memory"),
+                "cpu_cores": os.cpu_count(),
+                "azurite_ms_per_ledger_op": {op: round(ledger_seconds[op] / ledger_counts[op] * 1000, 2)
+                                             for op in LEDGER_OPS if ledger_counts[op]},
+                "azurite_ledger_ops_per_event": round(sum(ledger_counts.values()) / (repeats * events), 3),
+            },
         }
+        if profile_text is not None:
+            result["profile"] = profile_text
+        return result
     finally:
         emulator.stop()
+        azurite.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -134,9 +398,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--events", type=int, default=800)
     p.add_argument("--latency-ms", type=int, default=20)
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each kind; the median is reported")
+    p.add_argument("--commerce-max-concurrency", type=int, default=0,
+                   help="the client's cap on calls in flight (COMMERCE_MAX_CONCURRENCY); 0: none")
+    p.add_argument("--profile", action="store_true",
+                   help="also run one Azurite-ledger batch under cProfile (all threads) and print it")
+    p.add_argument("--table-transport", choices=("default", "no-env"), default="default",
+                   help="default: the worker's StorageFactory client; no-env: the same with "
+                        "RequestsTransport(use_env_settings=False), to measure that change")
     a = p.parse_args(argv)
-    print(json.dumps(run(a.events, a.latency_ms, a.concurrency, a.repeats), indent=2))
+    result = run(a.events, a.latency_ms, a.concurrency, a.repeats, a.commerce_max_concurrency, a.profile,
+                 a.table_transport)
+    profile = result.pop("profile", None)
+    print(json.dumps(result, indent=2))
+    if profile:
+        print(profile)
 
 
 if __name__ == "__main__":
