@@ -1,7 +1,7 @@
 """Commerce calls and ledger operations per event, token fetches, and processor throughput.
 
     python -m bench.pipeline [--events N] [--latency-ms 20] [--concurrency 16] [--repeats 3]
-                             [--commerce-max-concurrency 0] [--table-transport default|no-env] [--profile]
+                             [--commerce-max-concurrency 0] [--profile]
 
 Runs the real processor, Commerce client and ledger (``LedgerStore`` on an in-memory Azurite) against
 the Commerce emulator, both started here as child processes. Call counts come from the emulator's
@@ -36,8 +36,6 @@ from pathlib import Path
 from typing import Callable
 
 from azure.core.credentials import AccessToken
-from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableServiceClient
 
 from commerce_emulator.testing import start_emulator_process
 from devhost.azurite import start_azurite
@@ -259,7 +257,7 @@ class ThreadProfiles:
 
 
 def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
-        commerce_max_concurrency: int = 0, profile: bool = False, table_transport: str = "default") -> dict:
+        commerce_max_concurrency: int = 0, profile: bool = False) -> dict:
     env = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     emulator = start_emulator_process()
     azurite = start_azurite()
@@ -267,14 +265,7 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
         env = {**env, "COMMERCE_BASE_URL": emulator.base_url, "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
                "AzureWebJobsStorage": azurite.connection_string}
         settings = load_settings(env)
-        if table_transport == "no-env":
-            # The fix measured by --table-transport no-env: requests re-reads the proxy environment
-            # on every storage call unless told not to (the Commerce client already reads it once).
-            table = TableServiceClient.from_connection_string(
-                azurite.connection_string, transport=RequestsTransport(use_env_settings=False),
-            ).get_table_client(settings.ledger_table)
-        else:
-            table = StorageFactory(env).table(settings.ledger_table)  # what the worker builds
+        table = StorageFactory(env).table(settings.ledger_table)  # what the worker builds
         ensure_table(table)
         ledger = CountingLedger(LedgerStore(table))
         bench = Bench(emulator, settings, commerce_max_concurrency)
@@ -374,7 +365,7 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
             "token_fetches": bench.credential.fetches,
             "throughput": {
                 "events": events, "latency_ms": latency_ms, "concurrency": concurrency,
-                "commerce_max_concurrency": commerce_max_concurrency or None, "table_transport": table_transport,
+                "commerce_max_concurrency": commerce_max_concurrency or None,
                 "calls_per_event": round(calls_per, 3), "repeats": repeats,
                 "bound_events_per_s": round(bound, 1),
                 "ledger_azurite": summary("azurite"),
@@ -403,12 +394,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="the client's cap on calls in flight (COMMERCE_MAX_CONCURRENCY); 0: none")
     p.add_argument("--profile", action="store_true",
                    help="also run one Azurite-ledger batch under cProfile (all threads) and print it")
-    p.add_argument("--table-transport", choices=("default", "no-env"), default="default",
-                   help="default: the worker's StorageFactory client; no-env: the same with "
-                        "RequestsTransport(use_env_settings=False), to measure that change")
     a = p.parse_args(argv)
-    result = run(a.events, a.latency_ms, a.concurrency, a.repeats, a.commerce_max_concurrency, a.profile,
-                 a.table_transport)
+    result = run(a.events, a.latency_ms, a.concurrency, a.repeats, a.commerce_max_concurrency, a.profile)
     profile = result.pop("profile", None)
     print(json.dumps(result, indent=2))
     if profile:
