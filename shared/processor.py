@@ -343,7 +343,10 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account,
                                   hashes=hashes))
     except Exception:
-        _let_go(previous, key, lease.wrote, deps)  # written to Commerce (if at all) but not recorded
+        # Written to Commerce (if at all) but not recorded: both entries say uncertain, so the retry
+        # need not wait for the lease to expire (if storage is down, it expires and says the same).
+        _let_go(lease, key, lease.wrote, deps)
+        _let_go(previous, key, lease.wrote, deps)
         raise
     if previous is not None:
         after = moved(previous.entry, event, event.email_hash) if adopted else release(previous.entry)

@@ -71,7 +71,7 @@ var alertDefinitions = [
     threshold: failedProcessorThreshold
     dimension: ''
     query: 'union (requests | where operation_Name == "${telemetry.FUNCTION_PROCESS}" and success == false), (customEvents | where name == "${telemetry.EVENT_SYNC_OUTCOME}" and tostring(customDimensions["outcome"]) == "${telemetry.OUTCOME_RETRYING}") | ${perAttempt}'
-    description: 'The queue processor is failing. Each failure is retried up to maxDequeueCount, then the event is dead-lettered. Query customEvents where name == "${telemetry.EVENT_SYNC_OUTCOME}" and customDimensions.outcome == "${telemetry.OUTCOME_RETRYING}" for the reason of each failed attempt, and traces/exceptions of the same operation_Id; check Commerce availability and throttling (${telemetry.METRIC_COMMERCE_CALLS} by status_class). If Commerce is down, nothing to do: events retry and land in dead letters, replay them with python -m tools.replay once it is back.'
+    description: 'The queue processor is failing. Each failed attempt is sent again with a delay (Commerce Retry-After, else exponential backoff) until RETRY_MAX_AGE_SECONDS after ingest (24 h by default), then the event is dead-lettered. Query customEvents where name == "${telemetry.EVENT_SYNC_OUTCOME}" and customDimensions.outcome == "${telemetry.OUTCOME_RETRYING}" for the reason of each failed attempt, and traces/exceptions of the same operation_Id; check Commerce availability and throttling (${telemetry.METRIC_COMMERCE_CALLS} by status_class). If Commerce is down, nothing to do: events retry and land in dead letters, replay them with python -m tools.replay once it is back.'
   }
   {
     key: 'dead-lettered'
