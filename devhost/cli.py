@@ -185,10 +185,10 @@ def _configure_telemetry() -> str:
 
 
 def _provision(host: LocalHost, connection: str) -> None:
-    """Queues of every queue trigger and their poison queues, and the dead-letter table, if missing."""
+    """Queues of every queue trigger and their poison queues, and the app's tables, if missing."""
     names = [q.queue_name for q in host.functions.queues]
     wanted = sorted({n for n in names} | {n + POISON_SUFFIX for n in names if not n.endswith(POISON_SUFFIX)})
     ensure_queues(connection, wanted)
-    table = os.environ.get("DEADLETTER_TABLE_NAME")
-    if table:
-        ensure_tables(connection, [table])
+    tables = [os.environ.get(name) for name in ("DEADLETTER_TABLE_NAME", "LEDGER_TABLE_NAME")]
+    if any(tables):
+        ensure_tables(connection, [t for t in tables if t])
