@@ -29,7 +29,8 @@ from devhost.children import Child, emulator_port, is_listening, start_emulator
 from devhost.local_host import LocalHost
 from devhost.queue_listener import POISON_SUFFIX
 from devhost.settings_file import merged, read_settings, settings_path
-from devhost.storage import ensure_queues, ensure_tables, expand_connection_string, local_storage_ports
+from devhost.storage import (clear_table, ensure_queues, ensure_tables, expand_connection_string,
+                             local_storage_ports)
 
 log = logging.getLogger("devhost")
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         children += started
         lines = [storage_line]
         emulator_url = None
+        fresh_emulator = False
         port = None if args.no_emulator else emulator_port(os.environ.get("COMMERCE_BASE_URL", ""),
                                                              args.emulator_port)
         if port:
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 child = start_emulator(port, os.environ.get("COMMERCE_STATIC_DEV_TOKEN") or DEFAULT_TOKEN, root)
                 children.append(child)
                 lines.append(f"Commerce emulator: started (pid {child.pid}) on {port}")
+                fresh_emulator = True
         else:
             lines.append("Commerce emulator: not started (COMMERCE_BASE_URL is elsewhere or --no-emulator)")
 
@@ -138,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
                          http=not (args.no_http or only_queues),
                          timers=not (args.no_timers or only_queues), functions=args.functions)
         _provision(host, connection)
+        ledger = os.environ.get("LEDGER_TABLE_NAME")
+        if fresh_emulator and ledger:
+            # The ledger mirrors what Commerce holds; the emulator just started empty, so what the
+            # ledger kept from an earlier run (in .azurite/) would make the same events "duplicate".
+            cleared = clear_table(connection, ledger)
+            if cleared:
+                lines.append(f"Sync ledger: {cleared} entr{'y' if cleared == 1 else 'ies'} from an earlier run "
+                             "cleared (the emulator starts empty)")
         host.start()
         http_url = host.http_url if host.serving_http else None
         shown = http_url.replace("127.0.0.1", "localhost") if http_url and args.host == "127.0.0.1" else http_url

@@ -69,3 +69,15 @@ def ensure_tables(connection_string: str, names: Iterable[str]) -> None:
     service = TableServiceClient.from_connection_string(expand_connection_string(connection_string))
     for name in names:
         service.create_table_if_not_exists(name)
+
+
+def clear_table(connection_string: str, name: str) -> int:
+    """Delete every entity of a table (a local, small one); returns how many there were."""
+    from azure.data.tables import TableClient
+
+    table = TableClient.from_connection_string(expand_connection_string(connection_string), name)
+    count = 0
+    for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
+        table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+        count += 1
+    return count
