@@ -123,6 +123,21 @@ def test_each_transient_fault_is_retried_to_success(stack, fault):
     assert stack.deadletters() == []
 
 
+def test_a_rotated_commerce_secret_is_retried_and_alerted_until_fixed_and_nothing_is_dead_lettered(stack):
+    stack.emulator.configure(token="rotated-token")  # Commerce now refuses the app's token: 401
+    stack.post(event(1, **ADA))
+    deadline = time.monotonic() + 20
+    while len(stack.telemetry.custom_events("CommerceAuthFailure")) < 2:  # at least one retry
+        assert time.monotonic() < deadline, stack.telemetry.outcomes()
+        time.sleep(0.1)
+    stack.emulator.configure(token=stack.emulator.token)  # the operator fixes the secret
+    stack.wait(timeout=30)
+    outcomes = stack.telemetry.outcomes()
+    assert outcomes[-1] == "created" and set(outcomes[:-1]) == {"retrying"}, outcomes
+    assert len(customers_with(stack.emulator, "ada.lovelace@example.com")) == 1
+    assert stack.deadletters() == []
+
+
 def test_commit_then_fail_does_not_create_a_duplicate(stack):
     stack.emulator.set_faults(script=[{"operation": "create", "fault": "commit_then_fail"}])
     stack.post(event(1, **ADA))
