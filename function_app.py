@@ -125,7 +125,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name(names.FUNCTION_PROCESS)
 @app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%", connection="AzureWebJobsStorage")
 def process_customer_event(msg: func.QueueMessage) -> None:
-    # A RetryLater raised here is the signal for the host to release the message for another attempt.
+    # Retries are new delayed messages sent by the processor; a RetryLater raised here (the queue itself
+    # could not be written) is the signal for the host to release this message for another attempt.
     process_message(msg.get_body(), msg.dequeue_count or 1, runtime().processor_deps)
 
 
