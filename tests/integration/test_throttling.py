@@ -38,7 +38,7 @@ def _receive_one(queue, timeout: float):
     raise AssertionError("no message became visible")
 
 
-def test_a_429_with_retry_after_is_a_new_delayed_message_and_the_original_completes(stack_factory):
+def test_a_429_with_retry_after_is_a_new_delayed_message_and_the_original_completes(stack_factory, capsys):
     stack = stack_factory(queues=False)
     queue = stack.queue()
     # Warm up the connection pools with one ordinary event: the timing below is the steady state.
@@ -54,6 +54,8 @@ def test_a_429_with_retry_after_is_a_new_delayed_message_and_the_original_comple
     elapsed = _invoke(original)
     returned = time.monotonic()
     queue.delete_message(original)  # the function returned normally: the host deletes the message
+    with capsys.disabled():
+        print(f"\nthrottled invocation: {elapsed * 1000:.1f} ms; dequeue_count {original.dequeue_count}")
     assert elapsed < 0.1, f"the throttled invocation took {elapsed * 1000:.0f} ms"
     assert original.dequeue_count == 1  # completed on its first delivery, never released back
 
@@ -61,6 +63,8 @@ def test_a_429_with_retry_after_is_a_new_delayed_message_and_the_original_comple
     assert queue.peek_messages(max_messages=32) == []
     assert queue.get_queue_properties().approximate_message_count == 1
     resent, visible_at = _receive_one(queue, 10)
+    with capsys.disabled():
+        print(f"re-sent message visible {visible_at - returned:.2f} s after the invocation returned")
     assert visible_at - returned >= 3.0
     assert resent.id != original.id and resent.dequeue_count == 1
     body = json.loads(resent.content)
