@@ -148,9 +148,11 @@ def _refused(error: CommerceError) -> bool:
         return not error.dropped
     if isinstance(error, (CommerceAuthError, CommerceNotFoundError)):
         return True
-    # 4xx (429, 408 and 423 included) refuse before processing; no status: the request never left.
-    # A 5xx, or a 2xx whose body is unusable, may follow a commit.
-    return error.status is None or 400 <= error.status < 500
+    if error.status is None:  # no response: refused only if the request never left
+        return not getattr(error, "sent", False)
+    # 4xx (429, 408 and 423 included) refuse before processing. A 5xx, or a 2xx whose body is
+    # unusable, may follow a commit.
+    return 400 <= error.status < 500
 
 
 def _kind(error: CommerceTransientError) -> str:

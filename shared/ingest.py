@@ -14,11 +14,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from shared.envelope import MAX_MESSAGE_BYTES, Envelope
 from shared.commerce.errors import mask_text
 from shared.errors import classify
+from shared.ledger_store import mark_expected_change
 from shared.settings import Settings
 from shared.telemetry import Telemetry
 from shared.validation import BatchRejected, EventResult, FieldProblem, read_batch, validate_batch
@@ -50,6 +51,22 @@ class IngestDeps:
     queue: QueueSender
     telemetry: Telemetry
     clock: Callable[[], datetime]
+    ledger: Any = None  # the sync ledger (read/write), for marking email changes; None: no marks
+
+
+def _changes_email(result: EventResult) -> bool:
+    event = result.event
+    return bool(event and event.previous_email_hash and event.previous_email_hash != event.email_hash)
+
+
+def _mark_change(deps: IngestDeps, result: EventResult) -> None:
+    """Best effort (see ``mark_expected_change``): a failure is logged and the event queued anyway."""
+    try:
+        mark_expected_change(deps.ledger, result.event, deps.clock())
+    except Exception as error:  # noqa: BLE001 - the processor applies the change without the mark
+        failure = classify(error)
+        log.warning("event %s: could not mark the email change in the ledger (%s); queued anyway",
+                    result.event_id, failure.reason)
 
 
 def problem(status: int, title: str, detail: str, correlation_id: str, **extra) -> HttpResult:
@@ -111,6 +128,8 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     for result in results:
         if result.index not in envelopes:
             continue
+        if deps.ledger is not None and _changes_email(result):
+            _mark_change(deps, result)
         try:
             deps.queue.send(envelopes[result.index])
         except Exception as error:  # noqa: BLE001 - any storage failure is classified, not swallowed

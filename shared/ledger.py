@@ -124,6 +124,25 @@ def settle(entry: LedgerEntry, now: datetime) -> LedgerEntry:
     return uncertain(replace(entry, lease=None), lease.pending)
 
 
+def expect_change(entry: LedgerEntry | None, email_hash: str, previous_hash: str, change: OrderKey,
+                  now: datetime) -> LedgerEntry | None:
+    """The new address's entry marked with an email change that ingest has just accepted, or None
+    when no mark is needed (or must not be written now).
+
+    The change and the sender's next events for the new address are usually queued moments apart
+    and may be processed in either order. Marked at ingest, a later event for the new address that
+    runs first adopts the previous address's customer instead of creating a second one."""
+    if entry is None:
+        return LedgerEntry(email_hash, moved_from=previous_hash, moved_from_at=change)
+    if entry.lease is not None and entry.lease.live(now):
+        return None  # its holder decides; writing now would only make the holder's own write conflict
+    if (entry.knows_customer and entry.state is State.APPLIED) or (entry.last and entry.last >= change):
+        return None  # a customer of its own, or a newer event already applied here
+    if entry.moved_from_at and entry.moved_from_at >= change:
+        return None
+    return replace(entry, moved_from=previous_hash, moved_from_at=change)
+
+
 def take_lease(entry: LedgerEntry, owner: str, now: datetime, seconds: float,
                pending: OrderKey, *, moved_from: str | None = None) -> LedgerEntry:
     """``moved_from``: the event (``pending``) changes the email from that address to this one.
@@ -167,10 +186,10 @@ def applied(entry: LedgerEntry, event: NormalisedEvent, *, customer: Mapping[str
                    moved_from_at=None, **learned)
 
 
-def moved(entry: LedgerEntry, event: NormalisedEvent, new_email_hash: str) -> LedgerEntry:
-    """The customer of this (previous) email now has the event's email: keep a tombstone, so older
-    events for the old address are stale instead of creating a second customer."""
-    key = OrderKey.of(event)
+def moved(entry: LedgerEntry, key: OrderKey, new_email_hash: str) -> LedgerEntry:
+    """The customer of this (previous) email now has the new email, by the change event ``key``:
+    keep a tombstone, so older events for the old address are stale instead of creating a second
+    customer (later ones are a new customer's)."""
     last = max(entry.last, key) if entry.last else key
     return LedgerEntry(email_hash=entry.email_hash, state=State.MOVED, last=last,
                        recent_event_ids=entry.recent_event_ids, moved_to=new_email_hash, etag=entry.etag)

@@ -237,22 +237,24 @@ class _Lease:
     def before_write(self) -> None:
         """A write starts only with a whole call's budget (slot wait + call) left on every lease it
         relies on, so it ends before a lease can pass to another worker. Renews when less is left."""
-        for held in (self, self.partner):
-            if held is None:
-                continue
+        leases = [held for held in (self, self.partner) if held is not None]
+        for held in leases:
             now = held.deps.clock()
             lease = held.entry.lease
             assert lease is not None
             if (lease.until - now).total_seconds() < 2 * held.deps.call_budget:
                 held.entry = held.deps.ledger.write(renew_lease(held.entry, now, held.deps.lease_seconds))
+        for held in leases:
             held.wrote = True
 
 
 def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner: str, *,
-             force: bool, moved_from: str | None = None) -> LedgerEntry | Verdict | None:
+             force: bool, moved_from: str | None = None, pending: OrderKey | None = None
+             ) -> LedgerEntry | Verdict | None:
     """The entry with our lease on it; or the verdict DUPLICATE / STALE; or None when another
-    worker holds the lease (or keeps winning the race for it)."""
-    key = OrderKey.of(event)
+    worker holds the lease (or keeps winning the race for it). ``pending``: the event the lease is
+    recorded as applying, when it is not ``event`` itself (an email change adopted by a later event)."""
+    key = pending or OrderKey.of(event)
     for _ in range(LEASE_RACES):
         now = deps.clock()
         read = deps.ledger.read(email_hash)
@@ -285,6 +287,7 @@ def _let_go(lease: _Lease | None, key: OrderKey, maybe_written: bool, deps: Proc
 
 
 _BUSY = object()
+_SUPERSEDED = object()
 
 
 def _lease_previous(event: NormalisedEvent, held: LedgerEntry, deps: ProcessorDeps, owner: str,
@@ -293,16 +296,20 @@ def _lease_previous(event: NormalisedEvent, held: LedgerEntry, deps: ProcessorDe
     retried, which a later event for the new address must adopt rather than create a second
     customer): the previous address's entry, leased too, so no other worker writes that customer
     meanwhile. ``_BUSY`` when another worker holds it."""
-    if held.knows_customer or not held.moved_from:
-        return None
-    old = _acquire(held.moved_from, event, deps, owner, force=True)
+    if not held.moved_from or (held.knows_customer and held.state is State.APPLIED):
+        return None  # no change pending, or the new address has a confirmed customer of its own
+    change = held.moved_from_at or OrderKey.of(event)
+    # The lease on the old entry is recorded as applying the change (not this event, which may be a
+    # later one for the new address): if it may have written, the old entry is uncertain at the
+    # change's key, and the check below keeps meaning "the old address had events since the change".
+    old = _acquire(held.moved_from, event, deps, owner, force=True, pending=change)
     if not isinstance(old, LedgerEntry):
         return _BUSY
-    if not changing_email and held.moved_from_at and old.last and old.last > held.moved_from_at:
-        # The old address has had newer events than the change (which never got through): it is
-        # still in use there, so it is not taken over.
-        _let_go(_Lease(old, deps), OrderKey.of(event), False, deps)
-        return None
+    if old.last and old.last > change:
+        # The old address has had newer events than the change: it is still in use there. A later
+        # event for the new address does not take its customer over; the change itself is stale.
+        _let_go(_Lease(old, deps), change, False, deps)
+        return _SUPERSEDED if changing_email else None
     return _Lease(old, deps)
 
 
@@ -317,6 +324,11 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     if held is Verdict.DUPLICATE:
         return Outcome.DUPLICATE, None
     if held is Verdict.STALE:
+        if changing_email:
+            # A newer event for the new address was applied first; if it created a customer, the one
+            # under the previous address may still exist: a duplicate to merge in headquarters.
+            log.warning("email change older than the new address's last event: not applied; check "
+                        "for a customer still under the previous address")
         return Outcome.STALE, None
     if held is None:
         return Outcome.DEFERRED, None
@@ -329,7 +341,13 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     if previous is _BUSY:
         _let_go(lease, key, False, deps)
         return Outcome.DEFERRED, None
+    if previous is _SUPERSEDED:
+        # Undo the change's mark on the new address: it will not be applied.
+        _let_go(_Lease(replace(held, moved_from=None, moved_from_at=None), deps), key, False, deps)
+        log.info("email change superseded: the previous address has had newer events")
+        return Outcome.STALE, None
     lease.partner = previous
+    change = held.moved_from_at or key  # what the previous entry's lease stands for
 
     try:
         outcome, customer, account, hashes, adopted = _sync(event, lease, previous, deps,
@@ -337,7 +355,7 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     except Exception as error:
         maybe_written = lease.wrote and classify(error).may_have_committed
         _let_go(lease, key, maybe_written, deps)
-        _let_go(previous, key, maybe_written, deps)
+        _let_go(previous, change, maybe_written, deps)
         raise
     try:
         deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account,
@@ -346,10 +364,10 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         # Written to Commerce (if at all) but not recorded: both entries say uncertain, so the retry
         # need not wait for the lease to expire (if storage is down, it expires and says the same).
         _let_go(lease, key, lease.wrote, deps)
-        _let_go(previous, key, lease.wrote, deps)
+        _let_go(previous, change, lease.wrote, deps)
         raise
     if previous is not None:
-        after = moved(previous.entry, event, event.email_hash) if adopted else release(previous.entry)
+        after = moved(previous.entry, change, event.email_hash) if adopted else release(previous.entry)
         try:
             deps.ledger.write(after)
         except Exception as error:  # noqa: BLE001 - the event is applied; the lease expires by itself
@@ -399,6 +417,9 @@ def _resolve_and_write(event: NormalisedEvent, lease: _Lease, previous: _Lease |
     patch = build_patch(customer, event, deps.mapping)
     if patch is None:
         return Outcome.UNCHANGED, customer, account, hashes, adopted
+    # Kept if the PATCH ends uncertain: the next attempt (or a later event adopting this customer
+    # after an email change) reads it by account; the email check in _get still guards it.
+    lease.entry = replace(lease.entry, account_number=account)
     lease.before_write()
     return Outcome.UPDATED, commerce.update_customer(account, patch), account, hashes, adopted
 
@@ -442,8 +463,9 @@ def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | No
     and the previous one left alone), or a change that already went through may have renamed it."""
     if not skip_account and entry.knows_customer:
         found = _get(commerce, entry.account_number, event.email_match_key)
-        if found is not None:
-            return found, False
+        if found is not None:  # (after an uncertain change, the one it renamed)
+            return found, bool(previous and previous.knows_customer
+                               and found.get("AccountNumber") == previous.account_number)
     if previous is None:
         found = _get(commerce, event.customer_account, event.email_match_key)
         return (found if found is not None else _search(commerce, event.email)), False

@@ -64,7 +64,7 @@ class Runtime:
     @cached_property
     def ingest_deps(self) -> IngestDeps:
         return IngestDeps(settings=self.settings, queue=self.events_sender, telemetry=self.telemetry,
-                          clock=utcnow)
+                          clock=utcnow, ledger=self.ledger)
 
     @cached_property
     def processor_deps(self) -> ProcessorDeps:

@@ -66,6 +66,11 @@ def email_matches(result: dict[str, Any], email: str) -> bool:
     return isinstance(found, str) and found.strip().lower() == email.strip().lower()
 
 
+_NEVER_SENT = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+               requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader,
+               requests.exceptions.URLRequired)
+
+
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
     """True when no connection was made (refused, DNS); False for a reset or drop mid-request."""
     from urllib3.exceptions import MaxRetryError, NewConnectionError
@@ -263,6 +268,9 @@ class CommerceClient:
                 raise error from None
             except requests.exceptions.RequestException as exc:
                 error = CommercePermanentError(f"request failed: {type(exc).__name__}", operation=operation)
+                # A malformed request never left; anything else (e.g. an undecodable body) came after
+                # the server had the request, so a write may have been applied.
+                error.sent = not isinstance(exc, _NEVER_SENT)
                 raise error from None
             status = response.status_code
             if not 200 <= status <= 299:

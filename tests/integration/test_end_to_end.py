@@ -138,6 +138,22 @@ def test_a_rotated_commerce_secret_is_retried_and_alerted_until_fixed_and_nothin
     assert stack.deadletters() == []
 
 
+def test_an_email_change_and_the_next_event_for_the_new_address_leave_one_customer(stack):
+    stack.post(event(1, **ADA))
+    stack.wait()
+    new = "ada.king@example.com"
+    # The change and the sender's next event for the new address, in one batch: processed concurrently,
+    # in either order.
+    change = event(2, email=new, occurred="2026-11-26T11:00:00+00:00",
+                   **{**ADA, "previousEmail": "ada.lovelace@example.com"})
+    after = event(3, email=new, occurred="2026-11-26T11:01:00+00:00", **{**ADA, "lastName": "King"})
+    assert stack.post([change, after]).status_code == 202
+    stack.wait()
+    [customer] = stack.emulator.customers()
+    assert (customer["Email"], customer["LastName"]) == (new, "King")
+    assert stack.emulator.calls()["create"] == 1 and stack.deadletters() == []
+
+
 def test_commit_then_fail_does_not_create_a_duplicate(stack):
     stack.emulator.set_faults(script=[{"operation": "create", "fault": "commit_then_fail"}])
     stack.post(event(1, **ADA))

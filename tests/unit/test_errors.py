@@ -64,3 +64,14 @@ def test_a_bare_404_on_search_or_create_points_at_the_endpoint_not_the_customer(
         "x", operation="get", status=404,
         error_resource_id="Microsoft_Dynamics_Commerce_Runtime_CustomerNotFound")).reason == "commerce_not_found"
     assert classify(CommerceNotFoundError("x", operation="update", status=404)).reason == "commerce_not_found"
+
+
+def test_a_request_error_counts_as_refused_only_if_the_request_never_left():
+    from shared.commerce.errors import CommercePermanentError
+
+    never_left = CommercePermanentError("request failed: InvalidURL", operation="update")
+    never_left.sent = False
+    after_response = CommercePermanentError("request failed: ContentDecodingError", operation="update")
+    after_response.sent = True
+    assert classify(never_left).may_have_committed is False
+    assert classify(after_response).may_have_committed is True

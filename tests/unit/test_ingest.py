@@ -94,3 +94,31 @@ def test_queue_failure_is_a_503_naming_what_was_queued():
     assert result.headers["Retry-After"].isdigit()
     assert result.body["queuedEventIds"] == ["evt-1"]
     assert len(queue.messages) == 1
+
+
+def _ingest_with(ledger, body):
+    queue = RecordingQueue()
+    deps = IngestDeps(settings=SETTINGS, queue=queue, telemetry=Telemetry(), clock=lambda: NOW, ledger=ledger)
+    return handle_ingest(json.dumps(body).encode(), "application/json", "corr-1", deps), queue
+
+
+def test_an_email_change_is_marked_on_the_new_address_before_it_is_queued():
+    from shared.ledger import OrderKey
+    from tests.memory_ledger import MemoryLedger
+
+    ledger = MemoryLedger()
+    result, queue = _ingest_with(ledger, [event(1, previousEmail="old.address@example.com"), event(2)])
+    assert result.status == 202 and len(queue.messages) == 2
+    change = Envelope.from_json(queue.messages[0]).event
+    [marked] = ledger.entries.values()  # only the change marks anything
+    assert marked.email_hash == change.email_hash and marked.moved_from == change.previous_email_hash
+    assert marked.moved_from_at == OrderKey.of(change) and marked.lease is None and marked.last is None
+
+
+def test_a_ledger_that_cannot_be_marked_does_not_stop_the_event():
+    class Broken:
+        def read(self, email_hash):
+            raise ServiceRequestError("table storage unavailable")
+
+    result, queue = _ingest_with(Broken(), event(1, previousEmail="old.address@example.com"))
+    assert result.status == 202 and len(queue.messages) == 1

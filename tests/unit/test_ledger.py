@@ -299,7 +299,7 @@ def test_moved_leaves_a_tombstone_that_makes_older_events_stale():
     entry = applied_entry(key("evt-1"), address_record_id="11", lease=Lease("me", NOW, key("evt-2")),
                           etag="e7")
     move = event("evt-2", T0 + timedelta(minutes=1), email="new@example.com", previousEmail="ada@example.com")
-    tomb = moved(entry, move, move.email_hash)
+    tomb = moved(entry, OrderKey.of(move), move.email_hash)
     assert tomb.state is State.MOVED and tomb.moved_to == move.email_hash and tomb.etag == "e7"
     assert tomb.account_number is None and tomb.address_record_id is None and tomb.hashes == {}
     assert tomb.lease is None and tomb.last == OrderKey.of(move) and not tomb.knows_customer
@@ -310,7 +310,7 @@ def test_moved_leaves_a_tombstone_that_makes_older_events_stale():
 def test_moved_never_moves_last_backwards():
     entry = applied_entry(key("evt-9", T0 + timedelta(hours=1)))
     move = event("evt-2", T0, email="new@example.com", previousEmail="ada@example.com")
-    assert moved(entry, move, move.email_hash).last == entry.last
+    assert moved(entry, OrderKey.of(move), move.email_hash).last == entry.last
 
 
 def test_order_key_orders_by_time_then_id():
@@ -364,3 +364,22 @@ def test_entity_of_an_older_row_without_pending_or_state_reads():
                          "LeaseUntil": NOW.isoformat()})
     assert entry.state is State.NEW and entry.lease == Lease("w", NOW, None) and entry.last is None
     assert entry.hashes == {} and entry.recent_event_ids == () and entry.empty_fields == frozenset()
+
+
+def test_expect_change_marks_only_where_the_change_can_still_matter():
+    from shared.ledger import expect_change
+
+    change = key("evt-c", T0 + timedelta(minutes=5))
+    fresh = expect_change(None, "b" * 64, "a" * 64, change, NOW)
+    assert (fresh.moved_from, fresh.moved_from_at, fresh.etag) == ("a" * 64, change, None)
+    # a customer of its own, a newer event applied, a live lease, an equal or newer mark: no write
+    assert expect_change(applied_entry(key("evt-1")), "b" * 64, "a" * 64, change, NOW) is None
+    newer = LedgerEntry("b" * 64, state=State.UNCERTAIN, last=key("evt-9", T0 + timedelta(hours=1)))
+    assert expect_change(newer, "b" * 64, "a" * 64, change, NOW) is None
+    leased = LedgerEntry("b" * 64, lease=Lease("w", NOW + timedelta(seconds=30), change))
+    assert expect_change(leased, "b" * 64, "a" * 64, change, NOW) is None
+    assert expect_change(fresh, "b" * 64, "a" * 64, change, NOW) is None
+    # an older, uncertain entry without a customer is marked, keeping its ETag for the conditional write
+    older = LedgerEntry("b" * 64, state=State.UNCERTAIN, last=key("evt-0"), etag="e3")
+    marked = expect_change(older, "b" * 64, "a" * 64, change, NOW)
+    assert marked.moved_from == "a" * 64 and marked.etag == "e3" and marked.last == older.last

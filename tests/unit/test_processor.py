@@ -680,8 +680,9 @@ def test_an_email_change_whose_final_ledger_write_fails_lets_go_of_the_old_email
     again, _ = world.last_requeued()
     world.clock.advance(LEASE_SECONDS)  # the new email's lease could not be recorded as released
     world.commerce.log.clear()
-    # the retry finds the renamed customer by the new email: nothing to write, the old entry moves
-    assert world.send(again).outcome is Outcome.UNCHANGED and world.commerce.ops == ["search", "get"]
+    # the retry reads the customer by the account it had found: renamed already, nothing to write,
+    # and the old entry moves
+    assert world.send(again).outcome is Outcome.UNCHANGED and world.commerce.ops == ["get"]
     assert world.entry(ev1.email_hash).state is State.MOVED
 
 
@@ -962,3 +963,19 @@ def test_a_deferral_past_the_maximum_age_is_dead_lettered(world):
     result = world.send(old)
     assert result.outcome is Outcome.DEAD_LETTERED and result.failure.reason == "retries_exhausted:lease_busy"
     assert world.commerce.ops == []
+
+
+def test_an_event_for_the_new_address_that_overtakes_a_marked_change_adopts_the_customer(world):
+    from shared.ledger_store import mark_expected_change
+
+    ev1 = created(world, "evt-1", 0, **{**FULL, "customerGroup": "40"})
+    change = event("evt-2", at(1), email=NEW_EMAIL, previousEmail=OLD_EMAIL, **{**FULL, "customerGroup": "50"})
+    assert mark_expected_change(world.ledger, change, world.clock())  # ingest accepted the change
+    later = event("evt-3", at(2), email=NEW_EMAIL, **{**FULL, "customerGroup": "60"})
+    world.commerce.log.clear()
+    assert world.send(envelope(later)).outcome is Outcome.UPDATED  # runs before the change
+    assert world.commerce.ops == ["search", "get", "update"]  # the new address, then the old account
+    assert world.send(envelope(change)).outcome is Outcome.STALE
+    assert _customers(world) == [(NEW_EMAIL, "60")]
+    tomb = world.entry(ev1.email_hash)
+    assert tomb.state is State.MOVED and tomb.last == OrderKey.of(change)  # moved by the change's key
