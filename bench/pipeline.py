@@ -30,7 +30,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -42,13 +41,14 @@ from devhost.azurite import start_azurite
 from shared.commerce.auth import CachedTokenProvider
 from shared.commerce.client import CommerceClient
 from shared.envelope import Envelope
-from shared.ledger import LedgerEntry
-from shared.ledger_store import LedgerConflict, LedgerStore
+from shared.ledger import LedgerConflict, LedgerEntry
+from shared.ledger_store import LedgerStore
 from shared.processor import CallCounter, LedgerPort, ProcessorDeps, process_message
 from shared.settings import load_settings
 from shared.storage import StorageFactory, ensure_table
 from shared.telemetry import Telemetry
 from shared.validation import validate_event
+from tests.memory_ledger import MemoryLedger  # the same ETag rules the unit tests use
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -133,30 +133,6 @@ class CountingLedger:
             raise
         finally:
             self._count(op, started)
-
-
-class MemoryLedger:
-    """The store's semantics (insert-if-absent, ETag-conditional replace) in a dict: the baseline that
-    shows what the processor costs with no storage round trips."""
-
-    def __init__(self):
-        self._rows: dict[str, LedgerEntry] = {}
-        self._lock = threading.Lock()
-        self._etags = 0
-
-    def read(self, email_hash: str) -> LedgerEntry | None:
-        with self._lock:
-            return self._rows.get(email_hash)
-
-    def write(self, entry: LedgerEntry) -> LedgerEntry:
-        with self._lock:
-            current = self._rows.get(entry.email_hash)
-            if (current is None) != (entry.etag is None) or (current and current.etag != entry.etag):
-                raise LedgerConflict("etag")
-            self._etags += 1
-            stored = replace(entry, etag=str(self._etags))
-            self._rows[entry.email_hash] = stored
-            return stored
 
 
 def envelope(i: int, settings, *, minute: int = 0, last_name: str = "Lovelace", street: str = "1 Main St",
