@@ -168,6 +168,11 @@ class NormalisedEvent(_Frozen):
     created_date_time: datetime | None = None
     address: NormalisedAddress | None = None
 
+    @property
+    def changes_email(self) -> bool:
+        """The event moves the customer from ``previous_email`` to ``email``."""
+        return bool(self.previous_email_hash) and self.previous_email_hash != self.email_hash
+
     def to_json(self) -> str:
         """The queue message body."""
         return self.model_dump_json(by_alias=True)

@@ -16,6 +16,8 @@ import hmac
 import json
 from typing import Any, Mapping
 
+from pydantic.alias_generators import to_snake
+
 from shared.contract import NormalisedEvent
 from shared.ledger import ADDRESS_PARTS, NAME_PARTS, LedgerEntry
 from shared.mapping import (ADDRESS_PROPERTIES, address_body, compose_full_address, compose_name,
@@ -30,14 +32,9 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
     "consent": ("isOptedInMarketing",),
     "address": ("address",),
 }
-_ATTRIBUTE = {"email": "email_match_key", "firstName": "first_name", "middleName": "middle_name",
-              "lastName": "last_name", "phone": "phone", "language": "language",
-              "currencyCode": "currency_code", "customerGroup": "customer_group",
-              "isOptedInMarketing": "is_opted_in_marketing", "address": "address"}
-
-
 def _value(event: NormalisedEvent, field: str) -> Any:
-    value = getattr(event, _ATTRIBUTE[field])
+    # Contract names are the camelCase aliases of the event's attributes; the email compares by its key.
+    value = getattr(event, "email_match_key" if field == "email" else to_snake(field))
     if field == "address" and value is not None:
         return value.model_dump(mode="json", by_alias=True)  # carries its own ``present`` list
     return value

@@ -54,11 +54,6 @@ class IngestDeps:
     ledger: Any = None  # the sync ledger (read/write), for marking email changes; None: no marks
 
 
-def _changes_email(result: EventResult) -> bool:
-    event = result.event
-    return bool(event and event.previous_email_hash and event.previous_email_hash != event.email_hash)
-
-
 def _mark_change(deps: IngestDeps, result: EventResult) -> None:
     """Best effort (see ``mark_expected_change``): a failure is logged and the event queued anyway."""
     try:
@@ -128,7 +123,7 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     for result in results:
         if result.index not in envelopes:
             continue
-        if deps.ledger is not None and _changes_email(result):
+        if deps.ledger is not None and result.event is not None and result.event.changes_email:
             _mark_change(deps, result)
         try:
             deps.queue.send(envelopes[result.index])

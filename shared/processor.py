@@ -162,7 +162,7 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
                            "until the event's maximum age")
             return _dead_letter(envelope, body, dequeue_count, deps, busy, "retries_exhausted:lease_busy",
                                 finish)
-        return _send_again(envelope, dequeue_count, deps, finish, reason="lease_busy",
+        return _send_again(envelope, deps, finish, reason="lease_busy",
                            delay=defer_delay(deps.rng), counts=False, outcome=Outcome.DEFERRED)
     log.info("%s customer %s with %d Commerce call(s)", outcome.value, account or "-", deps.calls.count)
     return finish(ProcessResult(outcome, account))
@@ -183,7 +183,7 @@ def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pro
             delay = retry_delay(envelope.attempt, failure.retry_after, deps.retry, deps.rng)
             log.warning("attempt %d failed, trying again in %d s: %s %s", envelope.attempt, delay,
                         failure.reason, failure.message)
-            return _send_again(envelope, dequeue_count, deps, finish, reason=failure.reason, delay=delay,
+            return _send_again(envelope, deps, finish, reason=failure.reason, delay=delay,
                                counts=True, outcome=Outcome.RETRYING, failure=failure)
         reason = f"retries_exhausted:{failure.reason}"
     else:
@@ -191,7 +191,7 @@ def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pro
     return _dead_letter(envelope, body, dequeue_count, deps, failure, reason, finish)
 
 
-def _send_again(envelope: Envelope, dequeue_count: int, deps: ProcessorDeps, finish, *, reason: str,
+def _send_again(envelope: Envelope, deps: ProcessorDeps, finish, *, reason: str,
                 delay: int, counts: bool, outcome: Outcome, failure: Failure | None = None
                 ) -> ProcessResult:
     """Queue the event again, invisible for ``delay`` s, and let the current message complete."""
@@ -290,15 +290,14 @@ _BUSY = object()
 _SUPERSEDED = object()
 
 
-def _lease_previous(event: NormalisedEvent, held: LedgerEntry, deps: ProcessorDeps, owner: str,
-                    changing_email: bool) -> _Lease | None | object:
+def _lease_previous(event: NormalisedEvent, held: LedgerEntry, change: OrderKey, deps: ProcessorDeps,
+                    owner: str) -> _Lease | None | object:
     """During an email change not applied yet (this event's own, or an earlier one still being
     retried, which a later event for the new address must adopt rather than create a second
     customer): the previous address's entry, leased too, so no other worker writes that customer
-    meanwhile. ``_BUSY`` when another worker holds it."""
+    meanwhile. ``_BUSY`` when another worker holds it; ``_SUPERSEDED`` when the change is stale there."""
     if not held.moved_from or (held.knows_customer and held.state is State.APPLIED):
         return None  # no change pending, or the new address has a confirmed customer of its own
-    change = held.moved_from_at or OrderKey.of(event)
     # The lease on the old entry is recorded as applying the change (not this event, which may be a
     # later one for the new address): if it may have written, the old entry is uncertain at the
     # change's key, and the check below keeps meaning "the old address had events since the change".
@@ -309,7 +308,7 @@ def _lease_previous(event: NormalisedEvent, held: LedgerEntry, deps: ProcessorDe
         # The old address has had newer events than the change: it is still in use there. A later
         # event for the new address does not take its customer over; the change itself is stale.
         _let_go(_Lease(old, deps), change, False, deps)
-        return _SUPERSEDED if changing_email else None
+        return _SUPERSEDED if event.changes_email else None
     return _Lease(old, deps)
 
 
@@ -318,13 +317,12 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     event = envelope.event
     owner = deps.new_owner()
     key = OrderKey.of(event)
-    changing_email = bool(event.previous_email_hash) and event.previous_email_hash != event.email_hash
     held = _acquire(event.email_hash, event, deps, owner, force=envelope.force,
-                    moved_from=event.previous_email_hash if changing_email else None)
+                    moved_from=event.previous_email_hash if event.changes_email else None)
     if held is Verdict.DUPLICATE:
         return Outcome.DUPLICATE, None
     if held is Verdict.STALE:
-        if changing_email:
+        if event.changes_email:
             # A newer event for the new address was applied first; if it created a customer, the one
             # under the previous address may still exist: a duplicate to merge in headquarters.
             log.warning("email change older than the new address's last event: not applied; check "
@@ -333,8 +331,9 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     if held is None:
         return Outcome.DEFERRED, None
     lease = _Lease(held, deps)
+    change = held.moved_from_at or key  # the email change a lease on the previous entry stands for
     try:
-        previous = _lease_previous(event, held, deps, owner, changing_email)
+        previous = _lease_previous(event, held, change, deps, owner)
     except Exception:
         _let_go(lease, key, False, deps)
         raise
@@ -347,7 +346,6 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         log.info("email change superseded: the previous address has had newer events")
         return Outcome.STALE, None
     lease.partner = previous
-    change = held.moved_from_at or key  # what the previous entry's lease stands for
 
     try:
         outcome, customer, account, hashes, adopted = _sync(event, lease, previous, deps,
