@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -57,3 +58,12 @@ def make_host(recorder, work_queue):
     yield make
     for host in hosts:
         host.stop()
+
+
+def wait_for(condition, timeout=15.0):
+    """The condition's first truthy value; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+    return value

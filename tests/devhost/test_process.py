@@ -13,7 +13,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64Encod
 from devhost.azurite import ACCOUNT, DEV_KEY, free_port
 from devhost.children import is_listening
 from devhost.testing import start_devhost_process
-from tests.devhost.conftest import NEVER
+from tests.devhost.conftest import NEVER, wait_for
 
 pytestmark = pytest.mark.integration
 APP = "tests.devhost.fixture_app:app"
@@ -26,13 +26,6 @@ def pid_alive(pid: int) -> bool:
         return False
     return True
 
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-    return value
 
 
 def test_http_worker_and_queue_only_worker_share_azurite(azurite):

@@ -1,7 +1,6 @@
 """Queue triggers against real Azurite, with the SDK on the other side of the queue."""
 
 import logging
-import time
 from base64 import b64encode
 
 import pytest
@@ -9,7 +8,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.local_host import IdleTimeout
-from tests.devhost.conftest import queues_json
+from tests.devhost.conftest import queues_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +30,6 @@ def peek(client: QueueClient) -> list:
     except ResourceNotFoundError:
         return []
 
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-    return value
 
 
 def test_base64_message_is_decoded_passed_and_deleted(azurite, make_host, recorder, work_queue):
