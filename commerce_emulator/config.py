@@ -28,6 +28,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # SearchByFields: "word_prefix" (full-text phrase, each word a prefix: ann@x.com finds anna@x.com, as the
     # reference says) or "email_prefix" (the whole address as one string prefix). See search.py.
     "search_match": "word_prefix",
+    # Validation errors quote the submitted values (email raw and encoded, names, phone, address) in their
+    # message text, as a careless real server might: for tests that nothing Commerce echoes is logged or kept.
+    "echo_input_in_errors": False,
 }
 
 OPERATIONS = ("search", "get", "create", "update")
@@ -70,6 +73,7 @@ def _check_config_value(key: str, value: Any) -> None:
         "create_status": lambda v: v in (200, 201),
         "max_top": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
         "search_match": lambda v: v in MATCH_MODES,
+        "echo_input_in_errors": lambda v: isinstance(v, bool),
     }.get(key)
     if ok is None:
         raise ConfigError(f"unknown config key '{key}' (known: {', '.join(DEFAULT_CONFIG)})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from urllib.parse import quote
 from typing import Any, Mapping, Protocol
 
 from .schema import ADDRESS, CONTACT, CUSTOMER, GLOBAL_CUSTOMER_KEYS, Problem, check_entity, complete
@@ -80,6 +81,40 @@ def validate(body: Mapping[str, Any], mode: str, config: Mapping[str, Any]) -> l
                 and not email_ok(value):
             problems.append(Problem("invalid_email", f"Contacts[{i}].Value", "The email address is not valid."))
     return problems
+
+
+def _escaped(value: str) -> str:
+    """Every character but letters and digits as a JSON ``\\uXXXX`` escape, as an HTML-safe encoder writes it."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\u{ord(c):04X}" for c in value)
+
+
+def _entities(value: str) -> str:
+    return "".join(c if c.isascii() and c.isalnum() else f"&#{ord(c)};" for c in value)
+
+
+def echo_input(body: Mapping[str, Any]) -> str:
+    """The submitted personal data, quoted back the way a careless server might (echo_input_in_errors):
+    the email raw, URL-encoded, JSON-escaped and as HTML entities; names, phone and address raw; the phone
+    URL-encoded too. Empty when the body carries none of them."""
+    parts: list[str] = []
+    email = body.get("Email")
+    if isinstance(email, str) and email:
+        parts.append(f"Email '{email}' (query: email={quote(email, safe='')}, json: {_escaped(email)}, "
+                     f"html: {_entities(email)})")
+    for key in ("Name", "FirstName", "MiddleName", "LastName", "Phone"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            parts.append(f"{key} '{value}'")
+    phone = body.get("Phone")
+    if isinstance(phone, str) and phone:
+        parts.append(f"tel={quote(phone, safe='')}")
+    for address in (body.get("Addresses") or [])[:1]:
+        if isinstance(address, dict):
+            for key in ("Street", "City", "ZipCode"):
+                value = address.get(key)
+                if isinstance(value, str) and value:
+                    parts.append(f"{key} '{value}'")
+    return f" Submitted: {'; '.join(parts)}." if parts else ""
 
 
 def compose_full_address(address: Mapping[str, Any]) -> str:

@@ -61,13 +61,15 @@ class CommerceError(Exception):
         return f"{self.status} {self.resource_id}: {self.message}"
 
 
-def from_problems(problems: list[Problem]) -> CommerceError:
-    """One problem -> its own error; several -> AggregateValidationError listing each (400 either way)."""
-    parts = [CommerceError(400, _PROBLEM_IDS.get(p.kind, BAD_REQUEST), p.message, [p.member]) for p in problems]
+def from_problems(problems: list[Problem], echo: str = "") -> CommerceError:
+    """One problem -> its own error; several -> AggregateValidationError listing each (400 either way).
+    ``echo`` (the echo_input_in_errors mode) is appended to every message."""
+    parts = [CommerceError(400, _PROBLEM_IDS.get(p.kind, BAD_REQUEST), p.message + echo, [p.member])
+             for p in problems]
     if len(parts) == 1:
         return parts[0]
     members = [m for part in parts for m in part.member_names]
-    return CommerceError(400, AGGREGATE, f"{len(parts)} validation errors occurred.", members, parts)
+    return CommerceError(400, AGGREGATE, f"{len(parts)} validation errors occurred.{echo}", members, parts)
 
 
 def _flat(err: CommerceError) -> dict[str, Any]:

@@ -172,6 +172,10 @@ def _route(method: str, path: str) -> tuple[str | None, bool]:
     return None, False
 
 
+def _echo(body: dict[str, Any], config: dict[str, Any]) -> str:
+    return documents.echo_input(body) if config["echo_input_in_errors"] else ""
+
+
 class _Headers(dict):
     """Request headers by lower-cased name: all the handler needs, at a fraction of email.parser's cost."""
 
@@ -426,7 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
         if operation == "create":
             problems = documents.validate(body, "create", config)
             if problems:
-                raise errors.from_problems(problems)
+                raise errors.from_problems(problems, _echo(body, config))
             if not documents.is_empty(body.get("AccountNumber")):
                 raise CommerceError(400, errors.BAD_REQUEST, "AccountNumber is assigned by the server: send "
                                     "an empty string.", ["AccountNumber"])
@@ -436,7 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
         key = customer_key(path)
         problems = documents.validate(body, "update", config)
         if problems:
-            raise errors.from_problems(problems)
+            raise errors.from_problems(problems, _echo(body, config))
         if body.get("AccountNumber") != key:
             raise CommerceError(400, errors.BAD_REQUEST, "The body's AccountNumber must equal the key.",
                                 ["AccountNumber"])
