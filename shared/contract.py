@@ -12,7 +12,7 @@ value-free message, honour the invalid-optional-field policy and keep "absent" a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -21,7 +21,14 @@ from pydantic.json_schema import SkipJsonSchema
 
 SPEC_VERSION = "1.0"
 EVENT_TYPES = ("customer.created", "customer.updated")
-MAX_FUTURE_SKEW_SECONDS = 300  # occurredAt later than now + this is refused
+MAX_FUTURE_SKEW_SECONDS = 300  # occurredAt or createdDateTime later than now + this is refused
+# Earlier dates are refused: before 2000 an occurredAt is a placeholder (0001-01-01 of an unset .NET
+# DateTime, 1970-01-01 of a zero Unix time, 1900-01-01 of SQL Server), never a customer's action.
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# Headquarters' utcdatetime columns start at 1900-01-01.
+EARLIEST_CREATED_AT = datetime(1900, 1, 1, tzinfo=timezone.utc)
+# A response lists at most this many problems (errors and warnings); omittedProblems counts the rest.
+MAX_LISTED_PROBLEMS = 50
 
 # Fields an explicit JSON null may clear (see docs/event-contract.md). Every other field refuses null,
 # except the metadata fields in NULL_MEANS_ABSENT, for which null is the same as leaving them out.
@@ -197,6 +204,8 @@ class Accepted(BaseModel):
     correlationId: str
     warnings: list[EventError] = Field(default_factory=list, description="Fields dropped under the "
                                        "drop policy.")
+    omittedProblems: int = Field(0, description="Problems not listed: an answer lists at most "
+                                 f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.")
 
 
 class EventOutcome(BaseModel):
@@ -213,6 +222,8 @@ class MultiStatus(BaseModel):
 
     results: list[EventOutcome]
     correlationId: str
+    omittedProblems: int = Field(0, description="Problems not listed: an answer lists at most "
+                                 f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.")
 
 
 class Problem(BaseModel):
@@ -224,6 +235,8 @@ class Problem(BaseModel):
     detail: str | None = None
     correlationId: str
     errors: list[EventError] = Field(default_factory=list)
+    omittedProblems: int = Field(0, description="Problems not listed: an answer lists at most "
+                                 f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.")
     queuedEventIds: list[str] | None = Field(None, description="503 only: events that were queued "
                                              "before the failure; do not resend them.")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
+from shared.contract import MAX_LISTED_PROBLEMS
 from shared.envelope import MAX_MESSAGE_BYTES, Envelope
 from shared.commerce.errors import mask_text
 from shared.errors import classify
@@ -74,10 +75,25 @@ def _slug(title: str) -> str:
     return "-".join(title.lower().split())
 
 
-def _problems(result: EventResult, problems: list[FieldProblem]) -> list[dict]:
-    # A pointer names a property the sender chose (an unknown key can be anything, even an email).
-    return [{"index": result.index, "eventId": result.event_id, "pointer": mask_text(p.pointer),
-             "message": p.message, "code": p.code} for p in problems]
+class _Listing:
+    """The problems one answer lists: at most MAX_LISTED_PROBLEMS in all, the rest only counted
+    (``omittedProblems``), so the answer stays small whatever the request holds."""
+
+    def __init__(self) -> None:
+        self.room = MAX_LISTED_PROBLEMS
+        self.omitted = 0
+
+    def __call__(self, result: EventResult, problems: list[FieldProblem],
+                 counted: int = 0) -> list[dict]:
+        listed = problems[:self.room]
+        self.room -= len(listed)
+        self.omitted += len(problems) - len(listed) + counted
+        # A pointer names a property the sender chose (an unknown key can be anything, even an email).
+        return [{"index": result.index, "eventId": result.event_id, "pointer": mask_text(p.pointer),
+                 "message": p.message, "code": p.code} for p in listed]
+
+    def body(self, **fields: Any) -> dict:
+        return {**fields, "omittedProblems": self.omitted} if self.omitted else fields
 
 
 def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
@@ -111,13 +127,16 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
             log.warning("event %s index %d: field dropped at %s: %s",
                         result.event_id, result.index, mask_text(warning.pointer), warning.code)
 
+    listing = _Listing()
+
     def errors(result: EventResult) -> list[dict]:
-        return _problems(result, result.errors + oversized.get(result.index, []))
+        # A rejected event's omitted count covers its warnings too: none of them is listed.
+        return listing(result, result.errors + oversized.get(result.index, []), result.omitted)
 
     if not envelopes:
         deps.telemetry.ingested("rejected", len(results))
         return problem(422, "Invalid events", "No event in the request is valid; nothing was queued.",
-                       correlation_id, errors=[e for r in results for e in errors(r)])
+                       correlation_id, **listing.body(errors=[e for r in results for e in errors(r)]))
 
     queued: list[str] = []
     for result in results:
@@ -147,12 +166,12 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     deps.telemetry.ingested("rejected", rejected)
     log.info("queued %d event(s), refused %d", len(queued), rejected)
     if rejected == 0:
-        warnings = [w for r in results for w in _problems(r, r.warnings)]
-        return HttpResult(202, {"accepted": queued, "correlationId": correlation_id,
-                                "warnings": warnings})
-    return HttpResult(207, {"correlationId": correlation_id, "results": [
+        warnings = [w for r in results for w in listing(r, r.warnings, r.omitted)]
+        return HttpResult(202, listing.body(accepted=queued, correlationId=correlation_id,
+                                            warnings=warnings))
+    return HttpResult(207, listing.body(correlationId=correlation_id, results=[
         {"index": r.index, "eventId": r.event_id,
          "status": "accepted" if r.index in envelopes else "rejected",
          "errors": [] if r.index in envelopes else errors(r),
-         "warnings": _problems(r, r.warnings) if r.index in envelopes else []}
-        for r in results]})
+         "warnings": listing(r, r.warnings, r.omitted) if r.index in envelopes else []}
+        for r in results]))

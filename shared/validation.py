@@ -18,8 +18,11 @@ from pydantic import BaseModel, ConfigDict
 from shared.contract import (
     CLEARABLE_ADDRESS_FIELDS,
     CLEARABLE_CUSTOMER_FIELDS,
+    EARLIEST_CREATED_AT,
+    EARLIEST_OCCURRED_AT,
     EVENT_TYPES,
     MAX_FUTURE_SKEW_SECONDS,
+    MAX_LISTED_PROBLEMS,
     NULL_MEANS_ABSENT,
     SPEC_VERSION,
     NormalisedAddress,
@@ -70,6 +73,7 @@ class EventResult(BaseModel):
     event: NormalisedEvent | None = None
     errors: list[FieldProblem] = []
     warnings: list[FieldProblem] = []
+    omitted: int = 0  # problems of this event not listed (past MAX_LISTED_PROBLEMS)
 
     @property
     def ok(self) -> bool:
@@ -88,20 +92,21 @@ class BatchRejected(Exception):
 
 # --- request body -----------------------------------------------------------------------------
 
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+def _too_deep(data: object, limit: int) -> bool:
+    """Nesting depth of parsed JSON, walked with an explicit stack: linear in the number of values.
 
-
-def _too_deep(text: str, limit: int) -> bool:
-    """Nesting depth without recursion: strings are skipped, brackets counted."""
-    depth = 0
-    for m in _TOKENS.finditer(text):
-        token = m.group()
-        if token in ("[", "{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in ("]", "}"):
-            depth -= 1
+    Measured on the parsed value rather than scanned in the text: a scan must tell strings from
+    brackets, and a regular expression doing that backtracks quadratically on a body of escaped
+    quotes. The parser itself is linear and bounds depth by the interpreter's recursion limit."""
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:  # type: ignore[union-attr]
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
     return False
 
 
@@ -135,12 +140,14 @@ def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_by
     except UnicodeDecodeError:
         raise BatchRejected(400, "Bad Request", "the body is not valid UTF-8") from None
     text = text.removeprefix("\ufeff")
-    if _too_deep(text, MAX_DEPTH):
-        raise BatchRejected(400, "Bad Request", f"JSON nesting deeper than {MAX_DEPTH} levels")
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise BatchRejected(400, "Bad Request", f"JSON nesting deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # also integers of more than sys.get_int_max_str_digits() digits
         raise BatchRejected(400, "Bad Request", "the body is not valid JSON") from None
+    if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
+        raise BatchRejected(400, "Bad Request", f"JSON nesting deeper than {MAX_DEPTH} levels")
     if isinstance(data, dict) and "events" in data:
         if set(data) != {"events"} or not isinstance(data["events"], list):
             raise BatchRejected(400, "Bad Request", 'a batch object must be exactly {"events": [...]}')
@@ -162,9 +169,13 @@ def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_by
 # --- one event --------------------------------------------------------------------------------
 
 
+_UNENCODABLE = re.compile("[\ud800-\udfff]")
+
+
 def _escape(key: str) -> str:
-    """A property name as a JSON pointer token (RFC 6901), truncated: it is input."""
-    return key[:64].replace("~", "~0").replace("/", "~1")
+    """A property name as a JSON pointer token (RFC 6901), truncated: it is input. A lone surrogate
+    (from a ``"\\ud800"`` escape) becomes U+FFFD, so the answer can always be encoded as UTF-8."""
+    return _UNENCODABLE.sub("\ufffd", key[:64]).replace("~", "~0").replace("/", "~1")
 
 
 class _Problems:
@@ -174,16 +185,37 @@ class _Problems:
         self.drop = policy is InvalidFieldPolicy.DROP
         self.errors: list[FieldProblem] = []
         self.warnings: list[FieldProblem] = []
+        # Problems past MAX_LISTED_PROBLEMS are counted, not kept: 60,000 unknown properties cost
+        # two counters, not 60,000 objects and a 10 MB answer.
+        self.omitted_errors = 0
+        self.omitted_warnings = 0
+
+    def _full(self) -> bool:
+        return len(self.errors) + len(self.warnings) >= MAX_LISTED_PROBLEMS
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.errors) or self.omitted_errors > 0
+
+    def result(self, index: int, event_id: str | None,
+               event: NormalisedEvent | None = None) -> EventResult:
+        return EventResult(index=index, event_id=event_id, event=event, errors=self.errors,
+                           warnings=self.warnings, omitted=self.omitted_errors + self.omitted_warnings)
 
     def error(self, pointer: str, message: str, code: str) -> None:
-        self.errors.append(FieldProblem(pointer=pointer, message=message, code=code))
+        if self._full():
+            self.omitted_errors += 1
+        else:
+            self.errors.append(FieldProblem(pointer=pointer, message=message, code=code))
 
     def optional(self, pointer: str, message: str, code: str) -> None:
-        if self.drop:
+        if not self.drop:
+            self.error(pointer, message, code)
+        elif self._full():
+            self.omitted_warnings += 1
+        else:
             self.warnings.append(FieldProblem(pointer=pointer, message=f"{message}; left out",
                                               code=code))
-        else:
-            self.error(pointer, message, code)
 
     def unknown(self, obj: dict, allowed: tuple[str, ...], prefix: str) -> None:
         for key in obj:
@@ -225,6 +257,16 @@ def _optional(problems: _Problems, obj: dict, key: str, pointer: str, clearable:
         return
     out[out_key] = normalised
     present.add(key)
+
+
+def _dated(value: object, earliest: datetime, now: datetime) -> datetime:
+    """A timestamp inside the window [earliest, now + MAX_FUTURE_SKEW_SECONDS]."""
+    moment = parse_aware(value)
+    if moment > now + timedelta(seconds=MAX_FUTURE_SKEW_SECONDS):
+        raise Invalid("in_future", "is more than 5 minutes in the future")
+    if moment < earliest:
+        raise Invalid("too_early", f"is before {earliest:%Y-%m-%d}: a placeholder, not a real date")
+    return moment
 
 
 def _bool(value: object) -> bool:
@@ -316,7 +358,7 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
     event_id = _event_id(raw)
     if not isinstance(raw, dict):
         problems.error("", "an event must be a JSON object", "type")
-        return EventResult(index=index, errors=problems.errors)
+        return problems.result(index, None)
     problems.unknown(raw, EVENT_FIELDS, "")
 
     meta: dict[str, Any] = {}
@@ -345,11 +387,7 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
         problems.error("/occurredAt", "is required", "required")
     else:
         try:
-            occurred = parse_aware(raw["occurredAt"])
-            if occurred > now + timedelta(seconds=MAX_FUTURE_SKEW_SECONDS):
-                problems.error("/occurredAt", "is more than 5 minutes in the future", "in_future")
-            else:
-                meta["occurred_at"] = occurred
+            meta["occurred_at"] = _dated(raw["occurredAt"], EARLIEST_OCCURRED_AT, now)
         except Invalid as problem:
             problems.error("/occurredAt", problem.message, problem.code)
 
@@ -361,12 +399,10 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
     customer = raw.get("customer")
     if customer is None:
         problems.error("/customer", "is required", "required")
-        return EventResult(index=index, event_id=event_id, errors=problems.errors,
-                           warnings=problems.warnings)
+        return problems.result(index, event_id)
     if not isinstance(customer, dict):
         problems.error("/customer", "must be an object", "type")
-        return EventResult(index=index, event_id=event_id, errors=problems.errors,
-                           warnings=problems.warnings)
+        return problems.result(index, event_id)
     problems.unknown(customer, CUSTOMER_FIELDS, "/customer")
 
     fields: dict[str, Any] = {}
@@ -404,7 +440,7 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
               lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_CUSTOMER_ACCOUNT),
               fields, present, "customer_account")
     _optional(problems, customer, "createdDateTime", "/customer/createdDateTime", frozenset(),
-              parse_aware, fields, present, "created_date_time")
+              lambda v: _dated(v, EARLIEST_CREATED_AT, now), fields, present, "created_date_time")
 
     country: Country | None = None
     if "address" in customer:
@@ -423,10 +459,9 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
               else None, fields, present, "phone")
 
     if problems.errors:
-        return EventResult(index=index, event_id=event_id, errors=problems.errors,
-                           warnings=problems.warnings)
+        return problems.result(index, event_id)
     event = NormalisedEvent(spec_version=SPEC_VERSION, present=tuple(present), **meta, **fields)
-    return EventResult(index=index, event_id=event_id, event=event, warnings=problems.warnings)
+    return problems.result(index, event_id, event)
 
 
 def validate_event(raw: object, *, now: datetime, settings: MappingSettings, hash_key: bytes,
@@ -448,7 +483,7 @@ def validate_batch(items: list[object], *, now: datetime, settings: MappingSetti
         if event_id is not None:
             if event_id in seen:
                 result = EventResult(index=index, event_id=event_id, warnings=result.warnings,
-                                     errors=[*result.errors, FieldProblem(
+                                     omitted=result.omitted, errors=[*result.errors, FieldProblem(
                                          pointer="/eventId", code="duplicate_event_id",
                                          message="an earlier event in this batch has the same eventId")])
             seen.add(event_id)
