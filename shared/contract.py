@@ -70,11 +70,13 @@ class AddressIn(_Strict):
 
 
 class CustomerIn(_Strict):
-    email: str = Field(description="The match key (case-insensitive). Required, never clearable.",
-                       max_length=254)
+    email: str = Field(description="The match key (case-insensitive). Required, never clearable. "
+                       "docs/event-contract.md#email lists the addresses refused.",
+                       max_length=254, json_schema_extra={"format": "email"})
     previousEmail: str | None = Field(None, description="An email change: the address the customer "
                                       "had before. The customer found under it gets the new email "
-                                      "instead of a second customer being created. Validated like email.")
+                                      "instead of a second customer being created. Validated like email.",
+                                      json_schema_extra={"format": "email"})
     firstName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
     middleName: str | None = Field(None, max_length=25, description="null clears it.")
     lastName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
@@ -100,8 +102,8 @@ class CustomerEvent(_Strict):
     eventId: str = Field(min_length=1, max_length=128, description="Idempotency key: printable "
                          "characters.")
     eventType: Literal["customer.created", "customer.updated"] | SkipJsonSchema[None] = _not_nullable()
-    occurredAt: AwareDatetime = Field(description="ISO 8601 with an offset; at most 5 minutes in "
-                                      "the future.")
+    occurredAt: AwareDatetime = Field(description="ISO 8601 with an offset; from "
+                                      "2000-01-01T00:00:00Z to 5 minutes in the future.")
     source: str | None = Field(None, max_length=64, description="Name of the sending system.")
     customer: CustomerIn
 
