@@ -7,7 +7,8 @@ what to do by class (transient: retry later; auth: an operator must fix settings
 retry the same request).
 
 Commerce messages can echo the input (an email, a phone number), so every text kept on an error is
-masked: ``str(error)`` is safe to log.
+masked by the generic patterns: ``str(error)`` is safe to log. Names and other values only the event
+knows are masked where the event is known (``shared.privacy.mask_free_text``, in the processor).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterable, Protocol
+
+from shared.privacy import mask_free_text
 
 RUNTIME_PREFIX = "Microsoft_Dynamics_Commerce_Runtime_"
 
@@ -182,31 +185,11 @@ def classify(status: int, error_resource_id: str | None) -> type[CommerceError]:
 
 
 # --- masking ---------------------------------------------------------------------------------------
-_EMAIL = re.compile(r"[^\s@\"'<>(),;:\[\]{}]+@[^\s@\"'<>(),;:\[\]{}]+")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*)?")
-# Seven or more digits, possibly split by the separators phone numbers are written with.
-_DIGIT_RUN = re.compile(r"\+?\d(?:[ ().\-/]{0,2}\d){6,}")
-# Long opaque strings (tokens, secrets) mixing letters and digits; identifiers such as
-# ErrorResourceIds have no digits and survive.
-_OPAQUE = re.compile(r"[A-Za-z0-9+/_=\-.~]{40,}")
-
-
-def _mask_opaque(match: re.Match[str]) -> str:
-    text = match.group(0)
-    if any(c.isdigit() for c in text) and any(c.isalpha() for c in text):
-        return "<redacted>"
-    return text
-
-
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Text safe to log: emails, long digit runs (phones), JWTs/opaque tokens and given secrets masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    text = _JWT.sub("<redacted>", text)
-    text = _EMAIL.sub("<email>", text)
-    text = _OPAQUE.sub(_mask_opaque, text)
-    return _DIGIT_RUN.sub("<digits>", text)
+    """Text safe to log: emails, long digit runs (phones), JWTs/opaque tokens and given secrets masked,
+    in any encoding (percent, JSON escapes, HTML entities) and case. The generic half of
+    ``shared.privacy.mask_free_text``, which also masks the values an event sent."""
+    return mask_free_text(text, secrets=secrets)
 
 
 # --- parsing ---------------------------------------------------------------------------------------

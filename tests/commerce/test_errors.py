@@ -210,3 +210,18 @@ def test_errors_survive_copy_and_pickle():
     dropped = CommerceConnectionError("dropped", operation="get")
     dropped.dropped = True
     assert pickle.loads(pickle.dumps(dropped)).dropped is True
+
+
+@pytest.mark.parametrize("envelope", [odata, flat])
+@pytest.mark.parametrize("echo", ["ann%40example.com", "ANN%2540EXAMPLE.COM", "ann\\u0040example.com",
+                                  "ann&#64;example.com", "ann&commat;example.com", "%2B4930123456"])
+def test_encoded_echoes_are_masked_and_code_status_members_survive(envelope, echo):
+    rid = RUNTIME_PREFIX + "InvalidEmailAddress"
+    body = envelope(rid, f"The value '{echo}' is not valid for Email.", ["Email", "Addresses[0].ZipCode"])
+    error = error_from_response("create", FakeResponse(400, body))
+    text = f"{error} {error!r} {error.message}"
+    assert echo not in text and "ann" not in text.lower() and "30123456" not in text
+    assert type(error) is CommerceValidationError and error.status == 400 and error.error_resource_id == rid
+    assert error.member_names == ["Email", "Addresses[0].ZipCode"]
+    assert str(error).startswith(f"create HTTP 400 {rid}: The value '<") and "is not valid for Email." in str(error)
+    assert "(members: Email, Addresses[0].ZipCode)" in str(error)

@@ -75,3 +75,15 @@ def test_a_request_error_counts_as_refused_only_if_the_request_never_left():
     after_response.sent = True
     assert classify(never_left).may_have_committed is False
     assert classify(after_response).may_have_committed is True
+
+
+def test_encoded_personal_data_in_a_commerce_message_is_masked_and_the_code_kept():
+    rid = "Microsoft_Dynamics_Commerce_Runtime_RequiredValueNotFound"
+    error = CommerceValidationError("TaxGroup is required for zo%C3%AB%40example.com, tel %2B12065550142",
+                                    operation="create", status=400, error_resource_id=rid,
+                                    member_names=["TaxGroup"])
+    failure = classify(error)
+    assert "%40" not in failure.message and "example.com" not in failure.message
+    assert "2065550142" not in failure.message
+    assert failure.error_resource_id == rid and failure.status == 400
+    assert rid in failure.message and "TaxGroup" in failure.message
