@@ -2,7 +2,8 @@
 
 One Azure Table, PartitionKey = the keyed email hash (so an operator finds every failure of one
 customer without knowing the email), RowKey = the event id (escaped: table keys forbid ``/\\#?``).
-The stored envelope is the queue message as it was, so a replay re-queues exactly what failed.
+The stored envelope is the queue message as it was, so a replay re-queues exactly what failed; it is
+the one column holding personal data. The message is masked (``safe_message``) on the way in and out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from urllib.parse import quote, unquote
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
+
+from shared.privacy import mask_free_text, sensitive_values_from_envelope
 
 UNKNOWN_PARTITION = "unknown"  # messages too broken to tell whose they are
 
@@ -57,7 +60,7 @@ class DeadLetterStore:
             "RowKey": _row_key(letter.event_id),
             "EventId": letter.event_id,
             "Reason": letter.reason,
-            "Message": letter.message,
+            "Message": safe_message(letter),
             "ErrorResourceId": letter.error_resource_id or "",
             "Status": letter.status or 0,
             "Attempts": letter.attempts,
@@ -133,11 +136,18 @@ def _from_entity(e: dict) -> DeadLetter:
     )
 
 
+def safe_message(letter: DeadLetter) -> str:
+    """The dead letter's message masked of personal data: the generic patterns and every value its own
+    event carries (the message may quote what Commerce was sent). Applied when the letter is stored and
+    again when it is shown, so letters stored by older versions are masked too."""
+    return mask_free_text(letter.message or "", sensitive_values_from_envelope(letter.envelope))
+
+
 def describe(letter: DeadLetter) -> dict:
     """A JSON-friendly view for the replay command's listing (no envelope: it holds personal data)."""
     return {
         "emailHash": letter.email_hash, "eventId": letter.event_id, "reason": letter.reason,
         "errorResourceId": letter.error_resource_id, "status": letter.status,
-        "message": letter.message, "attempts": letter.attempts,
+        "message": safe_message(letter), "attempts": letter.attempts,
         "deadLetteredAt": letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else None,
     }

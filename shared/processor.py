@@ -170,6 +170,7 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
 
 def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
             failure: Failure, error: BaseException, finish) -> ProcessResult:
+    failure = _masked(failure, envelope)  # before any log line, re-sent message or dead letter
     if failure.auth and failure.reason == "commerce_auth":  # storage auth has its own signals
         deps.telemetry.auth_failure(status=failure.status, operation=getattr(error, "operation", None),
                                     correlation_id=envelope.correlation_id)
@@ -191,6 +192,12 @@ def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pro
     return _dead_letter(envelope, body, dequeue_count, deps, failure, reason, finish)
 
 
+def _masked(failure: Failure, envelope: Envelope) -> Failure:
+    """The failure with its message masked of what this event sent (Commerce may quote it back)."""
+    return replace(failure, message=privacy.mask_free_text(failure.message,
+                                                           privacy.sensitive_values(envelope.event)))
+
+
 def _send_again(envelope: Envelope, deps: ProcessorDeps, finish, *, reason: str,
                 delay: int, counts: bool, outcome: Outcome, failure: Failure | None = None
                 ) -> ProcessResult:
@@ -209,6 +216,7 @@ def _send_again(envelope: Envelope, deps: ProcessorDeps, finish, *, reason: str,
 def _dead_letter(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
                  failure: Failure, reason: str, finish) -> ProcessResult:
     event = envelope.event
+    failure = _masked(failure, envelope)
     attempts = max(envelope.attempt, dequeue_count)
     deps.deadletters.put(DeadLetter(
         email_hash=event.email_hash, event_id=event.event_id, reason=reason,

@@ -1,8 +1,11 @@
-"""A full flow at DEBUG with telemetry in in-memory exporters: no personal data anywhere, and every
+"""A full flow at DEBUG with telemetry in in-memory exporters: no personal data anywhere (log records,
+telemetry, dead letters, the replay listing), even when Commerce echoes the input in its errors, and every
 name an alert rule queries is really emitted."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import urllib.parse
 
@@ -27,14 +30,53 @@ PHONE_INPUT = "(206) 555-0142"
 PHONE_E164 = "+12065550142"
 
 
-def forbidden_strings() -> list[str]:
-    email_forms = {EMAIL, EMAIL.lower(), "zoë.o'brien+news@example.com"}
+FIRST_NAME, LAST_NAME = "Zoë", "O'Brien"
+
+
+def _json_escaped(text: str) -> str:
+    """Every character but letters and digits as ``\\uXXXX`` (an HTML-safe JSON encoder's output)."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\u{ord(c):04x}" for c in text)
+
+
+def _entities(text: str, named: bool = False) -> str:
+    if named:
+        return text.replace("@", "&commat;").replace("'", "&apos;").replace("+", "&plus;")
+    return "".join(c if c.isascii() and c.isalnum() else f"&#{ord(c)};" for c in text)
+
+
+def encodings(text: str) -> set[str]:
+    """``text`` in every form it could reach a log line or a stored record."""
+    forms = {text, text.lower(), text.upper()}
     out = set()
-    for e in email_forms:
-        out |= {e, urllib.parse.quote(e), urllib.parse.quote(e, safe=""), urllib.parse.quote_plus(e)}
-    out |= {PHONE_INPUT, PHONE_E164, "2065550142", "206 555 0142", "555-0142"}
+    for form in forms:
+        once = {urllib.parse.quote(form), urllib.parse.quote(form, safe=""), urllib.parse.quote_plus(form)}
+        out |= {form, *once, *(urllib.parse.quote(x, safe="") for x in once)}  # double-encoded: %2540
+        escaped = _json_escaped(form)
+        out |= {escaped, escaped.replace("\\", "\\\\"), _entities(form), _entities(form, named=True)}
+    return out
+
+
+def forbidden_strings() -> list[str]:
+    out = set()
+    for email in (EMAIL, "zoë.o'brien+news@example.com"):
+        out |= encodings(email)
+    out |= {PHONE_INPUT, PHONE_E164, "2065550142", "206 555 0142", "206.555.0142", "206-555-0142",
+            "+1 206 555 0142", "+1.206.555.0142", "%2B12065550142", "%252B12065550142", "555-0142",
+            "5550142"}
     out |= {"o'brien+news", "o%27brien"}
+    for name in (FIRST_NAME, LAST_NAME):
+        out |= encodings(name)
     return sorted(out)
+
+
+def _replay_list(*options: str) -> str:
+    """``python -m tools.replay list`` against the stack's storage (its settings are in the environment)."""
+    from tools import replay
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert replay.main(["list", *options], out=out) == 0
+    return out.getvalue() + err.getvalue()
 
 
 class Everything(logging.Handler):
@@ -103,9 +145,12 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
     bad = stack.post([event(3, email=EMAIL, phone="+1 000"), event(4, email=EMAIL.replace("@", "@@"))])
     assert bad.status_code == 422
     # dead-lettered by Commerce, then an authentication failure, then the queue monitor
-    stack.emulator.configure(required_on_create=["Email", "TaxGroup"])
+    # Commerce quotes what it was sent in its errors (echo mode), and refuses the create.
+    stack.emulator.configure(required_on_create=["Email", "TaxGroup"], echo_input_in_errors=True)
     assert stack.post(event(5, email="other." + EMAIL, **person)).status_code == 202
     stack.wait()
+    [letter] = stack.deadletters()
+    assert letter.reason == "commerce_rejected"
     stack.emulator.configure(token="rotated-token")
     assert stack.post(event(6, email=EMAIL, occurred="2026-11-26T12:00:00+00:00",
                             **dict(person, firstName="Z"))).status_code == 202
@@ -113,11 +158,24 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
     monitor = {f.get_function_name(): f for f in indexed_functions(function_app.app)}
     monitor[names.FUNCTION_QUEUE_MONITOR].get_user_function()(None)
 
-    # 1. no personal data in any log line, attribute, exception or response
-    haystack = "\n".join(debug_everything.texts) + bad.text
-    lowered = haystack.lower()
-    leaks = [s for s in forbidden_strings() if s.lower() in lowered]
-    assert leaks == [], f"personal data in logs/telemetry: {leaks}"
+    # The stored dead letters (every column but the envelope, which is the event itself, kept for
+    # replay) and the operator's listing of them, plain and JSON.
+    rows = list(stack.runtime.deadletters.table.list_entities())
+    assert len(rows) == 2  # the refused create, and the authentication failure past its maximum age
+    stored = "\n".join(repr({k: v for k, v in row.items() if k != "Envelope"}) for row in rows)
+    listing = _replay_list() + _replay_list("--json")
+    [refused] = [row for row in rows if row["Reason"] == "commerce_rejected"]
+    # What operators need survives: Commerce's error code, status, the member it names.
+    assert refused["ErrorResourceId"] == "Microsoft_Dynamics_Commerce_Runtime_RequiredValueNotFound"
+    assert refused["Status"] == 400 and "TaxGroup" in refused["Message"] and "Submitted:" in refused["Message"]
+    assert "RequiredValueNotFound" in listing and "TaxGroup" in listing
+
+    # 1. no personal data in any log line, attribute, exception, response, dead letter or listing
+    places = {"log records": "\n".join(debug_everything.texts), "ingest response": bad.text,
+              "dead-letter table": stored, "replay list": listing}
+    leaks = {place: found for place, text in places.items()
+             if (found := [s for s in forbidden_strings() if s.lower() in text.lower()])}
+    assert leaks == {}, f"personal data leaked: {leaks}"
     metrics = reader.get_metrics_data()
     metric_text = repr(metrics)
     assert not [s for s in forbidden_strings() if s.lower() in metric_text.lower()]
