@@ -13,10 +13,11 @@ import sys
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import unquote
 
 from . import documents, errors
@@ -48,6 +49,7 @@ class EmulatorServer:
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._wake = threading.Event()  # set to end every hang and latency sleep in progress
         self._connections: set[socket.socket] = set()
+        self._serving: dict[int, dict[str, Any]] = {}  # Commerce requests being answered now
         self._thread: threading.Thread | None = None
         documents.country_ok("USA")  # load pycountry now, not during the first create
         self._httpd = _HTTPServer((host, port), _Handler)
@@ -128,6 +130,26 @@ class EmulatorServer:
     def reset_calls(self) -> None:
         with self._lock:
             self._counters = dict.fromkeys(COUNTERS, 0)
+
+    @contextmanager
+    def serving(self, operation: str | None, client_port: int) -> Iterator[None]:
+        """Record a Commerce request as in flight while it is answered (``in_flight``)."""
+        entry = {"operation": operation, "client_port": client_port, "started": time.monotonic()}
+        with self._lock:
+            self._serving[id(entry)] = entry
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._serving[id(entry)]
+
+    def in_flight(self) -> list[dict[str, Any]]:
+        """The Commerce requests being answered now: operation, the client's TCP port, seconds so far (a
+        test can tell which client process is waiting on a call, e.g. to kill it mid-call)."""
+        now = time.monotonic()
+        with self._lock:
+            return [{"operation": e["operation"], "client_port": e["client_port"],
+                     "seconds": round(now - e["started"], 3)} for e in self._serving.values()]
 
     def track(self, conn: socket.socket, open_: bool) -> None:
         with self._lock:
@@ -325,7 +347,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("/_emulator/"):
                 self._control(method, path, raw)
             elif path == "/Commerce" or path.startswith("/Commerce/"):
-                self._commerce(method, path, query, raw)
+                with emulator.serving(_route(method, path)[0], self.client_address[1]):
+                    self._commerce(method, path, query, raw)
             else:
                 self._write(404, {"error": {"code": errors.ROUTE_NOT_FOUND, "message": "No such resource."}})
         except _Dropped:
@@ -472,6 +495,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(200, emulator.store.get(unquote(path[len("/_emulator/customers/"):])))
             elif route == ("GET", "/_emulator/calls"):
                 self._write(200, emulator.calls())
+            elif route == ("GET", "/_emulator/inflight"):
+                self._write(200, emulator.in_flight())
             elif route == ("POST", "/_emulator/calls/reset"):
                 emulator.reset_calls()
                 self._write(200, emulator.calls())

@@ -76,6 +76,10 @@ class EmulatorHandle:
     def reset_calls(self) -> dict[str, int]:
         return self._call("POST", "calls/reset")
 
+    def in_flight(self) -> list[dict[str, Any]]:
+        """Commerce requests being answered now: ``operation``, ``client_port``, ``seconds``."""
+        return self._call("GET", "inflight")
+
     def sync_async_customers(self) -> dict[str, str]:
         return self._call("POST", "async/sync")
 
