@@ -47,6 +47,7 @@ class EmulatorServer:
         self.faults = FaultInjector()
         self._lock = threading.Lock()
         self._counters = dict.fromkeys(COUNTERS, 0)
+        self._injected: dict[str, int] = {}  # "operation:fault" -> faults injected since the last reset
         self._wake = threading.Event()  # set to end every hang and latency sleep in progress
         self._connections: set[socket.socket] = set()
         self._serving: dict[int, dict[str, Any]] = {}  # Commerce requests being answered now
@@ -114,10 +115,12 @@ class EmulatorServer:
     def wake_event(self) -> threading.Event:
         return self._wake
 
-    def count(self, operation: str | None, faulted: bool = False) -> None:
+    def count(self, operation: str | None, faulted: bool = False, fault: str | None = None) -> None:
         with self._lock:
             if faulted:
                 self._counters["faulted"] += 1
+                name = f"{operation}:{fault}"
+                self._injected[name] = self._injected.get(name, 0) + 1
                 return
             self._counters["total"] += 1
             if operation is not None:
@@ -127,9 +130,15 @@ class EmulatorServer:
         with self._lock:
             return dict(self._counters)
 
+    def injected(self) -> dict[str, int]:
+        """Faults injected by operation and kind (``"update:commit_then_fail"``), since the calls were reset."""
+        with self._lock:
+            return dict(sorted(self._injected.items()))
+
     def reset_calls(self) -> None:
         with self._lock:
             self._counters = dict.fromkeys(COUNTERS, 0)
+            self._injected = {}
 
     @contextmanager
     def serving(self, operation: str | None, client_port: int) -> Iterator[None]:
@@ -377,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
                 emulator.wake_event.wait(decision.delay_seconds)
             fault = decision.fault
             if fault is not None:
-                emulator.count(operation, faulted=True)
+                emulator.count(operation, faulted=True, fault=fault)
                 self._early_fault(fault, operation)
             status, payload, headers = self._operation(operation, path, query, raw, config)
             if fault == "commit_then_fail":
@@ -497,6 +506,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(200, emulator.calls())
             elif route == ("GET", "/_emulator/inflight"):
                 self._write(200, emulator.in_flight())
+            elif route == ("GET", "/_emulator/faults/injected"):
+                self._write(200, emulator.injected())
             elif route == ("POST", "/_emulator/calls/reset"):
                 emulator.reset_calls()
                 self._write(200, emulator.calls())

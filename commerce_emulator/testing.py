@@ -76,6 +76,10 @@ class EmulatorHandle:
     def reset_calls(self) -> dict[str, int]:
         return self._call("POST", "calls/reset")
 
+    def injected(self) -> dict[str, int]:
+        """Faults injected since the calls were reset, by ``"operation:fault"``."""
+        return self._call("GET", "faults/injected")
+
     def in_flight(self) -> list[dict[str, Any]]:
         """Commerce requests being answered now: ``operation``, ``client_port``, ``seconds``."""
         return self._call("GET", "inflight")
