@@ -6,7 +6,12 @@ This reproduces the Functions host's queue listener for what the app relies on:
 - back off polling (100 ms doubling up to ``maxPollingInterval``) while the queue is empty;
 - success deletes the message; failure releases it for ``visibilityTimeout`` or, once its dequeue count
   has reached ``maxDequeueCount``, copies it to ``<queue>-poison`` (never expiring) and deletes it;
-- a body that is not valid base64 (with base64 encoding) goes straight to poison without an invocation.
+- a body that is not valid base64 (with base64 encoding) goes straight to poison without an invocation;
+  one that is base64 but not UTF-8 fails its invocation without running the function. Both follow what
+  the host does (``devhost.queue_codec`` has the rules); poison queues have poison queues of their own
+  (``<queue>-poison-poison``), as in the host.
+Nothing of a message's content is logged, and no message can stop the listener: whatever goes wrong
+with one is logged as its id and an exception type.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from azure.storage.queue import QueueMessage as StoredMessage
 from devhost.bindings import QueueFunction
 from devhost.host_config import QueueOptions
 from devhost.invoke import FunctionExecutor, describe_exception
-from devhost.queue_codec import decode_body, trigger_value
+from devhost.queue_codec import check_text, decode_body, trigger_value
 
 log = logging.getLogger("devhost.queue")
 MIN_POLLING_INTERVAL = 0.1  # seconds; the host's minimum
@@ -119,6 +124,9 @@ class QueueListener:
     def _process(self, message: StoredMessage) -> None:
         try:
             self._handle(message)
+        except Exception as error:  # a defect here must not print a traceback that could quote the body
+            log.error("Handling message %s on queue '%s' failed: %s", message.id, self.function.queue_name,
+                      describe_exception(error))
         finally:
             with self._changed:
                 self._running.pop(message.id, None)
@@ -128,8 +136,9 @@ class QueueListener:
         name, limit = self.function.name, self.options.max_dequeue_count
         body = decode_body(message.content, self.options.message_encoding)
         if body is None:
-            log.warning("Message %s on queue '%s' is not valid base64. Moving message to queue '%s'.",
-                        message.id, self.function.queue_name, self.poison_queue_name)
+            # The host's own wording, then where the message goes.
+            log.warning("Message decoding has failed! Check MessageEncoding settings. MessageId=%s. "
+                        "Moving message to queue '%s'.", message.id, self.poison_queue_name)
             self._move_to_poison(message)
             return
         if message.dequeue_count > limit:  # e.g. a worker died mid-invocation on its last attempt
@@ -141,6 +150,7 @@ class QueueListener:
                                  time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)
         started = time.monotonic()
         try:
+            check_text(body)
             argument = trigger_value(trigger, self.function.invoker.trigger_annotation)
             self.function.invoker(argument, self.executor)
         except Exception as error:

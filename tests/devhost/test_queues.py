@@ -104,6 +104,44 @@ def test_invalid_base64_goes_straight_to_poison(azurite, make_host, recorder, wo
     assert recorder.work == []
 
 
+def test_undecodable_message_in_a_poison_queue_goes_to_its_own_poison_queue(azurite, make_host, recorder,
+                                                                           work_queue, caplog, capfd):
+    """As in the host, the poison collector cannot decode it either: it ends in <queue>-poison-poison
+    (which the app's queue monitor collects), with nothing invoked, no content logged, no traceback."""
+    host = make_host(storage_connection=azurite.connection_string, timers=False, http=False)
+    content = "not base64: ada@example.com!"
+    with caplog.at_level(logging.DEBUG, logger="devhost"):
+        raw_client(azurite, work_queue).send_message(content)
+        (moved,) = wait_for(lambda: peek(raw_client(azurite, f"{work_queue}-poison-poison")))
+        host.wait_idle(15)
+    assert moved.content == content
+    assert (recorder.work, recorder.poison) == ([], [])
+    assert peek(raw_client(azurite, f"{work_queue}-poison")) == []
+    assert "Message decoding has failed! Check MessageEncoding settings." in caplog.text
+    assert f"Moving message to queue '{work_queue}-poison-poison'" in caplog.text
+    assert "ada@example.com" not in caplog.text
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ada@example.com" not in err
+
+
+def test_base64_that_is_not_utf8_fails_without_running_the_function(azurite, make_host, recorder, work_queue,
+                                                                    caplog):
+    """The host's binding error: counted as a failed attempt, so poison after maxDequeueCount (3)."""
+    host = make_host(storage_connection=azurite.connection_string, timers=False, http=False,
+                     functions=["work"])
+    with caplog.at_level(logging.WARNING, logger="devhost"):
+        original = b64encode(b"\xff\xfe ada@example.com").decode()
+        raw_client(azurite, work_queue).send_message(original)
+        (moved,) = wait_for(lambda: peek(raw_client(azurite, f"{work_queue}-poison")))
+        host.wait_idle(15)
+    assert moved.content == original
+    assert recorder.work == []
+    failures = [r for r in caplog.records if "Functions.work" in r.getMessage()]
+    assert [r.getMessage().split("DequeueCount=")[1][0] for r in failures] == ["1", "2", "3"]
+    assert all("BindingError" in r.getMessage() for r in failures)
+    assert "ada@example.com" not in caplog.text and "xff" not in caplog.text
+
+
 def test_message_past_max_dequeue_count_is_not_invoked(azurite, make_host, recorder, work_queue):
     client = raw_client(azurite, work_queue)
     client.create_queue()
