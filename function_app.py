@@ -4,7 +4,8 @@ adapts the Functions objects, calls one function of ``shared``, and turns the re
 - ``POST /api/customers/events`` (function key): validate marketing events, queue the valid ones.
 - queue ``%EVENTS_QUEUE_NAME%``: create or update the customer in Commerce.
 - queue ``%EVENTS_QUEUE_NAME%-poison``: keep what the host gave up on as a dead letter.
-- timer ``%QUEUE_MONITOR_SCHEDULE%``: queue depth / age metrics and dead-letter retention.
+- timer ``%QUEUE_MONITOR_SCHEDULE%``: queue depth / age metrics, dead-letter retention, and dead letters
+  for messages no trigger can read (not base64), which the host leaves in the poison queues.
 - ``GET /api/health`` (anonymous): version and whether the settings are complete.
 
 The handlers are plain ``def``: the Commerce client blocks, so they run on the worker's thread pool
@@ -142,7 +143,7 @@ def collect_poison_events(msg: func.QueueMessage) -> None:
 def report_queue_metrics(timer: func.TimerRequest) -> None:
     rt = runtime()
     report(rt.monitored_queues(), rt.deadletters, rt.settings.deadletter_retention_days,
-           rt.telemetry, utcnow())
+           rt.telemetry, utcnow(), stranded=rt.stranded_queues())
 
 
 _start()

@@ -531,3 +531,17 @@ def _dead_letter_unreadable(body: str | bytes, dequeue_count: int, failure: Fail
 
 def _text(body: str | bytes) -> str:
     return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+
+
+def keep_stranded(body: str | bytes, dequeue_count: int, readable: bool, deps: ProcessorDeps) -> ProcessResult:
+    """A message no trigger will take, found by the queue monitor (``shared.queue_monitor``): kept as a
+    dead letter like the poison collector's. ``readable``: the host could decode it, so it is there
+    because the poison collector failed on it; otherwise no trigger can ever read it. Raises when the
+    dead letter cannot be written, so the monitor leaves the message queued."""
+    if readable:
+        failure = Failure(Disposition.DEAD_LETTER, "max_dequeue_exceeded",
+                          "the poison collector failed on this message maxDequeueCount times")
+    else:
+        failure = Failure(Disposition.DEAD_LETTER, "unreadable_message",
+                          "the queue message is not base64-encoded UTF-8 text, so no queue trigger could read it")
+    return _dead_letter_unreadable(body, dequeue_count, failure, deps, time.perf_counter(), from_poison=True)

@@ -22,7 +22,8 @@ from shared.commerce.client import CommerceClient
 from shared.deadletters import DeadLetterStore
 from shared.ingest import IngestDeps
 from shared.ledger_store import LedgerStore
-from shared.processor import CallCounter, ProcessorDeps
+from shared.processor import CallCounter, ProcessorDeps, keep_stranded
+from shared.queue_monitor import StrandedQueues
 from shared.settings import Settings, load_settings
 from shared.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
 from shared.telemetry import Telemetry
@@ -76,9 +77,21 @@ class Runtime:
                              lease_seconds=s.ledger_lease_seconds, call_budget=self.commerce.call_budget,
                              hash_key=s.email_hash_key)
 
+    def _raw_queue(self, name: str) -> QueueClient:
+        # No decode policy: a message that is not base64 would make a decoding client's peek or receive
+        # raise, and with it the whole monitor run.
+        return self.storage.queue_service().get_queue_client(name)
+
     def monitored_queues(self) -> list[QueueClient]:
-        return [self.storage.queue(self.settings.events_queue),
-                self.storage.queue(self.settings.poison_queue)]
+        return [self._raw_queue(self.settings.events_queue), self._raw_queue(self.settings.poison_queue)]
+
+    def stranded_queues(self) -> StrandedQueues:
+        """The poison queue and its own poison queue, read as stored: what is there may not be base64."""
+        deps = self.processor_deps
+        return StrandedQueues(
+            poison=self._raw_queue(self.settings.poison_queue),
+            last=self._raw_queue(self.settings.poison_queue + "-poison"),
+            keep=lambda body, dequeue_count, readable: keep_stranded(body, dequeue_count, readable, deps))
 
 
 def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
