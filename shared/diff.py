@@ -7,7 +7,9 @@ their digits, codes case-insensitively. Settings defaults are never applied on u
 followed by the same event therefore gives None.
 
 The primary address and the email/phone contacts are updated in place by their ``RecordId`` with
-only the changed properties, or added (without RecordId) when the customer has none.
+only the changed properties, or added (without RecordId) when the customer has none. An added contact
+takes the event's consent, or, when the event sets none, the customer's current one (its email
+contact's, else its phone contact's): consent stays one value per customer.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str
     contacts = contacts if isinstance(contacts, list) else []
     opt_in = event.is_opted_in_marketing if event.has("isOptedInMarketing") else None
     changes: list[dict[str, Any]] = []
+    # A contact added by an event that does not set consent takes the customer's current consent.
+    current = primary(contacts, CONTACT_EMAIL) or primary(contacts, CONTACT_PHONE)
+    consent = opt_in if opt_in is not None else bool(current and current.get("IsOptedInMarketing"))
 
     def update(contact: dict[str, Any], value_changed: str | None) -> None:
         change: dict[str, Any] = {}
@@ -98,7 +103,7 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str
 
     email = primary(contacts, CONTACT_EMAIL)
     if email is None:
-        changes.append(email_contact(event))
+        changes.append({**email_contact(event), "IsOptedInMarketing": consent})
     else:
         differs = _text(email.get("Value")).lower() != event.email_match_key
         update(email, event.email if differs else None)
@@ -106,7 +111,7 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str
     phone = primary(contacts, CONTACT_PHONE)
     if event.has("phone") and event.phone:
         if phone is None:
-            changes.append(phone_contact(event))
+            changes.append({**phone_contact(event), "IsOptedInMarketing": consent})
         else:
             differs = _phone_key(phone.get("Value")) != event.phone
             update(phone, event.phone if differs else None)

@@ -6,7 +6,11 @@ reversible by guessing). An event whose groups all hash the same needs no Commer
 groups differ needs one PATCH of those groups, built here from the event and the record ids the
 ledger holds. Only when the event lacks a part that a composed property needs (``Name`` from the
 three name parts, ``FullAddress`` from the address parts) and the ledger cannot tell that part is
-empty, or when the email itself changes, is the customer read first (``None`` from ``blind_patch``).
+empty, when the email itself changes, or when a new phone contact needs the customer's consent and
+the event carries none, is the customer read first (``None`` from ``blind_patch``).
+
+``restrict`` narrows an event to the groups it may still write (``shared.ledger.assess``): an older
+event's groups that a newer event has written are left out of everything built from it.
 """
 
 from __future__ import annotations
@@ -19,19 +23,25 @@ from typing import Any, Mapping
 from pydantic.alias_generators import to_snake
 
 from shared.contract import NormalisedEvent
-from shared.ledger import ADDRESS_PARTS, NAME_PARTS, LedgerEntry
+from shared.ledger import ADDRESS_PARTS, GROUPS, NAME_PARTS, ORDERED_GROUPS, LedgerEntry
 from shared.mapping import (ADDRESS_PROPERTIES, address_body, compose_full_address, compose_name,
                             phone_contact)
 from shared.settings import MappingSettings
 
-GROUPS: Mapping[str, tuple[str, ...]] = {
-    "email": ("email",),
-    "name": ("firstName", "middleName", "lastName"),
-    "phone": ("phone",),
-    "profile": ("language", "currencyCode", "customerGroup"),
-    "consent": ("isOptedInMarketing",),
-    "address": ("address",),
-}
+
+
+def restrict(event: NormalisedEvent, groups: frozenset[str]) -> NormalisedEvent:
+    """``event`` as if it carried only the ordered ``groups`` (and its email): the fields of its other
+    groups, which newer events have written, read as absent, so that no PATCH, create body or hash
+    is built from them."""
+    dropped = [f for g, fields in GROUPS.items() if g in ORDERED_GROUPS and g not in groups for f in fields]
+    if not any(event.has(f) for f in dropped):
+        return event
+    update: dict[str, Any] = {to_snake(f): None for f in dropped}
+    update["present"] = tuple(p for p in event.present if p not in dropped)
+    return event.model_copy(update=update)
+
+
 def _value(event: NormalisedEvent, field: str) -> Any:
     # Contract names are the camelCase aliases of the event's attributes; the email compares by its key.
     value = getattr(event, "email_match_key" if field == "email" else to_snake(field))
@@ -106,6 +116,9 @@ def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
             if entry.phone_contact_record_id:
                 contacts[entry.phone_contact_record_id] = {
                     "RecordId": _record(entry.phone_contact_record_id), "Value": event.phone}
+            elif event.is_opted_in_marketing is None:
+                # A new contact takes the customer's current consent, which only a read tells.
+                raise _NeedsRead("consent for a new phone contact")
             else:
                 contacts["new-phone"] = phone_contact(event)
 

@@ -4,7 +4,9 @@ One record per email, keyed by the email hash (no personal data at rest). It rem
 - the Commerce account number, whether it is an async (temporary) account, and the ``RecordId`` of the
   primary address and of the email and phone contacts, so that an update is one PATCH with no search;
 - the ordering key (``occurredAt`` in UTC, then ``eventId``) of the last event applied, and the ids of
-  the latest few, so that a redelivered or older event is skipped without calling Commerce;
+  the latest few, so that a redelivered event is skipped without calling Commerce;
+- per field group, the ordering key of the last event applied that carried it, so that an older event
+  still applies the groups nobody has written since and skips only those a newer event wrote;
 - a hash per field group of what was last applied (``shared.fieldgroups``), so that unchanged data
   costs nothing and a change is one PATCH of just that group;
 - the lease: which invocation may write to Commerce for this email, until when, and which event it is
@@ -26,6 +28,19 @@ from shared.contract import NormalisedEvent
 from shared.mapping import CONTACT_EMAIL, CONTACT_PHONE, primary
 
 RECENT_EVENT_IDS = 16  # enough to tell "the same event again" from "an older event" in practice
+
+# The contract's fields by the group Commerce stores them in (``shared.fieldgroups`` hashes them and
+# builds their PATCH). Every event carries ``email``: it names the entry, so it is not ordered on its
+# own; each other group is (``ORDERED_GROUPS``).
+GROUPS: Mapping[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "name": ("firstName", "middleName", "lastName"),
+    "phone": ("phone",),
+    "profile": ("language", "currencyCode", "customerGroup"),
+    "consent": ("isOptedInMarketing",),
+    "address": ("address",),
+}
+ORDERED_GROUPS: tuple[str, ...] = tuple(g for g in GROUPS if g != "email")
 
 
 class LedgerConflict(Exception):
@@ -51,6 +66,11 @@ class OrderKey:
         return cls(event.occurred_at, event.event_id)
 
 
+def carried_groups(event: NormalisedEvent) -> frozenset[str]:
+    """The ordered groups ``event`` carries (at least one of their fields present, null included)."""
+    return frozenset(g for g in ORDERED_GROUPS if any(event.has(f) for f in GROUPS[g]))
+
+
 class Verdict(str, Enum):
     APPLY = "apply"
     DUPLICATE = "duplicate"  # this event id was applied already
@@ -58,10 +78,20 @@ class Verdict(str, Enum):
 
 
 @dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    # APPLY: the ordered groups to write; the event's other groups were written by a newer event
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Lease:
     owner: str
     until: datetime
     pending: OrderKey | None  # the event the owner is applying
+    # The groups that event writes (its write counts for them if it may have committed). None: every
+    # group (an email change, the previous address's lease, or a lease written before groups were kept).
+    groups: frozenset[str] | None = None
 
     def live(self, now: datetime) -> bool:
         return now < self.until
@@ -78,6 +108,12 @@ class LedgerEntry:
     phone_contact_record_id: str | None = None
     last: OrderKey | None = None
     recent_event_ids: tuple[str, ...] = ()
+    # Per ordered group, the key of the last event applied (or possibly applied) that carried it. None:
+    # an entry written before groups were ordered on their own, read as every group at ``last``.
+    group_keys: Mapping[str, OrderKey] | None = None
+    # Groups whose write at their ``group_keys`` key may or may not have committed: that event, and only
+    # that one, applies them again (read first). Read as every group for an old ``uncertain`` entry.
+    uncertain_groups: frozenset[str] = frozenset()
     hashes: Mapping[str, str] = field(default_factory=dict)
     empty_fields: frozenset[str] = frozenset()
     lease: Lease | None = None
@@ -96,20 +132,55 @@ class LedgerEntry:
     def leased_by_other(self, owner: str, now: datetime) -> bool:
         return self.lease is not None and self.lease.owner != owner and self.lease.live(now)
 
+    def keys(self) -> dict[str, OrderKey]:
+        """``group_keys``, an entry written before them read as every group at ``last``."""
+        if self.group_keys is None:
+            return dict.fromkeys(ORDERED_GROUPS, self.last) if self.last else {}
+        return dict(self.group_keys)
 
-def judge(entry: LedgerEntry | None, event: NormalisedEvent, *, force: bool = False) -> Verdict:
-    """Whether ``event`` still needs applying. Pure; call it on a ``settle``d entry."""
+    def unsure(self) -> frozenset[str]:
+        """``uncertain_groups``, an old ``uncertain`` entry read as every group uncertain at ``last``."""
+        if self.group_keys is None:
+            return frozenset(ORDERED_GROUPS) if self.state is State.UNCERTAIN and self.last else frozenset()
+        return self.uncertain_groups
+
+
+def _fresh(entry: LedgerEntry, key: OrderKey, groups: frozenset[str]) -> frozenset[str]:
+    """Of ``groups``, those no newer event has written: never written, written by an older event, or
+    written by this very event with an outcome unknown (its retry)."""
+    keys, unsure = entry.keys(), entry.unsure()
+    return frozenset(g for g in groups
+                     if keys.get(g) is None or key > keys[g] or (key == keys[g] and g in unsure))
+
+
+def assess(entry: LedgerEntry | None, event: NormalisedEvent, *, force: bool = False) -> Judgement:
+    """Whether ``event`` still needs applying, and for which groups. Pure; call it on a ``settle``d entry.
+
+    Duplicates are found by event id. Ordering is per group: an event older than the last one applied
+    still applies the groups no newer event has written (and is ``stale`` only when there are none).
+    An email change is ordered as a whole: it moves the entry, so it is ``stale`` when older."""
+    carried = carried_groups(event)
     if entry is None or entry.last is None or force:
-        return Verdict.APPLY
+        return Judgement(Verdict.APPLY, carried)
     key = OrderKey.of(event)
     if key == entry.last:
         # The last event itself: done, unless its write may not have happened (retry it).
-        return Verdict.APPLY if entry.state is State.UNCERTAIN else Verdict.DUPLICATE
+        if entry.state is State.UNCERTAIN or _fresh(entry, key, carried):
+            return Judgement(Verdict.APPLY, _fresh(entry, key, carried))
+        return Judgement(Verdict.DUPLICATE)
     if event.event_id in entry.recent_event_ids:
-        return Verdict.DUPLICATE
-    if key < entry.last:
-        return Verdict.STALE
-    return Verdict.APPLY
+        return Judgement(Verdict.DUPLICATE)
+    if key > entry.last:
+        return Judgement(Verdict.APPLY, carried)
+    fresh = _fresh(entry, key, carried)
+    if event.changes_email or not fresh:
+        return Judgement(Verdict.STALE)
+    return Judgement(Verdict.APPLY, fresh)
+
+
+def judge(entry: LedgerEntry | None, event: NormalisedEvent, *, force: bool = False) -> Verdict:
+    """``assess`` without the groups."""
+    return assess(entry, event, force=force).verdict
 
 
 def settle(entry: LedgerEntry, now: datetime) -> LedgerEntry:
@@ -121,7 +192,7 @@ def settle(entry: LedgerEntry, now: datetime) -> LedgerEntry:
         return entry
     if lease.pending is None:
         return replace(entry, lease=None)
-    return uncertain(replace(entry, lease=None), lease.pending)
+    return uncertain(replace(entry, lease=None), lease.pending, lease.groups)
 
 
 def expect_change(entry: LedgerEntry | None, email_hash: str, previous_hash: str, change: OrderKey,
@@ -144,10 +215,12 @@ def expect_change(entry: LedgerEntry | None, email_hash: str, previous_hash: str
 
 
 def take_lease(entry: LedgerEntry, owner: str, now: datetime, seconds: float,
-               pending: OrderKey, *, moved_from: str | None = None) -> LedgerEntry:
+               pending: OrderKey, *, moved_from: str | None = None,
+               groups: frozenset[str] | None = None) -> LedgerEntry:
     """``moved_from``: the event (``pending``) changes the email from that address to this one.
-    Recorded with the lease, so it outlives a failed attempt (see ``LedgerEntry.moved_from``)."""
-    lease = Lease(owner, now + timedelta(seconds=seconds), pending)
+    Recorded with the lease, so it outlives a failed attempt (see ``LedgerEntry.moved_from``).
+    ``groups``: the groups the pending event writes (None: every group)."""
+    lease = Lease(owner, now + timedelta(seconds=seconds), pending, groups)
     if moved_from:
         return replace(entry, lease=lease, moved_from=moved_from, moved_from_at=pending)
     return replace(entry, lease=lease)
@@ -163,26 +236,48 @@ def release(entry: LedgerEntry) -> LedgerEntry:
     return replace(entry, lease=None)
 
 
-def uncertain(entry: LedgerEntry, key: OrderKey) -> LedgerEntry:
-    """The write for ``key`` may or may not have committed. What Commerce holds is unknown, so the
-    hashes are dropped (the next writer reads the customer first) and ``key`` becomes the last event
-    unless a newer one is already recorded (a forced replay of an older event)."""
+def uncertain(entry: LedgerEntry, key: OrderKey, groups: frozenset[str] | None = None) -> LedgerEntry:
+    """The write for ``key`` (of ``groups``; None: every group) may or may not have committed. What
+    Commerce holds is unknown, so the hashes are dropped (the next writer reads the customer first).
+    The write counts as applied for its groups: ``key`` becomes their key, marked uncertain (so only
+    that event applies them again), unless a newer one is recorded; likewise ``key`` becomes the last
+    event unless a newer one is recorded (an older event's fresh groups, or a forced replay)."""
+    keys, unsure = entry.keys(), set(entry.unsure())
+    for group in ORDERED_GROUPS if groups is None else groups:
+        if keys.get(group) is None or key >= keys[group]:
+            keys[group] = key
+            unsure.add(group)
     last = max(entry.last, key) if entry.last else key
     return replace(entry, lease=None, state=State.UNCERTAIN if last == key else entry.state,
-                   last=last, hashes={})
+                   last=last, hashes={}, group_keys=keys, uncertain_groups=frozenset(unsure))
 
 
 def applied(entry: LedgerEntry, event: NormalisedEvent, *, customer: Mapping[str, Any] | None,
-            account_number: str, hashes: Mapping[str, str]) -> LedgerEntry:
+            account_number: str, hashes: Mapping[str, str], groups: frozenset[str] | None = None,
+            moved_at: OrderKey | None = None) -> LedgerEntry:
     """The event was applied (or found already true). ``customer`` is the document Commerce returned
-    last (create, PATCH or GET response), the source of the record ids; None keeps the known ones."""
+    last (create, PATCH or GET response), the source of the record ids; None keeps the known ones.
+    ``groups``: the groups it wrote (None: every group it carries); each gets its key unless a newer
+    one is recorded (a forced replay). ``moved_at``: the key of an email change this event applied
+    (its own, or one it took the customer over for): the change moves the entry, so every group is
+    recorded at that key at least and older events of this address are stale in every group."""
     key = OrderKey.of(event)
     recent = tuple(i for i in entry.recent_event_ids if i != event.event_id)
     recent = (recent + (event.event_id,))[-RECENT_EVENT_IDS:]
     learned = learn(customer) if customer is not None else {}
+    keys, unsure = entry.keys(), set(entry.unsure())
+    for group, at in [(g, key) for g in (carried_groups(event) if groups is None else groups)] + \
+            [(g, moved_at) for g in ORDERED_GROUPS if moved_at is not None]:
+        if keys.get(group) is None or at >= keys[group]:
+            keys[group] = at
+            unsure.discard(group)
     last = max(entry.last, key) if entry.last else key  # a forced replay never moves it back
-    return replace(entry, state=State.APPLIED, account_number=account_number, last=last,
-                   recent_event_ids=recent, hashes=dict(hashes), lease=None, moved_to=None, moved_from=None,
+    # An older event applied while the last one's write is still unknown leaves the entry uncertain.
+    still_uncertain = entry.state is State.UNCERTAIN and last != key
+    return replace(entry, state=State.UNCERTAIN if still_uncertain else State.APPLIED,
+                   account_number=account_number, last=last, recent_event_ids=recent,
+                   hashes={} if still_uncertain else dict(hashes), group_keys=keys,
+                   uncertain_groups=frozenset(unsure), lease=None, moved_to=None, moved_from=None,
                    moved_from_at=None, **learned)
 
 
@@ -192,7 +287,8 @@ def moved(entry: LedgerEntry, key: OrderKey, new_email_hash: str) -> LedgerEntry
     customer (later ones are a new customer's)."""
     last = max(entry.last, key) if entry.last else key
     return LedgerEntry(email_hash=entry.email_hash, state=State.MOVED, last=last,
-                       recent_event_ids=entry.recent_event_ids, moved_to=new_email_hash, etag=entry.etag)
+                       recent_event_ids=entry.recent_event_ids, group_keys=dict.fromkeys(ORDERED_GROUPS, last),
+                       moved_to=new_email_hash, etag=entry.etag)
 
 
 # Commerce properties whose emptiness the ledger remembers: a PATCH that changes one name part or

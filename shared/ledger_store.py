@@ -4,6 +4,8 @@ PartitionKey = the email hash, RowKey = ``"ledger"``. A first write is an insert
 worker inserted first); every later write replaces the entity only if its ETag is still the one read.
 A lost race surfaces as ``LedgerConflict``: the caller reads again and decides again.
 Record ids are stored as text (Int64 in Commerce; the table's Int64 needs explicit typing, text does not).
+An entity written before per-group ordering has no ``GroupKeys`` (read as None: every group at
+``Last*``) and no ``PendingGroups`` (every group); it needs no migration.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
+def _group_keys(keys: Any) -> str:
+    if keys is None:
+        return ""
+    return json.dumps({g: [_time(k.occurred_at), k.event_id] for g, k in keys.items()}, sort_keys=True)
+
+
+def _parse_group_keys(value: Any) -> dict[str, OrderKey] | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return {g: OrderKey(_parse_time(at), event_id) for g, (at, event_id) in json.loads(value).items()}
+
+
 def to_entity(entry: LedgerEntry) -> dict[str, Any]:
     lease = entry.lease
     pending = lease.pending if lease else None
@@ -46,11 +60,14 @@ def to_entity(entry: LedgerEntry) -> dict[str, Any]:
         "LastEventId": entry.last.event_id if entry.last else "",
         "RecentEventIds": json.dumps(list(entry.recent_event_ids)),
         "Hashes": json.dumps(dict(entry.hashes), sort_keys=True),
+        "GroupKeys": _group_keys(entry.group_keys),
+        "UncertainGroups": ",".join(sorted(entry.uncertain_groups)),
         "EmptyFields": ",".join(sorted(entry.empty_fields)),
         "LeaseOwner": lease.owner if lease else "",
         "LeaseUntil": _time(lease.until if lease else None),
         "PendingOccurredAt": _time(pending.occurred_at if pending else None),
         "PendingEventId": pending.event_id if pending else "",
+        "PendingGroups": json.dumps(sorted(lease.groups)) if pending and lease.groups is not None else "",
         "MovedTo": entry.moved_to or "",
         "MovedFrom": entry.moved_from or "",
         "MovedFromOccurredAt": _time(entry.moved_from_at.occurred_at if entry.moved_from_at else None),
@@ -64,7 +81,9 @@ def from_entity(entity: Any) -> LedgerEntry:
     lease = None
     if entity.get("LeaseOwner"):
         pending = OrderKey(pending_at, entity["PendingEventId"]) if pending_at else None
-        lease = Lease(entity["LeaseOwner"], _parse_time(entity["LeaseUntil"]), pending)
+        groups = entity.get("PendingGroups")
+        lease = Lease(entity["LeaseOwner"], _parse_time(entity["LeaseUntil"]), pending,
+                      frozenset(json.loads(groups)) if pending and groups else None)
     return LedgerEntry(
         email_hash=entity["PartitionKey"],
         state=State(entity.get("State") or State.NEW.value),
@@ -76,6 +95,8 @@ def from_entity(entity: Any) -> LedgerEntry:
         last=OrderKey(last_at, entity.get("LastEventId") or "") if last_at else None,
         recent_event_ids=tuple(json.loads(entity.get("RecentEventIds") or "[]")),
         hashes=json.loads(entity.get("Hashes") or "{}"),
+        group_keys=_parse_group_keys(entity.get("GroupKeys")),
+        uncertain_groups=frozenset(g for g in (entity.get("UncertainGroups") or "").split(",") if g),
         empty_fields=frozenset(f for f in (entity.get("EmptyFields") or "").split(",") if f),
         lease=lease,
         moved_to=entity.get("MovedTo") or None,

@@ -37,9 +37,9 @@ from shared.deadletters import UNKNOWN_PARTITION, DeadLetter
 from shared.diff import build_patch
 from shared.envelope import Envelope, peek_identity
 from shared.errors import Disposition, Failure, MessageFormatError, classify, safe_traceback
-from shared.fieldgroups import blind_patch, changed_groups, group_hashes
-from shared.ledger import (LedgerEntry, OrderKey, State, Verdict, applied, judge, moved, release, renew_lease,
-                           settle, take_lease, uncertain)
+from shared.fieldgroups import blind_patch, changed_groups, group_hashes, restrict
+from shared.ledger import (LedgerEntry, OrderKey, State, Verdict, applied, assess, carried_groups, moved, release,
+                           renew_lease, settle, take_lease, uncertain)
 from shared.ledger import LedgerConflict
 from shared import privacy
 from shared.logcontext import log_context
@@ -257,25 +257,28 @@ class _Lease:
 
 
 def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner: str, *,
-             force: bool, moved_from: str | None = None, pending: OrderKey | None = None
-             ) -> LedgerEntry | Verdict | None:
+             force: bool, moved_from: str | None = None, pending: OrderKey | None = None,
+             whole: bool = False) -> LedgerEntry | Verdict | None:
     """The entry with our lease on it; or the verdict DUPLICATE / STALE; or None when another
     worker holds the lease (or keeps winning the race for it). ``pending``: the event the lease is
-    recorded as applying, when it is not ``event`` itself (an email change adopted by a later event)."""
+    recorded as applying, when it is not ``event`` itself (an email change adopted by a later event).
+    The lease names the groups the event may still write (``Lease.groups``; None with ``whole``, or for
+    an email change: it moves the entry, every group with it)."""
     key = pending or OrderKey.of(event)
     for _ in range(LEASE_RACES):
         now = deps.clock()
         read = deps.ledger.read(email_hash)
         entry = settle(read, now) if read is not None else None
-        verdict = judge(entry, event, force=force)
-        if verdict is not Verdict.APPLY:
-            return verdict
+        judged = assess(entry, event, force=force)
+        if judged.verdict is not Verdict.APPLY:
+            return judged.verdict
         if entry is not None and entry.leased_by_other(owner, now):
             return None
         base = entry if entry is not None else LedgerEntry(email_hash)
+        groups = None if whole or event.changes_email else judged.groups
         try:
             return deps.ledger.write(take_lease(base, owner, now, deps.lease_seconds, key,
-                                              moved_from=moved_from))
+                                              moved_from=moved_from, groups=groups))
         except LedgerConflict:
             continue
     return None
@@ -287,7 +290,8 @@ def _let_go(lease: _Lease | None, key: OrderKey, maybe_written: bool, deps: Proc
     worker folds its pending event in the same (uncertain) way."""
     if lease is None:
         return
-    after = uncertain(lease.entry, key) if maybe_written else release(lease.entry)
+    held = lease.entry.lease
+    after = uncertain(lease.entry, key, held.groups if held else None) if maybe_written else release(lease.entry)
     try:
         deps.ledger.write(after)
     except Exception as error:  # noqa: BLE001 - see docstring
@@ -309,7 +313,7 @@ def _lease_previous(event: NormalisedEvent, held: LedgerEntry, change: OrderKey,
     # The lease on the old entry is recorded as applying the change (not this event, which may be a
     # later one for the new address): if it may have written, the old entry is uncertain at the
     # change's key, and the check below keeps meaning "the old address had events since the change".
-    old = _acquire(held.moved_from, event, deps, owner, force=True, pending=change)
+    old = _acquire(held.moved_from, event, deps, owner, force=True, pending=change, whole=True)
     if not isinstance(old, LedgerEntry):
         return _BUSY
     if old.last and old.last > change:
@@ -354,9 +358,14 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         log.info("email change superseded: the previous address has had newer events")
         return Outcome.STALE, None
     lease.partner = previous
+    groups = held.lease.groups if held.lease else None  # None: the whole event (an email change)
+    if groups is not None and groups != carried_groups(event):
+        log.info("older than the last event applied: writing %s only, the rest was written by newer "
+                 "events", ", ".join(sorted(groups)) or "no group")
+    applying = event if groups is None else restrict(event, groups)
 
     try:
-        outcome, customer, account, hashes, adopted = _sync(event, lease, previous, deps,
+        outcome, customer, account, hashes, adopted = _sync(applying, lease, previous, deps,
                                                             force=envelope.force)
     except Exception as error:
         maybe_written = lease.wrote and classify(error).may_have_committed
@@ -364,8 +373,10 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         _let_go(previous, change, maybe_written, deps)
         raise
     try:
+        # An email change moves the entry: recorded at its key for every group (see ledger.applied).
         deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account,
-                                  hashes=hashes))
+                                  hashes=hashes, groups=groups,
+                                  moved_at=key if event.changes_email else change if adopted else None))
     except Exception:
         # Written to Commerce (if at all) but not recorded: both entries say uncertain, so the retry
         # need not wait for the lease to expire (if storage is down, it expires and says the same).

@@ -296,3 +296,48 @@ def test_blind_patch_agrees_with_build_patch_on_random_pairs():
         blind, _ = same_result(_random_customer(rnd), _random_customer(rnd))
         blind_count += blind is not None
     assert blind_count > 100  # most pairs are patchable blind: the comparison really ran
+
+
+# --- restrict: an older event narrowed to the groups it may still write -------------------------------
+
+def test_restrict_drops_the_fields_of_the_other_groups():
+    from shared.fieldgroups import restrict
+    from shared.ledger import carried_groups
+
+    ev = event("evt-1", **FULL)
+    only = restrict(ev, frozenset({"name", "consent"}))
+    assert carried_groups(only) == {"name", "consent"}
+    assert (only.phone, only.address, only.language, only.customer_group) == (None, None, None, None)
+    assert (only.first_name, only.is_opted_in_marketing) == ("Ada", True)
+    assert (only.email, only.event_id, only.customer_account) == (ev.email, ev.event_id, ev.customer_account)
+    assert set(group_hashes(only, KEY)) == {"email", "name", "consent"}
+    assert {g: h for g, h in group_hashes(ev, KEY).items() if g in {"email", "name", "consent"}} == \
+        group_hashes(only, KEY)
+    assert restrict(ev, frozenset(GROUPS) - {"email"}) is ev  # nothing to drop
+    bare = restrict(ev, frozenset())
+    assert bare.present == ("createdDateTime", "customerAccount")  # not fields of any group
+
+
+def test_a_new_phone_contact_without_consent_in_the_event_needs_a_read():
+    # the contact takes the customer's consent, which the ledger does not hold
+    patch, _, groups = patch_for({"isOptedInMarketing": True}, {"phone": "+1 202 555 0199"})
+    assert groups == ["phone"] and patch is None
+    # with a known phone contact, a phone change alone is still blind
+    patch, _, _ = patch_for(FULL, {"phone": "+1 202 555 0199"})
+    assert set(patch) == {"Phone", "Contacts"}
+
+
+def test_a_contact_added_after_a_read_takes_the_customers_consent():
+    customer = stored_customer(event("evt-0", isOptedInMarketing=True))
+    patch = build_patch(copy.deepcopy(customer), event("evt-1", phone="+1 202 555 0199"), mapping())
+    [added] = patch["Contacts"]
+    assert added["AddressTypeValue"] == 1 and added["IsOptedInMarketing"] is True
+    # the event's own consent, when it carries one, wins and goes to every contact
+    patch = build_patch(copy.deepcopy(customer), event("evt-1", phone="+1 202 555 0199", isOptedInMarketing=False),
+                        mapping())
+    assert sorted(c["IsOptedInMarketing"] for c in patch["Contacts"]) == [False, False]
+    # an email contact added to a customer with only a phone contact takes that one's consent
+    seeded = copy.deepcopy(stored_customer(event("evt-0", phone="+1 202 555 0142", isOptedInMarketing=True)))
+    seeded["Contacts"] = [c for c in seeded["Contacts"] if c["AddressTypeValue"] == 1]
+    [added] = build_patch(seeded, event("evt-1", firstName="Ada"), mapping())["Contacts"]
+    assert added["AddressTypeValue"] == 2 and added["IsOptedInMarketing"] is True

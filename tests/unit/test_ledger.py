@@ -383,3 +383,222 @@ def test_expect_change_marks_only_where_the_change_can_still_matter():
     older = LedgerEntry("b" * 64, state=State.UNCERTAIN, last=key("evt-0"), etag="e3")
     marked = expect_change(older, "b" * 64, "a" * 64, change, NOW)
     assert marked.moved_from == "a" * 64 and marked.etag == "e3" and marked.last == older.last
+
+
+# --- ordering per field group ------------------------------------------------------------------------
+
+from shared.ledger import ORDERED_GROUPS, Judgement, assess, carried_groups  # noqa: E402
+
+
+def grouped_entry(keys: dict[str, OrderKey], *, state: State = State.APPLIED, unsure=frozenset(),
+                  **kw) -> LedgerEntry:
+    """An entry written since groups are ordered on their own: ``keys`` per group, last = the newest,
+    the events of the groups not ``unsure`` among the recent ids (an uncertain write adds none)."""
+    return LedgerEntry("h" * 64, state=state, account_number="004000", last=max(keys.values()),
+                       recent_event_ids=tuple(sorted({k.event_id for g, k in keys.items() if g not in unsure})),
+                       group_keys=keys, uncertain_groups=frozenset(unsure), **kw)
+
+
+NAME = dict(firstName="Grace", middleName=None, lastName="Hopper")
+ADDRESS = dict(address={"street": "Pine St", "city": "Seattle", "country": "US"})
+
+
+def test_carried_groups_never_include_the_email():
+    assert carried_groups(event()) == frozenset()
+    assert carried_groups(event(middleName=None, isOptedInMarketing=True)) == {"name", "consent"}
+    assert carried_groups(event(**FULL)) == set(ORDERED_GROUPS) == {"name", "phone", "profile", "consent",
+                                                                    "address"}
+
+
+def test_an_older_event_applies_only_the_groups_no_newer_event_wrote():
+    # e1 (10:00) wrote every group, e7 (10:06) the address only; e6 (10:05) was throttled meanwhile
+    e1, e7 = key("evt-1"), key("evt-7", T0 + timedelta(minutes=6))
+    entry = grouped_entry({**dict.fromkeys(ORDERED_GROUPS, e1), "address": e7})
+    late = event("evt-6", T0 + timedelta(minutes=5), **NAME, **ADDRESS)
+    assert assess(entry, late) == Judgement(Verdict.APPLY, frozenset({"name"}))
+    assert judge(entry, late) is Verdict.APPLY
+
+
+def test_an_older_event_whose_groups_were_all_written_since_is_stale():
+    e7 = key("evt-7", T0 + timedelta(minutes=6))
+    entry = grouped_entry({**dict.fromkeys(ORDERED_GROUPS, key("evt-1")), "address": e7})
+    assert assess(entry, event("evt-6", T0 + timedelta(minutes=5), **ADDRESS)) == Judgement(Verdict.STALE)
+    # an event carrying no group but its email has nothing left to write either
+    assert judge(entry, event("evt-6", T0 + timedelta(minutes=5))) is Verdict.STALE
+
+
+def test_a_group_never_written_is_fresh_for_any_event():
+    entry = grouped_entry({"name": key("evt-9", T0 + timedelta(hours=1))})
+    assert assess(entry, event("evt-1", T0, isOptedInMarketing=True, **NAME)) == \
+        Judgement(Verdict.APPLY, frozenset({"consent"}))
+
+
+def test_same_instant_events_touching_different_groups_both_apply():
+    consent = event("evt-a", T0, isOptedInMarketing=False)
+    profile = event("evt-b", T0, customerGroup="50")
+    # whichever comes first, the other still applies: the tie only orders events of the same group
+    after_profile = grouped_entry({"profile": OrderKey.of(profile)})
+    assert assess(after_profile, consent) == Judgement(Verdict.APPLY, frozenset({"consent"}))
+    after_consent = grouped_entry({"consent": OrderKey.of(consent)})
+    assert assess(after_consent, profile) == Judgement(Verdict.APPLY, frozenset({"profile"}))
+    # the same group at the same instant: the larger event id wins, as before
+    assert judge(after_profile, event("evt-a", T0, customerGroup="60")) is Verdict.STALE
+
+
+def test_duplicates_stay_per_event_id():
+    e1, e7 = key("evt-1"), key("evt-7", T0 + timedelta(minutes=6))
+    entry = grouped_entry({"name": e1, "address": e7})
+    assert judge(entry, event("evt-1", T0, **NAME)) is Verdict.DUPLICATE  # in RecentEventIds
+    assert judge(entry, event("evt-7", T0 + timedelta(minutes=6), **ADDRESS)) is Verdict.DUPLICATE  # the last
+
+
+def test_an_email_change_is_ordered_as_a_whole():
+    entry = grouped_entry({"address": key("evt-7", T0 + timedelta(minutes=6))}, )
+    change = event("evt-6", T0 + timedelta(minutes=5), email="ada@example.com", previousEmail="old@example.com",
+                   **NAME)
+    assert assess(entry, change) == Judgement(Verdict.STALE)  # its name group is fresh, but it moves the entry
+    newer = event("evt-8", T0 + timedelta(minutes=8), previousEmail="old@example.com", **NAME)
+    assert assess(entry, newer) == Judgement(Verdict.APPLY, frozenset({"name"}))
+
+
+def test_force_applies_every_group_the_event_carries():
+    entry = grouped_entry(dict.fromkeys(ORDERED_GROUPS, key("evt-9", T0 + timedelta(hours=1))))
+    assert assess(entry, event("evt-1", **FULL), force=True) == Judgement(Verdict.APPLY, frozenset(ORDERED_GROUPS))
+
+
+def test_an_uncertain_write_counts_for_the_groups_it_carried_and_only_its_event_retries_them():
+    e1, e7 = key("evt-1"), key("evt-7", T0 + timedelta(minutes=6))
+    entry = grouped_entry({**dict.fromkeys(ORDERED_GROUPS, e1), "address": e7})
+    e6 = event("evt-6", T0 + timedelta(minutes=5), **NAME, isOptedInMarketing=False)
+    after = uncertain(take_lease(entry, "w", NOW, 120, OrderKey.of(e6), groups=frozenset({"name", "consent"})),
+                      OrderKey.of(e6), frozenset({"name", "consent"}))
+    assert after.state is State.APPLIED and after.last == e7 and after.hashes == {}  # e7 is still the last
+    assert after.group_keys == {**dict.fromkeys(ORDERED_GROUPS, e1), "address": e7,
+                                "name": OrderKey.of(e6), "consent": OrderKey.of(e6)}
+    assert after.uncertain_groups == {"name", "consent"}
+    # e6 itself retries both; an older event for those groups is stale, for the others it still applies
+    assert assess(after, e6) == Judgement(Verdict.APPLY, frozenset({"name", "consent"}))
+    assert judge(after, event("evt-5", T0 + timedelta(minutes=4), **NAME)) is Verdict.STALE
+    assert assess(after, event("evt-5", T0 + timedelta(minutes=4), **NAME, phone="+1 202 555 0199")) == \
+        Judgement(Verdict.APPLY, frozenset({"phone"}))
+    # once e6 is applied, its groups are certain and it is a duplicate
+    done = applied(after, e6, customer=None, account_number="004000", hashes={}, groups=frozenset({"name",
+                                                                                                   "consent"}))
+    assert done.uncertain_groups == frozenset() and done.last == e7 and done.state is State.APPLIED
+    assert judge(done, e6) is Verdict.DUPLICATE
+
+
+def test_a_newer_write_of_an_uncertain_group_makes_it_certain():
+    e3 = key("evt-3", T0 + timedelta(minutes=3))
+    entry = grouped_entry({"consent": e3, "name": e3}, state=State.UNCERTAIN, unsure={"consent", "name"})
+    e4 = event("evt-4", T0 + timedelta(minutes=4), isOptedInMarketing=True)
+    after = applied(entry, e4, customer=None, account_number="004000", hashes={"consent": "c"},
+                    groups=frozenset({"consent"}))
+    assert after.state is State.APPLIED and after.uncertain_groups == {"name"}
+    assert after.group_keys["consent"] == OrderKey.of(e4) and after.group_keys["name"] == e3
+    # evt-3 is retried for its name only
+    assert assess(after, event("evt-3", T0 + timedelta(minutes=3), isOptedInMarketing=False, **NAME)) == \
+        Judgement(Verdict.APPLY, frozenset({"name"}))
+
+
+def test_an_older_event_applied_while_the_last_write_is_unknown_leaves_the_entry_uncertain():
+    e3 = key("evt-3", T0 + timedelta(minutes=3))
+    entry = grouped_entry({"consent": e3}, state=State.UNCERTAIN, unsure={"consent"})
+    older = event("evt-1", T0, **NAME)
+    after = applied(entry, older, customer=None, account_number="004000", hashes={"name": "n"},
+                    groups=frozenset({"name"}))
+    assert after.state is State.UNCERTAIN and after.last == e3 and after.hashes == {}
+    assert after.group_keys == {"consent": e3, "name": OrderKey.of(older)}
+    assert judge(after, event("evt-3", T0 + timedelta(minutes=3), isOptedInMarketing=True)) is Verdict.APPLY
+
+
+def test_settle_folds_a_pending_event_for_the_groups_it_writes():
+    e1 = key("evt-1")
+    entry = grouped_entry(dict.fromkeys(ORDERED_GROUPS, e1))
+    pending = key("evt-2", T0 + timedelta(minutes=1))
+    dead = replace(entry, lease=Lease("w", NOW - timedelta(seconds=1), pending, frozenset({"phone"})))
+    settled = settle(dead, NOW)
+    assert settled.state is State.UNCERTAIN and settled.last == pending and settled.lease is None
+    assert settled.group_keys == {**dict.fromkeys(ORDERED_GROUPS, e1), "phone": pending}
+    assert settled.uncertain_groups == {"phone"}
+    # an event between the two still writes its name, not its phone
+    between = event("evt-1b", T0 + timedelta(seconds=30), **NAME, phone="+1 202 555 0199")
+    assert assess(settled, between) == Judgement(Verdict.APPLY, frozenset({"name"}))
+
+
+def test_a_lease_without_groups_folds_every_group():
+    entry = grouped_entry({"name": key("evt-1")})
+    pending = key("evt-2", T0 + timedelta(minutes=1))
+    settled = settle(replace(entry, lease=Lease("w", NOW - timedelta(seconds=1), pending)), NOW)
+    assert settled.group_keys == dict.fromkeys(ORDERED_GROUPS, pending)
+    assert settled.uncertain_groups == set(ORDERED_GROUPS)
+
+
+def test_an_entry_written_before_group_keys_reads_every_group_at_its_last_event():
+    from shared.ledger_store import from_entity
+
+    last = OrderKey(T0 + timedelta(minutes=5), "evt-5")
+    # an entity exactly as the previous version stored it: no GroupKeys, UncertainGroups, PendingGroups
+    old = {"PartitionKey": "f" * 64, "RowKey": "ledger", "State": "applied", "AccountNumber": "004000",
+           "IsAsync": False, "AddressRecordId": "11", "EmailContactRecordId": "12", "PhoneContactRecordId": "",
+           "LastOccurredAt": last.occurred_at.isoformat(), "LastEventId": "evt-5",
+           "RecentEventIds": '["evt-1", "evt-5"]', "Hashes": '{"email": "e", "name": "n"}', "EmptyFields": "",
+           "LeaseOwner": "", "LeaseUntil": "", "PendingOccurredAt": "", "PendingEventId": "", "MovedTo": "",
+           "MovedFrom": "", "MovedFromOccurredAt": "", "MovedFromEventId": ""}
+    entry = from_entity(old)
+    assert entry.group_keys is None and entry.keys() == dict.fromkeys(ORDERED_GROUPS, last)
+    assert entry.unsure() == frozenset()
+    # so an older event is stale as a whole, exactly as before, and a newer one applies
+    assert judge(entry, event("evt-4", T0 + timedelta(minutes=4), **FULL)) is Verdict.STALE
+    newer = event("evt-6", T0 + timedelta(minutes=6), **NAME)
+    after = applied(entry, newer, customer=None, account_number="004000", hashes={"email": "e", "name": "n2"})
+    assert after.group_keys == {**dict.fromkeys(ORDERED_GROUPS, last), "name": OrderKey.of(newer)}
+    assert assess(after, event("evt-5b", T0 + timedelta(minutes=5, seconds=1), **NAME, phone="+1 202 555 0199")) \
+        == Judgement(Verdict.APPLY, frozenset({"phone"}))
+    # an old uncertain entry: every group is uncertain at its last event, which retries them all
+    old_uncertain = from_entity({**old, "State": "uncertain", "Hashes": "{}"})
+    assert old_uncertain.unsure() == set(ORDERED_GROUPS)
+    assert assess(old_uncertain, event("evt-5", last.occurred_at, **FULL)) == \
+        Judgement(Verdict.APPLY, frozenset(ORDERED_GROUPS))
+    assert judge(old_uncertain, event("evt-4", T0 + timedelta(minutes=4), **FULL)) is Verdict.STALE
+    # a lease taken by the previous version (no PendingGroups) folds every group
+    leased = from_entity({**old, "LeaseOwner": "w", "LeaseUntil": NOW.isoformat(),
+                          "PendingOccurredAt": (T0 + timedelta(minutes=6)).isoformat(), "PendingEventId": "evt-6"})
+    assert leased.lease.groups is None and settle(leased, NOW).unsure() == set(ORDERED_GROUPS)
+
+
+def test_applied_records_the_groups_it_wrote_and_never_moves_a_group_back():
+    e9 = key("evt-9", T0 + timedelta(hours=1))
+    entry = grouped_entry({"name": e9})
+    ev = event("evt-1", T0, **NAME, isOptedInMarketing=True)
+    after = applied(entry, ev, customer=None, account_number="004000", hashes={})  # a forced replay: both
+    assert after.group_keys == {"name": e9, "consent": OrderKey.of(ev)} and after.last == e9
+
+
+def test_an_applied_email_change_and_a_tombstone_order_every_group_at_the_change():
+    change = event("evt-5", T0 + timedelta(minutes=5), email="new@example.com", previousEmail="ada@example.com",
+                   **NAME)
+    key5 = OrderKey.of(change)
+    new = applied(LedgerEntry(change.email_hash), change, customer=None, account_number="004000", hashes={},
+                  moved_at=key5)
+    assert new.group_keys == dict.fromkeys(ORDERED_GROUPS, key5)
+    assert judge(new, event("evt-4", T0 + timedelta(minutes=4), email="new@example.com", **FULL)) is Verdict.STALE
+    old = grouped_entry({"address": key("evt-1")})
+    tomb = moved(old, key5, change.email_hash)
+    assert tomb.group_keys == dict.fromkeys(ORDERED_GROUPS, key5)
+    assert judge(tomb, event("evt-4", T0 + timedelta(minutes=4), **FULL)) is Verdict.STALE
+
+
+def test_entity_round_trip_keeps_group_keys_uncertain_groups_and_pending_groups():
+    from shared.ledger_store import from_entity, to_entity
+
+    keys = {"name": OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=timezone.utc), "évt/1 ?#"),
+            "consent": key("evt-2", T0 + timedelta(minutes=1))}
+    for entry in (grouped_entry(keys, unsure={"consent"}), LedgerEntry("d" * 64, group_keys={}),
+                  replace(full_entry(), group_keys=keys, lease=Lease("w", NOW, key("evt-3"), frozenset())),
+                  replace(full_entry(), lease=Lease("w", NOW, key("evt-3"), frozenset({"phone", "name"})))):
+        entity = to_entity(entry)
+        assert all(isinstance(v, (str, bool)) for v in entity.values())
+        assert from_entity(entity) == entry
+    assert to_entity(LedgerEntry("d" * 64))["GroupKeys"] == ""  # None and {} differ on the table too
+    assert to_entity(LedgerEntry("d" * 64, group_keys={}))["GroupKeys"] == "{}"

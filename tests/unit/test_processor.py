@@ -19,7 +19,7 @@ from shared.commerce.errors import (RUNTIME_PREFIX, CommerceAuthError, CommerceC
                                     CommerceThrottledError, CommerceTimeoutError)
 from shared.envelope import Envelope
 from shared.fieldgroups import group_hashes
-from shared.ledger import Lease, LedgerEntry, OrderKey, State
+from shared.ledger import ORDERED_GROUPS, Lease, LedgerEntry, OrderKey, State, carried_groups
 from shared.ledger import LedgerConflict
 from shared.processor import CallCounter, ProcessorDeps, ProcessResult, RetryLater, process_message
 from shared.settings import RetrySettings
@@ -777,21 +777,75 @@ FINAL = {Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.DUPLICATE,
 HOST_VISIBILITY_SECONDS = 30  # a crashed delivery's message becomes visible again after this
 
 
-def simulate(seed: int, events_count: int = 10) -> None:
+def partial_customer(rnd: random.Random) -> dict:
+    """A random subset of the field groups, each carried whole (so its value is one event's)."""
+    values = {
+        "name": lambda: {"firstName": rnd.choice(["Ada", "Grace", "Ida"]), "middleName": rnd.choice(["King", None]),
+                         "lastName": rnd.choice(["Lovelace", "Hopper"])},
+        "phone": lambda: {"phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None])},
+        "profile": lambda: {"language": rnd.choice(["en-GB", "da-DK"]), "currencyCode": rnd.choice(["GBP", "DKK"]),
+                            "customerGroup": rnd.choice(["40", "50"])},
+        "consent": lambda: {"isOptedInMarketing": rnd.choice([True, False])},
+        "address": lambda: {"address": {**FULL["address"], "street": rnd.choice(["Pine St", "Main St"]),
+                                        "city": rnd.choice(["Seattle", "Portland"])}},
+    }
+    customer: dict = {}
+    for group in ORDERED_GROUPS:
+        if rnd.random() < 0.45:
+            customer.update(values[group]())
+    return customer
+
+
+def group_value(customer: dict, group: str):
+    """What Commerce holds for one field group, in the event's normalised terms."""
+    contacts = customer.get("Contacts") or []
+    if group == "name":
+        return (customer["FirstName"] or None, customer["MiddleName"] or None, customer["LastName"] or None,
+                customer["Name"])
+    if group == "phone":
+        phones = [c["Value"] for c in contacts if c["AddressTypeValue"] == 1]
+        return customer["Phone"] or None, phones[:1] if customer["Phone"] else None
+    if group == "profile":
+        return customer["Language"], customer["CurrencyCode"], customer["CustomerGroup"]
+    if group == "consent":
+        return {bool(c.get("IsOptedInMarketing")) for c in contacts}  # one value on every contact
+    address = next(a for a in customer["Addresses"] if a["IsPrimary"])
+    return address["Street"], address["City"]
+
+
+def expected_value(ev, group: str):
+    if group == "name":
+        return ev.first_name, ev.middle_name, ev.last_name, " ".join(
+            p for p in (ev.first_name, ev.middle_name, ev.last_name) if p)
+    if group == "phone":
+        return ev.phone, [ev.phone] if ev.phone else None
+    if group == "profile":
+        return ev.language, ev.currency_code, ev.customer_group
+    if group == "consent":
+        return {ev.is_opted_in_marketing}
+    return ev.address.street, ev.address.city
+
+
+def simulate(seed: int, events_count: int = 10, partial: bool = False) -> None:
     """Events for one email delivered in random order, some twice at once (a delivery started from inside
     another's Commerce call plays a second worker), with throttling, 5xx, writes that time out before or
     after committing, and workers that die mid-write. The end state must be as if the events had been
-    applied in order, once."""
+    applied in order, once. ``partial``: each event carries a random subset of the field groups (some
+    at the same instant as another): every group must end at the latest event that carried it."""
     rnd = random.Random(seed)
     world = World()
     world.deps.rng = random.Random(seed)
     world.deps.lease_seconds = 2 * CALL_BUDGET  # the shortest lease settings allow: renewals matter
     minutes = rnd.sample(range(1, 100), events_count)
-    events = [event(f"evt-{i:02d}", at(m), **{**FULL, "firstName": rnd.choice(["Ada", "Grace", "Ida"]),
-                                             "middleName": rnd.choice(["King", None]),
-                                             "phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None]),
-                                             "customerGroup": rnd.choice(["40", "50"])})
-              for i, m in enumerate(minutes)]
+    if partial:
+        minutes = [rnd.choice(minutes[:i]) if i and rnd.random() < 0.2 else m for i, m in enumerate(minutes)]
+        events = [event(f"evt-{i:02d}", at(m), **partial_customer(rnd)) for i, m in enumerate(minutes)]
+    else:
+        events = [event(f"evt-{i:02d}", at(m), **{**FULL, "firstName": rnd.choice(["Ada", "Grace", "Ida"]),
+                                                 "middleName": rnd.choice(["King", None]),
+                                                 "phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None]),
+                                                 "customerGroup": rnd.choice(["40", "50"])})
+                  for i, m in enumerate(minutes)]
     latest = max(events, key=OrderKey.of)
     email_hash = latest.email_hash
     queue = [(world.clock(), envelope(e).to_json(), 1) for e in events]
@@ -868,10 +922,21 @@ def simulate(seed: int, events_count: int = 10) -> None:
     assert world.deadletters.letters == []
     assert not any(r == "unexpected_error" for _, r in world.telemetry.outcomes)
     [customer] = world.commerce.by_email(OLD_EMAIL)
-    assert (customer["FirstName"], customer["MiddleName"] or None, customer["Phone"] or None,
-            customer["CustomerGroup"]) == (latest.first_name, latest.middle_name, latest.phone,
-                                           latest.customer_group)
-    assert customer["Name"] == " ".join(p for p in (latest.first_name, latest.middle_name, latest.last_name) if p)
+    if partial:
+        entry = world.ledger.read(email_hash)
+        for group in ORDERED_GROUPS:
+            carriers = [e for e in events if group in carried_groups(e)]
+            if carriers:
+                winner = max(carriers, key=OrderKey.of)
+                assert group_value(customer, group) == expected_value(winner, group), (group, winner.event_id)
+                assert entry.group_keys[group] == OrderKey.of(winner), group
+        assert entry.uncertain_groups == frozenset()
+    else:
+        assert (customer["FirstName"], customer["MiddleName"] or None, customer["Phone"] or None,
+                customer["CustomerGroup"]) == (latest.first_name, latest.middle_name, latest.phone,
+                                               latest.customer_group)
+        assert customer["Name"] == " ".join(p for p in (latest.first_name, latest.middle_name, latest.last_name)
+                                            if p)
     entry = world.ledger.read(email_hash)
     assert entry.last == OrderKey.of(latest) and entry.state is State.APPLIED and entry.lease is None
     finals = [event_id for event_id, outcome in world.telemetry.event_outcomes if outcome in FINAL]
@@ -881,6 +946,11 @@ def simulate(seed: int, events_count: int = 10) -> None:
 @pytest.mark.parametrize("seed", range(40))
 def test_random_deliveries_with_faults_crashes_and_races_end_in_the_latest_data(seed):
     simulate(seed)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_partial_events_end_with_every_group_at_the_latest_event_that_carried_it(seed):
+    simulate(seed, events_count=12, partial=True)
 
 
 # --- email changes and uncertain writes: interleavings found in review -------------------------------
@@ -979,3 +1049,188 @@ def test_an_event_for_the_new_address_that_overtakes_a_marked_change_adopts_the_
     assert _customers(world) == [(NEW_EMAIL, "60")]
     tomb = world.entry(ev1.email_hash)
     assert tomb.state is State.MOVED and tomb.last == OrderKey.of(change)  # moved by the change's key
+
+
+# --- ordering per field group: an older event still writes the groups nobody has written since ----------
+
+NAME_ONLY = dict(firstName="Grace", middleName=None, lastName="Hopper")
+NEW_ADDRESS = {"address": {**FULL["address"], "street": "Pine St", "streetNumber": "7"}}
+
+
+class CountingLedger(RecordingLedger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def read(self, email_hash):
+        self.reads += 1
+        return super().read(email_hash)
+
+
+def test_a_throttled_name_change_overtaken_by_an_address_only_event_is_still_applied(world):
+    ev1 = created(world)
+    world.commerce.fail("update", CommerceThrottledError("slow down", operation="update", status=429, retry_after=3))
+    e6 = event("evt-6", at(5), **NAME_ONLY)
+    assert world.send(envelope(e6)).outcome is Outcome.RETRYING
+    retry, _ = world.last_requeued()
+    assert world.send(envelope(event("evt-7", at(6), **NEW_ADDRESS))).outcome is Outcome.UPDATED
+    world.commerce.log.clear()
+    assert world.send(retry).outcome is Outcome.UPDATED  # not stale: nobody wrote the name since
+    [(op, (_, patch))] = world.commerce.log
+    assert op == "update" and set(patch) == {"FirstName", "MiddleName", "LastName", "Name"}
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert (customer["Name"], customer["Addresses"][0]["Street"]) == ("Grace Hopper", "Pine St")
+    entry = world.entry(ev1.email_hash)
+    assert entry.last == key_of("evt-7", 6) and entry.state is State.APPLIED
+    assert entry.group_keys["name"] == key_of("evt-6", 5) and entry.group_keys["address"] == key_of("evt-7", 6)
+    assert world.send(retry).outcome is Outcome.DUPLICATE  # by its id, as before
+
+
+def key_of(event_id: str, minutes: float) -> OrderKey:
+    return OrderKey(at(minutes), event_id)
+
+
+def test_an_older_event_patches_only_its_groups_that_no_newer_event_wrote(world):
+    created(world)
+    world.send(envelope(event("evt-3", at(3), **NEW_ADDRESS)))
+    world.commerce.log.clear()
+    writes = world.ledger.writes
+    older = event("evt-2", at(2), address={**FULL["address"], "street": "Old St"}, customerGroup="50",
+                  language="da-DK")
+    assert world.send(envelope(older)).outcome is Outcome.UPDATED
+    [(op, (_, patch))] = world.commerce.log
+    assert op == "update" and patch == {"Language": "da-dk", "CustomerGroup": "50"}  # no address
+    assert world.ledger.writes == writes + 2  # lease, record: as for any update
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert (customer["Addresses"][0]["Street"], customer["CustomerGroup"]) == ("Pine St", "50")
+
+
+def test_an_older_event_whose_groups_were_all_written_since_is_stale_with_one_ledger_read():
+    world = World(ledger=CountingLedger())
+    created(world)
+    world.send(envelope(event("evt-3", at(3), **NEW_ADDRESS, isOptedInMarketing=False)))
+    world.commerce.log.clear()
+    reads, writes = world.ledger.reads, world.ledger.writes
+    older = event("evt-2", at(2), address={**FULL["address"], "street": "Old St"}, isOptedInMarketing=True)
+    assert world.send(envelope(older)).outcome is Outcome.STALE
+    assert world.commerce.ops == [] and world.ledger.writes == writes and world.ledger.reads == reads + 1
+
+
+@pytest.mark.parametrize("first", ["consent", "profile"])
+def test_a_consent_and_a_profile_event_at_the_same_instant_both_apply(world, first):
+    created(world)
+    consent = event("evt-a", at(5), isOptedInMarketing=False)  # "evt-a" < "evt-b": ordered first
+    profile = event("evt-b", at(5), customerGroup="50")
+    for ev in ([consent, profile] if first == "consent" else [profile, consent]):
+        assert world.send(envelope(ev)).outcome is Outcome.UPDATED
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert customer["CustomerGroup"] == "50"
+    assert {c["IsOptedInMarketing"] for c in customer["Contacts"]} == {False}
+
+
+def test_an_uncertain_older_write_is_retried_for_its_groups_after_a_newer_event(world):
+    ev1 = created(world)
+    world.commerce.fail("update", CommerceTimeoutError("read timeout", operation="update"))  # did not land
+    e2 = event("evt-2", at(2), isOptedInMarketing=False)
+    assert world.send(envelope(e2)).outcome is Outcome.RETRYING
+    retry, _ = world.last_requeued()
+    entry = world.entry(ev1.email_hash)
+    assert entry.state is State.UNCERTAIN and entry.uncertain_groups == {"consent"}
+    world.commerce.log.clear()
+    assert world.send(envelope(event("evt-3", at(3), **NAME_ONLY))).outcome is Outcome.UPDATED
+    assert world.commerce.ops == ["get", "update"]  # what Commerce held was unknown: read first
+    entry = world.entry(ev1.email_hash)
+    assert entry.state is State.APPLIED and entry.last == key_of("evt-3", 3)
+    assert entry.uncertain_groups == {"consent"}  # evt-3 did not write consent: still evt-2's to retry
+    assert world.send(envelope(event("evt-1b", at(1), isOptedInMarketing=True))).outcome is Outcome.STALE
+    assert world.send(retry).outcome is Outcome.UPDATED
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert {c["IsOptedInMarketing"] for c in customer["Contacts"]} == {False} and customer["Name"] == "Grace Hopper"
+    entry = world.entry(ev1.email_hash)
+    assert entry.uncertain_groups == frozenset() and entry.state is State.APPLIED
+
+
+def test_a_customer_created_by_an_older_event_gets_only_its_fresh_groups(world):
+    newer = event("evt-2", at(2), **NAME_ONLY, isOptedInMarketing=True, **NEW_ADDRESS)
+    world.commerce.fail("create", _timeout("create", sent=True))  # the create never landed
+    assert world.send(envelope(newer)).outcome is Outcome.RETRYING
+    retry, _ = world.last_requeued()
+    older = event("evt-1", at(1), firstName="Old", lastName="Name", phone="+1 202 555 0199", isOptedInMarketing=False)
+    world.commerce.log.clear()
+    assert world.send(envelope(older)).outcome is Outcome.CREATED
+    assert world.commerce.ops == ["search", "create"]
+    body = world.commerce.log[1][1]
+    assert {"FirstName", "LastName", "Name"}.isdisjoint(body) and body["Addresses"] == []
+    assert body["Phone"] == "+12025550199" and body["Email"] == OLD_EMAIL  # its phone, and what Commerce needs
+    # consent was written by the newer event (its outcome unknown): the contacts do not take the older one
+    assert {c["IsOptedInMarketing"] for c in body["Contacts"]} == {False}
+    assert world.entry(older.email_hash).state is State.UNCERTAIN  # evt-2 still has to be retried
+    assert world.send(retry).outcome is Outcome.UPDATED
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert (customer["Name"], customer["Phone"], customer["Addresses"][0]["Street"]) == \
+        ("Grace Hopper", "+12025550199", "Pine St")
+    assert {c["IsOptedInMarketing"] for c in customer["Contacts"]} == {True}
+    assert world.entry(older.email_hash).state is State.APPLIED and len(world.commerce.customers) == 1
+
+
+def test_a_phone_contact_an_older_event_adds_takes_the_latest_consent(world):
+    created(world, firstName="Ada", isOptedInMarketing=True)  # no phone contact yet
+    assert world.send(envelope(event("evt-3", at(3), isOptedInMarketing=False))).outcome is Outcome.UPDATED
+    world.commerce.log.clear()
+    older = event("evt-2", at(2), phone="+1 202 555 0199", isOptedInMarketing=True)
+    assert world.send(envelope(older)).outcome is Outcome.UPDATED
+    assert world.commerce.ops == ["get", "update"]  # the customer's consent is read, not taken from evt-2
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert customer["Phone"] == "+12025550199"
+    assert [(c["AddressTypeValue"], c["IsOptedInMarketing"]) for c in customer["Contacts"]] == [(2, False), (1, False)]
+
+
+def test_an_email_change_stays_ordered_as_a_whole(world):
+    ev1 = created(world)
+    change = event("evt-3", at(3), email=NEW_EMAIL, previousEmail=OLD_EMAIL, **FULL)
+    assert world.send(envelope(change)).outcome is Outcome.UPDATED
+    # an older event for the new address is stale in every group, even one the change did not write
+    world.commerce.log.clear()
+    assert world.send(envelope(event("evt-2", at(2), email=NEW_EMAIL, phone="+1 202 555 0199"))).outcome \
+        is Outcome.STALE
+    # and an older change is stale as a whole, though its name group is fresh at the new address
+    other = event("evt-5", at(5), email="ada.byron@example.org", customerGroup="50")
+    assert world.send(envelope(other)).outcome is Outcome.CREATED
+    late_change = event("evt-4", at(4), email="ada.byron@example.org", previousEmail=NEW_EMAIL, **NAME_ONLY)
+    assert world.send(envelope(late_change)).outcome is Outcome.STALE
+    assert world.commerce.ops == ["search", "create"] and world.entry(ev1.email_hash).state is State.MOVED
+
+
+def test_an_entry_written_before_group_keys_works_and_gains_them(world):
+    ev1 = created(world)
+    entry = world.entry(ev1.email_hash)
+    # as the previous version wrote it: no group keys, no uncertain groups
+    world.ledger.put(replace(entry, group_keys=None, uncertain_groups=frozenset()))
+    assert world.send(envelope(event("evt-0", at(-1), **NAME_ONLY))).outcome is Outcome.STALE
+    assert world.send(envelope(event("evt-2", at(2), **NAME_ONLY))).outcome is Outcome.UPDATED
+    entry = world.entry(ev1.email_hash)
+    assert entry.group_keys == {**dict.fromkeys(ORDERED_GROUPS, key_of("evt-1", 0)), "name": key_of("evt-2", 2)}
+    # from now on an event older than evt-2 writes what evt-1 wrote last
+    assert world.send(envelope(event("evt-1b", at(1), customerGroup="50", **NAME_ONLY))).outcome is Outcome.UPDATED
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert customer["CustomerGroup"] == "50" and customer["Name"] == "Grace Hopper"
+
+
+def test_a_worker_that_died_writing_an_older_events_groups_is_folded_for_those_groups_only(world):
+    ev1 = created(world)
+    world.send(envelope(event("evt-3", at(3), **NEW_ADDRESS)))
+    e2 = event("evt-2", at(2), **NAME_ONLY, customerGroup="50")
+    entry = world.entry(ev1.email_hash)
+    dead = Lease("dead-worker", NOW - timedelta(seconds=1), OrderKey.of(e2), frozenset({"name", "profile"}))
+    world.ledger.put(replace(entry, lease=dead))
+    # an event between evt-1 and evt-2 writes its phone, not its name (evt-2's write may have landed)
+    between = event("evt-1b", at(1), firstName="Ida", middleName=None, lastName="B", phone="+1 202 555 0199")
+    world.commerce.log.clear()
+    assert world.send(envelope(between)).outcome is Outcome.UPDATED
+    entry = world.entry(ev1.email_hash)
+    assert entry.state is State.APPLIED and entry.last == key_of("evt-3", 3)
+    assert entry.uncertain_groups == {"name", "profile"}
+    assert world.send(envelope(e2)).outcome is Outcome.UPDATED  # the dead worker's event, redelivered
+    [customer] = world.commerce.by_email(OLD_EMAIL)
+    assert (customer["Name"], customer["Phone"], customer["CustomerGroup"]) == ("Grace Hopper", "+12025550199", "50")
+    assert world.entry(ev1.email_hash).uncertain_groups == frozenset()
