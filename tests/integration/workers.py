@@ -2,8 +2,9 @@
 sharing nothing but Azurite and the Commerce emulator, each test with its own queue and table names.
 
 Also what the multi-worker tests need around it: posting batches, waiting until every queue is
-drained, reading dead letters and the ledger from storage, and a generator of full customer events
-that knows, independently of the product's code, what Commerce must hold after each one.
+drained, reading dead letters and the ledger from storage, killing a worker process mid-call and
+starting another, and generators of customer events (full, or carrying some field groups only)
+that know, independently of the product's code, what Commerce must hold after each one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import random
 import re
+import signal
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -73,12 +75,26 @@ class Pipeline:
     worker_args: list[str] = field(default_factory=list)
     worker_count: int = 8
     replies: list[IngestReply] = field(default_factory=list)
+    killed: list[DevhostProcess] = field(default_factory=list)  # workers killed (their output is kept)
 
     def start_workers(self) -> None:
         """The queue-only worker processes, started side by side (for example once the events
         are already queued, so that they all meet a full queue)."""
         assert not self.workers, "workers already started"
         self.workers = _start_all(self.env, [self.worker_args] * self.worker_count)
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL worker ``index``: no shutdown, no release of what it holds (its messages come back
+        when their in-flight visibility lapses, its leases when they expire). Its output is kept."""
+        dead = self.workers[index]
+        dead.process.send_signal(signal.SIGKILL)
+        dead.process.wait(timeout=10)
+        self.killed.append(dead)
+
+    def restart_worker(self, index: int) -> DevhostProcess:
+        """A new worker process in place of worker ``index`` (killed, or stopped)."""
+        [self.workers[index]] = _start_all(self.env, [self.worker_args])
+        return self.workers[index]
 
     # --- sending -------------------------------------------------------------------------------
     @property
@@ -162,7 +178,7 @@ class Pipeline:
     def outcomes(self) -> list[tuple[int, str, str, str | None]]:
         """(worker index, outcome, event id, reason) of every CustomerSyncOutcome the workers logged."""
         found = []
-        for index, worker in enumerate(self.workers):
+        for index, worker in enumerate(self.workers + self.killed):
             for line in worker.output().splitlines():
                 match = _OUTCOME.search(line)
                 if match:
@@ -176,10 +192,38 @@ class Pipeline:
 
     def output_tails(self, lines: int = 12) -> str:
         parts = []
-        for name, process in [("ingest", self.ingest)] + [(f"worker {i}", w) for i, w in enumerate(self.workers)]:
+        for name, process in [("ingest", self.ingest)] + [(f"worker {i}", w) for i, w in
+                                                          enumerate(self.workers + self.killed)]:
             tail = "".join(process.lines[-lines:])
             parts.append(f"----- {name} (pid {process.process.pid}, exit {process.process.poll()}) -----\n{tail}")
         return "\n".join(parts)
+
+
+def socket_owner(local_port: int, remote_port: int, pids: Sequence[int]) -> int | None:
+    """Which of ``pids`` holds the TCP connection from ``local_port`` to ``remote_port`` on this host
+    (Linux /proc; None when none does, e.g. the connection is already closed)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.rsplit(":", 1)[1], 16) == local_port and int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                inodes.add(f"socket:[{inode}]")
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        return pid
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -237,14 +281,14 @@ def _start_all(env: dict[str, str], args_list: Sequence[Sequence[str]]) -> list[
 
 @contextmanager
 def running_pipeline(azurite, emulator, tmp_path: Path, *, workers: int = 8, start_workers: bool = True,
-                     settings: dict[str, str] | None = None) -> Iterator[Pipeline]:
+                     settings: dict[str, str] | None = None, host_json: dict | None = None) -> Iterator[Pipeline]:
     """Start the ingest process and (unless ``start_workers`` is False: then call
     ``Pipeline.start_workers``) ``workers`` queue-only processes, yield the Pipeline, and stop every
     process whatever happens. On a failure the tail of each process's output is printed (pytest
-    shows it with the failure)."""
+    shows it with the failure). ``host_json``: instead of ``WORKER_HOST_JSON``."""
     env = pipeline_env(azurite, emulator, **(settings or {}))
     cfg, storage = provision(env)
-    host_json = str(write_host_json(tmp_path))
+    host_json = str(write_host_json(tmp_path, host_json))
     common = ["--no-azurite", "--no-emulator", "--host-json", host_json]
     ingest_args = [*common, "--port", "0", "--functions", names.FUNCTION_INGEST, names.FUNCTION_HEALTH]
     [ingest] = _start_all(env, [ingest_args])
@@ -398,3 +442,87 @@ def outcome_summary(outcomes: list[tuple[int, str, str, str | None]]) -> dict[st
         if outcome in FINAL_OUTCOMES:
             final.setdefault(event_id, outcome)
     return {"deliveries": Counter(o for _, o, _, _ in outcomes), "final": Counter(final.values())}
+
+
+# --- events carrying some field groups only -----------------------------------------------------------
+
+GROUP_NAMES = ("name", "phone", "profile", "consent", "address")  # every field group but the email
+PROFILES = (("en-US", "USD", "10"), ("da-DK", "DKK", "20"), ("fr-FR", "EUR", "40"), ("en-GB", "GBP", "10"))
+
+
+@dataclass(frozen=True)
+class GroupEvent:
+    """One event as sent, carrying some field groups, with what Commerce must hold for each of them
+    (absent groups are unchanged: they say nothing)."""
+
+    raw: dict
+    email: str
+    occurred_utc: datetime
+    groups: dict[str, Any]  # group -> the value ``group_values`` must find once this event wins it
+
+    @property
+    def event_id(self) -> str:
+        return self.raw["eventId"]
+
+    @property
+    def order_key(self) -> tuple[datetime, str]:
+        return self.occurred_utc, self.event_id
+
+
+def group_event(event_id: str, email: str, occurred: datetime, serial: int, place: Place, groups: Sequence[str],
+                rnd: random.Random) -> GroupEvent:
+    """An event carrying exactly ``groups``, each whole, with values unique to ``serial`` where the
+    group has room for it (name, phone, address), so that which event won a group can be told."""
+    customer: dict[str, Any] = {"email": email}
+    expected: dict[str, Any] = {}
+    if "name" in groups:
+        first, middle = rnd.choice(FIRST_NAMES), rnd.choice([None, "Q"])
+        last = rnd.choice(LAST_NAMES) + _letters(serial)
+        customer.update(firstName=first, middleName=middle, lastName=last)
+        expected["name"] = (first, middle or "", last, " ".join(p for p in (first, middle, last) if p))
+    if "phone" in groups:
+        phone = place.phone_format.format(serial % 10_000)
+        customer["phone"] = phone
+        e164 = "+" + re.sub(r"\D", "", phone)
+        expected["phone"] = (e164, e164)
+    if "profile" in groups:
+        language, currency, group = rnd.choice(PROFILES)
+        customer.update(language=language, currencyCode=currency, customerGroup=group)
+        expected["profile"] = (language.lower(), currency, group)
+    if "consent" in groups:
+        opted_in = rnd.random() < 0.5
+        customer["isOptedInMarketing"] = opted_in
+        expected["consent"] = {opted_in}
+    if "address" in groups:
+        number = str(1 + serial % 9_999)
+        address = {"street": place.street_format if place.numbered else place.street_format.format(number),
+                   "city": place.city, "postalCode": place.postal_in, "country": place.country_in}
+        if place.numbered:
+            address["streetNumber"] = number
+        if place.state_in:
+            address["state"] = place.state_in
+        customer["address"] = address
+        expected["address"] = (address["street"], address.get("streetNumber") or "", place.city,
+                               place.state_id or "", place.postal_stored, place.country3)
+    raw = {"specVersion": "1.0", "eventId": event_id, "eventType": "customer.updated",
+           "occurredAt": occurred.isoformat(), "source": "tests", "customer": customer}
+    return GroupEvent(raw, email, occurred.astimezone(timezone.utc), expected)
+
+
+def group_values(customer: dict) -> dict[str, Any]:
+    """What a Commerce customer holds, per field group, in the terms of ``GroupEvent.groups``.
+    Consent is the set of values on every email and phone contact: one value when they agree."""
+    contacts = customer.get("Contacts") or []
+    phone_contact = _primary(contacts, 1)
+    address = _primary(customer.get("Addresses")) or {}
+    return {
+        "name": (customer.get("FirstName") or "", customer.get("MiddleName") or "",
+                 customer.get("LastName") or "", customer.get("Name") or ""),
+        "phone": ("+" + re.sub(r"\D", "", customer.get("Phone") or ""),
+                  "+" + re.sub(r"\D", "", (phone_contact or {}).get("Value") or "")),
+        "profile": ((customer.get("Language") or "").lower(), customer.get("CurrencyCode") or "",
+                    customer.get("CustomerGroup") or ""),
+        "consent": {bool(c.get("IsOptedInMarketing")) for c in contacts if c.get("AddressTypeValue") in (1, 2)},
+        "address": tuple(address.get(p) or "" for p in ("Street", "StreetNumber", "City", "State", "ZipCode",
+                                                         "ThreeLetterISORegionName")),
+    }
