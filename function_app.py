@@ -73,7 +73,7 @@ def use_runtime(replacement: Runtime | None) -> None:
 
 def _correlation_id(req: func.HttpRequest) -> str:
     given = req.headers.get("x-correlation-id", "")
-    return given if _CORRELATION_ID.match(given) else str(uuid.uuid4())
+    return given if _CORRELATION_ID.fullmatch(given) else str(uuid.uuid4())
 
 
 def _respond(result: HttpResult) -> func.HttpResponse:
