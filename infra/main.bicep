@@ -177,6 +177,14 @@ param stateIdOverrides string = '{}'
 ])
 param invalidOptionalFields string = 'reject'
 
+@description('PHONE_CLEAR_CONTACT: keep, blank or omit (blank and omit unverified against a real Commerce).')
+@allowed([
+  'keep'
+  'blank'
+  'omit'
+])
+param phoneClearContact string = 'keep'
+
 // --- ingest, dead letters, privacy ---------------------------------------------------------------
 @description('INGEST_MAX_EVENTS.')
 param ingestMaxEvents string = '500'
@@ -511,6 +519,7 @@ var appSettings = {
   DEFAULT_COUNTRY: defaultCountry
   STATE_ID_OVERRIDES: stateIdOverrides
   INVALID_OPTIONAL_FIELDS: invalidOptionalFields
+  PHONE_CLEAR_CONTACT: phoneClearContact
 
   INGEST_MAX_EVENTS: ingestMaxEvents
   INGEST_MAX_BODY_BYTES: ingestMaxBodyBytes

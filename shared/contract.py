@@ -32,7 +32,7 @@ MAX_LISTED_PROBLEMS = 50
 
 # Fields an explicit JSON null may clear (see docs/event-contract.md). Every other field refuses null,
 # except the metadata fields in NULL_MEANS_ABSENT, for which null is the same as leaving them out.
-CLEARABLE_CUSTOMER_FIELDS = frozenset({"middleName", "phone"})
+CLEARABLE_CUSTOMER_FIELDS = frozenset({"middleName", "phone", "phoneExtension"})
 CLEARABLE_ADDRESS_FIELDS = frozenset({"name", "streetNumber", "county", "state", "postalCode"})
 NULL_MEANS_ABSENT = frozenset({"source", "customerAccount", "createdDateTime", "previousEmail", "isPrimary"})
 
@@ -60,11 +60,14 @@ class AddressIn(_Strict):
     streetNumber: str | None = None
     city: str | SkipJsonSchema[None] = _not_nullable(description="Not clearable.")
     county: str | None = Field(None, description="County id of headquarters' address data.")
-    state: str | None = Field(None, description="ISO 3166-2 code (\"WA\" or \"US-WA\") or name "
-                              "(\"Washington\"), case-insensitive.")
-    postalCode: str | None = Field(None, description="Checked against the country's format.")
-    country: str = Field(description="ISO 3166-1 alpha-2, alpha-3 or English short name. Required "
-                         "whenever address is present.")
+    state: str | None = Field(None, description="ISO 3166-2 code (\"WA\" or \"US-WA\") or local or "
+                              "English name (\"Bayern\", \"Bavaria\"), case- and "
+                              "diacritic-insensitive.")
+    postalCode: str | None = Field(None, description="Checked against the country's format and "
+                                   "stored in its canonical form (spacing, case, prefix).")
+    country: str = Field(description="ISO 3166-1 alpha-2 or alpha-3 code, or the country's name in "
+                         "any CLDR language (Deutschland, Espagne, UK, Holland), case- and "
+                         "diacritic-insensitive. Required whenever address is present.")
     isPrimary: Literal[True] | None = Field(None, description="Only the primary address is "
                                            "synchronised: true or absent; false is refused.")
 
@@ -80,8 +83,12 @@ class CustomerIn(_Strict):
     firstName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
     middleName: str | None = Field(None, max_length=25, description="null clears it.")
     lastName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
-    phone: str | None = Field(None, description="Any format phonenumbers can read; sent as E.164. "
-                              "null clears it.")
+    phone: str | None = Field(None, description="Any format phonenumbers can read, a tel: URI, "
+                              "with or without an extension (ext. 12, x12, ;ext=12); sent as E.164, "
+                              "the extension apart. null clears it (and its extension).")
+    phoneExtension: str | None = Field(None, description="The phone's extension, digits (at most "
+                                       "10). Sent with phone, it must match an extension written in "
+                                       "phone; a phone without one clears it. null clears it.")
     isOptedInMarketing: bool | SkipJsonSchema[None] = _not_nullable(
         description="Marketing consent, set on the email and phone contacts.")
     language: str | SkipJsonSchema[None] = _not_nullable(
@@ -169,6 +176,8 @@ class NormalisedEvent(_Frozen):
     last_name: str | None = None
     phone: str | None = None
     """E.164."""
+    phone_extension: str | None = None
+    """Digits: Customer.PhoneExt and the phone contact's ValueExtension."""
     is_opted_in_marketing: bool | None = None
     language: str | None = None
     currency_code: str | None = None

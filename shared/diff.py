@@ -29,7 +29,7 @@ from shared.mapping import (
     phone_contact,
     primary,
 )
-from shared.settings import MappingSettings
+from shared.settings import MappingSettings, PhoneClear
 
 _NOT_DIGITS = re.compile(r"[^\d+]")
 # Address properties compared case-insensitively (ids and codes, not free text).
@@ -73,6 +73,8 @@ def _customer_fields(existing: dict[str, Any], event: NormalisedEvent) -> dict[s
 
     if event.has("phone") and _phone_key(existing.get("Phone")) != (event.phone or ""):
         patch["Phone"] = event.phone or ""
+    if event.has("phoneExtension") and _text(existing.get("PhoneExt")) != (event.phone_extension or ""):
+        patch["PhoneExt"] = event.phone_extension or ""
     for prop, field, value in (("Language", "language", event.language),
                                ("CurrencyCode", "currencyCode", event.currency_code)):
         if event.has(field) and value and _text(existing.get(prop)).lower() != value.lower():
@@ -83,7 +85,8 @@ def _customer_fields(existing: dict[str, Any], event: NormalisedEvent) -> dict[s
     return patch
 
 
-def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str, Any]]:
+def _contacts(existing: dict[str, Any], event: NormalisedEvent,
+              settings: MappingSettings) -> list[dict[str, Any]]:
     contacts = existing.get("Contacts")
     contacts = contacts if isinstance(contacts, list) else []
     opt_in = event.is_opted_in_marketing if event.has("isOptedInMarketing") else None
@@ -92,10 +95,13 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str
     current = primary(contacts, CONTACT_EMAIL) or primary(contacts, CONTACT_PHONE)
     consent = opt_in if opt_in is not None else bool(current and current.get("IsOptedInMarketing"))
 
-    def update(contact: dict[str, Any], value_changed: str | None) -> None:
+    def update(contact: dict[str, Any], value_changed: str | None,
+               extension_changed: str | None = None) -> None:
         change: dict[str, Any] = {}
         if value_changed is not None:
             change["Value"] = value_changed
+        if extension_changed is not None:
+            change["ValueExtension"] = extension_changed
         if opt_in is not None and bool(contact.get("IsOptedInMarketing")) != opt_in:
             change["IsOptedInMarketing"] = opt_in
         if change:
@@ -109,16 +115,30 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent) -> list[dict[str
         update(email, event.email if differs else None)
 
     phone = primary(contacts, CONTACT_PHONE)
+    extension = None  # the phone contact's ValueExtension to send, "" to clear it
+    if phone is not None and event.has("phoneExtension") \
+            and _text(phone.get("ValueExtension")) != (event.phone_extension or ""):
+        extension = event.phone_extension or ""
     if event.has("phone") and event.phone:
         if phone is None:
             changes.append({**phone_contact(event), "IsOptedInMarketing": consent})
         else:
             differs = _phone_key(phone.get("Value")) != event.phone
-            update(phone, event.phone if differs else None)
+            update(phone, event.phone if differs else None, extension)
+    elif phone is not None and event.has("phone") and settings.phone_clear is PhoneClear.BLANK:
+        # Cleared, PHONE_CLEAR_CONTACT=blank: the contact stays, with an empty number.
+        update(phone, "" if _text(phone.get("Value")) else None, extension)
+    elif phone is not None and event.has("phone") and settings.phone_clear is PhoneClear.OMIT:
+        # Cleared, PHONE_CLEAR_CONTACT=omit: Contacts is sent whole, without the phone contact.
+        changed = {c.get("RecordId"): c for c in changes if c.get("RecordId") is not None}
+        return [{**c, **changed.get(c.get("RecordId"), {})} for c in contacts
+                if isinstance(c, dict) and c is not phone] + \
+            [c for c in changes if c.get("RecordId") is None]
     elif phone is not None:
-        # Phone unchanged, or cleared: Commerce documents no way to delete a contact, so the phone
-        # contact stays; its consent still follows the event.
-        update(phone, None)
+        # Phone unchanged, or cleared with PHONE_CLEAR_CONTACT=keep (Commerce documents no way to
+        # delete a contact): the phone contact stays as it is but for its consent, which follows the
+        # event, and its extension, when only that changes.
+        update(phone, None, None if event.has("phone") else extension)
     return changes
 
 
@@ -153,7 +173,7 @@ def build_patch(existing: dict[str, Any], event: NormalisedEvent,
     """``existing`` is the Customer document Commerce returned (GET). Returns ``AccountNumber`` plus
     the changed properties, or None when the customer already matches the event."""
     patch = _customer_fields(existing, event)
-    contacts = _contacts(existing, event)
+    contacts = _contacts(existing, event, settings)
     if contacts:
         patch["Contacts"] = contacts
     addresses = _address(existing, event, settings)

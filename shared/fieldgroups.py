@@ -26,7 +26,7 @@ from shared.contract import NormalisedEvent
 from shared.ledger import ADDRESS_PARTS, GROUPS, NAME_PARTS, ORDERED_GROUPS, LedgerEntry
 from shared.mapping import (ADDRESS_PROPERTIES, address_body, compose_full_address, compose_name,
                             phone_contact)
-from shared.settings import MappingSettings
+from shared.settings import MappingSettings, PhoneClear
 
 
 
@@ -111,16 +111,29 @@ def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
             patch["Name"] = name
 
     if "phone" in groups:
-        patch["Phone"] = event.phone or ""
+        if event.has("phone"):
+            patch["Phone"] = event.phone or ""
+        # The extension is sent when set, or to clear one the ledger does not know to be empty.
+        extension: dict[str, str] = {}
+        if event.has("phoneExtension") and (event.phone_extension or "PhoneExt" not in entry.empty_fields):
+            patch["PhoneExt"] = event.phone_extension or ""
+            extension["ValueExtension"] = event.phone_extension or ""
+        phone_id = entry.phone_contact_record_id
         if event.phone:
-            if entry.phone_contact_record_id:
-                contacts[entry.phone_contact_record_id] = {
-                    "RecordId": _record(entry.phone_contact_record_id), "Value": event.phone}
+            if phone_id:
+                contacts[phone_id] = {"RecordId": _record(phone_id), "Value": event.phone, **extension}
             elif event.is_opted_in_marketing is None:
                 # A new contact takes the customer's current consent, which only a read tells.
                 raise _NeedsRead("consent for a new phone contact")
             else:
                 contacts["new-phone"] = phone_contact(event)
+        elif phone_id and not event.has("phone"):
+            if extension:
+                contacts[phone_id] = {"RecordId": _record(phone_id), **extension}
+        elif phone_id and mapping.phone_clear is PhoneClear.BLANK:
+            contacts[phone_id] = {"RecordId": _record(phone_id), "Value": "", "ValueExtension": ""}
+        elif phone_id and mapping.phone_clear is PhoneClear.OMIT:
+            raise _NeedsRead("the contacts a PATCH without the phone contact keeps")
 
     if "profile" in groups:
         for prop, field, value in (("Language", "language", event.language),

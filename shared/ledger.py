@@ -35,7 +35,7 @@ RECENT_EVENT_IDS = 16  # enough to tell "the same event again" from "an older ev
 GROUPS: Mapping[str, tuple[str, ...]] = {
     "email": ("email",),
     "name": ("firstName", "middleName", "lastName"),
-    "phone": ("phone",),
+    "phone": ("phone", "phoneExtension"),
     "profile": ("language", "currencyCode", "customerGroup"),
     "consent": ("isOptedInMarketing",),
     "address": ("address",),
@@ -292,7 +292,8 @@ def moved(entry: LedgerEntry, key: OrderKey, new_email_hash: str) -> LedgerEntry
 
 
 # Commerce properties whose emptiness the ledger remembers: a PATCH that changes one name part or
-# one address part must send the composed Name / FullAddress, and that needs every other part.
+# one address part must send the composed Name / FullAddress, and that needs every other part; a
+# phone without an extension clears PhoneExt only when one may be there.
 NAME_PARTS = ("FirstName", "MiddleName", "LastName")
 ADDRESS_PARTS = ("Street", "StreetNumber", "City", "State", "ZipCode")
 
@@ -307,7 +308,7 @@ def learn(customer: Mapping[str, Any]) -> dict[str, Any]:
     """What the ledger keeps of a Customer document: ids and which composed parts are empty."""
     address = primary(customer.get("Addresses"))
     contacts = customer.get("Contacts")
-    empty = {p for p in NAME_PARTS if not customer.get(p)}
+    empty = {p for p in (*NAME_PARTS, "PhoneExt") if not customer.get(p)}
     if address is not None:
         empty |= {p for p in ADDRESS_PARTS if not address.get(p)}
     return dict(is_async=bool(customer.get("IsAsyncCustomer")),

@@ -82,8 +82,11 @@ def email_contact(event: NormalisedEvent) -> dict[str, Any]:
 
 
 def phone_contact(event: NormalisedEvent) -> dict[str, Any]:
-    return {"Value": event.phone, "AddressTypeValue": CONTACT_PHONE, "IsPrimary": True,
-            "IsOptedInMarketing": bool(event.is_opted_in_marketing)}
+    contact = {"Value": event.phone, "AddressTypeValue": CONTACT_PHONE, "IsPrimary": True,
+               "IsOptedInMarketing": bool(event.is_opted_in_marketing)}
+    if event.phone_extension:
+        contact["ValueExtension"] = event.phone_extension
+    return contact
 
 
 def build_create_body(event: NormalisedEvent, settings: MappingSettings) -> dict[str, Any]:
@@ -102,6 +105,8 @@ def build_create_body(event: NormalisedEvent, settings: MappingSettings) -> dict
     body["ReceiptEmail"] = event.email
     if event.phone:
         body["Phone"] = event.phone
+        if event.phone_extension:
+            body["PhoneExt"] = event.phone_extension
     body["CustomerTypeValue"] = settings.default_customer_type
     for prop, value, default in (("Language", event.language, settings.default_language),
                                  ("CurrencyCode", event.currency_code, settings.default_currency),

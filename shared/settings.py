@@ -51,6 +51,14 @@ class InvalidFieldPolicy(str, Enum):
     DROP = "drop"
 
 
+class PhoneClear(str, Enum):
+    """What clearing ``phone`` does to the phone contact (docs/event-contract.md)."""
+
+    KEEP = "keep"  # the contact stays as it is (Commerce documents no way to delete one)
+    BLANK = "blank"  # the contact's Value and ValueExtension are PATCHed to ""
+    OMIT = "omit"  # Contacts is PATCHed with every contact but the phone one
+
+
 APP_SETTINGS: tuple[Setting, ...] = (
     # --- storage -----------------------------------------------------------------------------
     Setting("AzureWebJobsStorage", "Storage for the host, the event queue and the tables. A connection "
@@ -118,6 +126,10 @@ APP_SETTINGS: tuple[Setting, ...] = (
             "Commerce state id}, for headquarters address data that differs from ISO.", "{}"),
     Setting("INVALID_OPTIONAL_FIELDS", "reject: refuse an event with any invalid field; drop: leave "
             "invalid optional fields out and record a warning.", "reject"),
+    Setting("PHONE_CLEAR_CONTACT", "What clearing phone does to the phone contact: keep (default: "
+            "it stays, Commerce documents no way to delete a contact), blank (PATCH its Value and "
+            "ValueExtension to empty) or omit (PATCH Contacts without it). blank and omit are not "
+            "verified against a real Commerce Scale Unit.", "keep"),
     # --- ingest ----------------------------------------------------------------------------------
     Setting("INGEST_MAX_EVENTS", "Most events accepted in one request.", "500"),
     Setting("INGEST_MAX_BODY_BYTES", "Largest request body accepted.", "1048576"),
@@ -178,6 +190,7 @@ class MappingSettings:
     default_country: str
     state_id_overrides: Mapping[str, Mapping[str, str]]
     invalid_field_policy: InvalidFieldPolicy
+    phone_clear: PhoneClear = PhoneClear.KEEP
 
 
 @dataclass(frozen=True)
@@ -355,6 +368,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         default_country=default_country,
         state_id_overrides=overrides,
         invalid_field_policy=policy or InvalidFieldPolicy.REJECT,
+        phone_clear=choice("PHONE_CLEAR_CONTACT", PhoneClear) or PhoneClear.KEEP,
     )
     settings = Settings(
         storage_connection=storage or "",

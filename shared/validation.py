@@ -33,7 +33,7 @@ from shared.normalise.country import Country, find_country, resolve_state
 from shared.normalise.datetimes import parse_aware
 from shared.normalise.email import normalise_email
 from shared.normalise.errors import Invalid
-from shared.normalise.phone import normalise_phone
+from shared.normalise.phone import normalise_extension, normalise_phone
 from shared.normalise.postal import normalise_postal_code
 from shared.normalise.text import clean_text, printable
 from shared.privacy import email_hash
@@ -51,7 +51,7 @@ MAX_EVENT_ID = 128
 
 EVENT_FIELDS = ("specVersion", "eventId", "eventType", "occurredAt", "source", "customer")
 CUSTOMER_FIELDS = ("email", "previousEmail", "firstName", "middleName", "lastName", "phone",
-                   "isOptedInMarketing", "language", "currencyCode", "customerGroup",
+                   "phoneExtension", "isOptedInMarketing", "language", "currencyCode", "customerGroup",
                    "customerAccount", "createdDateTime", "address")
 ADDRESS_FIELDS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode",
                   "country", "isPrimary")
@@ -361,6 +361,46 @@ def _state(problems: _Problems, value: object, country: Country, settings: Mappi
         problems.optional(pointer, problem.message, problem.code)
 
 
+def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict[str, Any],
+           present: set[str]) -> None:
+    """``phone`` and its extension, which go together: a phone replaces the number and its
+    extension (written in it, or sent as ``phoneExtension``); clearing the phone clears both;
+    ``phoneExtension`` alone changes only the extension."""
+    phone: dict[str, Any] = {}
+    _optional(problems, customer, "phone", "/customer/phone", CLEARABLE_CUSTOMER_FIELDS,
+              lambda v: normalise_phone(v, region) if not (isinstance(v, str) and not v.strip())
+              else None, phone, present, "phone")
+    extension: dict[str, Any] = {}
+    _optional(problems, customer, "phoneExtension", "/customer/phoneExtension",
+              CLEARABLE_CUSTOMER_FIELDS, lambda v: normalise_extension(v)
+              if not (isinstance(v, str) and not v.strip()) else None, extension, present,
+              "phone_extension")
+    pointer = "/customer/phoneExtension"
+    if "phone" not in customer:
+        fields.update(extension)
+        return
+    if "phone" not in phone:  # the phone was dropped: its extension goes with it
+        if "phone_extension" in extension:
+            present.discard("phoneExtension")
+            problems.optional(pointer, "belongs to the phone, which was left out", "phone_dropped")
+        return
+    number = phone["phone"]
+    written = number.extension if number is not None else None
+    sent = extension.get("phone_extension")
+    if number is None and sent is not None:
+        problems.optional(pointer, "cannot be set while phone is cleared", "conflict")
+        sent = None
+    elif written is not None and "phone_extension" in extension and sent != written:
+        problems.optional(pointer, "differs from the extension written in phone", "conflict")
+        problems.optional("/customer/phone", "its extension differs from phoneExtension", "conflict")
+        present.discard("phoneExtension")
+        present.discard("phone")
+        return
+    fields.update(phone=number.number if number is not None else None,
+                  phone_extension=written or sent)
+    present.add("phoneExtension")  # a phone without an extension clears the old one
+
+
 _SNAKE = {"name": "name", "street": "street", "streetNumber": "street_number", "city": "city",
           "county": "county", "firstName": "first_name", "middleName": "middle_name",
           "lastName": "last_name"}
@@ -468,9 +508,7 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
                 present.add("address")
 
     region = country.alpha2 if country else (settings.default_country or None)
-    _optional(problems, customer, "phone", "/customer/phone", CLEARABLE_CUSTOMER_FIELDS,
-              lambda v: normalise_phone(v, region) if not (isinstance(v, str) and not v.strip())
-              else None, fields, present, "phone")
+    _phone(problems, customer, region, fields, present)
 
     if problems.errors:
         return problems.result(index, event_id)

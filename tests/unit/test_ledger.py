@@ -210,7 +210,7 @@ def test_applied_records_the_event_and_the_customer():
     assert after.address_record_id == str(address["RecordId"])
     assert after.email_contact_record_id == str(email_contact["RecordId"])
     assert after.phone_contact_record_id == str(phone_contact["RecordId"])
-    assert after.empty_fields == frozenset()  # FULL sets every part
+    assert after.empty_fields == {"PhoneExt"}  # FULL sets every part but a phone extension
 
 
 def test_applied_never_moves_last_backwards():
@@ -257,7 +257,7 @@ def test_learn_from_a_customer_with_missing_parts():
                address={"street": "Main St", "city": "Aarhus", "country": "DK"})
     customer = stored_customer(ev)
     learned = learn(customer)
-    assert learned["empty_fields"] == {"MiddleName", "StreetNumber", "State", "ZipCode"}
+    assert learned["empty_fields"] == {"MiddleName", "StreetNumber", "State", "ZipCode", "PhoneExt"}
     assert learned["phone_contact_record_id"] is None
     assert learned["email_contact_record_id"] == str(customer["Contacts"][0]["RecordId"])
     assert learned["address_record_id"] == str(customer["Addresses"][0]["RecordId"])
@@ -267,7 +267,7 @@ def test_learn_from_a_customer_with_missing_parts():
 def test_learn_without_address_knows_no_address_parts():
     learned = learn(stored_customer(event("evt-1")))
     assert learned["address_record_id"] is None
-    assert learned["empty_fields"] == {"FirstName", "MiddleName", "LastName"}
+    assert learned["empty_fields"] == {"FirstName", "MiddleName", "LastName", "PhoneExt"}
 
 
 def test_learn_an_async_customer():
@@ -290,7 +290,7 @@ def test_learn_picks_primary_items_by_type():
     assert learned["address_record_id"] == "2"
     assert learned["phone_contact_record_id"] == "12"
     assert learned["email_contact_record_id"] is None  # the primary email contact has no id yet
-    assert learned["empty_fields"] == {"MiddleName", "StreetNumber"}
+    assert learned["empty_fields"] == {"MiddleName", "StreetNumber", "PhoneExt"}
 
 
 # --- moved -------------------------------------------------------------------------------------------

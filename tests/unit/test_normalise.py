@@ -11,7 +11,7 @@ from shared.normalise.country import find_country, resolve_state
 from shared.normalise.datetimes import parse_aware
 from shared.normalise.email import normalise_email
 from shared.normalise.errors import Invalid
-from shared.normalise.phone import normalise_phone
+from shared.normalise.phone import Phone, normalise_extension, normalise_phone
 from shared.normalise.postal import normalise_postal_code, rules_for
 from shared.normalise.text import clean_text, printable, utf16_length
 
@@ -55,14 +55,19 @@ def test_invalid_emails_are_refused_without_quoting_them(raw):
 # --- phone ------------------------------------------------------------------------------------
 
 def test_national_number_uses_the_region_hint():
-    assert normalise_phone("(202) 555-0142", "US") == "+12025550142"
-    assert normalise_phone("020 7946 0123", "GB") == "+442079460123"
+    assert normalise_phone("(202) 555-0142", "US") == Phone("+12025550142")
+    assert normalise_phone("020 7946 0123", "GB") == Phone("+442079460123")
 
 
 def test_plus_numbers_are_international_whatever_the_hint():
     # The peers' bug: a US-only normaliser stamping +49 numbers as US.
-    assert normalise_phone("+49 30 901820", "US") == "+4930901820"
-    assert normalise_phone("+44 20 7946 0123", "US") == "+442079460123"
+    assert normalise_phone("+49 30 901820", "US").number == "+4930901820"
+    assert normalise_phone("+44 20 7946 0123", "US").number == "+442079460123"
+
+
+def test_international_prefixes_are_read_by_the_region():
+    assert normalise_phone("0049 30 901820", "DE").number == "+4930901820"
+    assert normalise_phone("011 44 20 7946 0123", "US").number == "+442079460123"
 
 
 def test_national_number_without_any_region_is_an_error_not_a_guess():
@@ -72,10 +77,41 @@ def test_national_number_without_any_region_is_an_error_not_a_guess():
 
 
 @pytest.mark.parametrize("raw, region", [
+    ("+1 202 555 0142 ext. 12", None), ("+1 202 555 0142 ext 12", None),
+    ("+1 202 555 0142 EXT.12", None), ("+1 202 555 0142 extension 12", None),
+    ("+1 202 555 0142 x12", None), ("+1 202 555 0142 x 12", None), ("(202) 555-0142 #12", "US"),
+    ("+1 202 555 0142;ext=12", None), ("tel:+1-202-555-0142;ext=12", None),
+    ("+1 202 555 0142, ext. 12", None),
+])
+def test_an_extension_is_returned_apart(raw, region):
+    assert normalise_phone(raw, region) == Phone("+12025550142", "12")
+
+
+@pytest.mark.parametrize("raw, region", [
+    ("tel:+1-202-555-0142", None), ("TEL:+1.202.555.0142", None),
+    ("tel:555-0142;phone-context=+1-202", None),  # a local number with a global prefix
+    ("tel:(202) 555-0142;phone-context=example.com", "US"),  # a domain context: read by the hint
+    ("tel:+1-202-555-0142;isub=1411", None),  # parameters Commerce has no place for are ignored
+])
+def test_tel_uris(raw, region):
+    assert normalise_phone(raw, region) == Phone("+12025550142")
+
+
+def test_a_tel_uri_local_number_needs_a_region_like_any_national_number():
+    with pytest.raises(Invalid) as info:
+        normalise_phone("tel:555-0142;phone-context=example.com", None)
+    assert info.value.code == "phone_region_unknown"
+
+
+@pytest.mark.parametrize("raw, region", [
     ("+1 555 0100", "US"),  # too short
     ("(202) 555-0142", "GB"),  # a US national number is not valid in GB
     ("1-800-FLOWERS", "US"),  # letters are never converted
-    ("+1 202 555 0142 ext. 12", "US"),
+    ("tel:1-800-FLOWERS", "US"),
+    ("1-800-FLOWERS ext. 12", "US"),
+    ("+1 202 555 0142 ext. 12345678901", None),  # longer than Commerce's extension
+    ("+1 202 555 0142;ext=12 ext. 13", None),  # two extensions
+    ("ext. 12", "US"),  # an extension without a number
     ("+999 1234", None),
     ("12", "US"),
     ("", "US"),
@@ -86,22 +122,102 @@ def test_invalid_phones_are_errors(raw, region):
         normalise_phone(raw, region)
 
 
+@pytest.mark.parametrize("raw, expected", [("12", "12"), (" ext. 12 ", "12"), ("x7", "7"),
+                                           ("#0042", "0042"), (";ext=99", "99")])
+def test_a_phone_extension_on_its_own(raw, expected):
+    assert normalise_extension(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["twelve", "12a", "1 2", "12345678901", "", 12, "١٢"])
+def test_invalid_phone_extensions(raw):
+    with pytest.raises(Invalid):
+        normalise_extension(raw)
+
+
 # --- country and state ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw", ["US", "us", "USA", "usa", "United States", "united  states"])
+@pytest.mark.parametrize("raw", ["US", "us", "USA", "usa", "United States", "united  states",
+                                 "United States of America", "Vereinigte Staaten", "États-Unis",
+                                 "Estados Unidos", "EE. UU.", "the United States", "アメリカ合衆国"])
 def test_country_from_codes_and_names(raw):
     assert find_country(raw).alpha3 == "USA"
 
 
-@pytest.mark.parametrize("raw", ["Narnia", "U", "", "XX", 1])
-def test_unknown_countries(raw):
-    with pytest.raises(Invalid):
+@pytest.mark.parametrize("raw, alpha3", [
+    # the shop's language
+    ("Deutschland", "DEU"), ("Österreich", "AUT"), ("osterreich", "AUT"), ("Oesterreich", "AUT"),
+    ("Espagne", "ESP"), ("Nederland", "NLD"), ("Suisse", "CHE"), ("Schweiz", "CHE"),
+    ("Danmark", "DNK"), ("Sverige", "SWE"), ("Polska", "POL"), ("Italia", "ITA"), ("Россия", "RUS"),
+    ("Türkei", "TUR"), ("Tuerkei", "TUR"), ("Færøerne", "FRO"), ("Faeroerne", "FRO"),
+    # everyday English names, alternatives and former names
+    ("UK", "GBR"), ("Great Britain", "GBR"), ("Holland", "NLD"), ("The Netherlands", "NLD"),
+    ("Russia", "RUS"), ("Turkey", "TUR"), ("Ivory Coast", "CIV"), ("Cote d'Ivoire", "CIV"),
+    ("CÔTE D’IVOIRE", "CIV"), ("Cape Verde", "CPV"), ("Cabo Verde", "CPV"), ("Swaziland", "SWZ"),
+    ("Macedonia", "MKD"), ("Czech Republic", "CZE"), ("Burma", "MMR"), ("Zaire", "COD"),
+    ("East Timor", "TLS"), ("UAE", "ARE"), ("South Korea", "KOR"), ("Malawi", "MWI"),
+    # ma Lawi is Toki Pona's Latvia: told apart from Malawi by its spacing only
+    ("ma Lawi", "LVA"),
+])
+def test_country_names_as_senders_write_them(raw, alpha3):
+    assert find_country(raw).alpha3 == alpha3
+
+
+@pytest.mark.parametrize("raw, candidates", [("Kongo", ["COD", "COG"]), ("toga", ["TGO", "TON"]),
+                                             ("Nga", ["NGA", "RUS"])])
+def test_a_name_two_countries_share_is_refused_naming_both(raw, candidates):
+    with pytest.raises(Invalid) as info:
         find_country(raw)
+    assert info.value.code == "ambiguous_country"
+    assert all(c in info.value.message for c in candidates) and raw not in info.value.message
+
+
+def test_codes_keep_their_iso_meaning():
+    assert find_country("NGA").alpha3 == "NGA" and find_country("nga").alpha3 == "NGA"
+    assert find_country("RU").alpha3 == "RUS"  # although Spanish abbreviates Reino Unido "RU"
+    assert find_country("R. U.").alpha3 == "GBR"  # which, written with dots, is no code
+
+
+@pytest.mark.parametrize("raw", ["Narnia", "U", "", "XX", 1, "Kosovo", "European Union", "x" * 101])
+def test_unknown_countries(raw):
+    with pytest.raises(Invalid) as info:
+        find_country(raw)
+    assert info.value.code in ("invalid_country", "type")
 
 
 @pytest.mark.parametrize("raw", ["WA", "wa", "US-WA", "us-wa", "Washington", "WASHINGTON"])
 def test_state_by_code_or_name(raw):
     assert resolve_state(find_country("US"), raw, {}) == ("WA", "Washington", "US-WA")
+
+
+@pytest.mark.parametrize("country, raw, state_id, code", [
+    ("DE", "Bavaria", "BY", "DE-BY"), ("DE", "bayern", "BY", "DE-BY"),
+    ("DE", "North Rhine-Westphalia", "NW", "DE-NW"), ("DE", "Nordrhein Westfalen", "NW", "DE-NW"),
+    ("FR", "Ile-de-France", "IDF", "FR-IDF"), ("FR", "ÎLE DE FRANCE", "IDF", "FR-IDF"),
+    ("IT", "Tuscany", "52", "IT-52"), ("AT", "Vienna", "9", "AT-9"), ("CH", "Zurich", "ZH", "CH-ZH"),
+    ("ES", "Catalonia", "CT", "ES-CT"), ("CA", "Québec", "QC", "CA-QC"),
+    ("BE", "Flanders", "VLG", "BE-VLG"),
+])
+def test_state_by_english_name_or_without_diacritics(country, raw, state_id, code):
+    found = resolve_state(find_country(country), raw, {})
+    assert (found[0], found[2]) == (state_id, code)
+
+
+def test_the_state_name_sent_is_the_iso_name():
+    assert resolve_state(find_country("DE"), "Bavaria", {}) == ("BY", "Bayern", "DE-BY")
+    assert resolve_state(find_country("FR"), "ile de france", {})[1] == "Île-de-France"
+
+
+def test_a_state_name_two_subdivisions_share_is_refused_naming_both():
+    with pytest.raises(Invalid) as info:
+        resolve_state(find_country("EE"), "Viljandi", {})
+    assert info.value.code == "ambiguous_state" and "EE-897" in info.value.message
+
+
+def test_iso_names_win_over_cldr_names_for_subdivisions():
+    # CLDR's English name of AR-C (the city) is "Buenos Aires", ISO's name of AR-B (the province).
+    assert resolve_state(find_country("AR"), "Buenos Aires", {})[2] == "AR-B"
+    # Iran's provinces were renumbered by ISO; CLDR kept the old ids, so only ISO names are used.
+    assert resolve_state(find_country("IR"), "Tehran", {})[2] == "IR-23"
 
 
 def test_state_override_from_settings():
