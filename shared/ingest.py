@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol
 
 from shared.contract import MAX_LISTED_PROBLEMS
 from shared.envelope import MAX_MESSAGE_BYTES, Envelope
-from shared.commerce.errors import mask_text
+from shared.privacy import mask_pointer
 from shared.errors import classify
 from shared.ledger_store import mark_expected_change
 from shared.settings import Settings
@@ -89,7 +89,7 @@ class _Listing:
         self.room -= len(listed)
         self.omitted += len(problems) - len(listed) + counted
         # A pointer names a property the sender chose (an unknown key can be anything, even an email).
-        return [{"index": result.index, "eventId": result.event_id, "pointer": mask_text(p.pointer),
+        return [{"index": result.index, "eventId": result.event_id, "pointer": mask_pointer(p.pointer),
                  "message": p.message, "code": p.code} for p in listed]
 
     def body(self, **fields: Any) -> dict:
@@ -127,7 +127,7 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     dropped = [(r, w) for r in results for w in r.warnings]
     for result, warning in dropped[:MAX_LISTED_PROBLEMS]:
         log.warning("event %s index %d: field dropped at %s: %s",
-                    result.event_id, result.index, mask_text(warning.pointer), warning.code)
+                    result.event_id, result.index, mask_pointer(warning.pointer), warning.code)
     if len(dropped) > MAX_LISTED_PROBLEMS:
         log.warning("%d more dropped fields in this request, not logged one by one",
                     len(dropped) - MAX_LISTED_PROBLEMS)

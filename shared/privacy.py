@@ -9,13 +9,36 @@ Free text that may quote personal data (Commerce's error messages echo what they
 through ``mask_free_text`` before it is logged or stored. It masks:
 - generic patterns: email addresses, digit runs of seven or more (phones), JWTs and long opaque tokens;
 - the values we know we sent (``sensitive_values`` of the event: emails, names, phone, address lines,
-  city, postal code), case-insensitively, as whole words, and a prefix of one where the text was cut;
+  city, postal code), case-insensitively, as whole words; a prefix of one where the text was cut at
+  its end (three characters or more), and a quoted prefix anywhere (``Truncated value: 'Christop'.``,
+  as SQL Server's error 2628 writes it; four characters or more, between a pair of quotes);
 - given secrets, exactly.
 Matching runs on a decoded view of the text: percent-encoding (also double: ``%2540``), JSON / JS
 escapes (``\\u0040``, ``\\\\u0040``, ``\\x40``), HTML entities (``&#64;``, ``&commat;``) are decoded,
 up to four layers deep, and the view is lower-cased; each match is mapped back to the span of the
-original text it came from, and that span is replaced. Every step is linear in the text's length
-(no regex here can backtrack over more than a bounded window).
+original text it came from, and that span is replaced. A character outside the BMP escaped one UTF-16
+unit at a time (``\\ud842\\udfb7``, as .NET's System.Text.Json writes every non-ASCII character;
+``%uD842%uDFB7``; ``&#55362;&#57271;``; CESU-8 bytes) is one character, its span both escapes. Every
+step is linear in the text's length (no regex here can backtrack over more than a bounded window).
+
+Decisions on the forms a value can take (what is masked, what is knowingly not):
+- Each value is also matched in NFC and NFD (a decomposed ``Zoe`` + U+0308 is still one word), fully
+  case-folded (``Straße`` quoted as ``STRASSE``) and with its quotes doubled (SQL / OData literals,
+  ``'O''Brien'``). The view folds the Turkish ``İ`` and ``ı`` to ``i``, as the value is, so ``IŞIK``
+  matches ``Işık`` whichever casing rules wrote it.
+- Two-letter words of a multi-word name (``Jo`` of ``Jo Ann``, ``Le`` of ``Le Roux``) are not masked on
+  their own: they are ordinary words (``do``, ``in``, ``le``) and would mask every message; the whole
+  value, its words of three letters or more and a two-letter name given alone are masked.
+- The generic email pattern takes every RFC 5322 atext character into the local part (``a/b@``,
+  ``{ab}@``, ``a=b@``) and a quoted local part (``"john smith"@``). A key or path glued to an address
+  without a space (``?email=ada@``, ``/customers/ada@``) cannot be told from it and is masked with it:
+  over-masking, not a leak; only a leading quote or separator, and an OData key (``Email='``), are kept.
+- Not decoded: quoted-printable (``=C3=AB`` is also how ``key=AB`` reads, and Commerce speaks JSON,
+  not MIME), base64 (no marker tells it from an identifier; runs of 40 or more with digits are masked
+  as opaque tokens), human obfuscation (``ada(at)example.com``, ``[at]``, a full-width ``＠``: written by
+  people, not by the systems that echo us; the local part of an email we sent is still masked as a
+  value), ES6 ``\\u{...}``, CSS and octal escapes, zero-padded entities, more than four layers, and
+  accents or spaces a server would have to change (``Zoe`` for ``Zoë``, a no-break space).
 """
 
 from __future__ import annotations
@@ -26,6 +49,7 @@ import hmac
 import html
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -60,6 +84,21 @@ _WORD_SPLIT = re.compile(r"[\s\-]+")
 _NON_DIGIT = re.compile(r"\D")
 
 
+def _variants(value: str) -> Iterator[str]:
+    """The lower-cased forms a value can be quoted back in, besides its encodings: composed and decomposed
+    (NFC, NFD), fully case-folded (``Straße`` written ``STRASSE``), SQL / OData quotes doubled
+    (``O''Brien``) and form-encoded spaces (``Mary+Ann``, once decoded)."""
+    forms = dict.fromkeys(_lower(f) for f in (value, unicodedata.normalize("NFC", value),
+                                             unicodedata.normalize("NFD", value)))
+    forms.update(dict.fromkeys(_lower(f.casefold()) for f in list(forms)))
+    for form in forms:
+        yield form
+        if "'" in form:
+            yield form.replace("'", "''")
+        if " " in form:
+            yield form.replace(" ", "+")
+
+
 @dataclass(frozen=True)
 class Sensitive:
     """Values to mask wherever they appear: ``texts`` (lower-cased value, label) and ``phones`` (the
@@ -85,12 +124,11 @@ def sensitive(values: Iterable[tuple[str, str | None]]) -> Sensitive:
     phones: dict[str, None] = {}
 
     def add(value: str, label: str) -> None:
-        value = _lower(value.strip())
+        value = value.strip()
         if len(value) < 2 or (value.isdigit() and len(value) < 4):
             return  # too short to tell from ordinary text
-        texts[(value, label)] = None
-        if " " in value:
-            texts[(value.replace(" ", "+"), label)] = None  # form-encoded (quote_plus), once decoded
+        for form in _variants(value):
+            texts[(form, label)] = None
 
     for label, value in values:
         if not isinstance(value, str) or not value.strip():
@@ -159,14 +197,15 @@ _LAYERS = 4  # %252540 is three layers deep; more than four is not an accident
 
 
 def _utf8(data: bytes) -> Iterator[tuple[int, int, str]]:
-    """(first byte, byte count, character) of percent-decoded bytes: UTF-8, else one Latin-1 byte."""
+    """(first byte, byte count, character) of percent-decoded bytes: UTF-8 (a surrogate encoded on its
+    own, as CESU-8 / Java write it, gives that surrogate), else one Latin-1 byte."""
     i, n = 0, len(data)
     while i < n:
         b = data[i]
         size = 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 1
         if size > 1 and i + size <= n:
             try:
-                yield i, size, data[i:i + size].decode("utf-8")
+                yield i, size, data[i:i + size].decode("utf-8", "surrogatepass" if b == 0xED else "strict")
                 i += size
                 continue
             except UnicodeDecodeError:
@@ -186,8 +225,21 @@ def _decoded(match: re.Match[str]) -> list[tuple[int, int, str]] | None:
         return [(0, whole, chr(int(value, 16)))]
     if group == "jc":
         return [(0, whole, value)]
+    if value.startswith("&#"):  # html.unescape turns a surrogate into U+FFFD: keep it, to pair it up
+        digits = value[2:].rstrip(";")
+        code = int(digits[1:], 16) if digits[:1] in "xX" else int(digits)
+        if 0xD800 <= code <= 0xDFFF:
+            return [(0, whole, chr(code))]
     text = html.unescape(value)
     return None if text == value else [(0, whole, text)]
+
+
+def _high(c: str) -> bool:
+    return len(c) == 1 and 0xD800 <= ord(c) <= 0xDBFF
+
+
+def _low(c: str) -> bool:
+    return len(c) == 1 and 0xDC00 <= ord(c) <= 0xDFFF
 
 
 class _Layer:
@@ -227,7 +279,14 @@ def _decode_once(text: str) -> tuple[str, _Layer] | None:
             out.append(text[pos:match.start()])
             size += match.start() - pos
         for low, high, chars in parts:
-            layer.add(size, match.start() + low, match.start() + high, False)
+            low, high = match.start() + low, match.start() + high
+            if _low(chars) and out and not layer.literal[-1] and layer.highs[-1] == low and _high(out[-1]):
+                # UTF-16 escaped one unit at a time (\\ud842\\udfb7, %uD842%uDFB7, &#55362;&#57271;):
+                # the two escapes are one character, and its span covers both
+                out[-1] = chr(0x10000 + ((ord(out[-1]) - 0xD800) << 10) + ord(chars) - 0xDC00)
+                layer.highs[-1] = high
+                continue
+            layer.add(size, low, high, False)
             out.append(chars)
             size += len(chars)
         pos = match.end()
@@ -239,8 +298,12 @@ def _decode_once(text: str) -> tuple[str, _Layer] | None:
     return "".join(out), layer
 
 
+_TURKISH_I = str.maketrans({"\u0130": "i", "\u0131": "i"})  # İ and dotless ı: i, as a non-Turkish lower() would
+
+
 def _lower(text: str) -> str:
-    """Lower case, one character for one (offsets stay valid)."""
+    """Lower case, one character for one (offsets stay valid); the Turkish İ and ı are folded to i."""
+    text = text.translate(_TURKISH_I)
     lowered = text.lower()
     if len(lowered) == len(text):
         return lowered
@@ -269,9 +332,10 @@ class _View:
 
 # --- detectors (on the decoded view) ---------------------------------------------------------------
 # An address: '@' with up to 64 characters before it and 253 after, of the kinds addresses are written
-# with. Matched outwards from each '@' (the local part on the reversed text), so a long run with no '@'
-# costs nothing.
-_LOCAL = re.compile(r"[^\s@\"<>(),;:\[\]{}=&?/\\|]{1,64}")
+# with: the local part takes every RFC 5322 atext character (``a/b``, ``a=b``, ``{ab}``), and a quoted
+# string (``"john smith"``). Matched outwards from each '@' (the local part on the reversed text), so a
+# long run with no '@' costs nothing.
+_LOCAL = re.compile(r"[^\s@\"<>(),;:\[\]\\]{1,64}")
 _DOMAIN = re.compile(r"[^\s@\"'<>(),;:\[\]{}=&?/\\|]{1,253}")
 # Seven or more digits, possibly split by the separators phone numbers are written with.
 _DIGIT_RUN = re.compile(r"\+?(?:\(\d{1,4}\)[ .\-]{0,2})?\d(?:[ ().\-/]{0,2}\d){6,}")  # "(206) 555-0142" whole
@@ -288,17 +352,38 @@ _CUT_ESCAPE = re.compile(r"(?:%[0-9a-f]?|%u[0-9a-f]{0,3}|\\{1,8}(?:u[0-9a-f]{0,3
 Span = tuple[int, int, str]
 
 
+def _quoted_local(low: str, at: int) -> int | None:
+    """Where a quoted local part ending just before ``at`` starts (its opening quote), if there is one:
+    up to 64 characters, starting and ending with a letter or digit (so the quotes around JSON keys,
+    ``"x","@odata.type"``, are not one)."""
+    if at < 3 or low[at - 1] != '"' or not low[at - 2].isalnum():
+        return None
+    opening = low.rfind('"', max(0, at - 66), at - 1)
+    if opening < 0 or not low[opening + 1].isalnum() or "\n" in low[opening:at]:
+        return None
+    return opening
+
+
 def _emails(low: str) -> Iterator[Span]:
     at = low.find("@")
     if at < 0:
         return
     n, reverse = len(low), low[::-1]
     while at >= 0:
-        left, right = _LOCAL.match(reverse, n - at), _DOMAIN.match(low, at + 1)
-        if left and right:
-            start, end = at - (left.end() - (n - at)), right.end()
-            while start < at and low[start] in "'`.":
-                start += 1
+        right = _DOMAIN.match(low, at + 1)
+        start = None
+        if right:
+            start = _quoted_local(low, at)
+            if start is None and (left := _LOCAL.match(reverse, n - at)):
+                start = at - (left.end() - (n - at))
+                # an OData / SQL key before a quoted address (``Customers(Email='ada@``) is not part of
+                # it, nor is a quote or separator the run starts with (``/ada@``)
+                key = low.rfind("='", start, at)
+                start = key + 2 if key >= 0 else start
+                while start < at and low[start] in "'`.=/?&|":
+                    start += 1
+        if start is not None:
+            end = right.end()
             while end > at + 1 and low[end - 1] in ".-":
                 end -= 1
             if start < at < end - 1:
@@ -315,15 +400,20 @@ def _tokens(text: str) -> Iterator[Span]:
             yield match.start(), match.end(), REDACTED
 
 
+def _word(c: str) -> bool:
+    """Part of a word: a letter or digit, or a combining mark (``e`` + U+0308 is one letter, ``ë``)."""
+    return c.isalnum() or unicodedata.category(c).startswith("M")
+
+
 def _exact(text: str, value: str, label: str, whole_word: bool) -> Iterator[Span]:
     n, size = len(text), len(value)
-    check_start = whole_word and value[0].isalnum()
-    check_end = whole_word and value[-1].isalnum()
+    check_start = whole_word and _word(value[0])
+    check_end = whole_word and _word(value[-1])
     i = text.find(value)
     while i >= 0:
         j = i + size
-        if (not check_start or i == 0 or not text[i - 1].isalnum()) and \
-                (not check_end or j == n or not text[j].isalnum()):
+        if (not check_start or i == 0 or not _word(text[i - 1])) and \
+                (not check_end or j == n or not _word(text[j])):
             yield i, j, label
             i = text.find(value, j)
         else:
@@ -340,6 +430,42 @@ def _cut_value(low: str, values: Sensitive) -> Span | None:
             if low.startswith(value[:k], start) and (start == 0 or not low[start - 1].isalnum()):
                 return start, len(low), label
     return None
+
+
+# A value cut to a column's length, quoted in the middle of a message (SQL Server's error 2628: "...
+# Truncated value: 'Christop'."): a quoted text of four characters or more that starts a value we sent.
+_QUOTE_PAIRS = {"'": "'", '"': '"', "`": "`", "\u2018": "\u2019", "\u201c": "\u201d"}
+_OPENING_QUOTE = re.compile("[" + "".join(_QUOTE_PAIRS) + "]")
+_MIN_QUOTED_PREFIX = 4
+_INNER_QUOTES = 4  # quotes a value itself holds (O'Brien, O''Brien) that a quoted prefix may span
+
+
+def _quoted_prefixes(low: str, values: Sensitive) -> Iterator[Span]:
+    by_start: dict[str, list[tuple[str, str]]] = {}
+    for value, label in values.texts:
+        if len(value) >= _MIN_QUOTED_PREFIX:
+            by_start.setdefault(value[:_MIN_QUOTED_PREFIX], []).append((value, label))
+    if not by_start:
+        return
+    longest = max(len(value) for value, _ in values.texts)
+    for opening in _OPENING_QUOTE.finditer(low):
+        start = opening.end()
+        candidates = by_start.get(low[start:start + _MIN_QUOTED_PREFIX])
+        if not candidates:
+            continue
+        closing, limit = _QUOTE_PAIRS[opening.group()], start + longest + 1
+        found, end = None, low.find(closing, start + _MIN_QUOTED_PREFIX, limit)
+        for _ in range(_INNER_QUOTES + 1):  # each closing quote within reach, while the text goes on a value
+            if end < 0:
+                break
+            quoted = low[start:end]
+            started = [(len(value), label) for value, label in candidates if value.startswith(quoted)]
+            if not started:
+                break
+            found = (start, end, min(started)[1])  # labelled as the shortest value it starts
+            end = low.find(closing, end + 1, limit)
+        if found:
+            yield found
 
 
 def _phones(low: str, phones: tuple[str, ...]) -> Iterator[Span]:
@@ -374,12 +500,20 @@ def mask_free_text(text: str, sensitive: Sensitive | None = None, *, secrets: It
         cut = _cut_value(low, sensitive)
         if cut:
             found.append(cut)
+        found += _quoted_prefixes(low, sensitive)
     spans = [(*view.original(a, b), label) for a, b, label in found]
     for secret in secrets:
         if secret:
             spans += _exact(text, secret, REDACTED, whole_word=False)
             spans += ((*view.original(a, b), label) for a, b, label in _exact(decoded, secret, REDACTED, False))
     return _replace(text, spans)
+
+
+def mask_pointer(pointer: str, sensitive: Sensitive | None = None) -> str:
+    """A JSON pointer (RFC 6901) masked token by token: a key that is an email, a phone or a token is
+    replaced, the path to it stays readable (``/customer/address/<redacted>``). A ``/`` inside a key is
+    written ``~1``, so no value spans two tokens."""
+    return "/".join(mask_free_text(token, sensitive) for token in pointer.split("/"))
 
 
 def _replace(text: str, spans: list[Span]) -> str:

@@ -214,7 +214,8 @@ def test_errors_survive_copy_and_pickle():
 
 @pytest.mark.parametrize("envelope", [odata, flat])
 @pytest.mark.parametrize("echo", ["ann%40example.com", "ANN%2540EXAMPLE.COM", "ann\\u0040example.com",
-                                  "ann&#64;example.com", "ann&commat;example.com", "%2B4930123456"])
+                                  "ann&#64;example.com", "ann&commat;example.com", "%2B4930123456",
+                                  "a/ann@example.com", "{ann}@example.com", "ann=x&y?z|w@example.com"])
 def test_encoded_echoes_are_masked_and_code_status_members_survive(envelope, echo):
     rid = RUNTIME_PREFIX + "InvalidEmailAddress"
     body = envelope(rid, f"The value '{echo}' is not valid for Email.", ["Email", "Addresses[0].ZipCode"])

@@ -10,8 +10,10 @@ import urllib.parse
 import pytest
 
 from shared.commerce.errors import mask_text
-from shared.privacy import (ADDRESS, EMAIL, NAME, PHONE, Sensitive, mask_free_text, sensitive,
+from shared.privacy import (ADDRESS, EMAIL, NAME, PHONE, Sensitive, mask_free_text, mask_pointer, sensitive,
                             sensitive_values, sensitive_values_from_envelope)
+from tests.unit.test_ingest import event as ingest_event
+from tests.unit.test_ingest import ingest
 from tests.unit.test_ledger import event
 
 ADDR = "ada@example.com"
@@ -48,6 +50,16 @@ EMAIL_FORMS = {
     "html double": "ada&amp;#64;example.com",
     "url then html": "ada%26%2364%3Bexample.com",
     "utf-8 local part": "zo%C3%AB%40example.com",
+    # every RFC 5322 atext character is part of the local part
+    "slash in local part": "a/b@example.com",
+    "equals in local part": "a=b@example.com",
+    "ampersand in local part": "a&b@example.com",
+    "question mark in local part": "a?b@example.com",
+    "braces around local part": "{ab}@example.com",
+    "pipe in local part": "a|b@example.com",
+    "all atext specials": "!#$%&*+-/=?^_`{|}~ada@example.com",
+    "json pointer escaped slash": "a~1b@example.com",
+    "quoted local part": '"john smith"@example.com',
 }
 
 
@@ -67,6 +79,20 @@ PHONE_FORMS = ["+12065550142", "(206) 555-0142", "206 555 0142", "206.555.0142",
 def test_a_phone_is_masked_in_spaced_dotted_e164_and_encoded_forms(form):
     masked = mask_text(f"Phone {form} is invalid")
     assert masked in ("Phone <digits> is invalid",), masked
+
+
+def test_an_address_glued_to_a_key_or_path_is_masked_with_it():
+    # atext includes = ? & /: what precedes an address without a space cannot be told from its local part,
+    # so it is masked too (over-masking, never a leak); a leading separator is kept, and so is an OData key.
+    assert mask_text("see ?email=ada@example.com now") == "see ?<email> now"
+    assert mask_text("GET /customers/ada@example.com") == "GET /<email>"
+    assert mask_text("Customers(Email='ada@example.com')") == "Customers(Email='<email>')"
+    assert mask_text("Customers(Email='o'brien@example.com')") == "Customers(Email='<email>')"
+
+
+def test_json_with_odata_annotations_stays_readable():
+    text = '{"value":[{"@odata.type":"#Customer","Name":"x"}],"@odata.context":"$metadata"}'
+    assert mask_text(text) == text
 
 
 def test_tokens_and_given_secrets_are_masked_also_encoded():
@@ -141,6 +167,85 @@ def test_a_sent_phone_is_masked_with_any_separators_and_prefix():
     assert mask_free_text("tel 0142.", SENT) == "tel 0142."  # four digits tell nothing
 
 
+def _utf16_escaped(text: str, form: str) -> str:
+    units = text.encode("utf-16-be")
+    return "".join(form.format(int.from_bytes(units[i:i + 2], "big")) for i in range(0, len(units), 2))
+
+
+ASTRAL = sensitive([(NAME, "𠮷田"), (NAME, "Zoë😀")])
+
+
+@pytest.mark.parametrize("form", ["\\u{:04x}", "\\u{:04X}", "\\\\u{:04x}", "%u{:04X}", "&#{};", "&#x{:x};"])
+@pytest.mark.parametrize("value", ["𠮷田", "Zoë😀"])
+def test_characters_outside_the_bmp_escaped_as_surrogate_pairs_are_masked(value, form):
+    # .NET's System.Text.Json (and JSON.stringify's callers, JavaScript escape()) write one escape per
+    # UTF-16 unit: a high and a low surrogate together stand for one character.
+    escaped = _utf16_escaped(value, form)
+    masked = mask_free_text(f'entity {{"FirstName":"{escaped}"}} refused', ASTRAL)
+    assert masked == 'entity {"FirstName":"<name>"} refused', (escaped, masked)
+
+
+def test_surrogate_pairs_in_json_and_utf8_forms_are_one_character():
+    assert mask_free_text('{"FirstName":"\\ud842\\udfb7\\u7530"}', ASTRAL) == '{"FirstName":"<name>"}'
+    assert mask_free_text("n=%5Cud842%5Cudfb7%5Cu7530!", ASTRAL) == "n=<name>!"  # escapes, percent-encoded
+    assert mask_free_text("n=%ED%A1%82%ED%BE%B7%E7%94%B0!", ASTRAL) == "n=<name>!"  # CESU-8
+    assert mask_free_text("n=\\ud842%uDFB7\\u7530!", ASTRAL) == "n=<name>!"  # mixed escapes
+    # a lone surrogate, or a pair in the wrong order, stays as it is
+    assert mask_free_text("x \\udfb7\\ud842 \\ud842", ASTRAL) == "x \\udfb7\\ud842 \\ud842"
+
+
+@pytest.mark.parametrize("form", ["O''Brien", "O''BRIEN", "O%27%27Brien", "O&#39;&#39;Brien"])
+def test_sql_and_odata_doubled_quotes_are_masked(form):
+    text = f"$filter=LastName eq '{form}' and Email eq 'zoë.o''brien+news@example.com'"
+    assert mask_free_text(text, SENT) == "$filter=LastName eq '<name>' and Email eq '<email>'"
+
+
+FOLDED = sensitive([(ADDRESS, "Straße 1"), (NAME, "Işık"), (NAME, "İlker"), (NAME, "Zoë")])
+
+
+@pytest.mark.parametrize("form,label", [("STRASSE 1", ADDRESS), ("strasse 1", ADDRESS), ("STRAẞE 1", ADDRESS),
+                                        ("IŞIK", NAME), ("ışık", NAME), ("ILKER", NAME), ("ilker", NAME),
+                                        ("Zoe\u0308", NAME), ("ZOE\u0308", NAME)])
+def test_case_mappings_that_change_letters_and_decomposed_accents_are_masked(form, label):
+    assert mask_free_text(f"value '{form}' refused", FOLDED) == f"value '{label}' refused", form
+
+
+def test_a_decomposed_value_is_still_a_whole_word():
+    assert mask_free_text("Zoe\u0308lle and Zoe\u0308", FOLDED) == "Zoe\u0308lle and <name>"
+
+
+TRUNCATED = sensitive([(NAME, "Christopher"), (NAME, "O'Sullivan-Smythe"), (ADDRESS, "1234 Long Street Name"),
+                       (EMAIL, "christopher.o'sullivan@example.com")])
+
+
+@pytest.mark.parametrize("quoted", ["'Christop'", '"CHRISTOP"', "'Chri'", "`Christophe`", "\u2018Christop\u2019",
+                                    "'O'Sulli'", "'O''Sulli'", "'1234 Long Str'", "%27Christop%27",
+                                    "'christopher.o'sulliv'"])
+def test_a_quoted_prefix_of_a_value_is_masked_anywhere(quoted):
+    # SQL Server error 2628 quotes the cut value in the middle of the message.
+    text = (f"String or binary data would be truncated in table 'crt.dbo.CUSTTABLE', column 'NAME'. "
+            f"Truncated value: {quoted}. The statement has been terminated.")
+    masked = mask_free_text(text, TRUNCATED)
+    assert masked.startswith("String or binary data would be truncated in table 'crt.dbo.CUSTTABLE', column 'NAME'. "
+                             "Truncated value: ") and masked.endswith(". The statement has been terminated."), masked
+    assert "chri" not in masked.lower() and "sulli" not in masked.lower() and "long" not in masked.lower(), masked
+
+
+def test_short_or_unquoted_prefixes_stay_readable():
+    # three characters, an unquoted prefix mid-text, a prefix not at the value's start, a quoted word
+    # that merely starts like a value: left as they are
+    text = "'Chr' Christop is 'topher' 'Christmas' 'NAME'"
+    assert mask_free_text(text, TRUNCATED) == text
+
+
+def test_two_letter_words_of_a_name_are_not_masked_alone():
+    # "Jo" of "Jo Ann" (and "Le" of "Le Roux", "Do" of "Do Van") would mask ordinary words everywhere;
+    # the whole value, its longer words and a two-letter name on its own are masked.
+    values = sensitive([(NAME, "Jo Ann"), (NAME, "Le Roux"), (NAME, "Li")])
+    text = "Jo Ann: do not retry; Le Roux, Roux, Le, Jo, Li"
+    assert mask_free_text(text, values) == "<name>: do not retry; <name>, <name>, Le, Jo, <name>"
+
+
 @pytest.mark.parametrize("cut", ["Zo%C3%AB.O%27Bri", "zoë.o'brien+ne", "Seatt", "Mary A", "O%27Br",
                                  "zo%C3%AB.o%27brien%2Bnews%4", "O\\u0027Bri\\u00"])
 def test_a_text_cut_inside_a_value_masks_the_cut_value(cut):
@@ -190,6 +295,19 @@ ADVERSARIAL = {
     "prefixes of a sent value": "zo",
     "@ and dots": "@.",
     "encoded emails": "zo%C3%AB.o%27brien%2Bnews%40example.com ",
+    "atext before @": "a{|}=?&/",
+    "atext and @": "{=?&/|}@",
+    "quoted local parts": '"a"@',
+    "quotes before @": '"a@',
+    "surrogate escapes": "\\ud842",
+    "surrogate pairs": "\\ud842\\udfb7",
+    "high surrogates in %u": "%uD842",
+    "surrogate entities": "&#55362;",
+    "doubled quotes": "o''",
+    "quoted prefixes": "'zoë.",
+    "quoted prefixes with inner quotes": "'zoë.o'",
+    "unclosed typographic quotes": "\u2018mary",
+    "long quoted runs": "'" + "seattle" * 40,
 }
 
 
@@ -209,3 +327,26 @@ def test_masking_time_grows_linearly_on_adversarial_input(unit):
     assert t_large < 2.0, f"{t_large:.2f} s for 256 KB"
     # 4x the input: about 4x the time (a quadratic pattern would take 16x); a floor absorbs timer noise
     assert t_large / max(t_small, 0.002) < 8, (t_small, t_large)
+
+
+# --- JSON pointers -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("pointer,masked", [
+    ("/customer/address/sessionToken" + "a1" * 20, "/customer/address/<redacted>"),
+    ("/customer/ada@example.com", "/customer/<email>"),
+    ("/customer/a~1b@example.com/x", "/customer/<email>/x"),
+    ("/customer/phones/0/+1 206 555 0142", "/customer/phones/0/<digits>"),
+    ("/customer/address/zip", "/customer/address/zip"),
+    ("", ""),
+    ("/", "/"),
+])
+def test_a_pointer_is_masked_token_by_token(pointer, masked):
+    assert mask_pointer(pointer) == masked
+
+
+def test_ingest_answers_show_where_a_masked_unknown_key_is():
+    bad = ingest_event(1)
+    bad["customer"]["address"] = {"country": "US", "sessionToken" + "a1" * 20: 1}
+    bad["customer"]["ada@example.com"] = 1
+    result, _ = ingest([bad])
+    pointers = {e["pointer"] for e in result.body["errors"]}
+    assert pointers == {"/customer/<email>", "/customer/address/<redacted>"}, pointers

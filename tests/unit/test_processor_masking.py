@@ -82,3 +82,22 @@ def test_the_stored_and_listed_message_is_masked_with_the_letters_own_event(worl
                             message="ann%40example.com", error_resource_id=None, status=None, attempts=1,
                             first_seen_at=None, dead_lettered_at=at(1), envelope="{not json")
     assert safe_message(unreadable) == "<email>"
+
+
+def test_a_truncated_value_and_utf16_escaped_echo_are_masked_in_the_dead_letter(world):
+    """SQL Server quotes a cut value mid-message (error 2628); a .NET server escapes every character
+    outside ASCII, one UTF-16 unit at a time; OData doubles the quote of O'Brien in a filter."""
+    ev = event("evt-1", at(0), email="christopher.obrien@example.com", firstName="Christopher",
+               lastName="O'Brien-𠮷田", address={"street": "1 Main St", "city": "Seattle", "country": "US"})
+    message = ("String or binary data would be truncated in table 'crt.dbo.CUSTTABLE', column 'NAME'. "
+               "Truncated value: 'Christop'. Entity {\"LastName\":\"O'Brien-\\ud842\\udfb7\\u7530\"}; "
+               "$filter=LastName eq 'O''Brien'")
+    world.commerce.fail("create", CommerceValidationError(message, operation="create", status=400,
+                                                          error_resource_id=RID))
+    result = world.send(envelope(ev))
+    assert result.outcome is Outcome.DEAD_LETTERED
+    [letter] = world.deadletters.letters
+    for leaked in ("christop", "brien", "\\ud842", "\\u7530"):
+        assert leaked not in letter.message.lower(), (leaked, letter.message)
+    assert "Truncated value: '<name>'." in letter.message and "column 'NAME'" in letter.message
+    assert "$filter=LastName eq '<name>'" in letter.message
