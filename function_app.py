@@ -4,6 +4,8 @@ adapts the Functions objects, calls one function of ``shared``, and turns the re
 - ``POST /api/customers/events`` (function key): validate marketing events, queue the valid ones.
 - queue ``%EVENTS_QUEUE_NAME%``: create or update the customer in Commerce.
 - queue ``%EVENTS_QUEUE_NAME%-poison``: keep what the host gave up on as a dead letter.
+- queue ``%EVENTS_QUEUE_NAME%-backfill`` (+ ``-poison``): the initial load queued by ``tools.backfill``,
+  the same processor with its own lower concurrency (``shared.backfill``).
 - timer ``%QUEUE_MONITOR_SCHEDULE%``: queue depth / age metrics, dead-letter retention, and dead letters
   for messages no trigger can read (not base64), which the host leaves in the poison queues.
 - ``GET /api/health`` (anonymous): version and whether the settings are complete.
@@ -27,6 +29,7 @@ from shared import __version__, logcontext
 from shared import telemetry_names as names
 from shared.errors import safe_traceback
 from shared.ingest import HttpResult, handle_ingest, problem
+from shared.backfill import collect_backfill_poison, process_backfill_message
 from shared.processor import collect_poison, process_message
 from shared.queue_monitor import report
 from shared.runtime import Runtime, build_runtime, utcnow
@@ -136,6 +139,21 @@ def process_customer_event(msg: func.QueueMessage) -> None:
                    connection="AzureWebJobsStorage")
 def collect_poison_events(msg: func.QueueMessage) -> None:
     collect_poison(msg.get_body(), msg.dequeue_count or 1, runtime().processor_deps)
+
+
+@app.function_name(names.FUNCTION_BACKFILL)
+@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%-backfill", connection="AzureWebJobsStorage")
+def process_backfill_event(msg: func.QueueMessage) -> None:
+    # A pack of events (or one retried event): each goes through process_message, at most
+    # BACKFILL_MAX_CONCURRENCY messages at once per process, so live events never wait behind a load.
+    process_backfill_message(msg.get_body(), msg.dequeue_count or 1, runtime().backfill_deps)
+
+
+@app.function_name(names.FUNCTION_BACKFILL_POISON)
+@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%-backfill-poison",
+                   connection="AzureWebJobsStorage")
+def collect_backfill_poison_events(msg: func.QueueMessage) -> None:
+    collect_backfill_poison(msg.get_body(), msg.dequeue_count or 1, runtime().processor_deps)
 
 
 @app.function_name(names.FUNCTION_QUEUE_MONITOR)

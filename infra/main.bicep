@@ -198,6 +198,9 @@ param deadLetterRetentionDays string = '30'
 @description('QUEUE_MONITOR_SCHEDULE (NCRONTAB).')
 param queueMonitorSchedule string = '0 */5 * * * *'
 
+@description('BACKFILL_MAX_CONCURRENCY: backfill messages (packs queued by tools.backfill) processed at once per worker process.')
+param backfillMaxConcurrency string = '2'
+
 // EMAIL_HASH_KEY must stay the same for the life of the system: every hash in logs, telemetry and
 // dead letters is derived from it. It is generated ONCE by the operator (docs/deploy.md), passed on the
 // first deployment, and may be left empty afterwards: the secret in Key Vault is then left untouched.
@@ -259,9 +262,13 @@ var deploymentContainerName = 'app-package'
 var ingestPath = '/api/customers/events'
 
 var poisonQueueName = '${eventsQueueName}-poison'
+// The initial load's own queue (tools.backfill, shared/backfill.py) and the poison queue the host gives it.
+var backfillQueueName = '${eventsQueueName}-backfill'
 var queueNames = [
   eventsQueueName
   poisonQueueName
+  backfillQueueName
+  '${backfillQueueName}-poison'
 ]
 // The identity gets Storage Table Data Contributor on each of these tables and on no other (app/rbac.bicep).
 var tableNames = union([
@@ -300,6 +307,10 @@ var queueConcurrencyPerInstance = (hostJson.extensions.queues.batchSize) + (host
 // Commerce calls one instance has in flight: the app's semaphore (COMMERCE_MAX_CONCURRENCY, per worker
 // process; FUNCTIONS_WORKER_PROCESS_COUNT is not set, so one process per instance) or, when that is
 // larger, the messages running at once, since each message makes its calls one after another.
+// Two queue triggers take that many messages each: live events and the backfill, whose invocations may
+// wait for one of the BACKFILL_MAX_CONCURRENCY slots. Each gets its own threads, so a backfill waiting
+// for a slot never holds a thread a live event needs.
+var threadsPerInstance = (queueConcurrencyPerInstance) * 2
 var commerceCallsPerInstance = (commerceMaxConcurrency < queueConcurrencyPerInstance) ? commerceMaxConcurrency : queueConcurrencyPerInstance
 
 // --- identity ------------------------------------------------------------------------------------
@@ -491,6 +502,7 @@ var appSettings = {
   RETRY_MAX_AGE_SECONDS: retryMaxAgeSeconds
   COMMERCE_MAX_CONCURRENCY: string(commerceMaxConcurrency)
   QUEUE_MONITOR_SCHEDULE: queueMonitorSchedule
+  BACKFILL_MAX_CONCURRENCY: backfillMaxConcurrency
 
   COMMERCE_BASE_URL: commerceBaseUrl
   COMMERCE_OUN: commerceOun
@@ -530,7 +542,7 @@ var appSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identity.outputs.clientId}'
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
-  PYTHON_THREADPOOL_THREAD_COUNT: string(queueConcurrencyPerInstance)
+  PYTHON_THREADPOOL_THREAD_COUNT: string(threadsPerInstance)
 }
 
 module functionApp 'br/public:avm/res/web/site:0.24.0' = {

@@ -63,6 +63,22 @@ class Runtime:
         return StorageQueueSender(self.storage.queue(self.settings.events_queue))
 
     @cached_property
+    def backfill_sender(self) -> StorageQueueSender:
+        return StorageQueueSender(self.storage.queue(self.settings.backfill_queue))
+
+    @cached_property
+    def backfill_deps(self):
+        """The processor as for live events, but its retries and deferrals go back to the backfill queue,
+        and at most BACKFILL_MAX_CONCURRENCY messages run at once in this process (``shared.backfill``)."""
+        from dataclasses import replace
+
+        from shared.backfill import BackfillDeps, BackfillGate
+
+        return BackfillDeps(processor=replace(self.processor_deps, requeue=self.backfill_sender.send),
+                            gate=BackfillGate(self.settings.backfill_max_concurrency),
+                            send=self.backfill_sender.send)
+
+    @cached_property
     def ingest_deps(self) -> IngestDeps:
         return IngestDeps(settings=self.settings, queue=self.events_sender, telemetry=self.telemetry,
                           clock=utcnow, ledger=self.ledger)
@@ -83,7 +99,9 @@ class Runtime:
         return self.storage.queue_service().get_queue_client(name)
 
     def monitored_queues(self) -> list[QueueClient]:
-        return [self._raw_queue(self.settings.events_queue), self._raw_queue(self.settings.poison_queue)]
+        s = self.settings
+        return [self._raw_queue(name) for name in (s.events_queue, s.poison_queue, s.backfill_queue,
+                                                   s.backfill_poison_queue)]
 
     def stranded_queues(self) -> StrandedQueues:
         """The poison queue and its own poison queue, read as stored: what is there may not be base64."""
@@ -116,7 +134,8 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
         try:
             ensure_table(deadletter_table)
             ensure_table(ledger_table)
-            for name in (settings.events_queue, settings.poison_queue):
+            for name in (settings.events_queue, settings.poison_queue, settings.backfill_queue,
+                         settings.backfill_poison_queue):
                 ensure_queue(storage.queue(name))
         except Exception as error:  # noqa: BLE001 - not fatal: the first real use reports it properly
             log.warning("could not check queues/tables at start-up: %s", type(error).__name__)

@@ -85,6 +85,9 @@ APP_SETTINGS: tuple[Setting, ...] = (
             "queued is dead-lettered with its last error (24 hours by default).", "86400"),
     Setting("COMMERCE_MAX_CONCURRENCY", "Most Commerce calls in flight at once per worker process; "
             "with maximumInstanceCount it bounds the load on the Commerce Scale Unit.", "8"),
+    Setting("BACKFILL_MAX_CONCURRENCY", "Most backfill queue messages (packs of events queued by "
+            "tools.backfill on '<EVENTS_QUEUE_NAME>-backfill') processed at once per worker process, so an "
+            "initial load never takes the capacity live events need.", "2"),
     Setting("QUEUE_MONITOR_SCHEDULE", "NCRONTAB schedule of the queue-depth metrics timer.",
             "0 */5 * * * *"),
     # --- Commerce Scale Unit -------------------------------------------------------------------
@@ -216,10 +219,21 @@ class Settings:
     ingest_max_events: int
     ingest_max_body_bytes: int
     email_hash_key: bytes = field(repr=False)
+    backfill_max_concurrency: int = 2
 
     @property
     def poison_queue(self) -> str:
         return f"{self.events_queue}-poison"
+
+    @property
+    def backfill_queue(self) -> str:
+        """The initial load's own queue (``shared.backfill``), named after the event queue like the
+        poison queue, so the trigger's binding needs no setting of its own."""
+        return f"{self.events_queue}-backfill"
+
+    @property
+    def backfill_poison_queue(self) -> str:
+        return f"{self.backfill_queue}-poison"
 
 
 _AUTH_MODE_REQUIRES: dict[AuthMode, tuple[str, ...]] = {
@@ -389,6 +403,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ingest_max_events=number("INGEST_MAX_EVENTS", int, 1, 10000),
         ingest_max_body_bytes=number("INGEST_MAX_BODY_BYTES", int, 1024, 100 * 1024 * 1024),
         email_hash_key=hash_key.encode("utf-8"),
+        backfill_max_concurrency=number("BACKFILL_MAX_CONCURRENCY", int, 1, 256),
     )
     if problems:
         raise SettingsError(problems)

@@ -26,6 +26,8 @@ FUNCTION_PROCESS = "process_customer_event"
 FUNCTION_POISON = "collect_poison_events"
 FUNCTION_QUEUE_MONITOR = "report_queue_metrics"
 FUNCTION_HEALTH = "health"
+FUNCTION_BACKFILL = "process_backfill_event"
+FUNCTION_BACKFILL_POISON = "collect_backfill_poison"
 
 
 class Outcome(str, Enum):

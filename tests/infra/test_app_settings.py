@@ -157,9 +157,10 @@ def test_application_insights_uses_entra_ingestion(settings):
 
 
 def test_thread_pool_matches_the_per_instance_queue_concurrency(settings):
+    # The live queue's trigger and the backfill queue's each run batchSize + newBatchThreshold at once.
     queues = json.loads(HOST_JSON.read_text())["extensions"]["queues"]
     per_instance = queues["batchSize"] + queues["newBatchThreshold"]
-    assert settings["PYTHON_THREADPOOL_THREAD_COUNT"] == str(per_instance)
+    assert settings["PYTHON_THREADPOOL_THREAD_COUNT"] == str(2 * per_instance)
 
 
 def test_site_is_a_locked_down_flex_consumption_python_app(site):

@@ -27,7 +27,8 @@ def test_every_queue_and_table_the_code_uses_is_provisioned():
     storage = m.module_params("storage")
     queues = {q["name"] for q in storage["queueServices"]["queues"]}
     tables = {t["name"] for t in storage["tableServices"]["tables"]}
-    assert {settings.events_queue, settings.poison_queue} <= queues
+    assert {settings.events_queue, settings.poison_queue, settings.backfill_queue,
+            settings.backfill_poison_queue} <= queues
     assert tables == {settings.deadletter_table, settings.ledger_table}, "a table no code uses is provisioned"
     assert settings.poison_queue == SETTINGS_BY_NAME["EVENTS_QUEUE_NAME"].default + "-poison"
 
@@ -35,7 +36,9 @@ def test_every_queue_and_table_the_code_uses_is_provisioned():
 def test_queue_and_table_names_follow_their_parameters():
     storage = m.module_params("storage", eventsQueueName="events-b", deadLetterTableName="dlq",
                               ledgerTableName="ledgerb", additionalTableNames=["ledgerb", "extra"])
-    assert [q["name"] for q in storage["queueServices"]["queues"]] == ["events-b", "events-b-poison"]
+    assert [q["name"] for q in storage["queueServices"]["queues"]] == ["events-b", "events-b-poison",
+                                                                      "events-b-backfill",
+                                                                      "events-b-backfill-poison"]
     assert [t["name"] for t in storage["tableServices"]["tables"]] == ["dlq", "ledgerb", "extra"]
     settings = m.app_settings(eventsQueueName="events-b", deadLetterTableName="dlq", ledgerTableName="ledgerb")
     assert (settings["EVENTS_QUEUE_NAME"], settings["DEADLETTER_TABLE_NAME"], settings["LEDGER_TABLE_NAME"]) == (
