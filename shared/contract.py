@@ -158,6 +158,18 @@ class NormalisedAddress(_Frozen):
     country_alpha2: str
 
 
+class CreateDefaults(BaseModel):
+    """Defaults for creating a customer that a webhook source sets instead of the global ones
+    (``CUSTOMER_DEFAULT_*``); like those, they apply on create only, never on update."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
+                              populate_by_name=True)
+
+    customer_group: str | None = None
+    currency_code: str | None = None
+    language: str | None = None
+
+
 class NormalisedEvent(_Frozen):
     spec_version: str = SPEC_VERSION
     event_id: str
@@ -185,6 +197,8 @@ class NormalisedEvent(_Frozen):
     customer_account: str | None = None
     created_date_time: datetime | None = None
     address: NormalisedAddress | None = None
+    create_defaults: CreateDefaults | None = None
+    """Set by a webhook source with its own create defaults (``shared.sources``); None: the global ones."""
 
     @property
     def changes_email(self) -> bool:

@@ -96,19 +96,10 @@ class _Listing:
         return {**fields, "omittedProblems": self.omitted} if self.omitted else fields
 
 
-def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
-                  deps: IngestDeps) -> HttpResult:
-    settings = deps.settings
-    try:
-        items = read_batch(body, content_type, max_events=settings.ingest_max_events,
-                           max_bytes=settings.ingest_max_body_bytes)
-    except BatchRejected as rejected:
-        deps.telemetry.ingested("rejected_request", 1)
-        return problem(rejected.status, rejected.title, rejected.detail, correlation_id)
-
-    now = deps.clock()
-    results = validate_batch(items, now=now, settings=settings.mapping,
-                             hash_key=settings.email_hash_key)
+def wrap_valid(results: list[EventResult], now: datetime, correlation_id: str
+               ) -> tuple[dict[int, str], dict[int, list[FieldProblem]]]:
+    """The queue message of each valid event (by index), and the events too large for one.
+    Dropped fields are logged here, by pointer and code (never their values)."""
     envelopes: dict[int, str] = {}
     oversized: dict[int, list[FieldProblem]] = {}
     for result in results:
@@ -121,7 +112,6 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
                 message=f"the normalised event exceeds {MAX_MESSAGE_BYTES} bytes")]
             continue
         envelopes[result.index] = text
-
     # At most MAX_LISTED_PROBLEMS lines per request, like the answer: 500 events of 21 dropped
     # fields each must not become 10,500 log lines.
     dropped = [(r, w) for r in results for w in r.warnings]
@@ -131,19 +121,14 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     if len(dropped) > MAX_LISTED_PROBLEMS:
         log.warning("%d more dropped fields in this request, not logged one by one",
                     len(dropped) - MAX_LISTED_PROBLEMS)
+    return envelopes, oversized
 
-    listing = _Listing()
 
-    def errors(result: EventResult) -> list[dict]:
-        # A rejected event lists no warnings: they are counted with its unlisted problems.
-        return listing(result, result.errors + oversized.get(result.index, []),
-                       result.omitted + len(result.warnings))
-
-    if not envelopes:
-        deps.telemetry.ingested("rejected", len(results))
-        return problem(422, "Invalid events", "No event in the request is valid; nothing was queued.",
-                       correlation_id, **listing.body(errors=[e for r in results for e in errors(r)]))
-
+def send_valid(results: list[EventResult], envelopes: dict[int, str], deps: IngestDeps,
+               correlation_id: str) -> tuple[list[str], Exception | None]:
+    """Queue the wrapped events in index order (marking email changes in the ledger first). Stops at
+    the first queue failure, which is logged and reported (``IngestFailure``): the ids queued until
+    then, and the error (None when every event is queued)."""
     queued: list[str] = []
     for result in results:
         if result.index not in envelopes:
@@ -159,13 +144,46 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
             deps.telemetry.ingested("queued", len(queued))
             deps.telemetry.ingest_failure(status=503, reason=failure.reason,
                                           correlation_id=correlation_id)
-            result_503 = problem(
-                503, "Queue unavailable",
-                "The event queue could not be reached. Events listed in queuedEventIds were queued; "
-                "send the others again later.", correlation_id, queuedEventIds=queued)
-            result_503.headers["Retry-After"] = str(QUEUE_RETRY_AFTER_SECONDS)
-            return result_503
+            return queued, error
         queued.append(result.event_id)
+    return queued, None
+
+
+def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
+                  deps: IngestDeps) -> HttpResult:
+    settings = deps.settings
+    try:
+        items = read_batch(body, content_type, max_events=settings.ingest_max_events,
+                           max_bytes=settings.ingest_max_body_bytes)
+    except BatchRejected as rejected:
+        deps.telemetry.ingested("rejected_request", 1)
+        return problem(rejected.status, rejected.title, rejected.detail, correlation_id)
+
+    now = deps.clock()
+    results = validate_batch(items, now=now, settings=settings.mapping,
+                             hash_key=settings.email_hash_key)
+    envelopes, oversized = wrap_valid(results, now, correlation_id)
+
+    listing = _Listing()
+
+    def errors(result: EventResult) -> list[dict]:
+        # A rejected event lists no warnings: they are counted with its unlisted problems.
+        return listing(result, result.errors + oversized.get(result.index, []),
+                       result.omitted + len(result.warnings))
+
+    if not envelopes:
+        deps.telemetry.ingested("rejected", len(results))
+        return problem(422, "Invalid events", "No event in the request is valid; nothing was queued.",
+                       correlation_id, **listing.body(errors=[e for r in results for e in errors(r)]))
+
+    queued, failure = send_valid(results, envelopes, deps, correlation_id)
+    if failure is not None:
+        result_503 = problem(
+            503, "Queue unavailable",
+            "The event queue could not be reached. Events listed in queuedEventIds were queued; "
+            "send the others again later.", correlation_id, queuedEventIds=queued)
+        result_503.headers["Retry-After"] = str(QUEUE_RETRY_AFTER_SECONDS)
+        return result_503
 
     deps.telemetry.ingested("queued", len(queued))
     rejected = len(results) - len(queued)

@@ -108,9 +108,11 @@ def build_create_body(event: NormalisedEvent, settings: MappingSettings) -> dict
         if event.phone_extension:
             body["PhoneExt"] = event.phone_extension
     body["CustomerTypeValue"] = settings.default_customer_type
-    for prop, value, default in (("Language", event.language, settings.default_language),
-                                 ("CurrencyCode", event.currency_code, settings.default_currency),
-                                 ("CustomerGroup", event.customer_group, settings.default_group)):
+    own = event.create_defaults  # a webhook source's defaults, before the global ones
+    for prop, value, default in (
+            ("Language", event.language, (own and own.language) or settings.default_language),
+            ("CurrencyCode", event.currency_code, (own and own.currency_code) or settings.default_currency),
+            ("CustomerGroup", event.customer_group, (own and own.customer_group) or settings.default_group)):
         if value or default:
             body[prop] = value or default
     body["Addresses"] = [address_body(event.address, settings)] if event.address else []
