@@ -2,6 +2,8 @@
 adapts the Functions objects, calls one function of ``shared``, and turns the result into a response.
 
 - ``POST /api/customers/events`` (function key): validate marketing events, queue the valid ones.
+- ``POST /api/webhooks/{source}`` (function key + the source's signature): a marketing system's own
+  webhook (Shopify, Klaviyo, HubSpot, Standard Webhooks, or a mapping file), translated and queued.
 - queue ``%EVENTS_QUEUE_NAME%``: create or update the customer in Commerce.
 - queue ``%EVENTS_QUEUE_NAME%-poison``: keep what the host gave up on as a dead letter.
 - queue ``%EVENTS_QUEUE_NAME%-backfill`` (+ ``-poison``): the initial load queued by ``tools.backfill``,
@@ -34,6 +36,7 @@ from shared.processor import collect_poison, process_message
 from shared.queue_monitor import report
 from shared.runtime import Runtime, build_runtime, utcnow
 from shared.settings import SettingsError
+from shared.sources.webhook import handle_webhook
 
 log = logging.getLogger("customer_sync")
 logcontext.install()
@@ -111,6 +114,26 @@ def _ingest(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
                                 correlation_id))
 
 
+@app.function_name(names.FUNCTION_WEBHOOK)
+@app.route(route="webhooks/{source}", methods=["POST"])
+def receive_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    correlation_id = _correlation_id(req)
+    with logcontext.log_context(correlation_id=correlation_id):
+        try:
+            deps = runtime().webhook_deps
+            return _respond(handle_webhook(req.route_params.get("source", ""), req.method, req.url,
+                                           dict(req.headers.items()), req.get_body(), correlation_id,
+                                           deps))
+        except SettingsError as error:
+            log.error("webhook refused: settings incomplete: %s", ", ".join(error.names))
+            return _respond(problem(503, "Service not configured", "The integration's settings are "
+                                    "incomplete; an operator must fix them.", correlation_id))
+        except Exception as error:  # noqa: BLE001 - the outermost handler: frames only, never the message
+            log.error("webhook failed unexpectedly: %s", safe_traceback(error))
+            return _respond(problem(500, "Internal error", "The delivery could not be processed. Quote "
+                                    "the correlation id.", correlation_id))
+
+
 @app.function_name(names.FUNCTION_HEALTH)
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -162,6 +185,11 @@ def report_queue_metrics(timer: func.TimerRequest) -> None:
     rt = runtime()
     report(rt.monitored_queues(), rt.deadletters, rt.settings.deadletter_retention_days,
            rt.telemetry, utcnow(), stranded=rt.stranded_queues())
+    try:  # webhook delivery records older than yesterday: a redelivery lookup never reads them
+        deps = rt.webhook_deps
+        deps.deliveries.purge(deps.registry.names(), utcnow())
+    except Exception as error:  # noqa: BLE001 - the next run tries again
+        log.warning("webhook delivery records not purged: %s", type(error).__name__)
 
 
 _start()

@@ -201,6 +201,33 @@ param queueMonitorSchedule string = '0 */5 * * * *'
 @description('BACKFILL_MAX_CONCURRENCY: backfill messages (packs queued by tools.backfill) processed at once per worker process.')
 param backfillMaxConcurrency string = '2'
 
+// --- webhooks from marketing systems (docs/sources.md) ------------------------------------------
+// Off by default: WEBHOOK_SECRETS is then empty and every POST /api/webhooks/<source> is refused (401).
+// On: WEBHOOK_SECRETS is a Key Vault reference to the webhook-secrets secret, which holds the JSON
+// {"<source>": ["<secret>", ...]} (two secrets for one source during a rotation). Like the other
+// secrets it is written only when a value is passed, so later deployments keep the stored one.
+@description('Serve signed webhooks from marketing systems (POST /api/webhooks/<source>).')
+param webhooksEnabled bool = false
+
+@description('WEBHOOK_SECRETS: JSON {"<source>": ["<secret>", ...]}. Written to Key Vault when not empty; leave empty on later deployments to keep the stored value.')
+@secure()
+param webhookSecrets string = ''
+
+@description('WEBHOOK_SOURCE_OPTIONS (JSON object): per-source create defaults, invalid-field policy, Shopify shop allow-list.')
+param webhookSourceOptions string = '{}'
+
+@description('WEBHOOK_MAPPINGS_DIR: folder of declarative mapping files deployed with the app.')
+param webhookMappingsDir string = 'webhook_mappings'
+
+@description('WEBHOOK_PUBLIC_BASE_URL: https://<host> the senders call (HubSpot signs that URL); empty uses the URL the worker sees.')
+param webhookPublicBaseUrl string = ''
+
+@description('WEBHOOK_DELIVERY_TABLE_NAME: received deliveries, so a redelivery is not queued again.')
+param webhookDeliveryTableName string = 'webhookdeliveries'
+
+@description('WEBHOOK_IDENTITY_TABLE_NAME: each sender\'s customer id (hashed) and the email it last carried.')
+param webhookIdentityTableName string = 'webhookidentities'
+
 // EMAIL_HASH_KEY must stay the same for the life of the system: every hash in logs, telemetry and
 // dead letters is derived from it. It is generated ONCE by the operator (docs/deploy.md), passed on the
 // first deployment, and may be left empty afterwards: the secret in Key Vault is then left untouched.
@@ -219,6 +246,9 @@ param failedProcessorThreshold int = 10
 
 @description('Ingest responses >= 500 within the window that raise an alert.')
 param ingestServerErrorThreshold int = 0
+
+@description('Webhook deliveries refused as not authentic (WebhookRejected) within the window that raise an alert.')
+param webhookRejectedThreshold int = 0
 
 @description('Queue depth (messages) above which the backlog alert fires.')
 param queueDepthThreshold int = 1000
@@ -274,6 +304,8 @@ var queueNames = [
 var tableNames = union([
   deadLetterTableName
   ledgerTableName
+  webhookDeliveryTableName
+  webhookIdentityTableName
 ], additionalTableNames)
 
 // Key Vault secret names allow letters, digits and dashes only.
@@ -281,12 +313,16 @@ var emailHashKeySecretName = 'email-hash-key'
 var commerceClientSecretName = 'commerce-client-secret'
 var usesClientSecret = (commerceAuthMode == 'client_secret')
 var writeClientSecret = usesClientSecret && !empty(commerceClientSecret)
-var appSecretNames = usesClientSecret ? [
+var webhookSecretsSecretName = 'webhook-secrets'
+var writeWebhookSecrets = webhooksEnabled && !empty(webhookSecrets)
+var appSecretNames = concat(usesClientSecret ? [
   emailHashKeySecretName
   commerceClientSecretName
 ] : [
   emailHashKeySecretName
-]
+], webhooksEnabled ? [
+  webhookSecretsSecretName
+] : [])
 
 // Endpoints computed from names (no runtime lookup, no keys).
 var blobEndpoint = 'https://${storageAccountName}.blob.${environment().suffixes.storage}/'
@@ -297,6 +333,7 @@ var keyVaultUri = 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/
 // Versionless references: a new secret version is picked up without redeploying (docs/deploy.md).
 var emailHashKeyReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${emailHashKeySecretName}/)'
 var commerceClientSecretReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${commerceClientSecretName}/)'
+var webhookSecretsReference = '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${webhookSecretsSecretName}/)'
 
 // Per-instance queue concurrency is batchSize + newBatchThreshold from the app's own host.json.
 // The Python worker runs plain-def functions on a thread pool; with fewer threads than that, a batch
@@ -418,6 +455,20 @@ resource commerceClientSecretValue 'Microsoft.KeyVault/vaults/secrets@2024-11-01
   ]
 }
 
+resource webhookSecretsValue 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (writeWebhookSecrets) {
+  parent: keyVaultRef
+  name: webhookSecretsSecretName
+  // checkov:skip=CKV_AZURE_114: false positive: contentType is set below; checkov 3.3.30 does not read the body of a conditional (if) resource.
+  // checkov:skip=CKV_AZURE_41: the senders' signing secrets expire when their owners rotate them (docs/sources.md); a Key Vault expiry here would stop every webhook without rotating anything.
+  properties: {
+    value: webhookSecrets
+    contentType: 'application/json'
+  }
+  dependsOn: [
+    vault
+  ]
+}
+
 // --- monitoring: Log Analytics + workspace-based Application Insights (Entra ingestion only) -----
 module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.16.1' = {
   name: 'logAnalytics'
@@ -453,6 +504,7 @@ module rbac 'app/rbac.bicep' = {
   dependsOn: [
     emailHashKeySecret
     commerceClientSecretValue
+    webhookSecretsValue
   ]
   params: {
     principalId: identity.outputs.principalId
@@ -536,6 +588,13 @@ var appSettings = {
   INGEST_MAX_EVENTS: ingestMaxEvents
   INGEST_MAX_BODY_BYTES: ingestMaxBodyBytes
 
+  WEBHOOK_SECRETS: webhooksEnabled ? webhookSecretsReference : ''
+  WEBHOOK_SOURCE_OPTIONS: webhookSourceOptions
+  WEBHOOK_MAPPINGS_DIR: webhookMappingsDir
+  WEBHOOK_PUBLIC_BASE_URL: webhookPublicBaseUrl
+  WEBHOOK_DELIVERY_TABLE_NAME: webhookDeliveryTableName
+  WEBHOOK_IDENTITY_TABLE_NAME: webhookIdentityTableName
+
   EMAIL_HASH_KEY: emailHashKeyReference
 
   // Functions OpenTelemetry mode (host.json telemetryMode): the worker configures the exporter.
@@ -616,6 +675,7 @@ module alerts 'app/alerts.bicep' = {
     alertEmails: alertEmails
     failedProcessorThreshold: failedProcessorThreshold
     ingestServerErrorThreshold: ingestServerErrorThreshold
+    webhookRejectedThreshold: webhookRejectedThreshold
     queueDepthThreshold: queueDepthThreshold
     queueOldestAgeSecondsThreshold: queueOldestAgeSecondsThreshold
   }
@@ -626,6 +686,8 @@ output functionAppName string = functionApp.outputs.name
 output defaultHostname string = functionApp.outputs.defaultHostname
 // Without a key: fetch one with `az functionapp function keys list` (docs/deploy.md).
 output ingestUrl string = 'https://${functionApp.outputs.defaultHostname}${ingestPath}'
+// Each marketing system's webhook URL is this with /<source> and ?code=<function key> (docs/sources.md).
+output webhookBaseUrl string = 'https://${functionApp.outputs.defaultHostname}/api/webhooks'
 output identityClientId string = identity.outputs.clientId
 output identityPrincipalId string = identity.outputs.principalId
 output keyVaultName string = vault.outputs.name

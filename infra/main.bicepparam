@@ -27,6 +27,14 @@ param defaultCountry = readEnvironmentVariable('DEFAULT_COUNTRY', '')
 param maximumInstanceCount = int(readEnvironmentVariable('CUSTSYNC_MAX_INSTANCES', '40'))
 param commerceMaxConcurrency = int(readEnvironmentVariable('COMMERCE_MAX_CONCURRENCY', '8'))
 
+// Signed webhooks from marketing systems (docs/sources.md). WEBHOOK_SECRETS is the JSON of the senders'
+// signing secrets, {"<source>": ["<secret>", ...]}: set it only for the deployment that writes it to Key
+// Vault; empty leaves the stored value. The options and base URL are environment-specific too.
+param webhooksEnabled = readEnvironmentVariable('WEBHOOKS_ENABLED', 'false') == 'true'
+param webhookSecrets = readEnvironmentVariable('WEBHOOK_SECRETS', '')
+param webhookSourceOptions = readEnvironmentVariable('WEBHOOK_SOURCE_OPTIONS', '{}')
+param webhookPublicBaseUrl = readEnvironmentVariable('WEBHOOK_PUBLIC_BASE_URL', '')
+
 // Comma-separated list of e-mail addresses for alerts.
 param alertEmails = split(readEnvironmentVariable('ALERT_EMAILS'), ',')
 

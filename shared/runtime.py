@@ -25,6 +25,7 @@ from shared.ledger_store import LedgerStore
 from shared.processor import CallCounter, ProcessorDeps, keep_stranded
 from shared.queue_monitor import StrandedQueues
 from shared.settings import Settings, load_settings
+from shared.sources.config import WebhookConfig, load_webhook_config
 from shared.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
 from shared.telemetry import Telemetry
 
@@ -57,6 +58,7 @@ class Runtime:
     ledger: LedgerStore
     calls: CallCounter
     max_dequeue_count: int
+    webhooks: WebhookConfig | None = None  # the webhook sources (shared.sources); None: none served
 
     @cached_property
     def events_sender(self) -> StorageQueueSender:
@@ -98,6 +100,19 @@ class Runtime:
         # raise, and with it the whole monitor run.
         return self.storage.queue_service().get_queue_client(name)
 
+    @cached_property
+    def webhook_deps(self):
+        from shared.sources.registry import SourceRegistry
+        from shared.sources.stores import DeliveryStore, SenderIdentityStore
+        from shared.sources.webhook import WebhookDeps
+
+        config = self.webhooks or WebhookConfig()
+        return WebhookDeps(ingest=self.ingest_deps, config=config, registry=SourceRegistry(config),
+                           deliveries=DeliveryStore(self.storage.table(config.delivery_table)),
+                           identities=SenderIdentityStore(self.storage.table(config.identity_table),
+                                                          self.settings.email_hash_key),
+                           deadletters=self.deadletters)
+
     def monitored_queues(self) -> list[QueueClient]:
         s = self.settings
         return [self._raw_queue(name) for name in (s.events_queue, s.poison_queue, s.backfill_queue,
@@ -115,6 +130,7 @@ class Runtime:
 def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
                   telemetry: Telemetry | None = None) -> Runtime:
     settings = load_settings(env)  # raises SettingsError naming every missing setting
+    webhooks = load_webhook_config(env)  # the same, for the webhook sources' settings and mapping files
     telemetry = telemetry or Telemetry()
     calls = CallCounter()
 
@@ -134,6 +150,8 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
         try:
             ensure_table(deadletter_table)
             ensure_table(ledger_table)
+            for table in (webhooks.delivery_table, webhooks.identity_table):
+                ensure_table(storage.table(table))
             for name in (settings.events_queue, settings.poison_queue, settings.backfill_queue,
                          settings.backfill_poison_queue):
                 ensure_queue(storage.queue(name))
@@ -141,4 +159,4 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
             log.warning("could not check queues/tables at start-up: %s", type(error).__name__)
     return Runtime(settings=settings, storage=storage, telemetry=telemetry, commerce=commerce,
                    deadletters=DeadLetterStore(deadletter_table), ledger=LedgerStore(ledger_table), calls=calls,
-                   max_dequeue_count=max_dequeue_count(host_json))
+                   max_dequeue_count=max_dequeue_count(host_json), webhooks=webhooks)

@@ -136,6 +136,26 @@ APP_SETTINGS: tuple[Setting, ...] = (
     # --- ingest ----------------------------------------------------------------------------------
     Setting("INGEST_MAX_EVENTS", "Most events accepted in one request.", "500"),
     Setting("INGEST_MAX_BODY_BYTES", "Largest request body accepted.", "1048576"),
+    # --- webhooks from marketing systems (shared.sources, docs/sources.md) -------------------------
+    Setting("WEBHOOK_SECRETS", "Signing secrets of the webhook sources, a JSON object {\"<source>\": "
+            "[\"<secret>\", ...]}: every secret listed is accepted, so a rotation lists the new one "
+            "beside the old until the sender uses it. A source without a secret is refused (401). A Key "
+            "Vault reference in Azure.", secret=True),
+    Setting("WEBHOOK_SOURCE_OPTIONS", "Per-source options, a JSON object {\"<source>\": {...}}: "
+            "createDefaults (customerGroup, currencyCode, language on create), invalidOptionalFields "
+            "(reject or drop), shopDomains (Shopify allow-list), toleranceSeconds.", "{}"),
+    Setting("WEBHOOK_MAPPINGS_DIR", "Folder of declarative mapping files, one <source>.json per "
+            "further webhook source; relative paths are read from the app's folder.",
+            "webhook_mappings"),
+    Setting("WEBHOOK_PUBLIC_BASE_URL", "The scheme and host senders call (https://<host>), for "
+            "signatures over the URL (HubSpot v3) when the worker sees another one; empty: the URL "
+            "of the request as received.", ""),
+    Setting("WEBHOOK_DELIVERY_TABLE_NAME", "Table of received webhook deliveries by source and "
+            "delivery id: a redelivery is acknowledged without being queued again.",
+            "webhookdeliveries"),
+    Setting("WEBHOOK_IDENTITY_TABLE_NAME", "Table mapping each sender's own customer id (keyed by a "
+            "hash) to the email it last carried, so a sender's email change moves the customer.",
+            "webhookidentities"),
     # --- privacy ---------------------------------------------------------------------------------
     Setting("EMAIL_HASH_KEY", "HMAC-SHA256 key that turns an email into the pseudonymous key used in "
             "logs, telemetry, dead letters and replay filters. A Key Vault reference in Azure; "

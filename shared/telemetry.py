@@ -36,6 +36,8 @@ class Telemetry:
                                        description="Age of the oldest visible message")
         self._deadletters = meter.create_gauge(names.METRIC_DEADLETTER_COUNT, unit="1",
                                                description="Dead-lettered events held for replay")
+        self._webhooks = meter.create_counter(names.METRIC_WEBHOOK_DELIVERIES, unit="1",
+                                              description="Webhook deliveries, by source and outcome")
 
     def custom_event(self, name: str, message: str, level: int = logging.INFO, **dims: Any) -> None:
         attrs = {k: v for k, v in dims.items() if v is not None}
@@ -69,6 +71,16 @@ class Telemetry:
     def ingest_failure(self, *, status: int, reason: str, correlation_id: str) -> None:
         self.custom_event(names.EVENT_INGEST_FAILURE, "ingest could not accept events", logging.ERROR,
                           status=status, reason=reason, correlation_id=correlation_id)
+
+    def webhook_rejected(self, *, source: str, reason: str, correlation_id: str) -> None:
+        """A webhook delivery refused as not authentic (401): ``source`` is a configured source name or
+        "unknown", ``reason`` one of ``shared.sources.signatures.REASONS``; never a header or a secret."""
+        self.custom_event(names.EVENT_WEBHOOK_REJECTED, "webhook delivery refused", logging.WARNING,
+                          source=source, reason=reason, correlation_id=correlation_id)
+        self._webhooks.add(1, {"source": source, "outcome": "rejected"})
+
+    def webhook_delivery(self, source: str, outcome: str) -> None:
+        self._webhooks.add(1, {"source": source, "outcome": outcome})
 
     def commerce_call(self, operation: str, status: int | None) -> None:
         status_class = f"{status // 100}xx" if status else "none"

@@ -11,6 +11,12 @@ EVENT_SYNC_OUTCOME = "CustomerSyncOutcome"
 EVENT_COMMERCE_AUTH_FAILURE = "CommerceAuthFailure"
 EVENT_DEAD_LETTERED = "CustomerEventDeadLettered"
 EVENT_INGEST_FAILURE = "IngestFailure"
+# A webhook delivery refused before anything was stored (unknown source, no secret, unsigned, tampered,
+# expired...): dimensions source, reason (shared.sources.signatures.REASONS).
+EVENT_WEBHOOK_REJECTED = "WebhookRejected"
+# One email's data erased (shared.erasure: tools.customer --forget, a sender's erasure request):
+# dimensions email_hash, ledger, dead_letters, poison_messages, sender_records.
+EVENT_CUSTOMER_ERASED = "CustomerErased"
 
 # Custom metrics (OpenTelemetry metrics API -> ``customMetrics``)
 METRIC_EVENTS_PROCESSED = "customer_sync.events_processed"  # counter, dimension: outcome
@@ -19,6 +25,9 @@ METRIC_EVENTS_INGESTED = "customer_sync.events_ingested"  # counter, dimension: 
 METRIC_QUEUE_DEPTH = "customer_sync.queue_depth"  # gauge, dimension: queue
 METRIC_QUEUE_OLDEST_AGE = "customer_sync.queue_oldest_age_seconds"  # gauge, dimension: queue
 METRIC_DEADLETTER_COUNT = "customer_sync.deadletters"  # gauge: dead letters held
+# counter, dimensions: source, outcome (accepted, duplicate, ignored, unreadable, rejected, in_flight,
+# failed, too_large)
+METRIC_WEBHOOK_DELIVERIES = "customer_sync.webhook_deliveries"
 
 # Function names (the ``operation_Name`` of rows in ``requests``)
 FUNCTION_INGEST = "ingest_customer_events"
@@ -26,6 +35,7 @@ FUNCTION_PROCESS = "process_customer_event"
 FUNCTION_POISON = "collect_poison_events"
 FUNCTION_QUEUE_MONITOR = "report_queue_metrics"
 FUNCTION_HEALTH = "health"
+FUNCTION_WEBHOOK = "receive_webhook"
 FUNCTION_BACKFILL = "process_backfill_event"
 FUNCTION_BACKFILL_POISON = "collect_backfill_poison"
 

@@ -23,6 +23,7 @@ from shared.contract import (
     MultiStatus,
     Problem,
 )
+from shared.sources.models import WebhookAnswer, WebhookProblem
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 API_VERSION = "1.0.0"
@@ -32,7 +33,8 @@ _REF = "#/components/schemas/{model}"
 def _schemas() -> dict[str, Any]:
     _, top = models_json_schema(
         [(m, "validation") for m in (CustomerEvent, EventBatch)]
-        + [(m, "serialization") for m in (Accepted, MultiStatus, Problem, Health)],
+        + [(m, "serialization") for m in (Accepted, MultiStatus, Problem, Health, WebhookAnswer,
+                                          WebhookProblem)],
         ref_template=_REF,
     )
     return dict(sorted(top["$defs"].items()))
@@ -92,6 +94,43 @@ def build_document() -> dict[str, Any]:
                                         "may have been queued before it: resending is safe."),
                         "503": _problem("The queue is unavailable; queuedEventIds lists the "
                                         "events queued before the failure. Retry the others."),
+                    },
+                }
+            },
+            "/api/webhooks/{source}": {
+                "post": {
+                    "operationId": "postWebhook",
+                    "summary": "Receive a marketing system's own signed webhook",
+                    "description": "The body is the sender's own payload, verified over its raw bytes "
+                                   "with the source's signature scheme before it is parsed: shopify "
+                                   "(X-Shopify-Hmac-Sha256), klaviyo (Klaviyo-Signature), hubspot "
+                                   "(X-HubSpot-Signature-v3), standard (Standard Webhooks "
+                                   "webhook-signature, body = the canonical event contract), or a "
+                                   "mapping file in WEBHOOK_MAPPINGS_DIR. docs/sources.md describes each "
+                                   "source. A data problem is answered 200: the refused event is kept "
+                                   "as a dead letter.",
+                    "parameters": [{"name": "source", "in": "path", "required": True,
+                                    "description": "shopify, klaviyo, hubspot, standard, or the name of "
+                                                   "a mapping file.",
+                                    "schema": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,31}$"}}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {
+                            "description": "The sender's payload, as the sender documents it."}}},
+                    },
+                    "responses": {
+                        "200": _json("WebhookAnswer", "Authentic and durably stored, or received "
+                                     "before (duplicate), or a topic that is not applied (ignored)."),
+                        "401": _json("WebhookProblem", "Unknown source, no secret configured, or the "
+                                     "signature is missing, wrong or expired (or the function key is "
+                                     "missing). Nothing was stored.", "application/problem+json"),
+                        "409": _problem("The same delivery is being stored by another request; "
+                                        "Retry-After says when to send it again."),
+                        "413": _problem("Body larger than INGEST_MAX_BODY_BYTES."),
+                        "500": _problem("Unexpected failure; quote the correlationId. Resending is "
+                                        "safe."),
+                        "503": _problem("Storage unavailable or settings incomplete; send the delivery "
+                                        "again after Retry-After."),
                     },
                 }
             },

@@ -18,6 +18,7 @@ param alertEmails array
 
 param failedProcessorThreshold int
 param ingestServerErrorThreshold int
+param webhookRejectedThreshold int = 0
 param queueDepthThreshold int
 param queueOldestAgeSecondsThreshold int
 
@@ -99,6 +100,15 @@ var alertDefinitions = [
     dimension: ''
     query: 'requests | where (operation_Name == "${telemetry.FUNCTION_INGEST}" or operation_Name endswith " ${ingestRouteTemplate}" or url contains "${ingestPath}") and toint(resultCode) >= 500'
     description: 'The ingest endpoint (${telemetry.FUNCTION_INGEST}, POST ${ingestPath}) answered with a server error, so the marketing system must retry or has lost events. Look at the failed requests to ${ingestPath} and the ${telemetry.EVENT_INGEST_FAILURE} custom events; the usual cause is the queue being unreachable (storage outage, or a missing Storage Queue Data Contributor role on the events queue: check with python -m tools.preflight). Ask the sender to resend events from the alert window.'
+  }
+  {
+    key: 'webhook-rejected'
+    displayName: 'Customer sync: webhook deliveries refused as not authentic'
+    severity: 2
+    threshold: webhookRejectedThreshold
+    dimension: 'source'
+    query: 'customEvents | where name == "${telemetry.EVENT_WEBHOOK_REJECTED}" | extend source = tostring(customDimensions["source"]), reason = tostring(customDimensions["reason"])'
+    description: 'A marketing system\'s webhook (POST /api/webhooks/<source>) was refused with 401 and nothing was stored, so that sender\'s customers are not arriving. Query customEvents where name == "${telemetry.EVENT_WEBHOOK_REJECTED}" for source and reason. bad_signature after a secret rotation: add the new secret beside the old one in the webhook-secrets Key Vault secret (WEBHOOK_SECRETS, docs/sources.md). no_secret or unknown_source: the source is not configured. expired: the sender\'s clock or a replay. shop_not_allowed: add the shop to shopDomains in WEBHOOK_SOURCE_OPTIONS. Check the sender\'s delivery log too.'
   }
   {
     key: 'queue-backlog'

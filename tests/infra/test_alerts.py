@@ -43,6 +43,9 @@ def test_each_required_alert_queries_the_exact_names():
     assert 'operation_Name endswith " api/customers/events"' in q["ingest-5xx"]
     assert f'name == "{tn.METRIC_QUEUE_DEPTH}"' in q["queue-backlog"] and "customDimensions" in q["queue-backlog"]
     assert f'name == "{tn.METRIC_QUEUE_OLDEST_AGE}"' in q["queue-oldest-age"]
+    # Webhook deliveries refused before anything was stored: one alert per source.
+    assert q["webhook-rejected"].startswith(f'customEvents | where name == "{tn.EVENT_WEBHOOK_REJECTED}"')
+    assert 'source = tostring(customDimensions["source"])' in q["webhook-rejected"]
 
 
 def test_alert_queries_use_no_name_that_the_code_does_not_define():
@@ -56,7 +59,8 @@ def test_alert_queries_use_no_name_that_the_code_does_not_define():
 def test_names_used_by_alerts_helper():
     used = m.telemetry_names_used_by_alerts()
     assert used == {tn.FUNCTION_PROCESS, tn.FUNCTION_INGEST, tn.EVENT_DEAD_LETTERED, tn.EVENT_COMMERCE_AUTH_FAILURE,
-                    tn.EVENT_SYNC_OUTCOME, tn.METRIC_QUEUE_DEPTH, tn.METRIC_QUEUE_OLDEST_AGE}
+                    tn.EVENT_SYNC_OUTCOME, tn.METRIC_QUEUE_DEPTH, tn.METRIC_QUEUE_OLDEST_AGE,
+                    tn.EVENT_WEBHOOK_REJECTED}
     assert m.telemetry_values_used_by_alerts() == {"OUTCOME_RETRYING": tn.Outcome.RETRYING.value}
     assert m.telemetry_keys_used_by_alerts() <= set(m.telemetry_names_from_code())
 
@@ -146,7 +150,7 @@ def rules():
 
 
 def test_rules_are_log_alerts_on_application_insights_that_resolve_themselves(rules):
-    assert len(rules) == 6
+    assert len(rules) == 7
     for rule in rules:
         assert rule["kind"] == "LogAlert"
         props = rule["properties"]
@@ -167,12 +171,14 @@ def test_queue_alerts_split_per_queue(rules):
     for key in ("queue-backlog", "queue-oldest-age"):
         dims = by_name[f"p-{key}"]["properties"]["criteria"]["allOf"][0]["dimensions"]
         assert dims == [{"name": "queue", "operator": "Include", "values": ["*"]}]
+    dims = by_name["p-webhook-rejected"]["properties"]["criteria"]["allOf"][0]["dimensions"]
+    assert dims == [{"name": "source", "operator": "Include", "values": ["*"]}]
 
 
 def test_thresholds_are_parameters():
     params = m.parse_bicep(m.MAIN_BICEP)["parameters"]
     for name in ("failedProcessorThreshold", "ingestServerErrorThreshold", "queueDepthThreshold",
-                 "queueOldestAgeSecondsThreshold"):
+                 "queueOldestAgeSecondsThreshold", "webhookRejectedThreshold"):
         assert params[name]["type"] == "int"
     alerts = m.module_params("alerts", queueDepthThreshold=77)
     assert alerts["queueDepthThreshold"] == 77

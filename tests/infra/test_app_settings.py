@@ -133,6 +133,15 @@ def test_client_secret_mode_wires_the_secret_from_key_vault():
     assert "commerce-client-secret" in m.module_params("rbac", commerceAuthMode="client_secret")["secretNames"]
 
 
+def test_webhook_secrets_are_a_key_vault_reference_only_when_webhooks_are_enabled(settings):
+    assert settings["WEBHOOK_SECRETS"] == ""  # off by default: every webhook is refused (401)
+    enabled = m.app_settings(webhooksEnabled=True)
+    ref = KEY_VAULT_REFERENCE.match(text(enabled["WEBHOOK_SECRETS"]))
+    assert ref and ref["secret"] == "webhook-secrets"
+    assert "webhook-secrets" in m.module_params("rbac", webhooksEnabled=True)["secretNames"]
+    assert "webhook-secrets" not in m.module_params("rbac")["secretNames"]
+
+
 def test_workload_identity_mode_uses_the_managed_identity(settings):
     assert settings["COMMERCE_AUTH_MODE"] == "workload_identity"
     assert settings["COMMERCE_MANAGED_IDENTITY_CLIENT_ID"] == Unresolved("identity.outputs.clientId")

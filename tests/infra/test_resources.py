@@ -29,7 +29,11 @@ def test_every_queue_and_table_the_code_uses_is_provisioned():
     tables = {t["name"] for t in storage["tableServices"]["tables"]}
     assert {settings.events_queue, settings.poison_queue, settings.backfill_queue,
             settings.backfill_poison_queue} <= queues
-    assert tables == {settings.deadletter_table, settings.ledger_table}, "a table no code uses is provisioned"
+    from shared.sources.config import load_webhook_config
+
+    webhooks = load_webhook_config({})
+    assert tables == {settings.deadletter_table, settings.ledger_table, webhooks.delivery_table,
+                      webhooks.identity_table}, "a table no code uses is provisioned"
     assert settings.poison_queue == SETTINGS_BY_NAME["EVENTS_QUEUE_NAME"].default + "-poison"
 
 
@@ -39,7 +43,8 @@ def test_queue_and_table_names_follow_their_parameters():
     assert [q["name"] for q in storage["queueServices"]["queues"]] == ["events-b", "events-b-poison",
                                                                       "events-b-backfill",
                                                                       "events-b-backfill-poison"]
-    assert [t["name"] for t in storage["tableServices"]["tables"]] == ["dlq", "ledgerb", "extra"]
+    assert [t["name"] for t in storage["tableServices"]["tables"]] == ["dlq", "ledgerb", "webhookdeliveries",
+                                                                      "webhookidentities", "extra"]
     settings = m.app_settings(eventsQueueName="events-b", deadLetterTableName="dlq", ledgerTableName="ledgerb")
     assert (settings["EVENTS_QUEUE_NAME"], settings["DEADLETTER_TABLE_NAME"], settings["LEDGER_TABLE_NAME"]) == (
         "events-b", "dlq", "ledgerb")
@@ -67,17 +72,21 @@ def test_key_vault_is_rbac_mode_with_purge_protection_and_soft_delete():
 def test_secrets_are_written_only_when_a_value_is_supplied():
     tree = m.parse_bicep(m.MAIN_BICEP)
     secrets = {n: r for n, r in m.resources(tree).items() if r["type"] == "Microsoft.KeyVault/vaults/secrets"}
-    assert set(secrets) == {"emailHashKeySecret", "commerceClientSecretValue"}
-    for extra in ({}, {"commerceAuthMode": "client_secret"}):
+    assert set(secrets) == {"emailHashKeySecret", "commerceClientSecretValue", "webhookSecretsValue"}
+    for extra in ({}, {"commerceAuthMode": "client_secret"}, {"webhooksEnabled": True}):
         for given in ("", "a-value-supplied-by-the-operator"):
-            ev = m.main_evaluator(emailHashKey=given, commerceClientSecret=given, **extra)
+            ev = m.main_evaluator(emailHashKey=given, commerceClientSecret=given, webhookSecrets=given, **extra)
             assert ev.eval(secrets["emailHashKeySecret"]["config"]["condition"]) is bool(given)
             written = ev.eval(secrets["commerceClientSecretValue"]["config"]["condition"])
             assert written is (bool(given) and extra.get("commerceAuthMode") == "client_secret")
+            written = ev.eval(secrets["webhookSecretsValue"]["config"]["condition"])
+            assert written is (bool(given) and extra.get("webhooksEnabled") is True)
     for resource in secrets.values():
         body = resource["config"]["config"]
-        assert m.Evaluator(tree, m.MAIN_BICEP).eval(body["name"]) in ("email-hash-key", "commerce-client-secret")
-        assert str(body["properties"]["value"]) in ("emailHashKey", "commerceClientSecret")  # the @secure() params
+        assert m.Evaluator(tree, m.MAIN_BICEP).eval(body["name"]) in ("email-hash-key", "commerce-client-secret",
+                                                                      "webhook-secrets")
+        # the @secure() params
+        assert str(body["properties"]["value"]) in ("emailHashKey", "commerceClientSecret", "webhookSecrets")
 
 
 def test_application_insights_is_workspace_based_with_local_auth_disabled():

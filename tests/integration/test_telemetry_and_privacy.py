@@ -10,6 +10,7 @@ import logging
 import urllib.parse
 
 import pytest
+import requests
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -144,6 +145,10 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
     # refused at the edge: pydantic and validator paths with the personal data in the input
     bad = stack.post([event(3, email=EMAIL, phone="+1 000"), event(4, email=EMAIL.replace("@", "@@"))])
     assert bad.status_code == 422
+    # a webhook refused as not authentic (WebhookRejected, which an alert queries)
+    unsigned = requests.post(f"{stack.host.http_url}/webhooks/shopify", data=b'{"email": "x"}', timeout=30,
+                             headers={"Content-Type": "application/json", "X-Shopify-Topic": "customers/create"})
+    assert unsigned.status_code == 401
     # dead-lettered by Commerce, then an authentication failure, then the queue monitor
     # Commerce quotes what it was sent in its errors (echo mode), and refuses the create.
     stack.emulator.configure(required_on_create=["Email", "TaxGroup"], echo_input_in_errors=True)
@@ -203,3 +208,82 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
     assert queried_outcomes and queried_outcomes <= emitted_outcomes, (queried_outcomes, emitted_outcomes)
     assert names.EVENT_COMMERCE_AUTH_FAILURE in emitted_events
     assert names.EVENT_DEAD_LETTERED in emitted_events
+
+
+def test_webhook_routes_leak_no_personal_data_and_no_secret(stack_factory, debug_everything, otel_logs):
+    """Every webhook path with the personal data in the sender's own payload: created, redelivered,
+    refused for its data, refused as not authentic, an email change, a consent topic completed from the
+    sender-id map, an erasure request, Klaviyo and HubSpot. No email, phone, name or secret anywhere."""
+    import json
+    import uuid
+    from pathlib import Path
+
+    from tests import webhook_signing as sign
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    suffix = uuid.uuid4().hex[:8]
+    stack = stack_factory(settings={"WEBHOOK_DELIVERY_TABLE_NAME": f"whd{suffix}",
+                                    "WEBHOOK_IDENTITY_TABLE_NAME": f"whi{suffix}"})
+    runtime = build_runtime(stack.env, host_json=stack.host_json, telemetry=Telemetry(meter=meter))
+    function_app.use_runtime(runtime)
+    stack.runtime = runtime
+    secrets = [s for values in json.loads(stack.env["WEBHOOK_SECRETS"]).values() for s in values]
+    url = f"{stack.host.http_url}/webhooks"
+    answers: list[requests.Response] = []
+
+    def shopify(body: dict, topic: str, event_id: str, secret: str = "local-dev-shopify-secret"):
+        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        answer = requests.post(f"{url}/shopify", data=raw, timeout=30,
+                               headers=sign.shopify(raw, secret, topic=topic, event_id=event_id))
+        answers.append(answer)
+        return answer
+
+    customer = {"id": 5501, "email": EMAIL, "first_name": FIRST_NAME, "last_name": LAST_NAME,
+                "phone": PHONE_INPUT, "updated_at": "2026-11-26T10:00:00Z", "created_at": "2026-11-26T09:00:00Z",
+                "default_address": {"address1": "1 Main St", "city": "Seattle", "province_code": "WA",
+                                    "country_code": "US", "zip": "98101", "name": f"{FIRST_NAME} {LAST_NAME}"}}
+    assert shopify(customer, "customers/create", "p-1").status_code == 200
+    assert shopify(customer, "customers/create", "p-1").json()["status"] == "duplicate"
+    assert shopify({**customer, "phone": "+1 000", "updated_at": "2026-11-26T10:01:00Z"}, "customers/update",
+                   "p-2").json()["rejected"] == ["shopify:p-2"]
+    assert shopify(customer, "customers/update", "p-3", secret="not-the-secret").status_code == 401
+    moved = {**customer, "email": "new." + EMAIL, "updated_at": "2026-11-26T10:05:00Z"}
+    assert shopify(moved, "customers/update", "p-4").status_code == 200
+    consent = {"customer_id": 5501, "email_address": None,
+               "email_marketing_consent": {"state": "subscribed", "consent_updated_at": "2026-11-26T10:06:00Z"}}
+    assert shopify(consent, "customers/email_marketing_consent_update", "p-5").status_code == 200
+    stack.wait()
+    redact = {"shop_id": 1, "customer": {"id": 5501, "email": "new." + EMAIL, "phone": PHONE_INPUT}}
+    assert shopify(redact, "customers/redact", "p-6").json()["erasures"] == 1
+    klaviyo = json.loads((Path(__file__).resolve().parents[2] / "samples/webhooks/klaviyo/"
+                          "email-marketing-subscription.json").read_text())
+    klaviyo["data"][0]["payload"]["included"][0]["attributes"].update(
+        email="k." + EMAIL, phone_number=PHONE_E164, first_name=FIRST_NAME, last_name=LAST_NAME)
+    raw = json.dumps(klaviyo, ensure_ascii=False).encode("utf-8")
+    answers.append(requests.post(f"{url}/klaviyo", data=raw, timeout=30,
+                                 headers=sign.klaviyo(raw, "local-dev-klaviyo-secret")))
+    hubspot = {"hs_object_id": "77", "email": "h." + EMAIL, "firstname": FIRST_NAME, "lastname": LAST_NAME,
+               "phone": PHONE_INPUT, "lastmodifieddate": "1795687200000"}
+    raw = json.dumps(hubspot, ensure_ascii=False).encode("utf-8")
+    answers.append(requests.post(f"{url}/hubspot", data=raw, timeout=30, headers=sign.hubspot(
+        raw, "local-dev-hubspot-secret", uri=f"{url}/hubspot")))
+    answers.append(requests.post(f"{url}/marketo", data=raw, timeout=30))  # unknown source
+    assert [a.status_code for a in answers[-3:]] == [200, 200, 401]
+    stack.wait()
+    # The Shopify customer (moved to its new email), Klaviyo's and HubSpot's.
+    assert len(stack.emulator.customers()) == 3
+
+    rows = list(stack.runtime.deadletters.table.list_entities())
+    assert {row["Reason"] for row in rows} == {"webhook_rejected", "erasure_requested"}
+    stored = "\n".join(repr({k: v for k, v in row.items() if k != "Envelope"}) for row in rows)
+    places = {"log records": "\n".join(debug_everything.texts), "answers": "\n".join(a.text for a in answers),
+              "dead-letter table": stored, "metrics": repr(reader.get_metrics_data()),
+              "exported logs": "\n".join(f"{r.log_record.body} {dict(r.log_record.attributes or {})}"
+                                         for r in otel_logs.get_finished_logs())}
+    leaks = {place: found for place, text in places.items()
+             if (found := [s for s in forbidden_strings() + secrets if s.lower() in text.lower()])}
+    assert leaks == {}, f"personal data or a secret leaked: {leaks}"
+    exported = {(r.log_record.attributes or {}).get("microsoft.custom_event.name")
+                for r in otel_logs.get_finished_logs()}
+    assert {names.EVENT_WEBHOOK_REJECTED, names.EVENT_DEAD_LETTERED} <= exported

@@ -20,7 +20,7 @@ def request(method="GET", body=b"", headers=None):
 
 def test_every_function_name_is_one_of_the_alerted_names():
     assert set(functions()) == {names.FUNCTION_INGEST, names.FUNCTION_PROCESS, names.FUNCTION_POISON,
-                                names.FUNCTION_QUEUE_MONITOR, names.FUNCTION_HEALTH,
+                                names.FUNCTION_QUEUE_MONITOR, names.FUNCTION_HEALTH, names.FUNCTION_WEBHOOK,
                                 names.FUNCTION_BACKFILL, names.FUNCTION_BACKFILL_POISON}
 
 

@@ -1,0 +1,49 @@
+"""Standard Webhooks (standardwebhooks.com): any sender that signs with ``webhook-id``,
+``webhook-timestamp`` and ``webhook-signature`` and sends our canonical event contract as the body
+(one event, an array, or ``{"events": [...]}``, as ``POST /api/customers/events`` takes).
+
+Every ``v1,`` signature in the header is tried against every active secret (rotation); the timestamp
+must be within 5 minutes (``toleranceSeconds`` per source); ``webhook-id`` is the delivery's
+idempotency key. ``v1a,`` (ed25519) signatures are not accepted. The events keep their own ids: the
+sender owns them, as on the canonical route.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from shared.sources.base import CanonicalEvent, Translation, Unreadable, WebhookRequest, digest
+from shared.sources.config import SourceOptions
+from shared.sources.signatures import Verified, verify_standard
+
+
+class StandardWebhooksAdapter:
+    name = "standard"
+    scheme = "standard"
+
+    def verify(self, request: WebhookRequest, secrets: Sequence[str], now: datetime,
+               options: SourceOptions, public_base_url: str) -> Verified:
+        return verify_standard(request.body, request.headers, secrets, now, options.tolerance_seconds)
+
+    def delivery_key(self, request: WebhookRequest, verified: Verified, body: Any) -> str:
+        return verified.delivery_id or digest(request.body)
+
+    def translate(self, request: WebhookRequest, verified: Verified, body: Any) -> Translation:
+        if isinstance(body, dict) and "events" in body:
+            if set(body) != {"events"} or not isinstance(body["events"], list):
+                raise Unreadable("wrong_batch_shape")
+            items = body["events"]
+        elif isinstance(body, list):
+            items = body
+        elif isinstance(body, dict):
+            items = [body]
+        else:
+            raise Unreadable("not_an_event")
+        if not items:
+            raise Unreadable("empty_batch")
+        # A non-object item is refused by validation, like any other invalid event.
+        return Translation(topic="events", events=[CanonicalEvent(item) for item in items])
+
+
+ADAPTER = StandardWebhooksAdapter()
