@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from shared.commerce.errors import mask_text
 from shared.deadletters import DeadLetter, DeadLetterStore
 from shared.errors import classify
 from shared.ingest import HttpResult, IngestDeps, problem, send_valid, wrap_valid
 from shared.normalise.datetimes import parse_aware
 from shared.normalise.email import normalise_email
 from shared.normalise.errors import Invalid
-from shared.privacy import email_hash
+from shared.privacy import email_hash, mask_pointer
 from shared.sources.base import (CanonicalEvent, Erasure, Translation, Unreadable, WebhookRequest, digest,
                                  parse_json)
 from shared.sources.config import SOURCE_NAME, WebhookConfig
@@ -226,7 +225,7 @@ class _Delivery:
             event_id = result.event_id or f"{self.source}:{digest(self.request.body, str(result.index))}"
             customer = item.raw.get("customer") if isinstance(item.raw, dict) else None
             email = customer.get("email") if isinstance(customer, dict) else None
-            listed = "; ".join(f"{mask_text(p.pointer) or '/'} {p.code}" for p in problems[:20])
+            listed = "; ".join(f"{mask_pointer(p.pointer) or '/'} {p.code}" for p in problems[:20])
             hint = (" (the sender gave no email and none is known for its customer id yet)"
                     if email is None and item.sender_id else "")
             self._dead_letter(event_id=event_id, email=email, reason=REASON_REJECTED,

@@ -291,3 +291,18 @@ def test_delivery_store_reads_yesterday_and_purges_older_days():
     assert sorted(pk for pk, _ in table.rows) == ["shopify-20261125", "shopify-20261126"]
     assert store.claim("shopify", "d1", NOW).state == "duplicate"  # found in yesterday's partition
     assert store.claim("shopify", "d5", NOW).state == "new"  # past the window: the ledger's turn
+
+
+def test_a_refused_event_s_problems_never_quote_the_sender_s_values(f, caplog):
+    event = {"eventId": "e-1", "occurredAt": "2026-11-26T10:00:00Z",
+             "customer": {"email": "zoe.obrien@example.com", "phone": "+1 206 555 0142 999",
+                          "zoe.obrien@example.com": "a property named after the customer"}}
+    body = json.dumps(event).encode()
+    with caplog.at_level(logging.DEBUG):
+        answer = post(f, "standard", body, sign.standard(body, "local-dev-standard-webhooks-key", at=NOW))
+    assert answer.body["rejected"] == ["e-1"]
+    [letter] = f.deadletters()
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    for text in (letter.message, logged, json.dumps(answer.body)):
+        assert "zoe.obrien" not in text and "555" not in text
+    assert "unknown_property" in letter.message
