@@ -75,6 +75,11 @@ class Packer:
         self._size += size
         return full
 
+    @property
+    def first_row(self) -> int | None:
+        """The first record waiting in the message being filled (not sent yet)."""
+        return self._rows[0] if self._rows else None
+
     def flush(self) -> tuple[str, list[int]] | None:
         if not self._items:
             return None

@@ -136,7 +136,7 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
 
     def on_call(record) -> None:
         calls.add()
-        telemetry.commerce_call(record.operation, record.status)
+        telemetry.commerce_call(record.operation, record.status, record.duration_s)
 
     commerce = CommerceClient(settings.commerce, build_token_provider(settings.commerce, logger=log),
                               on_call=on_call, max_concurrency=settings.commerce_max_concurrency)

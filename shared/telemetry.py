@@ -28,6 +28,8 @@ class Telemetry:
                                                description="Events processed, by outcome")
         self._calls = meter.create_counter(names.METRIC_COMMERCE_CALLS, unit="1",
                                            description="Commerce API calls, by operation and status")
+        self._latency = meter.create_histogram(names.METRIC_COMMERCE_LATENCY, unit="ms",
+                                               description="Commerce API call duration, by operation and status")
         self._ingested = meter.create_counter(names.METRIC_EVENTS_INGESTED, unit="1",
                                               description="Events received by the ingest endpoint")
         self._depth = meter.create_gauge(names.METRIC_QUEUE_DEPTH, unit="1",
@@ -45,12 +47,18 @@ class Telemetry:
 
     def outcome(self, outcome: names.Outcome, *, event_id: str | None, email_hash: str | None,
                 correlation_id: str | None, latency_ms: float, commerce_calls: int, attempt: int | None,
-                reason: str | None = None, level: int = logging.INFO) -> None:
+                reason: str | None = None, level: int = logging.INFO, source: str | None = None) -> None:
+        """``source``: the event's ``source`` field (the sending system as it names itself; ``backfill``
+        for tools.backfill), cut to 64 characters; sender-chosen text, so one that looks like it holds an
+        address or a number is not sent."""
+        source = (source or "unknown")[:64]
+        if "@" in source or sum(c.isdigit() for c in source) >= 6:
+            source = "masked"
         self.custom_event(names.EVENT_SYNC_OUTCOME, f"event {outcome.value}", level,
                           outcome=outcome.value, event_id=event_id, email_hash=email_hash,
                           correlation_id=correlation_id, latency_ms=round(latency_ms, 1),
-                          commerce_calls=commerce_calls, attempt=attempt, reason=reason)
-        self._processed.add(1, {"outcome": outcome.value})
+                          commerce_calls=commerce_calls, attempt=attempt, reason=reason, source=source)
+        self._processed.add(1, {"outcome": outcome.value, "source": source})
 
     def dead_lettered(self, *, event_id: str | None, email_hash: str | None, reason: str,
                       error_resource_id: str | None, correlation_id: str | None,
@@ -82,9 +90,12 @@ class Telemetry:
     def webhook_delivery(self, source: str, outcome: str) -> None:
         self._webhooks.add(1, {"source": source, "outcome": outcome})
 
-    def commerce_call(self, operation: str, status: int | None) -> None:
+    def commerce_call(self, operation: str, status: int | None, duration_s: float | None = None) -> None:
         status_class = f"{status // 100}xx" if status else "none"
         self._calls.add(1, {"operation": operation, "status_class": status_class})
+        if duration_s is not None:
+            latency_class = names.STATUS_CLASS_THROTTLED if status == 429 else status_class
+            self._latency.record(duration_s * 1000, {"operation": operation, "status_class": latency_class})
 
     def ingested(self, status: str, count: int) -> None:
         if count:

@@ -19,8 +19,10 @@ EVENT_WEBHOOK_REJECTED = "WebhookRejected"
 EVENT_CUSTOMER_ERASED = "CustomerErased"
 
 # Custom metrics (OpenTelemetry metrics API -> ``customMetrics``)
-METRIC_EVENTS_PROCESSED = "customer_sync.events_processed"  # counter, dimension: outcome
+METRIC_EVENTS_PROCESSED = "customer_sync.events_processed"  # counter, dimensions: outcome, source
 METRIC_COMMERCE_CALLS = "customer_sync.commerce_calls"  # counter, dimensions: operation, status_class
+# histogram (milliseconds), dimensions: operation, status_class (a 429 is "throttled", not "4xx")
+METRIC_COMMERCE_LATENCY = "customer_sync.commerce_latency_ms"
 METRIC_EVENTS_INGESTED = "customer_sync.events_ingested"  # counter, dimension: status
 METRIC_QUEUE_DEPTH = "customer_sync.queue_depth"  # gauge, dimension: queue
 METRIC_QUEUE_OLDEST_AGE = "customer_sync.queue_oldest_age_seconds"  # gauge, dimension: queue
@@ -38,6 +40,10 @@ FUNCTION_HEALTH = "health"
 FUNCTION_WEBHOOK = "receive_webhook"
 FUNCTION_BACKFILL = "process_backfill_event"
 FUNCTION_BACKFILL_POISON = "collect_backfill_poison"
+
+# Dimension values the workbook and alerts compare with
+SOURCE_BACKFILL = "backfill"  # the ``source`` of every event tools.backfill queues
+STATUS_CLASS_THROTTLED = "throttled"  # latency histogram: a 429 from Commerce
 
 
 class Outcome(str, Enum):
