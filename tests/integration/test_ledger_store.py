@@ -137,3 +137,22 @@ def test_a_missing_ledger_table_is_a_retried_storage_failure_not_an_empty_ledger
     with pytest.raises(Exception) as raised:
         store.write(LedgerEntry("a" * 64))
     assert classify(raised.value).reason == "storage_not_provisioned"
+
+
+def test_the_direct_requests_and_the_sdk_read_and_write_the_same_entities(store):
+    """Workers of the previous release write through the SDK: both see one entity, one ETag."""
+    from shared.storage import HttpTableEntities, SdkTableEntities
+
+    assert isinstance(store.entities, HttpTableEntities)
+    sdk = LedgerStore(store.table, SdkTableEntities(store.table))
+    entry = full_entry()
+    by_sdk = sdk.write(entry)
+    read = store.read(entry.email_hash)
+    assert read == entry and read.etag == by_sdk.etag
+    by_http = store.write(replace(read, account_number="004242"))
+    again = sdk.read(entry.email_hash)
+    assert again == by_http and again.etag == by_http.etag
+    with pytest.raises(LedgerConflict):
+        sdk.write(replace(by_sdk, account_number="late"))  # the SDK's stale ETag loses to ours
+    with pytest.raises(LedgerConflict):
+        store.write(LedgerEntry(entry.email_hash))  # an insert over an existing entity
