@@ -6,7 +6,10 @@ The flow for one event (``docs/ledger.md`` has the state diagram):
    last applied is ``stale``; both are acknowledged with no Commerce call;
 3. take the email's lease (insert-if-absent, or an ETag-conditional take-over of an expired one). A
    live lease of another worker -> the event is sent again with a 1-5 s delay (``deferred``): only
-   the lease holder ever searches, creates or updates that email's customer;
+   the lease holder ever searches, creates or updates that email's customer. An email that is likely
+   new skips the read: the insert that takes the lease fails if the entry exists (``EntryPresence``).
+   A known customer whose field groups are unchanged needs no lease: the event is recorded by one
+   write conditional on the ETag read (``unchanged``);
 4. under the lease: a known customer with unchanged field groups -> nothing; changed groups -> one
    PATCH; otherwise find it (sender's hint, then exact email search), read it and PATCH the
    difference, or create it. A 404 on the stored account (deleted, merged, async number replaced)
@@ -87,6 +90,44 @@ class CallCounter:
         return getattr(self._local, "count", 0)
 
 
+class EntryPresence:
+    """A guess, per worker process, at whether an email's ledger entry exists, to choose the first
+    ledger operation: a read (a new email then costs read, insert with the lease, record: 3) or the
+    insert that takes the lease (insert, record: 2). A wrong guess costs one operation, never
+    correctness: the insert is conditional (it fails when the entry exists, which is then read and
+    judged as always), and a read that finds nothing is followed by the insert as before.
+
+    Insert first for an email not seen in this process when the sender says the customer is new
+    (``eventType`` ``customer.created``), or when most of the latest emails not seen here had no entry
+    (a backfill, a first import). Emails seen here (their entry exists) are always read first."""
+
+    REMEMBERED = 20_000  # emails kept as seen (32 hex characters each: about 2 MB)
+    WEIGHT = 1 / 8  # of the latest observation in the share of unseen emails that were new
+
+    def __init__(self, remembered: int = REMEMBERED):
+        self._seen: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+        self._remembered = remembered
+        self._new_share = 0.5  # no information yet: either guess is as good
+        self._lock = threading.Lock()
+
+    def insert_first(self, email_hash: str, event: NormalisedEvent) -> bool:
+        if email_hash[:32] in self._seen:
+            return False
+        return event.event_type == "customer.created" or self._new_share >= 0.5
+
+    def observed(self, email_hash: str, existed: bool) -> None:
+        """What the first operation found for this email (an entry, or none: it has one now)."""
+        key = email_hash[:32]
+        with self._lock:
+            if key in self._seen:
+                del self._seen[key]
+            else:
+                self._new_share += self.WEIGHT * ((0.0 if existed else 1.0) - self._new_share)
+            self._seen[key] = None
+            if len(self._seen) > self._remembered:
+                del self._seen[next(iter(self._seen))]
+
+
 class RetryLater(Exception):
     """Raised to the trigger so the host releases the message for another attempt. Only when the
     event could not be sent again by the processor itself (storage unavailable)."""
@@ -113,6 +154,7 @@ class ProcessorDeps:
     hash_key: bytes
     rng: random.Random = field(default_factory=random.Random)
     new_owner: Callable[[], str] = lambda: uuid.uuid4().hex
+    presence: EntryPresence = field(default_factory=EntryPresence)
 
 
 @dataclass(frozen=True)
@@ -146,8 +188,7 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
                                correlation_id=envelope.correlation_id,
                                latency_ms=(time.perf_counter() - started) * 1000,
                                commerce_calls=deps.calls.count, attempt=envelope.attempt,
-                               reason=failure.reason if failure else None, level=level,
-                               source=event.source)
+                               reason=failure.reason if failure else None, level=level)
         return result
 
     try:
@@ -257,18 +298,51 @@ class _Lease:
             held.wrote = True
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """An event recorded as applied with no lease and no Commerce call: every group it writes was
+    unchanged (``_record_unchanged``)."""
+
+    account: str | None
+    groups: frozenset[str] | None
+
+
 def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner: str, *,
              force: bool, moved_from: str | None = None, pending: OrderKey | None = None,
-             whole: bool = False) -> LedgerEntry | Verdict | None:
+             whole: bool = False, record: bool = False) -> LedgerEntry | Verdict | _Recorded | None:
     """The entry with our lease on it; or the verdict DUPLICATE / STALE; or None when another
     worker holds the lease (or keeps winning the race for it). ``pending``: the event the lease is
     recorded as applying, when it is not ``event`` itself (an email change adopted by a later event).
     The lease names the groups the event may still write (``Lease.groups``; None with ``whole``, or for
-    an email change: it moves the entry, every group with it)."""
+    an email change: it moves the entry, every group with it).
+
+    The event's own entry (no ``pending``) is not read first when it is likely new
+    (``EntryPresence``): the lease is taken by the insert that would follow a read finding nothing,
+    and the verdict on no entry is to apply every group carried. The insert fails if the entry
+    exists; it is then read as usual. ``record``: an event that needs no Commerce call (below) is
+    recorded by a replace conditional on the ETag read, with no lease (``_Recorded``)."""
     key = pending or OrderKey.of(event)
+    own = pending is None  # not the previous address's entry, leased for an email change
+    insert_first = own and deps.presence.insert_first(email_hash, event)
+    observe = own
     for _ in range(LEASE_RACES):
         now = deps.clock()
+        if insert_first:
+            insert_first = observe = False
+            groups = None if whole or event.changes_email else assess(None, event, force=force).groups
+            try:
+                held = deps.ledger.write(take_lease(LedgerEntry(email_hash), owner, now, deps.lease_seconds, key,
+                                                    moved_from=moved_from, groups=groups))
+            except LedgerConflict:
+                deps.presence.observed(email_hash, existed=True)  # there is an entry: read it
+            else:
+                deps.presence.observed(email_hash, existed=False)
+                return held
+            now = deps.clock()
         read = deps.ledger.read(email_hash)
+        if observe:
+            observe = False
+            deps.presence.observed(email_hash, existed=read is not None)
         entry = settle(read, now) if read is not None else None
         judged = assess(entry, event, force=force)
         if judged.verdict is not Verdict.APPLY:
@@ -277,12 +351,40 @@ def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner
             return None
         base = entry if entry is not None else LedgerEntry(email_hash)
         groups = None if whole or event.changes_email else judged.groups
+        recorded = _record_unchanged(entry, event, groups, deps) if record and entry is not None else None
         try:
+            if recorded is not None:
+                deps.ledger.write(recorded)
+                return _Recorded(recorded.account_number, groups)
             return deps.ledger.write(take_lease(base, owner, now, deps.lease_seconds, key,
                                               moved_from=moved_from, groups=groups))
         except LedgerConflict:
             continue
     return None
+
+
+def _record_unchanged(entry: LedgerEntry, event: NormalisedEvent, groups: frozenset[str] | None,
+                      deps: ProcessorDeps) -> LedgerEntry | None:
+    """``entry`` recording ``event`` (narrowed to ``groups``) as applied, when the entry shows that
+    Commerce holds everything it writes already: a known customer whose last write was confirmed
+    (``applied``, hashes kept) and no hash of its groups changed, or the changed ones hold nothing
+    Commerce stores. None when a call is needed or cannot be ruled out (then the lease is taken).
+
+    Why no lease is needed: the lease keeps two workers from writing one customer in Commerce, and
+    this event writes nothing there. The replace is conditional on the ETag of the entry judged, so it
+    lands only if nothing changed since the read: no lease was taken meanwhile (a live one of another
+    worker defers the event before this), no event was recorded, no write became uncertain (an
+    expired lease with a pending event is folded in first, and its dropped hashes rule this path
+    out). A lost race is a re-read and a fresh decision, as for the lease itself."""
+    if not (entry.knows_customer and entry.state is State.APPLIED and entry.hashes):
+        return None
+    applying = event if groups is None else restrict(event, groups)
+    hashes = group_hashes(applying, deps.hash_key)
+    changed = changed_groups(entry.hashes, hashes)
+    if changed and blind_patch(applying, entry, changed, deps.mapping) != {}:
+        return None
+    return applied(entry, event, customer=None, account_number=entry.account_number or "",
+                   hashes={**entry.hashes, **hashes}, groups=groups)
 
 
 def _let_go(lease: _Lease | None, key: OrderKey, maybe_written: bool, deps: ProcessorDeps) -> None:
@@ -331,7 +433,11 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     owner = deps.new_owner()
     key = OrderKey.of(event)
     held = _acquire(event.email_hash, event, deps, owner, force=envelope.force,
-                    moved_from=event.previous_email_hash if event.changes_email else None)
+                    moved_from=event.previous_email_hash if event.changes_email else None,
+                    record=not (envelope.force or event.changes_email))
+    if isinstance(held, _Recorded):
+        _narrowed(event, held.groups)
+        return Outcome.UNCHANGED, held.account
     if held is Verdict.DUPLICATE:
         return Outcome.DUPLICATE, None
     if held is Verdict.STALE:
@@ -360,9 +466,7 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         return Outcome.STALE, None
     lease.partner = previous
     groups = held.lease.groups if held.lease else None  # None: the whole event (an email change)
-    if groups is not None and groups != carried_groups(event):
-        log.info("older than the last event applied: writing %s only, the rest was written by newer "
-                 "events", ", ".join(sorted(groups)) or "no group")
+    _narrowed(event, groups)
     applying = event if groups is None else restrict(event, groups)
 
     try:
@@ -392,6 +496,12 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
             log.warning("could not update the previous email's ledger entry (%s); its lease expires "
                         "and it is then treated as uncertain", type(error).__name__)
     return outcome, account
+
+
+def _narrowed(event: NormalisedEvent, groups: frozenset[str] | None) -> None:
+    if groups is not None and groups != carried_groups(event):
+        log.info("older than the last event applied: writing %s only, the rest was written by newer "
+                 "events", ", ".join(sorted(groups)) or "no group")
 
 
 SyncResult = tuple[Outcome, Optional[dict[str, Any]], str, dict[str, str], bool]
