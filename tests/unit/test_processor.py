@@ -826,7 +826,7 @@ def expected_value(ev, group: str):
     return ev.address.street, ev.address.city
 
 
-def simulate(seed: int, events_count: int = 10, partial: bool = False) -> None:
+def simulate(seed: int, events_count: int = 10, partial: bool = False, presence=None) -> None:
     """Events for one email delivered in random order, some twice at once (a delivery started from inside
     another's Commerce call plays a second worker), with throttling, 5xx, writes that time out before or
     after committing, and workers that die mid-write. The end state must be as if the events had been
@@ -836,6 +836,8 @@ def simulate(seed: int, events_count: int = 10, partial: bool = False) -> None:
     world = World()
     world.deps.rng = random.Random(seed)
     world.deps.lease_seconds = 2 * CALL_BUDGET  # the shortest lease settings allow: renewals matter
+    if presence is not None:  # how the first ledger operation is chosen (read, or insert with the lease)
+        world.deps.presence = presence
     minutes = rnd.sample(range(1, 100), events_count)
     if partial:
         minutes = [rnd.choice(minutes[:i]) if i and rnd.random() < 0.2 else m for i, m in enumerate(minutes)]
