@@ -82,7 +82,8 @@ def test_a_resumed_backfill_applies_every_valid_row_once_and_rejects_the_rest(st
     resent = sum(len(json.loads(m)["batch"]) for m in sent) - 8
     assert 4 <= resent <= 8
     assert outcomes.count("duplicate") == resent
-    assert set(outcomes) == {"created", "duplicate"}
+    # (A re-sent event processed while its first copy holds the email's lease is deferred first.)
+    assert set(outcomes) - {"deferred"} == {"created", "duplicate"}
     customers = stack.emulator.customers()
     assert sorted(c["Email"] for c in customers) == sorted(
         f"person.{i}@example.com" for i in range(1, 31) if i not in BAD)
