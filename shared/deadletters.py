@@ -4,6 +4,13 @@ One Azure Table, PartitionKey = the keyed email hash (so an operator finds every
 customer without knowing the email), RowKey = the event id (escaped: table keys forbid ``/\\#?``).
 The stored envelope is the queue message as it was, so a replay re-queues exactly what failed; it is
 the one column holding personal data. The message is masked (``safe_message``) on the way in and out.
+
+A table string property holds at most 32K UTF-16 code units (64 KiB), and a queue message that no
+trigger could read (not base64) may be up to 64K characters. So an envelope over ``ENVELOPE_PART``
+units is split, not truncated: ``Envelope`` holds the first part, ``Envelope2``... the rest,
+``EnvelopeParts`` their count and ``EnvelopeSha256`` the digest of the whole, and reading joins them.
+Only beyond ``MAX_ENVELOPE_PARTS`` (more than any queue message needs) is the rest dropped; the digest
+is still the whole envelope's, so a shortened one can be told from the original.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.privacy import mask_free_text, sensitive_values_from_envelope
 
 UNKNOWN_PARTITION = "unknown"  # messages too broken to tell whose they are
+ENVELOPE_PART = 32_000  # UTF-16 code units per envelope column, under the 32,768 a property may hold
+MAX_ENVELOPE_PARTS = 4  # 128,000 units: twice a queue message's 64K, well under the 1 MiB entity
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,47 @@ class DeadLetter:
 
 
 def _row_key(event_id: str) -> str:
-    key = quote(event_id, safe="")
+    # surrogatepass: an id with a lone surrogate still has a key (quote() would raise, every time).
+    key = quote(event_id, safe="", errors="surrogatepass")
     # Table keys are at most 1 KiB; a long non-ASCII id grows 12x when escaped. Such ids are keyed
     # by their hash instead (the EventId property keeps the id itself for queries).
-    return key if len(key) <= 512 else "sha256-" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+    return key if len(key) <= 512 else "sha256-" + hashlib.sha256(_utf8(event_id)).hexdigest()
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _split_envelope(envelope: str) -> list[str]:
+    """The envelope in parts of at most ENVELOPE_PART UTF-16 code units (a character beyond the BMP
+    takes two and is never cut in half); at most MAX_ENVELOPE_PARTS of them."""
+    if len(envelope) <= ENVELOPE_PART // 2:  # even all astral, it fits
+        return [envelope]
+    parts, start, units = [], 0, 0
+    for index, char in enumerate(envelope):
+        size = 2 if ord(char) > 0xFFFF else 1
+        if units + size > ENVELOPE_PART:
+            parts.append(envelope[start:index])
+            if len(parts) == MAX_ENVELOPE_PARTS:
+                return parts
+            start, units = index, 0
+        units += size
+    parts.append(envelope[start:])
+    return parts
+
+
+def _envelope_columns(envelope: str) -> dict:
+    parts = _split_envelope(envelope)
+    if len(parts) == 1 and len(parts[0]) == len(envelope):
+        return {"Envelope": envelope}
+    columns = {"Envelope" if i == 0 else f"Envelope{i + 1}": part for i, part in enumerate(parts)}
+    columns.update(EnvelopeParts=len(parts), EnvelopeSha256=hashlib.sha256(_utf8(envelope)).hexdigest())
+    return columns
+
+
+def _envelope_of(entity: dict) -> str:
+    parts = int(entity.get("EnvelopeParts") or 1)
+    return entity.get("Envelope", "") + "".join(entity.get(f"Envelope{i}", "") for i in range(2, parts + 1))
 
 
 class DeadLetterStore:
@@ -66,7 +112,7 @@ class DeadLetterStore:
             "Attempts": letter.attempts,
             "FirstSeenAt": letter.first_seen_at or letter.dead_lettered_at,
             "DeadLetteredAt": letter.dead_lettered_at,
-            "Envelope": letter.envelope,
+            **_envelope_columns(letter.envelope),
         }, mode=UpdateMode.REPLACE)
 
     def get(self, email_hash: str, event_id: str) -> DeadLetter | None:
@@ -131,7 +177,7 @@ def _from_entity(e: dict) -> DeadLetter:
         attempts=int(e.get("Attempts", 0)),
         first_seen_at=e.get("FirstSeenAt"),
         dead_lettered_at=e.get("DeadLetteredAt"),
-        envelope=e.get("Envelope", ""),
+        envelope=_envelope_of(e),
         etag=getattr(e, "metadata", {}).get("etag"),
     )
 

@@ -72,7 +72,7 @@ class Envelope(BaseModel):
 
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
-_EVENT_ID = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,128}$")
+_MAX_EVENT_ID = 128  # as validation accepts (shared.validation.MAX_EVENT_ID)
 
 
 def peek_identity(text: str | bytes) -> tuple[str | None, str | None]:
@@ -86,5 +86,8 @@ def peek_identity(text: str | bytes) -> tuple[str | None, str | None]:
         email_hash = event.get("emailHash") if isinstance(event, dict) else None
     except (ValueError, AttributeError, RecursionError):
         return None, None
-    return (event_id if isinstance(event_id, str) and _EVENT_ID.match(event_id) else None,
+    # Printable, as validation requires of an id: a lone surrogate (\ud800 escaped in the JSON) or a
+    # format character would pass a control-character check, and a lone surrogate cannot be encoded.
+    usable = isinstance(event_id, str) and 1 <= len(event_id) <= _MAX_EVENT_ID and event_id.isprintable()
+    return (event_id if usable else None,
             email_hash if isinstance(email_hash, str) and _HASH.match(email_hash) else None)

@@ -10,6 +10,12 @@ reads both queues as stored (no base64 decoding assumed) and keeps what no trigg
 letter (``unreadable_message``; a readable message in the last queue, whose collection failed
 ``maxDequeueCount`` times, as ``max_dequeue_exceeded``), deleting each message only once its dead
 letter is written. Messages the poison collector can read are left to it.
+
+A message whose dead letter cannot be written stays queued (invisible for ``_HOLD_SECONDS``, so this run
+does not take it again). When the message itself made the write fail (the store refused it as invalid,
+or it could not be encoded) the run goes on with the next one: one such message must not stop the
+collection of every message behind it, run after run. It stops at once when the store itself fails
+(unreachable, throttling, a 5xx), and after ``FAILURES_PER_RUN`` failures of either kind in a queue.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ log = logging.getLogger("customer_sync.queue_monitor")
 
 # Per queue and run, so a flood of bad messages costs each run a bounded time; the rest wait for the next.
 STRANDED_PER_RUN = 64
+FAILURES_PER_RUN = 8  # per queue and run
 _PAGE = 32  # the most one receive returns
 # Long enough to write the dead letter; a run that dies meanwhile leaves the message to the next one.
 _HOLD_SECONDS = 60
@@ -83,20 +90,18 @@ def _receive(queue: QueueClient, count: int) -> list[StoredMessage]:
     return list(next(pages, []))
 
 
-class _NotKept(Exception):
-    """The dead-letter write failed: stop, and leave the message queued."""
-
-
 def _collect_from(queue: QueueClient, stranded: StrandedQueues, *, last: bool) -> int:
     """Dead-letter what no trigger can read in ``queue``; in the last queue, everything."""
-    kept, seen, left_to_collector = 0, 0, []
+    kept, failed, stopped, seen, left_to_collector = 0, 0, False, 0, []
     try:
-        while seen < stranded.limit:
+        while seen < stranded.limit and not stopped:
             batch = _receive(queue, min(_PAGE, stranded.limit - seen))
             if not batch:
                 break
             seen += len(batch)
             for message in batch:
+                if stopped:
+                    break  # the rest of the batch comes back after _HOLD_SECONDS, for the next run
                 body = host_readable(message.content)
                 if body is not None and not last:
                     left_to_collector.append(message)
@@ -107,7 +112,12 @@ def _collect_from(queue: QueueClient, stranded: StrandedQueues, *, last: bool) -
                     else:
                         stranded.keep(body, message.dequeue_count or 1, True)
                 except Exception as error:  # noqa: BLE001 - whatever the store raised, the message stays
-                    raise _NotKept(type(error).__name__) from None
+                    failed += 1
+                    log.warning("a stranded message on %s stays queued: dead letter not written (%s)",
+                                queue.queue_name, type(error).__name__)
+                    # A failing store: the next message would fare no better.
+                    stopped = failed >= FAILURES_PER_RUN or not _message_failed(error)
+                    continue
                 # Only now: a message is never gone before its dead letter exists.
                 _quietly(lambda m=message: queue.delete_message(m, pop_receipt=m.pop_receipt), "delete", queue)
                 kept += 1
@@ -123,13 +133,22 @@ def _collect_from(queue: QueueClient, stranded: StrandedQueues, *, last: bool) -
                         type(error).__name__, error.status_code)
     except (AzureError, OSError) as error:
         log.warning("could not collect stranded messages from %s: %s", queue.queue_name, type(error).__name__)
-    except _NotKept as error:
-        log.warning("stopped collecting stranded messages from %s: dead letter not written (%s)",
-                    queue.queue_name, error)
+    if failed:
+        log.warning("%d stranded message(s) on %s could not be kept as dead letters this run%s; "
+                    "they stay queued for the next", failed, queue.queue_name,
+                    ", collection stopped there" if stopped else "")
     for message in left_to_collector:  # held only while this run looked at the rest
         _quietly(lambda m=message: queue.update_message(m, pop_receipt=m.pop_receipt, visibility_timeout=0),
                  "release", queue)
     return kept
+
+
+def _message_failed(error: Exception) -> bool:
+    """True when the message made the dead-letter write fail (invalid for the store, or not
+    encodable), so the next one may well succeed; False when the store did."""
+    if isinstance(error, HttpResponseError):
+        return error.status_code in (400, 413)  # e.g. PropertyValueTooLarge, InvalidInput, EntityTooLarge
+    return not isinstance(error, (AzureError, OSError))
 
 
 def _quietly(action: Callable[[], object], what: str, queue: QueueClient) -> None:

@@ -13,7 +13,7 @@ import logging
 from base64 import b64encode
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
 
@@ -165,3 +165,63 @@ def test_metrics_and_the_event_queue_are_untouched_by_the_collection(stack_facto
     assert stack.post(event(1)).status_code == 202
     run_timer(stack)
     assert stored(raw(stack)) == 1 and stack.deadletters() == []
+
+
+# A sender's JSON whose event id is a lone surrogate (the escape, in the text): no table key can hold it.
+LONE_SURROGATE_ID = '{"v":1,"event":{"eventId":"\\ud800x"}}'
+
+
+def test_a_message_whose_id_cannot_be_a_key_and_those_behind_it_end_as_dead_letters(stack_factory, caplog):
+    stack = stack_factory(queues=False)
+    poison = raw(stack, "-poison", create=True)
+    poison.send_message(LONE_SURROGATE_ID)
+    poison.send_message(JUNK)
+
+    run_timer(stack)
+
+    letters = {d.envelope: d for d in stack.deadletters()}
+    assert sorted(letters) == sorted([LONE_SURROGATE_ID, JUNK])
+    assert letters[LONE_SURROGATE_ID].event_id.startswith("unreadable-")  # keyed by its digest
+    assert stored(poison) == 0
+    assert "dead letter not written" not in caplog.text
+    assert_nothing_leaked(stack, caplog)
+
+
+def test_a_message_over_a_table_cell_is_kept_whole(stack_factory, caplog):
+    """Azurite, like Azure, refuses a string property over 32K UTF-16 units (PropertyValueTooLarge)."""
+    stack = stack_factory(queues=False)
+    poison = raw(stack, "-poison", create=True)
+    big = "not base64: " + "0123456789" * 4_000  # 40K characters
+    poison.send_message(big)
+    poison.send_message(JUNK)
+
+    run_timer(stack)
+
+    letters = {d.envelope: d for d in stack.deadletters()}
+    assert sorted(letters) == sorted([big, JUNK])  # read back joined, exactly as queued
+    assert stored(poison) == 0
+    assert "dead letter not written" not in caplog.text
+
+
+def test_a_message_the_store_refuses_does_not_stop_the_collection(stack_factory, caplog):
+    stack = stack_factory(queues=False)
+    last = raw(stack, "-poison-poison", create=True)
+    for text in ("junk 1 !", "refused !", "junk 3 !"):
+        last.send_message(text)
+    store, put = stack.runtime.deadletters, stack.runtime.deadletters.put
+
+    def refuse_one(letter):
+        if letter.envelope == "refused !":
+            error = HttpResponseError(message="InvalidInput", response=None)
+            error.status_code = 400
+            raise error
+        put(letter)
+
+    store.put = refuse_one
+    caplog.set_level(logging.WARNING)
+
+    run_timer(stack)
+
+    assert sorted(d.envelope for d in stack.deadletters()) == ["junk 1 !", "junk 3 !"]
+    assert stored(last) == 1  # the refused one, invisible for a while and then back for the next run
+    assert "1 stranded message(s) on" in caplog.text and "stopped" not in caplog.text
