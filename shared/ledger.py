@@ -52,6 +52,7 @@ class State(str, Enum):
     APPLIED = "applied"  # the last event was applied and Commerce confirmed it
     UNCERTAIN = "uncertain"  # the last write's outcome is unknown (timeout, 5xx, a worker died)
     MOVED = "moved"  # the email changed: the customer now lives under ``moved_to``
+    FORGOTTEN = "forgotten"  # erased (``shared.erasure``): only what ordering and duplicates need is kept
 
 
 @dataclass(frozen=True, order=True)
@@ -289,6 +290,22 @@ def moved(entry: LedgerEntry, key: OrderKey, new_email_hash: str) -> LedgerEntry
     return LedgerEntry(email_hash=entry.email_hash, state=State.MOVED, last=last,
                        recent_event_ids=entry.recent_event_ids, group_keys=dict.fromkeys(ORDERED_GROUPS, last),
                        moved_to=new_email_hash, etag=entry.etag)
+
+
+def forgotten(entry: LedgerEntry | None, email_hash: str, erased_at: datetime) -> LedgerEntry:
+    """The email's entry after an erasure (``shared.erasure``): a tombstone that keeps what the
+    ordering and duplicate rules need and nothing else. ``Last*`` becomes the later of the last event
+    and the erasure itself, every group is at that key and ``RecentEventIds`` stay, so an event that
+    happened before the erasure (a late delivery, a redelivery, a replay) is ``stale`` or ``duplicate``
+    and cannot bring the erased data back; a newer one is applied as for an email seen for the first
+    time (found by search, or created). Account, record ids, hashes, lease and email-change links go.
+    Call it on a ``settle``d entry (an expired lease's pending event then counts as possibly applied)."""
+    erased = OrderKey(erased_at, "")
+    last = max(entry.last, erased) if entry is not None and entry.last else erased
+    return LedgerEntry(email_hash=email_hash, state=State.FORGOTTEN, last=last,
+                       recent_event_ids=entry.recent_event_ids if entry is not None else (),
+                       group_keys=dict.fromkeys(ORDERED_GROUPS, last),
+                       etag=entry.etag if entry is not None else None)
 
 
 # Commerce properties whose emptiness the ledger remembers: a PATCH that changes one name part or

@@ -188,7 +188,8 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
                                correlation_id=envelope.correlation_id,
                                latency_ms=(time.perf_counter() - started) * 1000,
                                commerce_calls=deps.calls.count, attempt=envelope.attempt,
-                               reason=failure.reason if failure else None, level=level)
+                               reason=failure.reason if failure else None, level=level,
+                               source=event.source)
         return result
 
     try:

@@ -1,0 +1,219 @@
+"""Erasure of one email's data held by the integration: the operator's ``tools.customer --forget`` and a
+sender's erasure request (Shopify ``customers/redact``) both call ``erase_customer``.
+
+What it does, in this order:
+1. the email's ledger entry becomes a ``forgotten`` tombstone (``shared.ledger.forgotten``): it keeps
+   the ordering key (the later of the last event and the erasure) and the recent event ids, and drops
+   the account, record ids, hashes and email-change links. An event from before the erasure that
+   arrives later is then ``stale`` (or ``duplicate``) and cannot bring the data back;
+2. its dead letters are deleted (they hold the event as sent: the one place with personal data at rest);
+3. its copies in the poison queues (``<queue>-poison``, the backfill's, and their own poison queues) are
+   deleted; a packed backfill message loses only this email's events;
+4. when given the email itself, a webhook sender's record of it (the sender-id table) is deleted.
+
+It is logged, and reported as the ``CustomerErased`` event, by email hash only. The Commerce customer
+is not touched: erasing it is headquarters' process (the report names its account number, once, to the
+caller). Events still waiting in the live or backfill queue are judged against the tombstone when
+their turn comes: stale if they happened before the erasure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from shared.deadletters import DeadLetterStore
+from shared.envelope import peek_identity
+from shared.ledger import LedgerConflict, State, forgotten, settle
+
+log = logging.getLogger("customer_sync.erasure")
+
+CONFLICT_RETRIES = 5
+MAX_SCANNED_PER_QUEUE = 10_000  # a poison queue is small; this bounds one erasure's work
+
+
+class ErasureBusy(Exception):
+    """A worker holds the email's lease right now (it is writing to Commerce): try again after
+    ``retry_after`` seconds. Nothing was changed."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"the email's ledger lease is held for {retry_after:.0f} s more")
+        self.retry_after = retry_after
+
+
+@dataclass
+class ErasureDeps:
+    ledger: Any  # shared.ledger_store.LedgerStore (read / ETag-conditional write)
+    deadletters: DeadLetterStore
+    poison_queues: list[Any]  # raw azure.storage.queue.QueueClient (no decode policy)
+    clock: Callable[[], datetime]
+    telemetry: Any = None  # shared.telemetry.Telemetry, for the CustomerErased event
+    identity_table: Any = None  # the webhook sender-id table (TableClient); None: not kept here
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    email_hash: str
+    ledger: str  # "forgotten" (an entry was turned into a tombstone), "tombstone" (a new one), "again"
+    account_number: str | None  # the Commerce account the entry knew, for erasure in headquarters
+    dead_letters: int
+    poison_messages: int
+    sender_records: int = 0
+    details: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"emailHash": self.email_hash, "ledger": self.ledger, "deadLetters": self.dead_letters,
+                "poisonMessages": self.poison_messages, "senderRecords": self.sender_records}
+
+
+def erase_customer(email_hash: str, deps: ErasureDeps, *, emails: Iterable[str] = ()) -> ErasureReport:
+    """Erase what the integration holds for the email with this hash (``shared.privacy.email_hash`` of
+    its match key). ``emails`` (the address as normalised, its match key), when the caller has them,
+    also remove the webhook senders' records of it. Raises ``ErasureBusy`` when a worker holds the email's lease,
+    before anything is deleted; storage errors are raised as they are (the erasure can be run again:
+    every step is idempotent)."""
+    ledger_state, account = _tombstone(email_hash, deps)
+    letters = _delete_dead_letters(email_hash, deps.deadletters)
+    poison = sum(_purge_queue(queue, email_hash) for queue in deps.poison_queues)
+    senders = _delete_sender_records(deps.identity_table, {e for e in emails if e})
+    report = ErasureReport(email_hash, ledger_state, account, letters, poison, senders)
+    log.warning("erased the data held for email %s: ledger %s, %d dead letter(s), %d poison message(s), "
+                "%d sender record(s)", email_hash, ledger_state, letters, poison, senders)
+    if deps.telemetry is not None:
+        from shared import telemetry_names as names
+
+        deps.telemetry.custom_event(names.EVENT_CUSTOMER_ERASED, "customer data erased", logging.WARNING,
+                                    email_hash=email_hash, ledger=ledger_state, dead_letters=letters,
+                                    poison_messages=poison, sender_records=senders)
+    return report
+
+
+def _tombstone(email_hash: str, deps: ErasureDeps) -> tuple[str, str | None]:
+    for _ in range(CONFLICT_RETRIES):
+        now = deps.clock()
+        read = deps.ledger.read(email_hash)
+        entry = settle(read, now) if read is not None else None
+        if entry is not None and entry.lease is not None and entry.lease.live(now):
+            raise ErasureBusy((entry.lease.until - now).total_seconds())
+        state = "tombstone" if entry is None else "again" if entry.state is State.FORGOTTEN else "forgotten"
+        account = entry.account_number if entry is not None and entry.knows_customer else None
+        try:
+            deps.ledger.write(forgotten(entry, email_hash, now))
+            return state, account
+        except LedgerConflict:
+            continue  # a worker wrote meanwhile: read it again (its lease may be live now)
+    raise LedgerConflict("the email's ledger entry kept changing during the erasure")
+
+
+def _delete_dead_letters(email_hash: str, store: DeadLetterStore) -> int:
+    removed = 0
+    for _ in range(CONFLICT_RETRIES):
+        letters = list(store.query(email_hash=email_hash))
+        if not letters:
+            break
+        for letter in letters:
+            removed += 1 if store.delete(letter) else 0  # replaced meanwhile: the next round sees it
+    return removed
+
+
+def _decode(content: Any) -> str | None:
+    if isinstance(content, bytes):
+        content = content.decode("ascii", "replace")
+    try:
+        return base64.b64decode(content, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return content if isinstance(content, str) else None
+
+
+def _matches(text: str, email_hash: str) -> bool:
+    return peek_identity(text)[1] == email_hash
+
+
+def _without(text: str, email_hash: str) -> tuple[int, str | None]:
+    """For a packed backfill message: how many of its events are this email's, and the message
+    without them (None when nothing is left)."""
+    from shared.backfill import pack, unpack
+
+    envelopes = unpack(text)
+    if envelopes is None:
+        return (1, None) if _matches(text, email_hash) else (0, text)
+    kept = [e for e in envelopes if not _matches(e, email_hash)]
+    return len(envelopes) - len(kept), pack(kept) if kept else None
+
+
+def _purge_queue(queue: Any, email_hash: str) -> int:
+    """Delete this email's messages from one (poison) queue; every other message is made visible again."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    removed = 0
+    others: list[Any] = []  # kept invisible until the scan ends, so none is received twice
+    try:
+        messages: Iterable[Any] = queue.receive_messages(messages_per_page=32, visibility_timeout=120)
+        for message in messages:
+            text = _decode(message.content)
+            count, rest = _without(text, email_hash) if text is not None else (0, None)
+            if count:
+                if rest is not None:
+                    queue.send_message(base64.b64encode(rest.encode("utf-8")).decode("ascii"),
+                                       time_to_live=-1)
+                queue.delete_message(message)
+                removed += count
+            else:
+                others.append(message)
+            if len(others) + removed >= MAX_SCANNED_PER_QUEUE:
+                log.warning("erasure: stopped after %d messages of one queue", MAX_SCANNED_PER_QUEUE)
+                break
+    except ResourceNotFoundError:
+        return removed  # a queue that was never created holds nothing
+    finally:
+        for message in others:
+            try:
+                queue.update_message(message, visibility_timeout=0)
+            except Exception:  # noqa: BLE001 - it becomes visible again by itself
+                pass
+    return removed
+
+
+def _delete_sender_records(table: Any, emails: set[str]) -> int:
+    """Rows of the webhook sender-id table that name this email (their ``Email`` column)."""
+    if table is None or not emails:
+        return 0
+    from azure.core.exceptions import ResourceNotFoundError
+
+    params = {f"e{i}": e for i, e in enumerate(sorted(emails))}
+    removed = 0
+    try:
+        rows = table.query_entities(" or ".join(f"Email eq @{k}" for k in params), parameters=params,
+                                    select=["PartitionKey", "RowKey"])
+        for row in list(rows):
+            table.delete_entity(row["PartitionKey"], row["RowKey"])
+            removed += 1
+    except ResourceNotFoundError:
+        return removed
+    return removed
+
+
+def erasure_deps(runtime: Any) -> ErasureDeps:
+    """The erasure's dependencies from the app's ``shared.runtime.Runtime`` (the webhook handler and
+    the operator's tool build them the same way)."""
+    s = runtime.settings
+    queues = [runtime.storage.queue_service().get_queue_client(name) for name in
+              (s.poison_queue, s.poison_queue + "-poison", s.backfill_poison_queue,
+               s.backfill_poison_queue + "-poison")]
+    identity = None
+    webhooks = getattr(runtime, "webhooks", None)
+    if webhooks is not None and getattr(webhooks, "identity_table", None):
+        identity = runtime.storage.table(webhooks.identity_table)
+    from shared.runtime import utcnow
+
+    return ErasureDeps(ledger=runtime.ledger, deadletters=runtime.deadletters, poison_queues=queues,
+                       clock=utcnow, telemetry=runtime.telemetry, identity_table=identity)
+
+
+def describe_json(report: ErasureReport) -> str:
+    return json.dumps(report.summary())
