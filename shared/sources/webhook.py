@@ -146,8 +146,11 @@ class _Delivery:
             raise _StorageFailed(error, "sender-id map read") from None
 
     def _resolve(self, item: CanonicalEvent) -> Identity | None:
-        """Fill in the email from the sender-id map when the payload has none, and turn a changed email
-        into ``previousEmail`` (only for an event newer than the one that set the known email)."""
+        """Fill in the email from the sender-id map when the payload has none; turn a changed email into
+        ``previousEmail`` for an event newer than the one that set the known email; and give an older
+        event that arrives late (Shopify's update can come before its create) the known, newer email, so
+        it is judged by that customer's ledger entry instead of creating a customer under an address the
+        sender has since replaced."""
         customer = item.raw.get("customer") if isinstance(item.raw, dict) else None
         if not item.sender_id or not isinstance(customer, dict):
             return None
@@ -160,9 +163,12 @@ class _Delivery:
         occurred = _moment(item.raw.get("occurredAt"))
         newer = occurred is not None and (known.occurred_at is None or occurred >= known.occurred_at)
         current = _match_key(customer["email"])
-        if ("previousEmail" not in customer and newer and current is not None
-                and current != _match_key(known.email)):
+        if "previousEmail" in customer or current is None or current == _match_key(known.email):
+            return known
+        if newer:
             customer["previousEmail"] = known.email
+        elif occurred is not None:
+            customer["email"] = known.email
         return known
 
     def _remember(self, items: list[CanonicalEvent], results: list[EventResult], queued: set[str],
@@ -336,6 +342,12 @@ def handle_webhook(source: str, method: str, url: str, headers: Mapping[str, str
             except Unreadable as unreadable:
                 answer = delivery.unreadable(unreadable.reason)
             else:
+                limit = deps.ingest.settings.ingest_max_events
+                if len(translation.events) > limit:
+                    _release_quietly(deps, claim, source)
+                    deps.ingest.telemetry.webhook_delivery(source, "too_large")
+                    return problem(413, "Content Too Large", f"at most {limit} events per delivery",
+                                   correlation_id)
                 if not translation.events and not translation.erasures:
                     ignored = [_safe_topic(t) for t in translation.ignored]
                     deps.ingest.telemetry.webhook_delivery(source, "ignored")

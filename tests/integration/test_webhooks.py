@@ -235,3 +235,17 @@ def test_redact_is_recorded_for_the_erasure_and_forgets_the_sender_id(stack):
     assert letter.reason == "erasure_requested" and letter.envelope == ""
     identities = stack.runtime.storage.table(stack.env["WEBHOOK_IDENTITY_TABLE_NAME"])
     assert list(identities.list_entities()) == []
+
+
+def test_an_update_with_a_new_email_before_the_late_create_leaves_one_customer(stack):
+    """Shopify can deliver customers/update before customers/create. Here the email changed in
+    between: the late create (older, old address) must not create a second customer."""
+    update = json.loads(CREATE)
+    update.update(email="bob.b@example.com", updated_at="2026-11-26T06:00:00-05:00")
+    assert shopify(stack, json.dumps(update).encode(), topic="customers/update", event_id="evt-2").status_code == 200
+    stack.wait()
+    assert shopify(stack, CREATE, topic="customers/create", event_id="evt-1").status_code == 200
+    stack.wait()
+    [customer] = stack.emulator.customers()
+    assert customer["Email"] == "bob.b@example.com"
+    assert stack.emulator.calls()["create"] == 1

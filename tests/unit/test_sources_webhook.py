@@ -148,11 +148,21 @@ def test_a_changed_email_at_the_sender_becomes_previous_email(f):
     first, second = f.queue.events()
     assert first.get("previousEmail") is None
     assert (second["email"], second["previousEmail"]) == ("bob.b@example.com", "bob.biller@example.com")
-    # An older event with the old address (arriving late) is not turned into a change back.
+    # An older event with the old address (arriving late) is not turned into a change back: it is
+    # judged under the customer's current address, where the ledger finds it older than the change.
     late = json.loads(CREATE)
     late["updated_at"] = "2026-11-26T05:10:00-05:00"
     shopify(f, json.dumps(late).encode(), topic="customers/update", event_id="evt-late")
     assert f.queue.events()[2].get("previousEmail") is None
+    assert f.queue.events()[2]["email"] == "bob.b@example.com"
+
+
+def test_too_many_events_in_one_delivery_is_413_and_nothing_is_kept(f):
+    f = Fixture(INGEST_MAX_EVENTS="2")
+    body = json.dumps([{"eventId": f"e-{i}", "occurredAt": "2026-11-26T10:00:00Z",
+                        "customer": {"email": f"p{i}@example.com"}} for i in range(3)]).encode()
+    answer = post(f, "standard", body, sign.standard(body, "local-dev-standard-webhooks-key", at=NOW))
+    assert answer.status == 413 and f.queue.messages == [] and f.deliveries_table.rows == {}
 
 
 def test_a_consent_topic_without_an_email_takes_the_one_the_sender_id_last_had(f):
