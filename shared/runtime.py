@@ -102,6 +102,7 @@ class Runtime:
 
     @cached_property
     def webhook_deps(self):
+        from shared.erasure import erasure_deps
         from shared.sources.registry import SourceRegistry
         from shared.sources.stores import DeliveryStore, SenderIdentityStore
         from shared.sources.webhook import WebhookDeps
@@ -111,7 +112,7 @@ class Runtime:
                            deliveries=DeliveryStore(self.storage.table(config.delivery_table)),
                            identities=SenderIdentityStore(self.storage.table(config.identity_table),
                                                           self.settings.email_hash_key),
-                           deadletters=self.deadletters)
+                           deadletters=self.deadletters, erasure=erasure_deps(self))
 
     def monitored_queues(self) -> list[QueueClient]:
         s = self.settings

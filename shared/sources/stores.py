@@ -147,12 +147,15 @@ class SenderIdentityStore:
         return Identity(entity.get("Email") or "", entity.get("OccurredAt"), entity.metadata.get("etag"))
 
     def remember(self, source: str, sender_id: str, email: str, occurred_at: datetime,
-                 known: Identity | None) -> None:
+                 known: Identity | None, email_hash: str = "") -> None:
         """Record ``email`` as the sender id's address, unless a newer event already set another one.
         ETag-conditional against ``known`` (as read before the event was queued): a concurrent writer
         makes this re-read and decide again, once."""
         row = self._row(source, sender_id)
-        entity = {"PartitionKey": source, "RowKey": row, "Email": email, "OccurredAt": _utc(occurred_at)}
+        # EmailHash lets an erasure find every sender's record of an address without the address
+        # itself in a query (a query's filter travels in the request URL, which HTTP logging records).
+        entity = {"PartitionKey": source, "RowKey": row, "Email": email, "EmailHash": email_hash,
+                  "OccurredAt": _utc(occurred_at)}
         for _ in range(2):
             if known is not None and known.occurred_at is not None and known.occurred_at > occurred_at:
                 return  # an older event: the newer address stays
@@ -166,6 +169,21 @@ class SenderIdentityStore:
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 known = self.get(source, sender_id)
         raise ResourceModifiedError("the sender id's record kept changing")
+
+    def forget_email(self, email_hash: str) -> int:
+        """Delete every source's record that last carried the email with this hash."""
+        if not email_hash:
+            return 0
+        rows = self.table.query_entities("EmailHash eq @h", parameters={"h": email_hash},
+                                         select=["PartitionKey", "RowKey"], **FAST)
+        removed = 0
+        for row in list(rows):
+            try:
+                self.table.delete_entity(row["PartitionKey"], row["RowKey"], **FAST)
+                removed += 1
+            except ResourceNotFoundError:
+                pass
+        return removed
 
     def forget(self, source: str, sender_id: str) -> bool:
         try:

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from shared.deadletters import DeadLetter, DeadLetterStore
+from shared.erasure import ErasureBusy, ErasureDeps, erase_customer
 from shared.errors import classify
 from shared.ingest import HttpResult, IngestDeps, problem, send_valid, wrap_valid
 from shared.normalise.datetimes import parse_aware
@@ -65,6 +66,13 @@ class WebhookDeps:
     deliveries: DeliveryStore
     identities: SenderIdentityStore
     deadletters: DeadLetterStore
+    erasure: ErasureDeps | None = None  # None: erasure requests are only recorded
+
+
+class _Busy(Exception):
+    def __init__(self, retry_after: float):
+        super().__init__("busy")
+        self.retry_after = retry_after
 
 
 class _StorageFailed(Exception):
@@ -179,26 +187,50 @@ class _Delivery:
                 continue
             try:
                 self.deps.identities.remember(self.source, item.sender_id, event.email, event.occurred_at,
-                                              identity)
+                                              identity, email_hash=event.email_hash)
             except Exception as error:  # noqa: BLE001
                 raise _StorageFailed(error, "sender-id map write") from None
 
     # --- erasure ----------------------------------------------------------------------------------
     def erase(self, erasure: Erasure) -> None:
+        """The sender's record of the customer goes at once; with a valid email, everything the
+        integration holds for it is erased (``shared.erasure``: ledger tombstone, dead letters, poison
+        copies); then one note without personal data is left for the operator, who erases the Commerce
+        customer in headquarters."""
         forgot = False
         if erasure.sender_id:
             try:
                 forgot = self.deps.identities.forget(self.source, erasure.sender_id)
             except Exception as error:  # noqa: BLE001
                 raise _StorageFailed(error, "sender-id map delete") from None
-        subject = erasure.sender_id or _match_key(erasure.email) or digest(self.request.body)
+        done = "The sender-id record " + ("was deleted" if forgot else "did not exist")
+        try:
+            email, key = normalise_email(erasure.email)
+        except (Invalid, TypeError):
+            email = key = None
+        if key is not None and self.deps.erasure is not None:
+            hashed = email_hash(key, self.hash_key)
+            try:
+                # The other senders' records of the address go by its hash (no address in a query).
+                report = erase_customer(hashed, self.deps.erasure)
+                self.deps.identities.forget_email(hashed)
+            except ErasureBusy as busy:
+                raise _Busy(busy.retry_after) from None
+            except Exception as error:  # noqa: BLE001 - every step is idempotent: the retry runs it again
+                raise _StorageFailed(error, "erasure") from None
+            account = f" (Commerce account {report.account_number})" if report.account_number else ""
+            done += (f"; the sync ledger entry is forgotten, {report.dead_letters} dead letter(s) and "
+                     f"{report.poison_messages} poison message(s) deleted. Erase the Commerce customer"
+                     f"{account} in headquarters")
+        else:
+            done += ("; the email is missing or invalid, so nothing else could be found: erase the "
+                     "Commerce customer and its ledger entry by hand (python -m tools.customer --forget)")
+        subject = erasure.sender_id or key or digest(self.request.body)
         self._dead_letter(
             event_id=f"{self.source}:erasure:{digest(self.source, subject)}", email=erasure.email,
             reason=REASON_ERASURE, envelope="",
             message=f"{self.source} {erasure.topic}: the sender asks for this customer's personal data to "
-                    "be erased. Erase the Commerce customer with this email hash, its sync ledger entry "
-                    "and its dead letters (docs/sources.md#erasure). The sender-id record "
-                    + ("was deleted." if forgot else "did not exist."))
+                    f"be erased. {done} (docs/sources.md#erasure).")
 
     # --- the events -------------------------------------------------------------------------------
     def store(self, translation: Translation, claim: Claim) -> HttpResult:
@@ -364,6 +396,13 @@ def handle_webhook(source: str, method: str, url: str, headers: Mapping[str, str
     except _StorageFailed as failed:
         _release_quietly(deps, claim, source)
         return _storage_failed(deps, source, failed, correlation_id)
+    except _Busy as busy:  # an erasure while a worker writes this customer to Commerce
+        _release_quietly(deps, claim, source)
+        deps.ingest.telemetry.webhook_delivery(source, "in_flight")
+        result = problem(409, "Customer being written", "The customer is being written to Commerce; send "
+                         "the erasure request again shortly.", correlation_id)
+        result.headers["Retry-After"] = str(max(1, int(busy.retry_after) + 1))
+        return result
     except Exception:
         _release_quietly(deps, claim, source)
         raise

@@ -225,16 +225,27 @@ def test_customer_update_and_consent_with_the_same_updated_at_both_apply(stack):
     assert opted_in(customer) is True
 
 
-def test_redact_is_recorded_for_the_erasure_and_forgets_the_sender_id(stack):
+def test_redact_erases_what_the_integration_holds_and_leaves_a_note_for_headquarters(stack):
     assert shopify(stack).status_code == 200
+    stack.wait()
+    [customer] = stack.emulator.customers()
     body = (WEBHOOKS / "shopify/customers-redact.json").read_bytes()
     response = shopify(stack, body, topic="customers/redact", event_id="evt-redact")
     assert response.status_code == 200 and response.json()["erasures"] == 1
-    stack.wait()
     [letter] = stack.deadletters()
     assert letter.reason == "erasure_requested" and letter.envelope == ""
+    assert f"Commerce account {customer['AccountNumber']}" in letter.message
+    assert "example.com" not in letter.message
     identities = stack.runtime.storage.table(stack.env["WEBHOOK_IDENTITY_TABLE_NAME"])
     assert list(identities.list_entities()) == []
+    assert stack.telemetry.custom_events("CustomerErased")
+    # A change from before the erasure that arrives late does not bring the data back.
+    late = json.loads(CREATE)
+    late.update(first_name="Robert", updated_at="2026-11-26T05:30:00-05:00")
+    assert shopify(stack, json.dumps(late).encode(), topic="customers/update", event_id="evt-late").status_code == 200
+    stack.wait()
+    assert stack.telemetry.outcomes()[-1] in ("stale", "duplicate")
+    assert stack.emulator.customers()[0]["FirstName"] == "Bob"
 
 
 def test_an_update_with_a_new_email_before_the_late_create_leaves_one_customer(stack):

@@ -13,6 +13,7 @@ from pathlib import Path
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.deadletters import DeadLetterStore
+from shared.erasure import ErasureDeps
 from shared.ingest import IngestDeps
 from shared.settings import load_settings
 from shared.sources.config import load_webhook_config
@@ -144,7 +145,10 @@ class Fixture:
             config=self.config, registry=SourceRegistry(self.config),
             deliveries=DeliveryStore(self.deliveries_table),
             identities=SenderIdentityStore(self.identities_table, self.settings.email_hash_key),
-            deadletters=DeadLetterStore(self.deadletter_table))
+            deadletters=DeadLetterStore(self.deadletter_table),
+            erasure=ErasureDeps(ledger=self.ledger, deadletters=DeadLetterStore(self.deadletter_table),
+                                poison_queues=[], clock=lambda: self.now, telemetry=self.telemetry,
+                                identity_table=self.identities_table))
 
     def secrets(self, source: str) -> tuple[str, ...]:
         return self.config.secrets[source]

@@ -197,6 +197,23 @@ def test_redact_forgets_the_sender_id_and_records_the_erasure_without_personal_d
     assert letter.reason == "erasure_requested" and letter.envelope == ""
     assert "example.com" not in letter.message and "0135" not in letter.message
     assert letter.email_hash == json.loads(f.queue.messages[0])["event"]["emailHash"]
+    from shared.ledger import State
+
+    assert f.ledger.read(letter.email_hash).state is State.FORGOTTEN  # shared.erasure ran
+    assert "the sync ledger entry is forgotten" in letter.message
+
+
+def test_redact_also_forgets_other_senders_records_of_the_address(f):
+    shopify(f)
+    hubspot = json.dumps({"hs_object_id": "9", "email": "bob.biller@example.com", "firstname": "Bob",
+                          "lastmodifieddate": "1795687200000"}).encode()
+    headers = sign.hubspot(hubspot, "local-dev-hubspot-secret", uri="http://localhost:7071/api/webhooks/hubspot",
+                           timestamp_ms=int(NOW.timestamp() * 1000))
+    assert post(f, "hubspot", hubspot, headers).status == 200
+    assert len(f.identities_table.rows) == 2
+    body = (WEBHOOKS / "shopify/customers-redact.json").read_bytes()
+    assert shopify(f, body, topic="customers/redact", event_id="evt-redact").status == 200
+    assert f.identities_table.rows == {}
 
 
 def test_ignored_topics_and_nothing_to_apply(f):
