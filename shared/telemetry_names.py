@@ -17,9 +17,6 @@ EVENT_WEBHOOK_REJECTED = "WebhookRejected"
 # One email's data erased (shared.erasure: tools.customer --forget, a sender's erasure request):
 # dimensions email_hash, ledger, dead_letters, poison_messages, sender_records.
 EVENT_CUSTOMER_ERASED = "CustomerErased"
-# One email's data erased (shared.erasure: tools.customer --forget, a sender's erasure request):
-# dimensions email_hash, ledger, dead_letters, poison_messages, sender_records.
-EVENT_CUSTOMER_ERASED = "CustomerErased"
 
 # Custom metrics (OpenTelemetry metrics API -> ``customMetrics``)
 METRIC_EVENTS_PROCESSED = "customer_sync.events_processed"  # counter, dimensions: outcome, source
