@@ -26,10 +26,11 @@ param location string = resourceGroup().location
 param tags object = {}
 
 // --- Functions runtime and scale -----------------------------------------------------------------
-@description('Python version of the Flex Consumption runtime.')
+@description('Python version of the Flex Consumption runtime (functionAppConfig.runtime.version). The remote build installs requirements.txt on it: azure-functions 1.26 up to 3.12, 2.x on 3.13.')
 @allowed([
   '3.11'
   '3.12'
+  '3.13'
 ])
 param pythonVersion string = '3.11'
 
@@ -255,6 +256,9 @@ param queueDepthThreshold int = 1000
 
 @description('Age in seconds of the oldest queued message above which the backlog alert fires.')
 param queueOldestAgeSecondsThreshold int = 900
+
+@description('Age in seconds of the oldest message in the backfill queue above which the backfill-stalled alert fires.')
+param backfillOldestAgeSecondsThreshold int = 21600
 
 // The values avm/res/insights/component 0.8.0 accepts for retentionInDays (any other value fails the
 // deployment there); all are valid Log Analytics dataRetention values (0-730 in workspace 0.16.1).
@@ -678,6 +682,18 @@ module alerts 'app/alerts.bicep' = {
     webhookRejectedThreshold: webhookRejectedThreshold
     queueDepthThreshold: queueDepthThreshold
     queueOldestAgeSecondsThreshold: queueOldestAgeSecondsThreshold
+    backfillOldestAgeSecondsThreshold: backfillOldestAgeSecondsThreshold
+  }
+}
+
+// --- workbook: the operator's charts (docs/operations.md) ------------------------------------------
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: tags
+    namePrefix: '${baseName}-${resourceToken}'
+    appInsightsName: appInsights.outputs.name
   }
 }
 

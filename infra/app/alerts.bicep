@@ -22,6 +22,9 @@ param webhookRejectedThreshold int = 0
 param queueDepthThreshold int
 param queueOldestAgeSecondsThreshold int
 
+@description('Age in seconds of the oldest message in the backfill queue above which the backfill-stalled alert fires.')
+param backfillOldestAgeSecondsThreshold int = 21600
+
 @description('How often each rule runs (ISO 8601).')
 param evaluationFrequency string = 'PT5M'
 
@@ -116,8 +119,8 @@ var alertDefinitions = [
     severity: 2
     threshold: 0
     dimension: 'queue'
-    query: 'customMetrics | where name == "${telemetry.METRIC_QUEUE_DEPTH}" and value > ${queueDepthThreshold} | extend queue = tostring(customDimensions["queue"])'
-    description: 'More than ${queueDepthThreshold} messages are waiting in a queue. For the event queue: processing is slower than ingest (Commerce throttling or slow, maximumInstanceCount too low, processor failing). For the -poison queue: the poison collector is not running. Check the processor-failures alert and ${telemetry.METRIC_COMMERCE_CALLS}.'
+    query: 'customMetrics | where name == "${telemetry.METRIC_QUEUE_DEPTH}" and value > ${queueDepthThreshold} | extend queue = tostring(customDimensions["queue"]) | where not(queue endswith "-backfill")'
+    description: 'More than ${queueDepthThreshold} messages are waiting in a queue. For the event queue: processing is slower than ingest (Commerce throttling or slow, maximumInstanceCount too low, processor failing). For a -poison queue: the poison collector is not running. Check the processor-failures alert and ${telemetry.METRIC_COMMERCE_CALLS}. The backfill queue holds a planned load and has its own alert (backfill-stalled).'
   }
   {
     key: 'queue-oldest-age'
@@ -125,8 +128,17 @@ var alertDefinitions = [
     severity: 2
     threshold: 0
     dimension: 'queue'
-    query: 'customMetrics | where name == "${telemetry.METRIC_QUEUE_OLDEST_AGE}" and value > ${queueOldestAgeSecondsThreshold} | extend queue = tostring(customDimensions["queue"])'
+    query: 'customMetrics | where name == "${telemetry.METRIC_QUEUE_OLDEST_AGE}" and value > ${queueOldestAgeSecondsThreshold} | extend queue = tostring(customDimensions["queue"]) | where not(queue endswith "-backfill")'
     description: 'A message has waited more than ${queueOldestAgeSecondsThreshold} seconds in a queue: events are stuck or the processor is not running. Check that the function app is running, look for processor failures and Commerce authentication failures, and confirm the queue trigger is listed in the portal.'
+  }
+  {
+    key: 'backfill-stalled'
+    displayName: 'Customer sync: backfill not draining'
+    severity: 3
+    threshold: 0
+    dimension: 'queue'
+    query: 'customMetrics | where name == "${telemetry.METRIC_QUEUE_OLDEST_AGE}" and value > ${backfillOldestAgeSecondsThreshold} | extend queue = tostring(customDimensions["queue"]) | where queue endswith "-backfill"'
+    description: 'A message has waited more than ${backfillOldestAgeSecondsThreshold} seconds in the backfill queue (an initial load queued by python -m tools.backfill): the load is not draining. Check the processor-failures alert, Commerce throttling (${telemetry.METRIC_COMMERCE_CALLS} by status_class), and that the ${telemetry.FUNCTION_BACKFILL} function is running; BACKFILL_MAX_CONCURRENCY bounds its pace per instance (docs/operations.md). Live events are not affected: they have their own queue.'
   }
 ]
 

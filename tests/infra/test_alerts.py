@@ -46,6 +46,11 @@ def test_each_required_alert_queries_the_exact_names():
     # Webhook deliveries refused before anything was stored: one alert per source.
     assert q["webhook-rejected"].startswith(f'customEvents | where name == "{tn.EVENT_WEBHOOK_REJECTED}"')
     assert 'source = tostring(customDimensions["source"])' in q["webhook-rejected"]
+    # A planned backfill keeps its queue deep for hours: its own, slower alert; the others leave it out.
+    for key in ("queue-backlog", "queue-oldest-age"):
+        assert q[key].endswith('| where not(queue endswith "-backfill")')
+    assert f'name == "{tn.METRIC_QUEUE_OLDEST_AGE}"' in q["backfill-stalled"]
+    assert q["backfill-stalled"].endswith('| where queue endswith "-backfill"')
 
 
 def test_alert_queries_use_no_name_that_the_code_does_not_define():
@@ -150,7 +155,7 @@ def rules():
 
 
 def test_rules_are_log_alerts_on_application_insights_that_resolve_themselves(rules):
-    assert len(rules) == 7
+    assert len(rules) == 8
     for rule in rules:
         assert rule["kind"] == "LogAlert"
         props = rule["properties"]
@@ -168,7 +173,7 @@ def test_rules_are_log_alerts_on_application_insights_that_resolve_themselves(ru
 
 def test_queue_alerts_split_per_queue(rules):
     by_name = {r["name"]: r for r in rules}
-    for key in ("queue-backlog", "queue-oldest-age"):
+    for key in ("queue-backlog", "queue-oldest-age", "backfill-stalled"):
         dims = by_name[f"p-{key}"]["properties"]["criteria"]["allOf"][0]["dimensions"]
         assert dims == [{"name": "queue", "operator": "Include", "values": ["*"]}]
     dims = by_name["p-webhook-rejected"]["properties"]["criteria"]["allOf"][0]["dimensions"]
@@ -178,7 +183,7 @@ def test_queue_alerts_split_per_queue(rules):
 def test_thresholds_are_parameters():
     params = m.parse_bicep(m.MAIN_BICEP)["parameters"]
     for name in ("failedProcessorThreshold", "ingestServerErrorThreshold", "queueDepthThreshold",
-                 "queueOldestAgeSecondsThreshold", "webhookRejectedThreshold"):
+                 "queueOldestAgeSecondsThreshold", "webhookRejectedThreshold", "backfillOldestAgeSecondsThreshold"):
         assert params[name]["type"] == "int"
     alerts = m.module_params("alerts", queueDepthThreshold=77)
     assert alerts["queueDepthThreshold"] == 77
