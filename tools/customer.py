@@ -113,6 +113,8 @@ def story(email: str, match_key: str, hashed: str, runtime, max_letters: int = 5
                                 "updates the lowest RecordId, non-async first; merge them in headquarters")
     except CommerceError as error:
         commerce["error"] = f"{type(error).__name__} status={error.status} {error.error_resource_id or ''}"
+    except Exception as error:  # noqa: BLE001 - no token from here, say so and show the rest
+        commerce["error"] = f"Commerce could not be asked: {type(error).__name__} (run tools.preflight)"
     letters = [describe(x) for x, _ in zip(runtime.deadletters.query(email_hash=hashed), range(max_letters))]
     return {"emailHash": hashed, "ledger": ledger_view(entry), "commerce": commerce,
             "lastAppliedEvent": ledger_view(entry)["lastEvent"] if entry is not None else None,
@@ -177,8 +179,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
         print(f"not a usable email: {error}", file=stderr)
         return 2
     hashed = email_hash(match_key, settings.email_hash_key)
-    runtime = operator_runtime(env, args.credential)
     if not args.forget:
+        from tools.dryrun import read_only_runtime
+
+        runtime = read_only_runtime(env, settings, args.credential, commerce_concurrency=2)
         view = story(email, match_key, hashed, runtime)
         if args.json:
             print(json.dumps(view, ensure_ascii=False), file=out)
@@ -196,6 +200,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
             return 2
     from shared.erasure import ErasureBusy, erase_customer, erasure_deps
 
+    runtime = operator_runtime(env, args.credential)
     try:
         report = erase_customer(hashed, erasure_deps(runtime), emails=(email, match_key))
     except ErasureBusy as busy:
@@ -211,14 +216,16 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
 
 def operator_runtime(env, credential: str):
     """The app's runtime, built as the app builds it, with the operator's identity for storage."""
+    from shared.deadletters import DeadLetterStore
+    from shared.ledger_store import LedgerStore
     from shared.runtime import build_runtime
     from shared.storage import StorageFactory
 
     runtime = build_runtime(env)
     if runtime.settings.storage_connection == "identity":
         runtime.storage = StorageFactory(env, operator_credential(credential))
-        runtime.ledger.table = runtime.storage.table(runtime.settings.ledger_table)
-        runtime.deadletters.table = runtime.storage.table(runtime.settings.deadletter_table)
+        runtime.ledger = LedgerStore(runtime.storage.table(runtime.settings.ledger_table))
+        runtime.deadletters = DeadLetterStore(runtime.storage.table(runtime.settings.deadletter_table))
     return runtime
 
 

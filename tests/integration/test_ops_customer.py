@@ -63,8 +63,13 @@ def test_the_story_of_one_customer_names_it_by_hash_and_never_takes_the_email_fr
     stack.post(event(1, email=ADA, firstName="Ada"))
     stack.wait()
     plant_failures(stack, ADA, "failed")
+    before = stack.runtime.ledger.read(hashed(stack, ADA))
+    stack.emulator.reset_calls()
     code, out, _ = run([], ADA)
     assert code == 0, out
+    # Reading the story writes nothing.
+    assert (stack.emulator.calls()["create"], stack.emulator.calls()["update"]) == (0, 0)
+    assert stack.runtime.ledger.read(hashed(stack, ADA)).etag == before.etag
     entry = stack.runtime.ledger.read(hashed(stack, ADA))
     assert f"email #{hashed(stack, ADA)}" in out
     assert f"account={entry.account_number}" in out and "last event=evt-1" in out
