@@ -123,7 +123,7 @@ def check_defaults(settings: Settings) -> list[Check]:
 
 def check_storage(settings: Settings, storage: StorageFactory) -> list[Check]:
     out = []
-    for name in (settings.events_queue, settings.poison_queue):
+    for name in (settings.events_queue, settings.poison_queue, settings.backfill_queue):
         out.append(_probe(f"queue {name}", lambda n=name: storage.queue(n).get_queue_properties(),
                           "grant the identity Storage Queue Data Contributor and provision the queue"))
     for name in (settings.deadletter_table, settings.ledger_table):

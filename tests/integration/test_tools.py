@@ -23,6 +23,7 @@ def test_preflight_passes_on_a_working_deployment_and_creates_nothing(stack, mon
     assert "FAIL" not in text
     assert text.count("PASS") >= 9
     assert f"PASS  table {stack.runtime.settings.ledger_table}" in text
+    assert f"PASS  queue {stack.runtime.settings.backfill_queue}" in text
     assert stack.emulator.customers() == []
     assert stack.emulator.calls()["create"] == 0 and stack.emulator.calls()["search"] == 1
 
