@@ -33,8 +33,8 @@ from shared.telemetry_names import Outcome
 log = logging.getLogger("customer_sync.dryrun")
 
 # Decisions reported per record
-CREATE, UPDATE, UNCHANGED, REJECT, AMBIGUOUS, DEFERRED = ("create", "update", "unchanged", "reject",
-                                                          "ambiguous", "deferred")
+CREATE, UPDATE, UNCHANGED, REJECT, AMBIGUOUS, DEFERRED, ERROR = ("create", "update", "unchanged", "reject",
+                                                                 "ambiguous", "deferred", "error")
 OVERLAY_LIMIT = 100_000  # emails whose simulated state is kept (a later record of the same email)
 
 
@@ -217,6 +217,8 @@ class DryRun:
         if outcome is Outcome.DEFERRED:
             return Decision(DEFERRED, outcome.value, None, (), "a worker holds this email's lease now")
         reason = result.failure.reason if result.failure else "failed"
+        if outcome is Outcome.RETRYING:  # a read failed (timeout, throttling...): nothing is known yet
+            return Decision(ERROR, outcome.value, None, (), f"could not be decided: {reason} (run again)")
         return Decision(REJECT, outcome.value, None, (), f"the sync would fail: {reason}")
 
 

@@ -7,7 +7,8 @@ Per record: ``create``, ``update`` (with the field-by-field difference: Commerce
 sync), ``unchanged`` (Commerce holds it, or the ledger has it or newer: duplicate / stale),
 ``reject`` (with the reason: validation, as ingest does it, or a sync that would fail), ``ambiguous``
 (several Commerce customers share the email; the one the sync would write is named) or ``deferred``
-(a worker holds the email's lease right now). A CSV with one line per record and a summary table.
+(a worker holds the email's lease right now) or ``error`` (a read failed: throttled, timed out; run
+again). A CSV with one line per record and a summary table.
 
 It reads the ledger and Commerce (at most --commerce-concurrency calls in flight) and writes nothing
 anywhere: no queue message, no ledger write, no Commerce create or PATCH, no dead letter, no table or
@@ -36,7 +37,7 @@ from tools.fileargs import ProgressLine, add_file_arguments, check_as_of, checke
 from tools.replay import load_env, operator_credential
 
 COLUMNS = ["row", "email_hash", "decision", "account", "outcome", "detail", "changes"]
-ORDER = ("create", "update", "unchanged", "ambiguous", "reject", "deferred")
+ORDER = ("create", "update", "unchanged", "ambiguous", "reject", "deferred", "error")
 
 
 def read_only_runtime(env, settings: Settings, credential: str, commerce_concurrency: int):

@@ -87,3 +87,14 @@ def test_field_differences_flatten_lists_by_record_id():
     before = {"FirstName": "A", "Addresses": [{"RecordId": 5, "City": "Oslo", "ZipCode": ""}]}
     after = {"FirstName": "A", "Addresses": [{"RecordId": 5, "City": "Bergen", "ZipCode": None}]}
     assert _fields(before, after) == (("Addresses[5].City", "Oslo", "Bergen"),)
+
+
+def test_a_read_that_fails_is_an_error_not_a_reject():
+    from shared.commerce.errors import CommerceTimeoutError
+
+    class Slow(Commerce):
+        def search_customers_by_email(self, email):
+            raise CommerceTimeoutError("search timed out", operation="search")
+
+    decision = dry(Slow([]), MemoryLedger()).decide(envelope(1, "s@example.com", firstName="S"))
+    assert decision.decision == "error" and "commerce_timeout" in decision.detail
