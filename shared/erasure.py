@@ -53,7 +53,9 @@ class ErasureDeps:
     poison_queues: list[Any]  # raw azure.storage.queue.QueueClient (no decode policy)
     clock: Callable[[], datetime]
     telemetry: Any = None  # shared.telemetry.Telemetry, for the CustomerErased event
-    identity_table: Any = None  # the webhook sender-id table (TableClient); None: not kept here
+    # The webhook senders' id records (shared.sources.stores.SenderIdentityStore, or anything with its
+    # forget_email); None: the app keeps none.
+    senders: Any = None
 
 
 @dataclass(frozen=True)
@@ -71,16 +73,16 @@ class ErasureReport:
                 "poisonMessages": self.poison_messages, "senderRecords": self.sender_records}
 
 
-def erase_customer(email_hash: str, deps: ErasureDeps, *, emails: Iterable[str] = ()) -> ErasureReport:
+def erase_customer(email_hash: str, deps: ErasureDeps) -> ErasureReport:
     """Erase what the integration holds for the email with this hash (``shared.privacy.email_hash`` of
-    its match key). ``emails`` (the address as normalised, its match key), when the caller has them,
-    also remove the webhook senders' records of it. Raises ``ErasureBusy`` when a worker holds the email's lease,
+    its match key), the webhook senders' records of it included. Raises ``ErasureBusy`` when a worker holds the email's lease,
     before anything is deleted; storage errors are raised as they are (the erasure can be run again:
     every step is idempotent)."""
     ledger_state, account = _tombstone(email_hash, deps)
     letters = _delete_dead_letters(email_hash, deps.deadletters)
     poison = sum(_purge_queue(queue, email_hash) for queue in deps.poison_queues)
-    senders = _delete_sender_records(deps.identity_table, {e for e in emails if e})
+    # By the hash column: a query by the address would put it in the request URL, which HTTP logs keep.
+    senders = deps.senders.forget_email(email_hash) if deps.senders is not None else 0
     report = ErasureReport(email_hash, ledger_state, account, letters, poison, senders)
     log.warning("erased the data held for email %s: ledger %s, %d dead letter(s), %d poison message(s), "
                 "%d sender record(s)", email_hash, ledger_state, letters, poison, senders)
@@ -179,25 +181,6 @@ def _purge_queue(queue: Any, email_hash: str) -> int:
     return removed
 
 
-def _delete_sender_records(table: Any, emails: set[str]) -> int:
-    """Rows of the webhook sender-id table that name this email (their ``Email`` column)."""
-    if table is None or not emails:
-        return 0
-    from azure.core.exceptions import ResourceNotFoundError
-
-    params = {f"e{i}": e for i, e in enumerate(sorted(emails))}
-    removed = 0
-    try:
-        rows = table.query_entities(" or ".join(f"Email eq @{k}" for k in params), parameters=params,
-                                    select=["PartitionKey", "RowKey"])
-        for row in list(rows):
-            table.delete_entity(row["PartitionKey"], row["RowKey"])
-            removed += 1
-    except ResourceNotFoundError:
-        return removed
-    return removed
-
-
 def erasure_deps(runtime: Any) -> ErasureDeps:
     """The erasure's dependencies from the app's ``shared.runtime.Runtime`` (the webhook handler and
     the operator's tool build them the same way)."""
@@ -205,14 +188,16 @@ def erasure_deps(runtime: Any) -> ErasureDeps:
     queues = [runtime.storage.queue_service().get_queue_client(name) for name in
               (s.poison_queue, s.poison_queue + "-poison", s.backfill_poison_queue,
                s.backfill_poison_queue + "-poison")]
-    identity = None
+    senders = None
     webhooks = getattr(runtime, "webhooks", None)
     if webhooks is not None and getattr(webhooks, "identity_table", None):
-        identity = runtime.storage.table(webhooks.identity_table)
+        from shared.sources.stores import SenderIdentityStore
+
+        senders = SenderIdentityStore(runtime.storage.table(webhooks.identity_table), s.email_hash_key)
     from shared.runtime import utcnow
 
     return ErasureDeps(ledger=runtime.ledger, deadletters=runtime.deadletters, poison_queues=queues,
-                       clock=utcnow, telemetry=runtime.telemetry, identity_table=identity)
+                       clock=utcnow, telemetry=runtime.telemetry, senders=senders)
 
 
 def describe_json(report: ErasureReport) -> str:

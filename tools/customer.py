@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
 
     runtime = operator_runtime(env, args.credential)
     try:
-        report = erase_customer(hashed, erasure_deps(runtime), emails=(email, match_key))
+        report = erase_customer(hashed, erasure_deps(runtime))
     except ErasureBusy as busy:
         print(f"a worker is writing this customer to Commerce now: try again in {busy.retry_after:.0f} s",
               file=stderr)

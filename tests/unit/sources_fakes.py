@@ -148,7 +148,8 @@ class Fixture:
             deadletters=DeadLetterStore(self.deadletter_table),
             erasure=ErasureDeps(ledger=self.ledger, deadletters=DeadLetterStore(self.deadletter_table),
                                 poison_queues=[], clock=lambda: self.now, telemetry=self.telemetry,
-                                identity_table=self.identities_table))
+                                senders=SenderIdentityStore(self.identities_table,
+                                                            self.settings.email_hash_key)))
 
     def secrets(self, source: str) -> tuple[str, ...]:
         return self.config.secrets[source]

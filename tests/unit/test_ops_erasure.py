@@ -133,3 +133,18 @@ def test_an_expired_lease_counts_its_pending_event_as_possibly_applied():
     ledger.write(take_lease(LedgerEntry(H), "dead", ERASED - timedelta(hours=1), 60, pending))
     erase_customer(H, deps(ledger, Letters([]), []))
     assert ledger.read(H).last == pending
+
+
+def test_erasure_forgets_the_senders_records_by_hash_never_by_address():
+    class Senders:
+        def __init__(self):
+            self.asked: list[str] = []
+
+        def forget_email(self, email_hash: str) -> int:
+            self.asked.append(email_hash)
+            return 2
+
+    senders = Senders()
+    report = erase_customer(H, ErasureDeps(ledger=MemoryLedger(), deadletters=Letters([]), poison_queues=[],
+                                           clock=lambda: ERASED, senders=senders))
+    assert senders.asked == [H] and report.summary()["senderRecords"] == 2
