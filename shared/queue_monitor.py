@@ -25,7 +25,7 @@ import logging
 from base64 import b64decode
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Sequence
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
@@ -168,9 +168,10 @@ def collect_stranded(stranded: StrandedQueues) -> int:
 
 
 def report(queues: list[QueueClient], deadletters: DeadLetterStore, retention_days: int,
-           telemetry: Telemetry, now: datetime, *, stranded: StrandedQueues | None = None) -> list[QueueReading]:
-    if stranded is not None:  # first, so the readings and the dead-letter count below include its work
-        collect_stranded(stranded)
+           telemetry: Telemetry, now: datetime, *,
+           stranded: Sequence[StrandedQueues] = ()) -> list[QueueReading]:
+    for pair in stranded:  # first, so the readings and the dead-letter count below include its work
+        collect_stranded(pair)
     readings = [read_queue(q, now) for q in queues]
     for r in readings:
         telemetry.queue_metrics(r.queue, r.depth, r.oldest_age_s)

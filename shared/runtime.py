@@ -119,13 +119,14 @@ class Runtime:
         return [self._raw_queue(name) for name in (s.events_queue, s.poison_queue, s.backfill_queue,
                                                    s.backfill_poison_queue)]
 
-    def stranded_queues(self) -> StrandedQueues:
-        """The poison queue and its own poison queue, read as stored: what is there may not be base64."""
+    def stranded_queues(self) -> list[StrandedQueues]:
+        """Each poison queue (live events, backfill) with its own poison queue, read as stored: what
+        is there may not be base64."""
         deps = self.processor_deps
-        return StrandedQueues(
-            poison=self._raw_queue(self.settings.poison_queue),
-            last=self._raw_queue(self.settings.poison_queue + "-poison"),
+        return [StrandedQueues(
+            poison=self._raw_queue(poison), last=self._raw_queue(poison + "-poison"),
             keep=lambda body, dequeue_count, readable: keep_stranded(body, dequeue_count, readable, deps))
+            for poison in (self.settings.poison_queue, self.settings.backfill_poison_queue)]
 
 
 def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,

@@ -110,6 +110,19 @@ def test_a_message_stuck_in_the_poison_queue_is_collected_and_a_readable_one_lef
     assert_nothing_leaked(stack, caplog)
 
 
+@pytest.mark.parametrize("suffix", ["-backfill-poison", "-backfill-poison-poison"])
+def test_unreadable_messages_of_the_backfill_queue_are_kept_too(stack_factory, caplog, suffix):
+    stack = stack_factory(queues=False)
+    raw(stack, suffix, create=True).send_message(JUNK)
+
+    run_timer(stack)
+
+    [letter] = stack.deadletters()
+    assert (letter.reason, letter.envelope) == ("unreadable_message", JUNK)
+    assert stored(raw(stack, suffix)) == 0
+    assert_nothing_leaked(stack, caplog)
+
+
 def test_a_readable_message_the_collector_gave_up_on_is_kept_with_its_envelope(stack_factory):
     stack = stack_factory(queues=False)
     last = raw(stack, "-poison-poison", create=True)
@@ -128,7 +141,7 @@ def test_each_run_collects_a_bounded_number(stack_factory):
     last = raw(stack, "-poison-poison", create=True)
     for index in range(5):
         last.send_message(f"junk {index} !")
-    stranded = dataclasses.replace(stack.runtime.stranded_queues(), limit=3)
+    stranded = [dataclasses.replace(pair, limit=3) for pair in stack.runtime.stranded_queues()]
     rt = stack.runtime
 
     report(rt.monitored_queues(), rt.deadletters, 30, rt.telemetry, function_app.utcnow(), stranded=stranded)
