@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# A second virtualenv on Python 3.13 (azure-functions 2.x) for `make test-unit-3.13`, as CI runs it.
+PYTHON313 ?= python3.13
+VENV313 := .venv-3.13
+STAMP313 := $(VENV313)/.installed
 
-.PHONY: setup run test test-unit bench openapi clean
+.PHONY: setup run test test-unit test-unit-3.13 bench openapi clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -16,7 +20,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	touch $(CHECKOV_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else "Python 3.11 or 3.12 is needed (azure-functions 1.26 supports up to 3.12); set PYTHON=python3.12 or similar")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else "Python 3.11, 3.12 or 3.13 is needed (the versions the Functions runtime supports); set PYTHON=python3.13 or similar")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
@@ -34,6 +38,15 @@ test: setup $(CHECKOV_STAMP) ## every test: unit, emulator, client, end-to-end, 
 test-unit: setup
 	$(PY) -m pytest -m "not integration"
 
+$(STAMP313): requirements.txt requirements-dev.txt
+	@$(PYTHON313) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else "PYTHON313 must be a Python 3.13 (with pyenv: PYTHON313=\"env PYENV_VERSION=3.13.0 python3.13\")")'
+	test -x $(VENV313)/bin/python || $(PYTHON313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP313)
+
+test-unit-3.13: $(STAMP313) ## the unit tests again on Python 3.13, where azure-functions 2.x is installed
+	$(VENV313)/bin/python -m pytest -m "not integration"
+
 bench: setup
 	$(PY) -m bench
 
@@ -41,4 +54,4 @@ openapi: setup
 	$(PY) -m tools.openapi --write
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(VENV313) node_modules .pytest_cache .hypothesis
