@@ -5,6 +5,9 @@ using './main.bicep'
 
 param baseName = readEnvironmentVariable('CUSTSYNC_BASE_NAME', 'custsync')
 
+// Python of the Flex Consumption runtime: 3.11, 3.12 or 3.13 (bench/README.md compares them).
+param pythonVersion = readEnvironmentVariable('CUSTSYNC_PYTHON_VERSION', '3.11')
+
 // Commerce Scale Unit and the Entra app registrations (docs/commerce-connection.md).
 param commerceBaseUrl = readEnvironmentVariable('COMMERCE_BASE_URL')
 param commerceOun = readEnvironmentVariable('COMMERCE_OUN')
