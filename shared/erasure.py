@@ -96,19 +96,29 @@ def erase_customer(email_hash: str, deps: ErasureDeps) -> ErasureReport:
 
 
 def _tombstone(email_hash: str, deps: ErasureDeps) -> tuple[str, str | None]:
+    """What the ledger held (``ErasureReport.ledger``) and the Commerce account it knew.
+
+    Both are taken from every read, not only the last: a conflict may be this erasure's own write,
+    committed but answered on a connection that dropped (the resend then fails on the new ETag). The
+    re-read finds its own tombstone, which knows no account and looks like an erasure done "again".
+    So the account is the latest one any read knew, and "again" only when no read saw anything else."""
+    state, account = "again", None
     for _ in range(CONFLICT_RETRIES):
         now = deps.clock()
         read = deps.ledger.read(email_hash)
         entry = settle(read, now) if read is not None else None
         if entry is not None and entry.lease is not None and entry.lease.live(now):
             raise ErasureBusy((entry.lease.until - now).total_seconds())
-        state = "tombstone" if entry is None else "again" if entry.state is State.FORGOTTEN else "forgotten"
-        account = entry.account_number if entry is not None and entry.knows_customer else None
+        seen = "tombstone" if entry is None else "again" if entry.state is State.FORGOTTEN else "forgotten"
+        if seen != "again":
+            state = seen
+        if entry is not None and entry.knows_customer:
+            account = entry.account_number
         try:
             deps.ledger.write(forgotten(entry, email_hash, now))
             return state, account
         except LedgerConflict:
-            continue  # a worker wrote meanwhile: read it again (its lease may be live now)
+            continue  # a worker wrote meanwhile, or our own write committed: read it again
     raise LedgerConflict("the email's ledger entry kept changing during the erasure")
 
 

@@ -148,3 +148,54 @@ def test_erasure_forgets_the_senders_records_by_hash_never_by_address():
     report = erase_customer(H, ErasureDeps(ledger=MemoryLedger(), deadletters=Letters([]), poison_queues=[],
                                            clock=lambda: ERASED, senders=senders))
     assert senders.asked == [H] and report.summary()["senderRecords"] == 2
+
+
+class ResentLedger(MemoryLedger):
+    """The first ``lost`` writes commit, but their answer is lost (a kept-alive connection dropped): the
+    resend on a new connection finds the new ETag and fails as a conflict."""
+
+    def __init__(self, lost: int = 1):
+        super().__init__()
+        self.lost = lost
+
+    def write(self, entry):
+        stored = super().write(entry)
+        if self.lost:
+            self.lost -= 1
+            from shared.ledger import LedgerConflict
+
+            raise LedgerConflict("ResourceModifiedError")
+        return stored
+
+
+def test_a_tombstone_whose_answer_was_lost_still_reports_the_account_and_what_was_done():
+    ledger = ResentLedger()
+    MemoryLedger.write(ledger, LedgerEntry(H, state=State.APPLIED, account_number="C-1", last=OrderKey(T, "evt-2")))
+    report = erase_customer(H, deps(ledger, Letters([]), []))
+    # The retry re-reads its own tombstone; the report still names the account headquarters must erase.
+    assert (report.ledger, report.account_number) == ("forgotten", "C-1")
+    assert ledger.read(H).state is State.FORGOTTEN and ledger.read(H).account_number is None
+    # No entry before: the first attempt inserted the tombstone.
+    ledger = ResentLedger()
+    report = erase_customer(H, deps(ledger, Letters([]), []))
+    assert (report.ledger, report.account_number) == ("tombstone", None)
+
+
+def test_an_entry_written_between_two_tries_is_the_one_reported():
+    class Racing(MemoryLedger):
+        """A worker records a new account just before the erasure's first write lands."""
+
+        raced = False
+
+        def write(self, entry):
+            if not self.raced:
+                self.raced = True
+                current = self.read(entry.email_hash)
+                MemoryLedger.write(self, LedgerEntry(H, state=State.APPLIED, account_number="C-2",
+                                                     last=OrderKey(T, "evt-3"), etag=current.etag))
+            return super().write(entry)
+
+    ledger = Racing()
+    MemoryLedger.write(ledger, LedgerEntry(H, state=State.APPLIED, account_number="C-1", last=OrderKey(T, "evt-2")))
+    report = erase_customer(H, deps(ledger, Letters([]), []))
+    assert (report.ledger, report.account_number) == ("forgotten", "C-2")
