@@ -12,11 +12,14 @@ import hashlib
 import hmac
 import http.client
 import json
+import re
 import select
+import selectors
 import socket
 import ssl
 import threading
 import time
+import uuid
 from email.utils import formatdate
 from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import quote, urlsplit
@@ -208,7 +211,8 @@ def table_entities(table: TableClient) -> TableEntities:
 
 class _Auth(Protocol):
     def headers(self, path: str, date: str) -> dict[str, str]: ...
-    def refused(self) -> bool: ...
+    def challenged(self, www_authenticate: str | None) -> bool:
+        """After a 401: True when new credentials were obtained and the request should be sent once more."""
 
 
 class _SharedKeyLite:
@@ -222,13 +226,21 @@ class _SharedKeyLite:
         signed = hmac.new(self._key, f"{date}\n/{self._account}{path}".encode("utf-8"), hashlib.sha256)
         return {"Authorization": f"SharedKeyLite {self._account}:{base64.b64encode(signed.digest()).decode()}"}
 
-    def refused(self) -> bool:
+    def challenged(self, www_authenticate: str | None) -> bool:
         return False  # a key does not expire: a 401 is final
 
 
 class _Bearer:
     """``Authorization: Bearer`` with a token of ``credential`` for Azure Storage, renewed
-    ``TOKEN_REFRESH_SECONDS`` before it expires (one renewal at a time) and once after a 401."""
+    ``TOKEN_REFRESH_SECONDS`` before it expires (one renewal at a time).
+
+    A 401 is handled as azure-core's ``BearerTokenCredentialPolicy`` does. With a claims challenge
+    (``WWW-Authenticate: Bearer error="insufficient_claims", claims="<base64url>"``, Continuous Access
+    Evaluation) a token is requested with those claims, which makes azure-identity bypass its cache,
+    and the request is sent once more. Any other 401 is not retried here: asking the credential again
+    would only return the token azure-identity has cached. It is raised as ``ClientAuthenticationError``
+    (``storage_auth``), which the processor retries with backoff; the token held here is dropped, so
+    the next request asks the credential again (which renews it when it is due)."""
 
     def __init__(self, credential: Any, scope: str = STORAGE_SCOPE):
         self._credential, self._scope = credential, scope
@@ -247,10 +259,31 @@ class _Bearer:
     def headers(self, path: str, date: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._current()}"}
 
-    def refused(self) -> bool:
-        """A 401: drop the token (revoked, or the clock was off) so the retry fetches a new one."""
+    def challenged(self, www_authenticate: str | None) -> bool:
         self._token = None
+        claims = _claims_challenge(www_authenticate)
+        if claims is None:
+            return False
+        with self._lock:
+            self._token = self._credential.get_token(self._scope, claims=claims)
         return True
+
+
+_CHALLENGE_PARAMETER = re.compile(r'([A-Za-z_]+)\s*=\s*"([^"]*)"')
+
+
+def _claims_challenge(www_authenticate: str | None) -> str | None:
+    """The claims a ``Bearer error="insufficient_claims"`` challenge asks for (decoded JSON), or None."""
+    if not www_authenticate or not www_authenticate.lstrip().lower().startswith("bearer"):
+        return None
+    parameters = {k.lower(): v for k, v in _CHALLENGE_PARAMETER.findall(www_authenticate)}
+    if parameters.get("error") != "insufficient_claims" or not parameters.get("claims"):
+        return None
+    encoded = parameters["claims"]
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8") or None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 class _Response:
@@ -273,7 +306,22 @@ class HttpTableEntities:
     0.25 ms. The ledger makes two or three per event, so that was most of a worker's CPU.
 
     The requests are the SDK's: ``x-ms-version`` 2019-02-02, JSON without metadata, ``Prefer:
-    return-no-content`` on insert, ``If-Match`` on replace; the ETag comes from the response header.
+    return-no-content`` on insert, ``If-Match`` on replace, an ``x-ms-client-request-id`` (a uuid4 per
+    operation, kept by its resends, named in the exceptions raised when no answer came) to find it in
+    the storage logs; the ETag comes from the response header, and a success without one is raised
+    as ``ServiceResponseError`` (a version of None would turn the next write into an insert, a
+    conflict on every retry).
+
+    Values, unlike the SDK's, are sent untyped, so only those the service stores with the type Python
+    gives them are accepted: ``str``, ``bool`` and ``int`` within Int32 (the only types
+    ``shared.ledger_store.to_entity`` writes). Anything else raises ``TypeError`` before a request is
+    made: the SDK would send an Int64, a Double, a DateTime with an ``@odata.type`` annotation, or
+    leave out a None, which JSON alone cannot say. Text is sent as ASCII JSON (``\\u`` escapes), as the
+    SDK sends it, so any ``str`` goes through, a lone surrogate too. Reads ask for no metadata: an
+    entity written by another client with Int64, DateTime, Guid or Binary properties reads them as
+    plain strings, and the service's ``Timestamp`` is one of the properties returned (the SDK turns
+    the first into Python types and the second into ``metadata``); the ledger reads neither.
+
     Every write is conditional, so the one retry made here is safe whatever happened to the first try:
     a request on a kept-alive connection the server had already closed (no answer at all) is sent
     again once on a new connection; if the first one did commit, the second fails as a conflict (the
@@ -292,24 +340,24 @@ class HttpTableEntities:
         self._lock = threading.Lock()
 
     # --- the operations ------------------------------------------------------------------------------
-    def get(self, partition_key: str, row_key: str) -> tuple[dict[str, Any], str | None]:
+    def get(self, partition_key: str, row_key: str) -> tuple[dict[str, Any], str]:
         response = self._request("GET", self._entity_path(partition_key, row_key))
         if response.status != 200:
             raise _error(response)
-        return json.loads(response.body), response.headers.get("ETag")
+        return json.loads(response.body), _etag(response, "GET")
 
-    def insert(self, entity: Mapping[str, Any]) -> str | None:
+    def insert(self, entity: Mapping[str, Any]) -> str:
         response = self._request("POST", self._table_path, _body(entity), {"Prefer": "return-no-content"})
         if response.status not in (201, 204):
             raise _error(response)
-        return response.headers.get("ETag")
+        return _etag(response, "POST")
 
-    def replace(self, entity: Mapping[str, Any], etag: str) -> str | None:
+    def replace(self, entity: Mapping[str, Any], etag: str) -> str:
         path = self._entity_path(entity["PartitionKey"], entity["RowKey"])
         response = self._request("PUT", path, _body(entity), {"If-Match": etag})
         if response.status != 204:
             raise _error(response)
-        return response.headers.get("ETag")
+        return _etag(response, "PUT")
 
     def close(self) -> None:
         with self._lock:
@@ -323,18 +371,22 @@ class HttpTableEntities:
 
     def _request(self, method: str, path: str, body: bytes | None = None,
                  extra: Mapping[str, str] | None = None) -> _Response:
-        refreshed = False
+        request_id = str(uuid.uuid4())
+        challenged = False
         while True:
-            response = self._exchange(method, path, body, extra)
-            if response.status == 401 and not refreshed and self._auth.refused():
-                refreshed = True
+            response = self._exchange(method, path, body, extra, request_id)
+            if (response.status == 401 and not challenged
+                    and self._auth.challenged(response.headers.get("WWW-Authenticate"))):
+                challenged = True
                 continue
             return response
 
-    def _headers(self, path: str, body: bytes | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _headers(self, path: str, body: bytes | None, extra: Mapping[str, str] | None,
+                 request_id: str) -> dict[str, str]:
         date = formatdate(usegmt=True)
         headers = {"x-ms-date": date, "x-ms-version": self._api_version, "DataServiceVersion": "3.0",
-                   "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json;odata=nometadata"}
+                   "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json;odata=nometadata",
+                   "x-ms-client-request-id": request_id}
         if body is not None:
             headers["Content-Type"] = "application/json"
         if extra:
@@ -343,12 +395,13 @@ class HttpTableEntities:
         return headers
 
     def _exchange(self, method: str, path: str, body: bytes | None,
-                  extra: Mapping[str, str] | None) -> _Response:
+                  extra: Mapping[str, str] | None, request_id: str) -> _Response:
+        where = f"Table storage {method} (client request id {request_id})"
         for attempt in (1, 2):
             connection, reused = self._connection()
             sent = False
             try:
-                connection.request(method, path, body=body, headers=self._headers(path, body, extra))
+                connection.request(method, path, body=body, headers=self._headers(path, body, extra, request_id))
                 sent = True
                 answer = connection.getresponse()
                 data = answer.read()
@@ -357,15 +410,15 @@ class HttpTableEntities:
                 if reused and attempt == 1:
                     continue  # closed by the server while idle: once more, on a new connection
                 raise (ServiceResponseError if sent else ServiceRequestError)(
-                    f"Table storage {method}: connection dropped ({type(error).__name__})", error=error) from None
+                    f"{where}: connection dropped ({type(error).__name__})", error=error) from None
             except (socket.timeout, TimeoutError) as error:
                 connection.close()
                 raise (ServiceResponseError if sent else ServiceRequestError)(
-                    f"Table storage {method}: timed out after {self._timeout:g} s", error=error) from None
+                    f"{where}: timed out after {self._timeout:g} s", error=error) from None
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 raise (ServiceResponseError if sent else ServiceRequestError)(
-                    f"Table storage {method}: {type(error).__name__}", error=error) from None
+                    f"{where}: {type(error).__name__}", error=error) from None
             if answer.will_close:
                 connection.close()
             else:
@@ -385,7 +438,7 @@ class HttpTableEntities:
                                                        context=self._ssl), False
                 return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout), False
             sock = connection.sock
-            if sock is not None and not select.select([sock], [], [], 0)[0]:
+            if sock is not None and not _readable(sock):
                 return connection, True
             connection.close()
 
@@ -412,8 +465,43 @@ def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
+def _readable(sock: socket.socket) -> bool:
+    """Whether an idle socket has anything to read (for a kept-alive connection: the server closed it),
+    without waiting. ``poll`` (or a selector where there is none): ``select.select`` refuses descriptors
+    of 1024 and above, which a worker with many connections and files open reaches. A socket that
+    cannot be polled counts as readable: the connection is closed and a new one made."""
+    try:
+        if _POLL:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        with selectors.DefaultSelector() as selector:  # pragma: no cover - platforms without poll
+            selector.register(sock, selectors.EVENT_READ)
+            return bool(selector.select(0))
+    except (OSError, ValueError):
+        return True
+
+
+_POLL = hasattr(select, "poll")
+_INT32 = range(-(2**31), 2**31)
+
+
 def _body(entity: Mapping[str, Any]) -> bytes:
-    return json.dumps(entity, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The entity as the JSON the SDK sends for it (see ``HttpTableEntities`` on the accepted types)."""
+    for name, value in entity.items():
+        if not (isinstance(value, str) or isinstance(value, bool) or (type(value) is int and value in _INT32)):
+            raise TypeError(f"Table entity property {name!r}: {type(value).__name__} {value!r:.40} is sent "
+                            "untyped by the ledger's direct client; only str, bool and int within Int32 are "
+                            "stored as sent (the SDK, shared.storage.SdkTableEntities, types the others)")
+    return json.dumps(entity, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _etag(response: _Response, method: str) -> str:
+    etag = response.headers.get("ETag")
+    if not etag:
+        raise ServiceResponseError(f"Table storage {method}: HTTP {response.status} without an ETag "
+                                   f"(x-ms-request-id {response.headers.get('x-ms-request-id') or '-'})")
+    return etag
 
 
 def _error(response: _Response) -> HttpResponseError:

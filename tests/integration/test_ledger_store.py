@@ -156,3 +156,15 @@ def test_the_direct_requests_and_the_sdk_read_and_write_the_same_entities(store)
         sdk.write(replace(by_sdk, account_number="late"))  # the SDK's stale ETag loses to ours
     with pytest.raises(LedgerConflict):
         store.write(LedgerEntry(entry.email_hash))  # an insert over an existing entity
+
+
+def test_text_the_sdk_can_write_the_direct_requests_write_too(store):
+    """A sender's event id with non-ASCII text and a lone surrogate (JSON allows it, UTF-8 does not):
+    sent as ``\\u`` escapes, as the SDK sends it, it round-trips and reads the same through both."""
+    from shared.storage import SdkTableEntities
+
+    odd = "évt-\ud800-🙂"
+    entry = replace(full_entry(), last=OrderKey(NOW, odd))
+    written = store.write(entry)
+    assert store.read(entry.email_hash).last.event_id == odd
+    assert LedgerStore(store.table, SdkTableEntities(store.table)).read(entry.email_hash) == written

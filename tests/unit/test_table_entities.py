@@ -4,10 +4,15 @@ same failure reasons), token renewal, and kept-alive connections the server clos
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import resource
 import socket
 import threading
 import time
+import uuid
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,8 +23,8 @@ from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError,
 from azure.data.tables import TableClient
 
 from shared.errors import classify
-from shared.ledger import LedgerConflict, LedgerEntry
-from shared.ledger_store import LedgerStore
+from shared.ledger import LedgerConflict, LedgerEntry, OrderKey, take_lease
+from shared.ledger_store import LedgerStore, to_entity
 from shared.storage import HttpTableEntities, SdkTableEntities, _Bearer, _SharedKeyLite, table_entities
 
 KEY = "a2V5"  # base64 of "key"
@@ -133,23 +138,6 @@ def test_a_bearer_token_is_fetched_once_and_renewed_before_it_expires(script):
     client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
     assert [r["headers"]["Authorization"] for r in script.requests] == ["Bearer tok1", "Bearer tok2", "Bearer tok2"]
     assert credential.scopes == [("https://storage.azure.com/.default",)] * 2
-
-
-def test_a_401_renews_the_token_once_then_is_an_authentication_failure(script):
-    tokens = iter(["old", "new", "newer"])
-
-    class Credential:
-        def get_token(self, *scopes, **kw):
-            return AccessToken(next(tokens), int(time.time()) + 3600)
-
-    client = entities(script, _Bearer(Credential()))
-    script.answers = [odata_error(401, "InvalidAuthenticationInfo"), (204, {"ETag": "e2"}, b"")]
-    assert client.replace({"PartitionKey": "p", "RowKey": "r"}, "e") == "e2"
-    assert [r["headers"]["Authorization"] for r in script.requests] == ["Bearer old", "Bearer new"]
-    script.answers = [odata_error(401, "InvalidAuthenticationInfo"), odata_error(401, "InvalidAuthenticationInfo")]
-    with pytest.raises(ClientAuthenticationError) as raised:
-        client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
-    assert classify(raised.value).reason == "storage_auth"
 
 
 # --- answers map to the SDK's exceptions, and so to the same failure reasons --------------------------------
@@ -270,3 +258,141 @@ def test_the_direct_client_is_used_for_keys_and_tokens_and_the_sdk_otherwise(mon
     monkeypatch.delenv("no_proxy", raising=False)
     assert isinstance(table_entities(TableClient("https://acct.table.core.windows.net", "t", credential=Token())),
                       SdkTableEntities)
+
+
+# --- what is sent ------------------------------------------------------------------------------------------
+
+def test_text_is_sent_as_ascii_json_so_a_lone_surrogate_goes_through_as_the_sdk_sends_it(script):
+    client = entities(script)
+    client.insert({"PartitionKey": "p", "RowKey": "r", "Name": "\ud800é"})  # not encodable as UTF-8
+    body = script.requests[0]["body"]
+    assert body.isascii() and b'"Name":"\\ud800\\u00e9"' in body
+    assert json.loads(body)["Name"] == "\ud800é"
+
+
+@pytest.mark.parametrize("value", [1.5, 2**31, -(2**31) - 1, None, b"x", ["a"], datetime.now(timezone.utc)])
+def test_values_the_service_would_store_with_another_type_are_refused_before_anything_is_sent(script, value):
+    with pytest.raises(TypeError, match="Count"):
+        entities(script).insert({"PartitionKey": "p", "RowKey": "r", "Count": value})
+    with pytest.raises(TypeError, match="Count"):
+        entities(script).replace({"PartitionKey": "p", "RowKey": "r", "Count": value}, "e")
+    assert script.requests == []
+
+
+def test_text_booleans_and_int32_are_sent_as_json_and_every_ledger_entity_is_that(script):
+    entity = {"PartitionKey": "p", "RowKey": "r", "S": "x", "B": True, "Max": 2**31 - 1, "Min": -(2**31)}
+    entities(script).insert(entity)
+    assert json.loads(script.requests[0]["body"]) == entity
+    lease = take_lease(LedgerEntry("a" * 64), "me", datetime.now(timezone.utc), 60, OrderKey(datetime.now(timezone.utc), "e"),
+                       groups=frozenset({"name"}))
+    entities(script).insert(to_entity(lease))  # what the ledger writes is accepted as it is
+    assert len(script.requests) == 2
+
+
+@pytest.mark.parametrize("operation", ["get", "insert", "replace"])
+def test_a_success_without_an_etag_is_a_storage_failure_not_a_missing_version(script, operation):
+    # Returning None would make the next write an insert: a conflict on every retry, never resolved.
+    script.answers = [(200 if operation == "get" else 204, {"Content-Type": "application/json"},
+                       b'{"PartitionKey":"p","RowKey":"r"}' if operation == "get" else b"")]
+    client = entities(script)
+    call = {"get": lambda: client.get("p", "r"), "insert": lambda: client.insert({"PartitionKey": "p", "RowKey": "r"}),
+            "replace": lambda: client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")}[operation]
+    with pytest.raises(ServiceResponseError, match="ETag") as raised:
+        call()
+    assert classify(raised.value).reason == "storage_unavailable"
+
+
+def test_every_operation_has_its_own_client_request_id_kept_by_its_resend(script):
+    client = entities(script)
+    client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
+    script.answers = ["drop", (204, {"ETag": "e2"}, b"")]
+    client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")  # dropped on the kept-alive connection, sent again
+    first, dropped, resent = [r["headers"]["x-ms-client-request-id"] for r in script.requests]
+    assert uuid.UUID(first).version == 4 and first != dropped and dropped == resent
+
+
+def test_a_failure_with_no_answer_names_the_client_request_id(script):
+    script.answers = ["drop"]
+    with pytest.raises(ServiceResponseError) as raised:
+        entities(script).insert({"PartitionKey": "p", "RowKey": "r"})
+    assert script.requests[0]["headers"]["x-ms-client-request-id"] in str(raised.value)
+
+
+# --- connections, with many files open ------------------------------------------------------------------
+
+def test_a_kept_alive_connection_on_a_descriptor_above_1023_is_reused(script):
+    """``select.select`` refuses descriptors >= 1024 (FD_SETSIZE); a worker with many sockets has them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip("cannot open 1200 files")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    fillers = []
+    try:
+        while True:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            fillers.append(fd)
+            if fd >= 1030:
+                break
+        client = entities(script)
+        client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
+        assert client._idle[0].sock.fileno() >= 1024
+        client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
+        assert len(script.requests) == 2 and len(script.connections) == 1  # reused, not dropped
+        client.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# --- authentication failures ---------------------------------------------------------------------------
+
+def test_a_401_with_a_claims_challenge_gets_a_token_with_those_claims_and_is_sent_once_more(script):
+    claims = '{"access_token":{"nbf":{"essential":true,"value":"1726000000"}}}'
+    encoded = base64.urlsafe_b64encode(claims.encode()).decode().rstrip("=")
+
+    class Credential:
+        def __init__(self):
+            self.asked = []
+
+        def get_token(self, *scopes, **kw):
+            self.asked.append(kw)
+            return AccessToken(f"tok{len(self.asked)}", int(time.time()) + 3600)
+
+    credential = Credential()
+    client = entities(script, _Bearer(credential))
+    challenge = (f'Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+                 f'error="insufficient_claims", claims="{encoded}"')
+    script.answers = [(401, {"WWW-Authenticate": challenge}, b""), (204, {"ETag": "e2"}, b"")]
+    assert client.replace({"PartitionKey": "p", "RowKey": "r"}, "e") == "e2"
+    assert [r["headers"]["Authorization"] for r in script.requests] == ["Bearer tok1", "Bearer tok2"]
+    assert credential.asked == [{}, {"claims": claims}]
+    client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
+    assert script.requests[-1]["headers"]["Authorization"] == "Bearer tok2" and len(credential.asked) == 2
+
+
+def test_a_401_without_a_claims_challenge_is_an_authentication_failure_for_the_processor_to_retry(script):
+    asked = []
+
+    class Credential:
+        def get_token(self, *scopes, **kw):
+            asked.append(kw)
+            return AccessToken(f"tok{len(asked)}", int(time.time()) + 3600)
+
+    client = entities(script, _Bearer(Credential()))
+    plain = 'Bearer authorization_uri="https://login.microsoftonline.com/t/oauth2/authorize", resource_id="https://storage.azure.com"'
+    script.answers = [(401, {"WWW-Authenticate": plain, "x-ms-error-code": "InvalidAuthenticationInfo"}, b"")]
+    with pytest.raises(ClientAuthenticationError) as raised:
+        client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
+    assert classify(raised.value).reason == "storage_auth" and len(script.requests) == 1
+    # The token is asked for again on the next request (the credential decides whether it is new).
+    client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
+    assert asked == [{}, {}] and script.requests[-1]["headers"]["Authorization"] == "Bearer tok2"
+
+
+def test_a_401_with_a_key_is_final(script):
+    script.answers = [odata_error(401, "AuthenticationFailed")]
+    with pytest.raises(ClientAuthenticationError):
+        entities(script).get("p", "r")
+    assert len(script.requests) == 1
