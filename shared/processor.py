@@ -286,17 +286,33 @@ class _Lease:
         self.partner: _Lease | None = None  # the previous address's lease during an email change
 
     def before_write(self) -> None:
-        """A write starts only with a whole call's budget (slot wait + call) left on every lease it
-        relies on, so it ends before a lease can pass to another worker. Renews when less is left."""
+        """A write starts only with a whole call's budget (slot wait + call: twice the call budget)
+        left on every lease it relies on, so it ends before a lease can pass to another worker. Renews
+        when less is left. A renewal is a storage write, which can take up to the storage timeout per
+        wait, and that time comes out of the lease it renews (and out of the other lease of an email
+        change): the clock is read again after the renewals, and if a lease no longer has the budget,
+        ``_NoBudget`` is raised before anything is sent (the event is deferred, the leases let go)."""
         leases = [held for held in (self, self.partner) if held is not None]
+        needed = 2 * self.deps.call_budget
         for held in leases:
             now = held.deps.clock()
             lease = held.entry.lease
             assert lease is not None
-            if (lease.until - now).total_seconds() < 2 * held.deps.call_budget:
+            if (lease.until - now).total_seconds() < needed:
                 held.entry = held.deps.ledger.write(renew_lease(held.entry, now, held.deps.lease_seconds))
+        now = self.deps.clock()
+        left = min((held.entry.lease.until - now).total_seconds() for held in leases)  # type: ignore[union-attr]
+        if left < needed:
+            raise _NoBudget(left, needed)
         for held in leases:
             held.wrote = True
+
+
+class _NoBudget(Exception):
+    """Less than a write's budget is left on a lease after renewing it (the renewal took that long)."""
+
+    def __init__(self, left: float, needed: float):
+        super().__init__(f"{left:.1f} s left on the email's lease after renewing it, {needed:g} s needed")
 
 
 @dataclass(frozen=True)
@@ -473,6 +489,13 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     try:
         outcome, customer, account, hashes, adopted = _sync(applying, lease, previous, deps,
                                                             force=envelope.force)
+    except _NoBudget as short:
+        # Nothing was sent for this write. A write sent before it in this attempt can only be the
+        # PATCH that found no customer (404), so nothing of this event is in Commerce: released.
+        log.warning("not writing to Commerce: %s; deferred", short)
+        _let_go(lease, key, False, deps)
+        _let_go(previous, change, False, deps)
+        return Outcome.DEFERRED, None
     except Exception as error:
         maybe_written = lease.wrote and classify(error).may_have_committed
         _let_go(lease, key, maybe_written, deps)
