@@ -136,8 +136,8 @@ param commerceSearchPageSize string = '50'
 
 // --- sync ledger lease and retry schedule --------------------------------------------------------
 // The app refuses to start (health reports the name) when the lease is shorter than twice one
-// Commerce call's connect + read timeout: a write must end before its lease does.
-@description('LEDGER_LEASE_SECONDS: how long a worker holds an email\'s lease while writing to Commerce. At least 2 x (COMMERCE_CONNECT_TIMEOUT_SECONDS + COMMERCE_READ_TIMEOUT_SECONDS).')
+// Commerce call's connect + read timeout plus 1 s for renewing it: a write must end before its lease does.
+@description('LEDGER_LEASE_SECONDS: how long a worker holds an email\'s lease while writing to Commerce. At least 2 x (COMMERCE_CONNECT_TIMEOUT_SECONDS + COMMERCE_READ_TIMEOUT_SECONDS) + 1.')
 param ledgerLeaseSeconds string = '120'
 
 @description('RETRY_BASE_DELAY_SECONDS: first delay before a transiently failed event is retried when Commerce sends no Retry-After; doubles per attempt, with jitter.')

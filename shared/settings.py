@@ -18,6 +18,11 @@ from enum import Enum
 from typing import Mapping
 
 
+# Time allowed for renewing a lease before a write (a ledger write takes milliseconds; one slower
+# than this defers its event rather than writing on a short lease).
+LEASE_RENEWAL_MARGIN_SECONDS = 1.0
+
+
 class SettingsError(ValueError):
     """Settings are incomplete or malformed. ``problems`` lists each one, naming the setting."""
 
@@ -74,8 +79,9 @@ APP_SETTINGS: tuple[Setting, ...] = (
             "last applied event, field-group hashes and the writer's lease, keyed by email hash.",
             "syncledger"),
     Setting("LEDGER_LEASE_SECONDS", "How long a worker holds an email's lease while it writes to "
-            "Commerce. At least twice one Commerce call's connect + read timeout: a write starts "
-            "only with a whole call's budget left, so it ends before the lease does.", "120"),
+            "Commerce. At least twice one Commerce call's connect + read timeout, plus 1 s: a write "
+            "starts only with twice a call's budget left (a slot wait and the call), checked again "
+            "after the lease is renewed, so it ends before the lease does.", "120"),
     Setting("RETRY_BASE_DELAY_SECONDS", "First delay before a transiently failed event is tried "
             "again when Commerce sends no Retry-After; doubles per attempt, with jitter.", "5"),
     Setting("RETRY_MAX_DELAY_SECONDS", "Longest backoff delay between two attempts. A Retry-After from "
@@ -390,9 +396,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
     lease_seconds = number("LEDGER_LEASE_SECONDS", float, 1, 3600)
     call_budget = commerce.connect_timeout + commerce.read_timeout
-    if lease_seconds < 2 * call_budget:
+    # A write starts only with 2 x the call budget left on the lease, checked again after renewing it:
+    # at exactly 2 x, the renewal's own time would leave too little, and every renewed write defer.
+    minimum = 2 * call_budget + LEASE_RENEWAL_MARGIN_SECONDS
+    if lease_seconds < minimum:
         problems.append(f"LEDGER_LEASE_SECONDS must be at least twice COMMERCE_CONNECT_TIMEOUT_SECONDS + "
-                        f"COMMERCE_READ_TIMEOUT_SECONDS ({2 * call_budget:g}), got {lease_seconds:g}")
+                        f"COMMERCE_READ_TIMEOUT_SECONDS, plus {LEASE_RENEWAL_MARGIN_SECONDS:g} s for "
+                        f"renewing it ({minimum:g}), got {lease_seconds:g}")
     mapping = MappingSettings(
         default_customer_type=number("CUSTOMER_DEFAULT_TYPE", int, 1, 2),
         default_group=get("CUSTOMER_DEFAULT_GROUP"),

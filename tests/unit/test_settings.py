@@ -111,3 +111,11 @@ def test_an_unresolved_key_vault_reference_is_refused_by_name():
         load_settings({**SAMPLE, "EMAIL_HASH_KEY": ref})
     assert info.value.names == ["EMAIL_HASH_KEY"]
     assert "unresolved Key Vault reference" in str(info.value)
+
+
+def test_the_lease_leaves_room_to_renew_it_before_a_write():
+    timeouts = {"COMMERCE_CONNECT_TIMEOUT_SECONDS": "0.5", "COMMERCE_READ_TIMEOUT_SECONDS": "1"}
+    with pytest.raises(SettingsError) as info:
+        load_settings({**SAMPLE, **timeouts, "LEDGER_LEASE_SECONDS": "3"})  # exactly 2 x 1.5
+    assert "LEDGER_LEASE_SECONDS" in info.value.names
+    assert load_settings({**SAMPLE, **timeouts, "LEDGER_LEASE_SECONDS": "4"}).ledger_lease_seconds == 4
