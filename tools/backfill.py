@@ -32,16 +32,15 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Callable, TextIO
 
 from shared.backfill import Packer
 from shared.bulkfile import FileFormatError, as_of_text, csv_line, rejects_header
 from shared.envelope import MAX_MESSAGE_BYTES, Envelope
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings
 from tools.fileargs import FileRun, ProgressLine, add_file_arguments, check_as_of, checked, open_run
-from tools.replay import load_env, operator_credential
+from tools.replay import load_tool_settings, operator_credential
 
 CHECKPOINT_EVERY_SECONDS = 1.0
 PACK_EVENTS = 200  # most events in one queue message (the size limit usually comes first)
@@ -270,12 +269,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     p.add_argument("--concurrency", type=int, default=8, help="queue sends in flight (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     args = p.parse_args(argv)
-    env = load_env(args.settings)
-    try:
-        settings = load_settings(env)
-    except SettingsError as error:
-        print(f"settings incomplete: {'; '.join(error.problems)}", file=err)
+    loaded = load_tool_settings(args.settings, err)
+    if loaded is None:
         return 2
+    env, settings = loaded
     rejects = args.rejects or args.file.with_name(args.file.name + ".rejects.csv")
     checkpoint = args.checkpoint or args.file.with_name(args.file.name + ".checkpoint.json")
     try:

@@ -34,8 +34,7 @@ from shared.ledger import LedgerEntry
 from shared.normalise.email import normalise_email
 from shared.normalise.errors import Invalid
 from shared.privacy import email_hash, mask_phone
-from shared.settings import SettingsError, load_settings
-from tools.replay import load_env, operator_credential
+from tools.replay import load_tool_settings, operator_credential
 
 
 def read_email(stdin: TextIO, stderr: TextIO, prompt: str = "email: ") -> str:
@@ -167,12 +166,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
     p.add_argument("--credential", choices=["azure-cli", "managed-identity"], default="azure-cli",
                    help="identity for identity-based storage settings (default: your az login)")
     args = p.parse_args(argv)
-    env = load_env(args.settings)
-    try:
-        settings = load_settings(env)
-    except SettingsError as error:
-        print(f"settings incomplete: {'; '.join(error.problems)}", file=stderr)
+    loaded = load_tool_settings(args.settings, stderr)
+    if loaded is None:
         return 2
+    env, settings = loaded
     try:
         email, match_key = normalise_email(read_email(stdin, stderr))
     except Invalid as error:

@@ -32,9 +32,9 @@ from typing import TextIO
 from shared.bulkfile import FileFormatError
 from shared.dryrun import REJECT, Decision, DryRun
 from shared.envelope import Envelope
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings
 from tools.fileargs import ProgressLine, add_file_arguments, check_as_of, checked, open_run
-from tools.replay import load_env, operator_credential
+from tools.replay import load_tool_settings, operator_credential
 
 COLUMNS = ["row", "email_hash", "decision", "account", "outcome", "detail", "changes"]
 ORDER = ("create", "update", "unchanged", "ambiguous", "reject", "deferred", "error")
@@ -133,12 +133,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
                    help="most Commerce calls in flight (default 4)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    env = load_env(args.settings)
-    try:
-        settings = load_settings(env)
-    except SettingsError as error:
-        print(f"settings incomplete: {'; '.join(error.problems)}", file=err)
+    loaded = load_tool_settings(args.settings, err)
+    if loaded is None:
         return 2
+    env, settings = loaded
     out_path = args.out or args.file.with_name(args.file.name + ".dryrun.csv")
     cap = max(1, args.commerce_concurrency)
     try:

@@ -27,9 +27,8 @@ from typing import TextIO
 
 from shared.bulkfile import FileFormatError
 from shared.processor import pick_customer
-from shared.settings import SettingsError, load_settings
 from tools.fileargs import ProgressLine, add_file_arguments, checked, open_run
-from tools.replay import load_env
+from tools.replay import load_tool_settings
 
 COLUMNS = ["email", "customers", "accounts", "record_ids", "async", "first_row"]
 
@@ -94,12 +93,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     p.add_argument("--commerce-concurrency", type=int, default=4, help="most Commerce searches in flight")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    env = load_env(args.settings)
-    try:
-        settings = load_settings(env)
-    except SettingsError as error:
-        print(f"settings incomplete: {'; '.join(error.problems)}", file=err)
+    loaded = load_tool_settings(args.settings, err)
+    if loaded is None:
         return 2
+    env, settings = loaded
     from shared.commerce.auth import build_token_provider
     from shared.commerce.client import CommerceClient
 

@@ -23,14 +23,14 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, TextIO
 
 from shared.deadletters import DeadLetter, DeadLetterStore, describe
 from shared.envelope import Envelope
 from shared.normalise.errors import Invalid
 from shared.errors import MessageFormatError
 from shared.privacy import email_hash
-from shared.settings import read_setting, storage_configured
+from shared.settings import Settings, SettingsError, load_settings, read_setting, storage_configured
 from shared.storage import StorageFactory, StorageQueueSender
 
 
@@ -61,6 +61,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_tool_settings(path: Path | None, err: TextIO) -> tuple[Mapping[str, str], Settings] | None:
+    """The environment and settings an operator tool runs on (``load_env``), or None once what is
+    incomplete has been printed to ``err`` (the tool then exits with 2)."""
+    env = load_env(path)
+    try:
+        return env, load_settings(env)
+    except SettingsError as error:
+        print(f"settings incomplete: {'; '.join(error.problems)}", file=err)
+        return None
 
 
 def load_env(path: Path | None) -> Mapping[str, str]:
