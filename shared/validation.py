@@ -129,6 +129,35 @@ def _json_media_type(content_type: str | None) -> bool:
     return True
 
 
+class BatchShapeError(ValueError):
+    """A parsed body that is not one event, an array of events or ``{"events": [...]}``."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def batch_events(data: object) -> list[object]:
+    """The events of a parsed body: one event object, an array, or exactly ``{"events": [...]}``
+    (the canonical route's body, and a Standard Webhooks sender's)."""
+    if isinstance(data, dict) and "events" in data:
+        if set(data) != {"events"} or not isinstance(data["events"], list):
+            raise BatchShapeError("wrong_batch_shape",
+                                  'a batch object must be exactly {"events": [...]}')
+        events = data["events"]
+    elif isinstance(data, list):
+        events = data
+    elif isinstance(data, dict):
+        events = [data]
+    else:
+        raise BatchShapeError("not_an_event", 'send an event object, an array of events or '
+                              '{"events": [...]}')
+    if not events:
+        raise BatchShapeError("empty_batch", "the batch is empty")
+    return events
+
+
 def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_bytes: int) -> list[object]:
     """The events of a request body: one event object, an array, or ``{"events": [...]}``."""
     if not _json_media_type(content_type):
@@ -148,19 +177,10 @@ def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_by
         raise BatchRejected(400, "Bad Request", "the body is not valid JSON") from None
     if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
         raise BatchRejected(400, "Bad Request", f"JSON nesting deeper than {MAX_DEPTH} levels")
-    if isinstance(data, dict) and "events" in data:
-        if set(data) != {"events"} or not isinstance(data["events"], list):
-            raise BatchRejected(400, "Bad Request", 'a batch object must be exactly {"events": [...]}')
-        events = data["events"]
-    elif isinstance(data, list):
-        events = data
-    elif isinstance(data, dict):
-        events = [data]
-    else:
-        raise BatchRejected(400, "Bad Request", 'send an event object, an array of events or '
-                            '{"events": [...]}')
-    if not events:
-        raise BatchRejected(400, "Bad Request", "the batch is empty")
+    try:
+        events = batch_events(data)
+    except BatchShapeError as wrong:
+        raise BatchRejected(400, "Bad Request", wrong.detail) from None
     if len(events) > max_events:
         raise BatchRejected(413, "Content Too Large", f"at most {max_events} events per request")
     return events

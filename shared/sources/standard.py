@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from shared.sources.base import CanonicalEvent, Translation, Unreadable, WebhookRequest, digest
 from shared.sources.config import SourceOptions
 from shared.sources.signatures import Verified, verify_standard
+from shared.validation import BatchShapeError, batch_events
 
 
 class StandardWebhooksAdapter:
@@ -30,18 +31,10 @@ class StandardWebhooksAdapter:
         return verified.delivery_id or digest(request.body)
 
     def translate(self, request: WebhookRequest, verified: Verified, body: Any) -> Translation:
-        if isinstance(body, dict) and "events" in body:
-            if set(body) != {"events"} or not isinstance(body["events"], list):
-                raise Unreadable("wrong_batch_shape")
-            items = body["events"]
-        elif isinstance(body, list):
-            items = body
-        elif isinstance(body, dict):
-            items = [body]
-        else:
-            raise Unreadable("not_an_event")
-        if not items:
-            raise Unreadable("empty_batch")
+        try:
+            items = batch_events(body)
+        except BatchShapeError as wrong:
+            raise Unreadable(wrong.code) from None
         # A non-object item is refused by validation, like any other invalid event.
         return Translation(topic="events", events=[CanonicalEvent(item) for item in items])
 
