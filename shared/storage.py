@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from email.utils import formatdate
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Mapping, Protocol
 from urllib.parse import quote, urlsplit
 
 from azure.core import MatchConditions

@@ -129,8 +129,9 @@ def _json_media_type(content_type: str | None) -> bool:
     return True
 
 
-class BatchShapeError(ValueError):
-    """A parsed body that is not one event, an array of events or ``{"events": [...]}``."""
+class BodyError(ValueError):
+    """A body that is not JSON, or not one event, an array of events or ``{"events": [...]}``:
+    ``code`` names it for a webhook's dead letter, ``detail`` for the canonical route's 400."""
 
     def __init__(self, code: str, detail: str):
         super().__init__(detail)
@@ -138,12 +139,27 @@ class BatchShapeError(ValueError):
         self.detail = detail
 
 
+def parse_json_body(body: bytes) -> object:
+    """A request body as JSON: UTF-8 (a BOM tolerated), no NaN or Infinity. Linear in the body: the
+    parser's recursion limit bounds the depth it will follow."""
+    try:
+        text = body.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise BodyError("not_utf8", "the body is not valid UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise BodyError("too_deep", f"JSON nesting deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # also integers of more than sys.get_int_max_str_digits() digits
+        raise BodyError("not_json", "the body is not valid JSON") from None
+
+
 def batch_events(data: object) -> list[object]:
     """The events of a parsed body: one event object, an array, or exactly ``{"events": [...]}``
     (the canonical route's body, and a Standard Webhooks sender's)."""
     if isinstance(data, dict) and "events" in data:
         if set(data) != {"events"} or not isinstance(data["events"], list):
-            raise BatchShapeError("wrong_batch_shape",
+            raise BodyError("wrong_batch_shape",
                                   'a batch object must be exactly {"events": [...]}')
         events = data["events"]
     elif isinstance(data, list):
@@ -151,10 +167,10 @@ def batch_events(data: object) -> list[object]:
     elif isinstance(data, dict):
         events = [data]
     else:
-        raise BatchShapeError("not_an_event", 'send an event object, an array of events or '
+        raise BodyError("not_an_event", 'send an event object, an array of events or '
                               '{"events": [...]}')
     if not events:
-        raise BatchShapeError("empty_batch", "the batch is empty")
+        raise BodyError("empty_batch", "the batch is empty")
     return events
 
 
@@ -165,21 +181,11 @@ def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_by
     if len(body) > max_bytes:
         raise BatchRejected(413, "Content Too Large", f"the body exceeds {max_bytes} bytes")
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BatchRejected(400, "Bad Request", "the body is not valid UTF-8") from None
-    text = text.removeprefix("\ufeff")
-    try:
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise BatchRejected(400, "Bad Request", f"JSON nesting deeper than {MAX_DEPTH} levels") from None
-    except ValueError:  # also integers of more than sys.get_int_max_str_digits() digits
-        raise BatchRejected(400, "Bad Request", "the body is not valid JSON") from None
-    if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
-        raise BatchRejected(400, "Bad Request", f"JSON nesting deeper than {MAX_DEPTH} levels")
-    try:
+        data = parse_json_body(body)
+        if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
+            raise BodyError("too_deep", f"JSON nesting deeper than {MAX_DEPTH} levels")
         events = batch_events(data)
-    except BatchShapeError as wrong:
+    except BodyError as wrong:
         raise BatchRejected(400, "Bad Request", wrong.detail) from None
     if len(events) > max_events:
         raise BatchRejected(413, "Content Too Large", f"at most {max_events} events per request")

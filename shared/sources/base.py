@@ -16,13 +16,13 @@ Validation, the identity map, queueing and the answer are the same for every sou
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 
 from shared.sources.config import SourceOptions
 from shared.sources.signatures import Headers, Verified
+from shared.validation import BodyError, parse_json_body
 
 MAX_EVENT_ID = 128
 
@@ -86,21 +86,11 @@ class Adapter(Protocol):
 # --- helpers the adapters share ------------------------------------------------------------------
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON (UTF-8, a BOM tolerated), or ``Unreadable``."""
+    """The body as JSON (the canonical route's own reading), or ``Unreadable``."""
     try:
-        text = body.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
-        raise Unreadable("not_utf8") from None
-    try:
-        return json.loads(text, parse_constant=_refuse)
-    except RecursionError:
-        raise Unreadable("too_deep") from None
-    except ValueError:
-        raise Unreadable("not_json") from None
-
-
-def _refuse(name: str) -> Any:
-    raise ValueError(name)
+        return parse_json_body(body)
+    except BodyError as wrong:
+        raise Unreadable(wrong.code) from None
 
 
 def digest(*parts: str | bytes) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from shared.sources.base import CanonicalEvent, Translation, Unreadable, WebhookRequest, digest
 from shared.sources.config import SourceOptions
 from shared.sources.signatures import Verified, verify_standard
-from shared.validation import BatchShapeError, batch_events
+from shared.validation import BodyError, batch_events
 
 
 class StandardWebhooksAdapter:
@@ -33,7 +33,7 @@ class StandardWebhooksAdapter:
     def translate(self, request: WebhookRequest, verified: Verified, body: Any) -> Translation:
         try:
             items = batch_events(body)
-        except BatchShapeError as wrong:
+        except BodyError as wrong:
             raise Unreadable(wrong.code) from None
         # A non-object item is refused by validation, like any other invalid event.
         return Translation(topic="events", events=[CanonicalEvent(item) for item in items])

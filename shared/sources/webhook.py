@@ -204,10 +204,11 @@ class _Delivery:
             except Exception as error:  # noqa: BLE001
                 raise _StorageFailed(error, "sender-id map delete") from None
         done = "The sender-id record " + ("was deleted" if forgot else "did not exist")
+        key: str | None
         try:
-            email, key = normalise_email(erasure.email)
+            _, key = normalise_email(erasure.email)
         except (Invalid, TypeError):
-            email = key = None
+            key = None
         if key is not None and self.deps.erasure is not None:
             hashed = email_hash(key, self.hash_key)
             try:

@@ -4,7 +4,6 @@ the lease it renews (and out of the other lease of an email change)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 from shared.ledger import State
 from shared.telemetry_names import Outcome
