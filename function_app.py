@@ -7,7 +7,7 @@ adapts the Functions objects, calls one function of ``shared``, and turns the re
 - queue ``%EVENTS_QUEUE_NAME%``: create or update the customer in Commerce.
 - queue ``%EVENTS_QUEUE_NAME%-poison``: keep what the host gave up on as a dead letter.
 - queue ``%EVENTS_QUEUE_NAME%-backfill`` (+ ``-poison``): the initial load queued by ``tools.backfill``,
-  the same processor with its own lower concurrency (``shared.backfill``).
+  the same processor with its own lower concurrency (``shared.usecases.backfill``).
 - timer ``%QUEUE_MONITOR_SCHEDULE%``: queue depth / age metrics, dead-letter retention, and dead letters
   for messages no trigger can read (not base64), which the host leaves in the poison queues.
 - ``GET /api/health`` (anonymous): version and whether the settings are complete.
@@ -27,16 +27,17 @@ import uuid
 
 import azure.functions as func
 
-from shared import __version__, logcontext
-from shared import telemetry_names as names
-from shared.errors import safe_traceback
-from shared.ingest import HttpResult, handle_ingest, problem
-from shared.backfill import collect_backfill_poison, process_backfill_message
-from shared.processor import collect_poison, process_message
-from shared.queue_monitor import report
+from shared import __version__
+from shared.core import logcontext
+from shared.core import telemetry_names as names
+from shared.core.failures import safe_traceback
+from shared.usecases.ingest import HttpResult, handle_ingest, problem
+from shared.usecases.backfill import collect_backfill_poison, process_backfill_message
+from shared.usecases.processor import collect_poison, process_message
+from shared.usecases.queue_monitor import report
 from shared.runtime import Runtime, build_runtime, utcnow
-from shared.settings import SettingsError
-from shared.sources.webhook import handle_webhook
+from shared.core.settings import SettingsError
+from shared.usecases.webhooks import handle_webhook
 
 log = logging.getLogger("customer_sync")
 logcontext.install()

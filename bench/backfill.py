@@ -4,7 +4,7 @@ CPU per record beside the storage SDK's own CPU per send, and memory held for a 
     python -m bench.backfill [--rows 20000] [--repeats 3] [--sends 300] [--memory-rows 100000 1000000]
 
 Generates a Shopify customer export (deterministic, ``--rows`` customers), then, ``--repeats`` times:
-- **validate**: every record read and validated as ingest validates an event (``shared.bulkfile``), no I/O;
+- **validate**: every record read and validated as ingest validates an event (``shared.core.bulkfile``), no I/O;
 - **SDK send**: ``--sends`` single-event messages, then as many full packed messages, sent one after
   another with the storage SDK to Azurite (started here, in memory): CPU per ``send_message``;
 - **backfill**: ``tools.backfill.run_backfill`` on the whole file to Azurite with 8 sends in flight:
@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from shared.settings import load_settings
+from shared.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ["Customer ID", "First Name", "Last Name", "Email", "Accepts Email Marketing", "Default Address Company",
@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from devhost.azurite import start_azurite
-    from shared.backfill import Packer
-    from shared.storage import StorageFactory, StorageQueueSender, ensure_queue
+    from shared.usecases.backfill import Packer
+    from shared.adapters.storage import StorageFactory, StorageQueueSender, ensure_queue
 
     results: dict = {"rows": args.rows, "validate": [], "sdk": [], "backfill": [], "memory": []}
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             as_of = datetime.now(timezone.utc) - timedelta(hours=1)
             # One real envelope and one full pack of them, for the SDK's own cost per send.
             from tools.fileargs import checked, open_run
-            from shared.envelope import Envelope
+            from shared.core.envelope import Envelope
 
             run = open_run(_args(path), as_of=as_of)
             packer, full = Packer(), None

@@ -18,9 +18,9 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from shared.mapping import build_create_body
-from shared.settings import InvalidFieldPolicy, MappingSettings
-from shared.validation import validate_event
+from shared.core.commerce_bodies.create import build_create_body
+from shared.core.settings import InvalidFieldPolicy, MappingSettings
+from shared.core.validation import validate_event
 
 TARGET_US = 300.0
 SETTINGS = MappingSettings(default_customer_type=1, default_group="30", default_currency="USD",

@@ -30,12 +30,12 @@ from datetime import timedelta
 from bench.pipeline import NOW, ROOT, Bench, CountingLedger, envelope
 from commerce_emulator.testing import start_emulator_process
 from devhost.azurite import start_azurite
-from shared.ledger import LedgerEntry, OrderKey, State
-from shared.ledger_store import LedgerStore
-from shared.settings import load_settings
-from shared.storage import StorageFactory, ensure_table
-from shared.validation import validate_event
-from shared.envelope import Envelope
+from shared.core.ledger_rules import LedgerEntry, OrderKey, State
+from shared.adapters.ledger_table import LedgerStore
+from shared.core.settings import load_settings
+from shared.adapters.storage import StorageFactory, ensure_table
+from shared.core.validation import validate_event
+from shared.core.envelope import Envelope
 from tests.memory_ledger import MemoryLedger
 
 SEQUENCE = ("new", "changed", "unchanged", "duplicate", "stale")

@@ -3,7 +3,7 @@
 It does what Microsoft's own sample does for each event: get a token, search Commerce by email with
 ``$top=1``, and create the customer when the search returns nothing. No update of a customer that
 exists, no ledger, no lease, no ordering, no retry policy of its own. It reads the same queue message
-and sends the same create body as the processor (``shared.mapping.build_create_body``), so the
+and sends the same create body as the processor (``shared.core.commerce_bodies.create.build_create_body``), so the
 difference in cost is the flow, not the payload.
 
 Chosen in its favour, so that the ratios against it are conservative:
@@ -20,10 +20,10 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from shared.commerce.client import search_body
-from shared.envelope import Envelope
-from shared.mapping import build_create_body
-from shared.settings import CommerceSettings, MappingSettings
+from shared.adapters.commerce.client import search_body
+from shared.core.envelope import Envelope
+from shared.core.commerce_bodies.create import build_create_body
+from shared.core.settings import CommerceSettings, MappingSettings
 
 
 class NaiveSync:

@@ -46,22 +46,22 @@ from azure.core.credentials import AccessToken
 
 from commerce_emulator.testing import start_emulator_process
 from devhost.azurite import start_azurite
-from shared.commerce.auth import CachedTokenProvider
-from shared.commerce.client import CommerceClient
-from shared.envelope import Envelope
-from shared.ledger import LedgerConflict, LedgerEntry
-from shared.ledger_store import LedgerStore
-from shared.processor import CallCounter, LedgerPort, ProcessorDeps, process_message
-from shared.settings import load_settings
-from shared.storage import StorageFactory, ensure_table
-from shared.telemetry import Telemetry
-from shared.validation import validate_event
+from shared.adapters.commerce.auth import CachedTokenProvider
+from shared.adapters.commerce.client import CommerceClient
+from shared.core.envelope import Envelope
+from shared.core.ledger_rules import LedgerConflict, LedgerEntry
+from shared.adapters.ledger_table import LedgerStore
+from shared.usecases.processor import CallCounter, LedgerPort, ProcessorDeps, process_message
+from shared.core.settings import load_settings
+from shared.adapters.storage import StorageFactory, ensure_table
+from shared.adapters.telemetry import Telemetry
+from shared.core.validation import validate_event
 from tests.memory_ledger import MemoryLedger  # the same ETag rules the unit tests use
 
 from bench.naive import NaiveSync
 
 try:
-    from shared.processor import EntryPresence
+    from shared.usecases.processor import EntryPresence
 except ImportError:  # an earlier release, measured by this bench for before/after figures
     EntryPresence = None  # type: ignore[assignment, misc]
 
@@ -275,9 +275,9 @@ class ThreadProfiles:
         of I/O: the ledger (``LedgerStore.read``/``write``: requests and (de)serialisation) and the
         Commerce client (``CommerceClient._call``); the rest is the processor's own work."""
         cumulative: Counter = Counter()
-        wanted = {("shared/processor.py", "process_message"): "processor",
-                  ("shared/ledger_store.py", "read"): "ledger", ("shared/ledger_store.py", "write"): "ledger",
-                  ("shared/commerce/client.py", "_call"): "commerce"}
+        wanted = {("shared/usecases/processor.py", "process_message"): "processor",
+                  ("shared/adapters/ledger_table.py", "read"): "ledger", ("shared/adapters/ledger_table.py", "write"): "ledger",
+                  ("shared/adapters/commerce/client.py", "_call"): "commerce"}
         for (filename, _, name), (_, _, _, cum, _) in self.stats().stats.items():  # type: ignore[attr-defined]
             for (suffix, function), kind in wanted.items():
                 if filename.endswith(suffix) and name == function:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, quote, unquote
 
-from .errors import BAD_REQUEST, CommerceError
+from .api_errors import BAD_REQUEST, ApiError
 
 _ENTITY = re.compile(r"^/Commerce/Customers\((.*)\)$", re.DOTALL)
 _QUOTED = re.compile(r"^'((?:[^']|'')*)'$", re.DOTALL)
@@ -28,7 +28,7 @@ def customer_key(path: str) -> str | None:
         return None
     literal = _QUOTED.match(match.group(1))
     if literal is None:
-        raise CommerceError(400, BAD_REQUEST, "The key must be a single-quoted OData string literal.", ["key"])
+        raise ApiError(400, BAD_REQUEST, "The key must be a single-quoted OData string literal.", ["key"])
     return literal.group(1).replace("''", "'")
 
 
@@ -44,7 +44,7 @@ def paging(options: dict[str, str], max_top: int, default_top: int = 50) -> tupl
         if raw is None:
             return default
         if not raw.isdigit():
-            raise CommerceError(400, BAD_REQUEST, f"The query option '{name}' must be a non-negative integer.",
+            raise ApiError(400, BAD_REQUEST, f"The query option '{name}' must be a non-negative integer.",
                                 [name])
         return int(raw)
 

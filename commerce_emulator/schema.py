@@ -69,7 +69,7 @@ _DEFAULTS = {STRING: "", INTEGER: 0, DECIMAL: 0, BOOLEAN: False, DATE: None}
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason to reject a request body. ``kind`` picks the ErrorResourceId (see errors.py)."""
+    """One reason to reject a request body. ``kind`` picks the ErrorResourceId (see api_errors.py)."""
 
     kind: str  # "unknown_property" | "invalid_format" | "required" | "invalid_email" | "invalid_country" | ...
     member: str  # the property path, e.g. "Addresses[0].ThreeLetterISORegionName"

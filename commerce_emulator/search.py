@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import BAD_REQUEST, MISSING_ARGUMENT, CommerceError
+from .api_errors import BAD_REQUEST, MISSING_ARGUMENT, ApiError
 
 EMAIL_FIELD = 3  # CustomerSearchFieldType.Email; other values are unknown, so refused
 MIN_PREFIX_LENGTH = 7  # shorter email terms are not wildcarded by the stored procedure
@@ -23,14 +23,14 @@ MATCH_MODES = ("word_prefix", "email_prefix")
 _WORD_SEPARATORS = re.compile(r"\W+")
 
 
-def _bad(message: str, member: str) -> CommerceError:
-    return CommerceError(400, BAD_REQUEST, message, [member])
+def _bad(message: str, member: str) -> ApiError:
+    return ApiError(400, BAD_REQUEST, message, [member])
 
 
 def search_terms(body: Any) -> list[str]:
     """The lower-cased email terms of a SearchByFields body; anything malformed is a 400."""
     if not isinstance(body, dict) or not isinstance(body.get("CustomerSearchByFieldCriteria"), dict):
-        raise CommerceError(400, MISSING_ARGUMENT, "The parameter 'CustomerSearchByFieldCriteria' is required.",
+        raise ApiError(400, MISSING_ARGUMENT, "The parameter 'CustomerSearchByFieldCriteria' is required.",
                             ["CustomerSearchByFieldCriteria"])
     criteria = body["CustomerSearchByFieldCriteria"]
     unknown = set(criteria) - {"Criteria", "DataLevelValue"}

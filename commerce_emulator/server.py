@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import unquote
 
-from . import documents, errors
+from . import api_errors, documents
 from .config import DEFAULT_CONFIG, ConfigError, merge_config, parse_faults
-from .errors import CommerceError
+from .api_errors import ApiError
 from .faults import FaultInjector
 from .odata import customer_key, key_literal, paging, query_options
 from .search import search_terms
@@ -292,7 +292,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._read_raw_body()
         except ValueError:  # a Content-Length or chunk size that is not a number
             self.close_connection = True
-            raise CommerceError(400, errors.BAD_REQUEST, "The request body is malformed.") from None
+            raise ApiError(400, api_errors.BAD_REQUEST, "The request body is malformed.") from None
 
     def _read_raw_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -313,9 +313,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise self._too_large()
         return self.rfile.read(length) if length > 0 else b""
 
-    def _too_large(self) -> CommerceError:
+    def _too_large(self) -> ApiError:
         self.close_connection = True  # the unread body makes the connection unusable
-        return CommerceError(413, errors.REQUEST_TOO_LARGE, "The request body is too large.")
+        return ApiError(413, api_errors.REQUEST_TOO_LARGE, "The request body is too large.")
 
     def _write(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False,
@@ -329,19 +329,19 @@ class _Handler(BaseHTTPRequestHandler):
         head = "\r\n".join(line for line in lines if line) + "\r\n\r\n"
         self.wfile.write(head.encode("latin-1") + body)
 
-    def _error(self, err: CommerceError, envelope: str) -> None:
-        self._write(err.status, errors.render(err, envelope), err.headers)
+    def _error(self, err: ApiError, envelope: str) -> None:
+        self._write(err.status, api_errors.render(err, envelope), err.headers)
 
     def _json(self, raw: bytes) -> Any:
         try:
             return json.loads(raw) if raw.strip() else None
         except (ValueError, UnicodeDecodeError):
-            raise CommerceError(400, errors.BAD_REQUEST, "The request body is not valid JSON.") from None
+            raise ApiError(400, api_errors.BAD_REQUEST, "The request body is not valid JSON.") from None
 
     def _json_object(self, raw: bytes) -> dict[str, Any]:
         body = self._json(raw)
         if not isinstance(body, dict):
-            raise CommerceError(400, errors.BAD_REQUEST, "The request body must be a JSON object.")
+            raise ApiError(400, api_errors.BAD_REQUEST, "The request body must be a JSON object.")
         return body
 
     def _dispatch(self, method: str) -> None:
@@ -349,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         try:
             raw = self._read_body()
-        except CommerceError as err:
+        except ApiError as err:
             self._error(err, emulator.config["envelope"])
             return
         try:
@@ -359,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
                 with emulator.serving(_route(method, path)[0], self.client_address[1]):
                     self._commerce(method, path, query, raw)
             else:
-                self._write(404, {"error": {"code": errors.ROUTE_NOT_FOUND, "message": "No such resource."}})
+                self._write(404, {"error": {"code": api_errors.ROUTE_NOT_FOUND, "message": "No such resource."}})
         except _Dropped:
             self.close_connection = True  # no response at all: the client sees the connection close
         except OSError:
@@ -367,7 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug in the emulator: answer 500 rather than hang the client
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
-            self._error(CommerceError(500, errors.INTERNAL, "Internal emulator error."), "odata")
+            self._error(ApiError(500, api_errors.INTERNAL, "Internal emulator error."), "odata")
 
     # --- Commerce API ----------------------------------------------------------------------------------
     def _commerce(self, method: str, path: str, query: str, raw: bytes) -> None:
@@ -379,8 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_access(config)
             if operation is None:
                 if known:
-                    raise CommerceError(405, errors.BAD_REQUEST, f"{method} is not supported on this resource.")
-                raise CommerceError(404, errors.ROUTE_NOT_FOUND, "No such resource.")
+                    raise ApiError(405, api_errors.BAD_REQUEST, f"{method} is not supported on this resource.")
+                raise ApiError(404, api_errors.ROUTE_NOT_FOUND, "No such resource.")
             decision = emulator.faults.decide(operation)
             if decision.delay_seconds:
                 emulator.wake_event.wait(decision.delay_seconds)
@@ -390,22 +390,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self._early_fault(fault, operation)
             status, payload, headers = self._operation(operation, path, query, raw, config)
             if fault == "commit_then_fail":
-                raise CommerceError(500, errors.INTERNAL, "An internal server error occurred.")
+                raise ApiError(500, api_errors.INTERNAL, "An internal server error occurred.")
             if fault == "commit_then_hang":  # the write is applied, the answer never comes: a client timeout
                 emulator.wake_event.wait(emulator.faults.current()["hang_seconds"])
                 raise _Dropped()
             self._write(status, payload, headers)
-        except CommerceError as err:
+        except ApiError as err:
             self._error(err, config["envelope"])
 
     def _check_access(self, config: dict[str, Any]) -> None:
         if config["require_auth"]:
             scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
             if scheme.lower() not in ("id_token", "bearer") or token.strip() != config["token"]:
-                raise CommerceError(401, errors.AUTHENTICATION_FAILED, "Authentication failed.",
+                raise ApiError(401, api_errors.AUTHENTICATION_FAILED, "Authentication failed.",
                                     headers={"WWW-Authenticate": "id_token"})
         if config["require_oun"] and not (self.headers.get("OUN") or "").strip():
-            raise CommerceError(400, errors.MISSING_ARGUMENT, "The OUN header (operating unit number) is "
+            raise ApiError(400, api_errors.MISSING_ARGUMENT, "The OUN header (operating unit number) is "
                                 "required.", ["OUN"])
 
     def _early_fault(self, fault: str, operation: str) -> None:
@@ -420,19 +420,19 @@ class _Handler(BaseHTTPRequestHandler):
             emulator.wake_event.wait(faults["hang_seconds"])
             raise _Dropped()
         if fault == "throttle":
-            raise CommerceError(429, errors.TOO_MANY_REQUESTS, "Too many requests.",
+            raise ApiError(429, api_errors.TOO_MANY_REQUESTS, "Too many requests.",
                                 headers={"Retry-After": str(retry_after)})
         if fault == "throttle_http_date":
-            raise CommerceError(429, errors.TOO_MANY_REQUESTS, "Too many requests.",
+            raise ApiError(429, api_errors.TOO_MANY_REQUESTS, "Too many requests.",
                                 headers={"Retry-After": formatdate(time.time() + retry_after, usegmt=True)})
         if fault == "throttle_no_retry_after":
-            raise CommerceError(429, errors.TOO_MANY_REQUESTS, "Too many requests.")
+            raise ApiError(429, api_errors.TOO_MANY_REQUESTS, "Too many requests.")
         if fault == "server_error" or (fault == "commit_then_fail" and operation in ("search", "get")):
-            raise CommerceError(500, errors.INTERNAL, "An internal server error occurred.")
+            raise ApiError(500, api_errors.INTERNAL, "An internal server error occurred.")
         if fault == "unavailable":
-            raise CommerceError(503, errors.SERVICE_UNAVAILABLE, "The service is unavailable.")
+            raise ApiError(503, api_errors.SERVICE_UNAVAILABLE, "The service is unavailable.")
         if fault == "not_found":
-            raise CommerceError(404, errors.CUSTOMER_NOT_FOUND, "The customer was not found.", ["AccountNumber"])
+            raise ApiError(404, api_errors.CUSTOMER_NOT_FOUND, "The customer was not found.", ["AccountNumber"])
 
     def _base(self) -> str:
         host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
@@ -464,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
             if problems:
                 raise errors.from_problems(problems, _echo(body, config))
             if not documents.is_empty(body.get("AccountNumber")):
-                raise CommerceError(400, errors.BAD_REQUEST, "AccountNumber is assigned by the server: send "
+                raise ApiError(400, api_errors.BAD_REQUEST, "AccountNumber is assigned by the server: send "
                                     "an empty string.", ["AccountNumber"])
             doc = store.create(body, config)
             location = f"{self._base()}/Customers({key_literal(doc['AccountNumber'])})"
@@ -474,7 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
         if problems:
             raise errors.from_problems(problems, _echo(body, config))
         if body.get("AccountNumber") != key:
-            raise CommerceError(400, errors.BAD_REQUEST, "The body's AccountNumber must equal the key.",
+            raise ApiError(400, api_errors.BAD_REQUEST, "The body's AccountNumber must equal the key.",
                                 ["AccountNumber"])
         return 200, self._entity(store.update(key, body)), None
 
@@ -514,17 +514,17 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == ("POST", "/_emulator/async/sync"):
                 self._write(200, emulator.store.sync_async())
             else:
-                self._write(404, {"error": {"code": errors.ROUTE_NOT_FOUND, "message": "No such control route."}})
+                self._write(404, {"error": {"code": api_errors.ROUTE_NOT_FOUND, "message": "No such control route."}})
         except ConfigError as err:
-            self._write(400, {"error": {"code": errors.BAD_REQUEST, "message": str(err)}})
-        except CommerceError as err:
+            self._write(400, {"error": {"code": api_errors.BAD_REQUEST, "message": str(err)}})
+        except ApiError as err:
             self._error(err, "odata")
 
     def _seed(self, body: Any) -> list[dict[str, Any]]:
         emulator = self.server.emulator
         items = [body] if isinstance(body, dict) else body
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise CommerceError(400, errors.BAD_REQUEST, "Seed a JSON list of Customer objects.")
+            raise ApiError(400, api_errors.BAD_REQUEST, "Seed a JSON list of Customer objects.")
         problems = [p for item in items for p in documents.validate(item, "seed", emulator.config)]
         if problems:
             raise errors.from_problems(problems)

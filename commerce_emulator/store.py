@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from . import documents
-from .errors import CUSTOMER_NOT_FOUND, DUPLICATE_OBJECT, CommerceError, from_problems
+from .api_errors import CUSTOMER_NOT_FOUND, DUPLICATE_OBJECT, ApiError, from_problems
 from .search import is_prefix_term, matches, word_matches, words
 
 FIRST_RECORD_ID = 5637144576  # where AX/Commerce RecIds typically start
@@ -26,8 +26,8 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def not_found() -> CommerceError:
-    return CommerceError(404, CUSTOMER_NOT_FOUND, "The customer was not found.", ["AccountNumber"])
+def not_found() -> ApiError:
+    return ApiError(404, CUSTOMER_NOT_FOUND, "The customer was not found.", ["AccountNumber"])
 
 
 class CustomerStore:
@@ -121,7 +121,7 @@ class CustomerStore:
                      dict(self._words_of), self._next_record, self._next_account, self._next_party)
             try:
                 return [self._seed_one(body, config) for body in bodies]
-            except CommerceError:
+            except ApiError:
                 (self._by_account, self._by_record, self._emails, self._words, self._words_of,
                  self._next_record, self._next_account, self._next_party) = saved
                 raise
@@ -132,7 +132,7 @@ class CustomerStore:
         self._next_record = max(self._next_record, *given)
         doc = documents.build_customer(body, config, self, seed=True)
         if doc["AccountNumber"] in self._by_account or doc["RecordId"] in self._by_record:
-            raise CommerceError(400, DUPLICATE_OBJECT, "A customer with this AccountNumber or RecordId "
+            raise ApiError(400, DUPLICATE_OBJECT, "A customer with this AccountNumber or RecordId "
                                 "already exists.", ["AccountNumber"])
         self._put(doc)
         return doc

@@ -17,17 +17,17 @@ from typing import Mapping
 
 from azure.storage.queue import QueueClient
 
-from shared.commerce.auth import build_token_provider
-from shared.commerce.client import CommerceClient
-from shared.deadletters import DeadLetterStore
-from shared.ingest import IngestDeps
-from shared.ledger_store import LedgerStore
-from shared.processor import CallCounter, ProcessorDeps, keep_stranded
-from shared.queue_monitor import StrandedQueues
-from shared.settings import Settings, load_settings
-from shared.sources.config import WebhookConfig, load_webhook_config
-from shared.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
-from shared.telemetry import Telemetry
+from shared.adapters.commerce.auth import build_token_provider
+from shared.adapters.commerce.client import CommerceClient
+from shared.adapters.dead_letter_table import DeadLetterStore
+from shared.usecases.ingest import IngestDeps
+from shared.adapters.ledger_table import LedgerStore
+from shared.usecases.processor import CallCounter, ProcessorDeps, keep_stranded
+from shared.usecases.queue_monitor import StrandedQueues
+from shared.core.settings import Settings, load_settings
+from shared.core.sources.config import WebhookConfig, load_webhook_config
+from shared.adapters.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
+from shared.adapters.telemetry import Telemetry
 
 log = logging.getLogger("customer_sync.runtime")
 
@@ -58,7 +58,7 @@ class Runtime:
     ledger: LedgerStore
     calls: CallCounter
     max_dequeue_count: int
-    webhooks: WebhookConfig | None = None  # the webhook sources (shared.sources); None: none served
+    webhooks: WebhookConfig | None = None  # the webhook sources (shared.core.sources); None: none served
 
     @cached_property
     def events_sender(self) -> StorageQueueSender:
@@ -71,10 +71,10 @@ class Runtime:
     @cached_property
     def backfill_deps(self):
         """The processor as for live events, but its retries and deferrals go back to the backfill queue,
-        and at most BACKFILL_MAX_CONCURRENCY messages run at once in this process (``shared.backfill``)."""
+        and at most BACKFILL_MAX_CONCURRENCY messages run at once in this process (``shared.usecases.backfill``)."""
         from dataclasses import replace
 
-        from shared.backfill import BackfillDeps, BackfillGate
+        from shared.usecases.backfill import BackfillDeps, BackfillGate
 
         return BackfillDeps(processor=replace(self.processor_deps, requeue=self.backfill_sender.send),
                             gate=BackfillGate(self.settings.backfill_max_concurrency),
@@ -102,10 +102,10 @@ class Runtime:
 
     @cached_property
     def webhook_deps(self):
-        from shared.erasure import erasure_deps
-        from shared.sources.registry import SourceRegistry
-        from shared.sources.stores import DeliveryStore, SenderIdentityStore
-        from shared.sources.webhook import WebhookDeps
+        from shared.usecases.erasure import erasure_deps
+        from shared.core.sources.registry import SourceRegistry
+        from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
+        from shared.usecases.webhooks import WebhookDeps
 
         config = self.webhooks or WebhookConfig()
         return WebhookDeps(ingest=self.ingest_deps, config=config, registry=SourceRegistry(config),

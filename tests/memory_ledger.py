@@ -7,8 +7,8 @@ import itertools
 import threading
 from dataclasses import replace
 
-from shared.ledger import LedgerEntry
-from shared.ledger import LedgerConflict
+from shared.core.ledger_rules import LedgerEntry
+from shared.core.ledger_rules import LedgerConflict
 
 
 class MemoryLedger:

@@ -5,10 +5,10 @@
                              [--rejects FILE.rejects.csv] [--checkpoint FILE.checkpoint.json]
 
 FILE is Shopify's customer export, JSON Lines of canonical events, or any CSV with a column mapping
-(``shared.bulkfile``). Every record is validated here first, exactly as ingest validates an event;
+(``shared.core.bulkfile``). Every record is validated here first, exactly as ingest validates an event;
 refused records go to the rejects CSV (row, field, reason, message: never the value), nothing is
 dropped silently. Valid records are queued, packed many to a message, on ``<EVENTS_QUEUE_NAME>-backfill``
-for the app's backfill trigger (``shared.backfill``): the scaled-out app does the Commerce work, with
+for the app's backfill trigger (``shared.usecases.backfill``): the scaled-out app does the Commerce work, with
 its own lower concurrency, and live events never wait behind the load.
 
 Every record's occurredAt is --as-of (the export time, required), so an edit made in the marketing
@@ -35,10 +35,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-from shared.backfill import Packer
-from shared.bulkfile import FileFormatError, as_of_text, csv_line, rejects_header
-from shared.envelope import MAX_MESSAGE_BYTES, Envelope
-from shared.settings import Settings
+from shared.usecases.backfill import Packer
+from shared.core.bulkfile import FileFormatError, as_of_text, csv_line, rejects_header
+from shared.core.envelope import MAX_MESSAGE_BYTES, Envelope
+from shared.core.settings import Settings
 from tools.fileargs import FileRun, ProgressLine, add_file_arguments, check_as_of, checked, open_run
 from tools.replay import load_tool_settings, operator_credential
 
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
 
 
 def _queue_sender(env, settings: Settings, credential: str) -> Callable[[str], None]:
-    from shared.storage import StorageFactory, StorageQueueSender, ensure_queue
+    from shared.adapters.storage import StorageFactory, StorageQueueSender, ensure_queue
 
     storage = StorageFactory(env, operator_credential(credential))
     queue = storage.queue(settings.backfill_queue)

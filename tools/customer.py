@@ -15,7 +15,7 @@ recent outcomes.
 
 --forget: the ledger entry becomes a ``forgotten`` tombstone (ordering key and recent event ids only),
 dead letters and poison-queue copies of the email's events are deleted, webhook senders' records of it
-too; the erasure is logged by email hash only (``shared.erasure.erase_customer``, the same code as a
+too; the erasure is logged by email hash only (``shared.usecases.erasure.erase_customer``, the same code as a
 sender's erasure request). The Commerce customer is not deleted: erase it in headquarters.
 Exit codes: 0 done, 1 the email's lease is busy (try again), 2 usage or settings.
 """
@@ -28,12 +28,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from shared import telemetry_names as names
-from shared.deadletters import describe
-from shared.ledger import LedgerEntry
-from shared.normalise.email import normalise_email
-from shared.normalise.errors import Invalid
-from shared.privacy import email_hash, mask_phone
+from shared.core import telemetry_names as names
+from shared.adapters.dead_letter_table import describe
+from shared.core.ledger_rules import LedgerEntry
+from shared.core.normalise.email import normalise_email
+from shared.core.normalise.invalid import Invalid
+from shared.core.privacy import email_hash, mask_phone
 from tools.replay import load_tool_settings, operator_credential
 
 
@@ -94,7 +94,7 @@ def commerce_view(customer: dict) -> dict[str, Any]:
 
 
 def story(email: str, match_key: str, hashed: str, runtime, max_letters: int = 50) -> dict[str, Any]:
-    from shared.commerce.errors import CommerceError, CommerceNotFoundError
+    from shared.core.commerce_errors import CommerceError, CommerceNotFoundError
 
     entry = runtime.ledger.read(hashed)
     commerce: dict[str, Any] = {}
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
         if stdin.readline().strip() != "forget":
             print("nothing erased", file=stderr)
             return 2
-    from shared.erasure import ErasureBusy, erase_customer, erasure_deps
+    from shared.usecases.erasure import ErasureBusy, erase_customer, erasure_deps
 
     runtime = operator_runtime(env, args.credential)
     try:
@@ -213,10 +213,10 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
 
 def operator_runtime(env, credential: str):
     """The app's runtime, built as the app builds it, with the operator's identity for storage."""
-    from shared.deadletters import DeadLetterStore
-    from shared.ledger_store import LedgerStore
+    from shared.adapters.dead_letter_table import DeadLetterStore
+    from shared.adapters.ledger_table import LedgerStore
     from shared.runtime import build_runtime
-    from shared.storage import StorageFactory
+    from shared.adapters.storage import StorageFactory
 
     runtime = build_runtime(env)
     if runtime.settings.storage_connection == "identity":

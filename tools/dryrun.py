@@ -12,7 +12,7 @@ again). A CSV with one line per record and a summary table.
 
 It reads the ledger and Commerce (at most --commerce-concurrency calls in flight) and writes nothing
 anywhere: no queue message, no ledger write, no Commerce create or PATCH, no dead letter, no table or
-queue created. The decisions are the processor's own (``shared.dryrun``): it runs the same code on ports
+queue created. The decisions are the processor's own (``shared.usecases.dryrun``): it runs the same code on ports
 that only read. Use the same FILE and --as-of as the backfill, so the event ids and times match.
 The CSV holds what the sync would write (names, addresses): keep it as you keep the export.
 """
@@ -29,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
 
-from shared.bulkfile import FileFormatError
-from shared.dryrun import REJECT, Decision, DryRun
-from shared.envelope import Envelope
-from shared.settings import Settings
+from shared.core.bulkfile import FileFormatError
+from shared.usecases.dryrun import REJECT, Decision, DryRun
+from shared.core.envelope import Envelope
+from shared.core.settings import Settings
 from tools.fileargs import ProgressLine, add_file_arguments, check_as_of, checked, open_run
 from tools.replay import load_tool_settings, operator_credential
 
@@ -42,14 +42,14 @@ ORDER = ("create", "update", "unchanged", "ambiguous", "reject", "deferred", "er
 
 def read_only_runtime(env, settings: Settings, credential: str, commerce_concurrency: int):
     """The app's runtime, built without its start-up step that creates missing queues and tables."""
-    from shared.commerce.auth import build_token_provider
-    from shared.commerce.client import CommerceClient
-    from shared.deadletters import DeadLetterStore
-    from shared.ledger_store import LedgerStore
-    from shared.processor import CallCounter
+    from shared.adapters.commerce.auth import build_token_provider
+    from shared.adapters.commerce.client import CommerceClient
+    from shared.adapters.dead_letter_table import DeadLetterStore
+    from shared.adapters.ledger_table import LedgerStore
+    from shared.usecases.processor import CallCounter
     from shared.runtime import Runtime, max_dequeue_count
-    from shared.storage import StorageFactory
-    from shared.telemetry import Telemetry
+    from shared.adapters.storage import StorageFactory
+    from shared.adapters.telemetry import Telemetry
 
     storage = StorageFactory(env, operator_credential(credential))
     import logging

@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from shared.bulkfile import FileFormatError
-from shared.processor import pick_customer
+from shared.core.bulkfile import FileFormatError
+from shared.usecases.processor import pick_customer
 from tools.fileargs import ProgressLine, add_file_arguments, checked, open_run
 from tools.replay import load_tool_settings
 
@@ -34,7 +34,7 @@ COLUMNS = ["email", "customers", "accounts", "record_ids", "async", "first_row"]
 
 
 def ranked(matches: list[dict]) -> list[dict]:
-    """The processor's order: the customer it would update first (``shared.processor.pick_customer``)."""
+    """The processor's order: the customer it would update first (``shared.usecases.processor.pick_customer``)."""
     rest, order = list(matches), []
     while rest:
         chosen = pick_customer(rest)
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     if loaded is None:
         return 2
     env, settings = loaded
-    from shared.commerce.auth import build_token_provider
-    from shared.commerce.client import CommerceClient
+    from shared.adapters.commerce.auth import build_token_provider
+    from shared.adapters.commerce.client import CommerceClient
 
     cap = max(1, args.commerce_concurrency)
     client = CommerceClient(settings.commerce, build_token_provider(

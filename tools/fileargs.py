@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from shared.bulkfile import (FORMATS, Checked, ColumnMapping, FileFormatError, Progress, check, file_digest,
+from shared.core.bulkfile import (FORMATS, Checked, ColumnMapping, FileFormatError, Progress, check, file_digest,
                              mapping_from_file, mapping_from_pairs, parse_as_of, read_records)
-from shared.contract import EARLIEST_OCCURRED_AT, MAX_FUTURE_SKEW_SECONDS
+from shared.core.contract import EARLIEST_OCCURRED_AT, MAX_FUTURE_SKEW_SECONDS
 
 
 def add_file_arguments(p: argparse.ArgumentParser, *, as_of_required: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the HTTP API, generated from the pydantic models of shared.contract.
+"""The OpenAPI 3.1 document of the HTTP API, generated from the pydantic models of shared.core.contract.
 
     python -m tools.openapi            print it
     python -m tools.openapi --write    write docs/openapi.json
@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from shared.contract import (
+from shared.core.contract import (
     Accepted,
     CustomerEvent,
     EventBatch,
@@ -23,7 +23,7 @@ from shared.contract import (
     MultiStatus,
     Problem,
 )
-from shared.sources.models import WebhookAnswer, WebhookProblem
+from shared.core.sources.models import WebhookAnswer, WebhookProblem
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 API_VERSION = "1.0.0"

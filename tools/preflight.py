@@ -20,14 +20,14 @@ from typing import Callable
 import pycountry
 from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 
-from shared.commerce.errors import (
+from shared.core.commerce_errors import (
     CommerceAuthError,
     CommerceConnectionError,
     CommerceError,
     CommerceTimeoutError,
 )
-from shared.settings import AuthMode, Settings, SettingsError, load_settings
-from shared.storage import StorageFactory
+from shared.core.settings import AuthMode, Settings, SettingsError, load_settings
+from shared.adapters.storage import StorageFactory
 from tools.replay import load_env, operator_credential
 
 PROBE_EMAIL = "preflight-probe@commerce-customer-sync.invalid"
@@ -59,8 +59,8 @@ def _commerce_fix(error: CommerceError) -> str:
 
 def run_checks(settings: Settings, env, *, make_token_provider=None, make_client=None,
                storage: StorageFactory | None = None) -> list[Check]:
-    from shared.commerce.auth import build_token_provider
-    from shared.commerce.client import CommerceClient
+    from shared.adapters.commerce.auth import build_token_provider
+    from shared.adapters.commerce.client import CommerceClient
 
     checks: list[Check] = []
     log = logging.getLogger("customer_sync.preflight")

@@ -25,13 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, TextIO
 
-from shared.deadletters import DeadLetter, DeadLetterStore, describe
-from shared.envelope import Envelope
-from shared.normalise.errors import Invalid
-from shared.errors import MessageFormatError
-from shared.privacy import email_hash
-from shared.settings import Settings, SettingsError, load_settings, read_setting, storage_configured
-from shared.storage import StorageFactory, StorageQueueSender
+from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore, describe
+from shared.core.envelope import Envelope
+from shared.core.normalise.invalid import Invalid
+from shared.core.failures import MessageFormatError
+from shared.core.privacy import email_hash
+from shared.core.settings import Settings, SettingsError, load_settings, read_setting, storage_configured
+from shared.adapters.storage import StorageFactory, StorageQueueSender
 
 
 def iso_datetime(text: str) -> datetime:
@@ -101,7 +101,7 @@ def operator_credential(kind: str):
 def select(store: DeadLetterStore, args: argparse.Namespace, env: Mapping[str, str]) -> Iterator[DeadLetter]:
     hashed = args.email_hash
     if args.email:
-        from shared.normalise.email import normalise_email
+        from shared.core.normalise.email import normalise_email
 
         key = read_setting(env, "EMAIL_HASH_KEY")
         if not key:

@@ -25,8 +25,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from shared.sources.declarative import load_mapping
-from shared.sources.signatures import standard_secret
+from shared.core.sources.declarative import load_mapping
+from shared.core.sources.signatures import standard_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 

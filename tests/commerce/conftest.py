@@ -11,7 +11,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from shared.settings import AuthMode, CommerceSettings
+from shared.core.settings import AuthMode, CommerceSettings
 
 EMULATOR_TOKEN = "local-dev-emulator-token"
 

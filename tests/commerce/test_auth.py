@@ -10,10 +10,10 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-from shared.commerce import auth
-from shared.commerce.auth import CachedTokenProvider, StaticTokenProvider, build_token_provider
-from shared.commerce.errors import CommerceAuthError, CommerceConnectionError
-from shared.settings import AuthMode, SettingsError
+from shared.adapters.commerce import auth
+from shared.adapters.commerce.auth import CachedTokenProvider, StaticTokenProvider, build_token_provider
+from shared.core.commerce_errors import CommerceAuthError, CommerceConnectionError
+from shared.core.settings import AuthMode, SettingsError
 
 from .conftest import make_settings
 

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from shared.commerce import (CallRecord, CommerceAuthError, CommerceClient, CommerceConnectionError,
+from shared.adapters.commerce import (CallRecord, CommerceAuthError, CommerceClient, CommerceConnectionError,
                              CommerceNotFoundError, CommerceServerError, CommerceThrottledError,
                              CommerceTimeoutError, CommerceValidationError, StaticTokenProvider)
-from shared.commerce.errors import RUNTIME_PREFIX
+from shared.core.commerce_errors import RUNTIME_PREFIX
 
 from .conftest import make_settings
 
@@ -178,7 +178,7 @@ def test_authorization_scheme(emulator, scheme):
 
 
 def test_unknown_property_is_permanent_not_validation(emulator, client):
-    from shared.commerce import CommercePermanentError
+    from shared.adapters.commerce import CommercePermanentError
 
     with pytest.raises(CommercePermanentError) as error:
         client.create_customer({**new_customer(), "IsOptedInMarketing": True})  # a ContactInfo property
@@ -354,7 +354,7 @@ def test_no_email_phone_or_token_in_logs(emulator, caplog):
         logging.getLogger("test.caller").warning("call failed: %s", error.value)
 
     assert caplog.records, "expected DEBUG records (client and urllib3)"
-    assert any(r.name.startswith("shared.commerce") for r in caplog.records)
+    assert any(r.name.startswith("shared.adapters.commerce") for r in caplog.records)
     text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {getattr(r, '__dict__', {})!r}"
                      for r in caplog.records)
     for secret in (EMAIL, "ann.obrien", "example.com", "ann.new@example.org", PHONE, "6135551111",

@@ -9,10 +9,10 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from shared.commerce import (CallRecord, CommerceClient, CommerceConnectionError, CommerceNotFoundError,
+from shared.adapters.commerce import (CallRecord, CommerceClient, CommerceConnectionError, CommerceNotFoundError,
                              CommercePermanentError, CommerceServerError, StaticTokenProvider)
-from shared.commerce.auth import CachedTokenProvider
-from shared.commerce.client import odata_key
+from shared.adapters.commerce.auth import CachedTokenProvider
+from shared.adapters.commerce.client import odata_key
 
 from .conftest import make_settings, scripted_session
 from .test_auth import CountingCredential

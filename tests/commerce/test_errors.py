@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from shared.commerce.errors import (
+from shared.core.commerce_errors import (
     RUNTIME_PREFIX,
     CommerceAuthError,
     CommerceError,
@@ -202,7 +202,7 @@ def test_errors_survive_copy_and_pickle():
     import copy
     import pickle
 
-    from shared.commerce.errors import CommerceConnectionError
+    from shared.core.commerce_errors import CommerceConnectionError
 
     error = CommerceThrottledError("slow down", operation="search", status=429, retry_after=2.0)
     for clone in (copy.copy(error), pickle.loads(pickle.dumps(error))):

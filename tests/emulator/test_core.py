@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from commerce_emulator import documents, errors
+from commerce_emulator import api_errors as errors, documents
 from commerce_emulator.config import DEFAULT_CONFIG, ConfigError, merge_config, parse_faults
-from commerce_emulator.errors import CommerceError
+from commerce_emulator.api_errors import ApiError
 from commerce_emulator.faults import FaultInjector
 from commerce_emulator.odata import customer_key, key_literal, paging
 from commerce_emulator.schema import ADDRESS, CONTACT, CUSTOMER, check_entity, complete
@@ -45,7 +45,7 @@ def test_key_literal_round_trips(key):
 def test_key_must_be_a_quoted_literal():
     assert customer_key("/Commerce/Customers('O''Brien')") == "O'Brien"
     for bad in ("/Commerce/Customers(004075)", "/Commerce/Customers('O'Brien')", "/Commerce/Customers('abc)"):
-        with pytest.raises(CommerceError) as info:
+        with pytest.raises(ApiError) as info:
             customer_key(bad)
         assert info.value.status == 400
     assert customer_key("/Commerce/Customers") is None
@@ -56,7 +56,7 @@ def test_paging_defaults_cap_and_junk():
     assert paging({"$top": "5", "$skip": "10"}, 1000) == (5, 10)
     assert paging({"$top": "5000"}, 1000) == (1000, 0)
     for junk in ({"$top": "-1"}, {"$skip": "x"}, {"$top": ""}):
-        with pytest.raises(CommerceError):
+        with pytest.raises(ApiError):
             paging(junk, 1000)
 
 
@@ -89,7 +89,7 @@ def test_search_terms_lower_cased_and_validated():
                 search_body("a@b.com", {"Name": "Phone", "Value": 1}), search_body(""),
                 {"CustomerSearchByFieldCriteria": {"Criteria": [{"SearchTerm": 1,
                                                                  "SearchField": {"Name": "Email", "Value": 3}}]}}):
-        with pytest.raises(CommerceError) as info:
+        with pytest.raises(ApiError) as info:
             search_terms(bad)
         assert info.value.status == 400
 
@@ -182,7 +182,7 @@ def test_complete_defaults():
 
 # --- errors, config, faults -------------------------------------------------------------------------------
 def test_envelopes():
-    err = CommerceError(400, errors.INVALID_EMAIL, "bad", ["Email"])
+    err = ApiError(400, errors.INVALID_EMAIL, "bad", ["Email"])
     odata = errors.render(err, "odata")
     assert odata["error"]["code"] == errors.INVALID_EMAIL
     assert odata["error"]["innererror"]["MemberNames"] == ["Email"]

@@ -14,7 +14,7 @@ Public helpers used outside this folder (the lead's end-to-end test):
   ``"CustomerEventDeadLettered"``) that the alert queries depend on.
 
 ``python -m tests.infra.bicep_model write-telemetry-names`` regenerates ``infra/telemetry-names.json``
-from ``shared/telemetry_names.py`` (a test fails until it is regenerated after a rename).
+from ``shared/core/telemetry_names.py`` (a test fails until it is regenerated after a rename).
 """
 
 from __future__ import annotations
@@ -474,7 +474,7 @@ def alert_queries() -> dict[str, str]:
 
 
 def telemetry_keys_used_by_alerts() -> set[str]:
-    """Constant names of shared/telemetry_names.py read by the alert queries (e.g. ``EVENT_DEAD_LETTERED``)."""
+    """Constant names of shared/core/telemetry_names.py read by the alert queries (e.g. ``EVENT_DEAD_LETTERED``)."""
     used: set[str] = set()
     tree = parse_bicep(ALERTS_BICEP)
     queries = [a["query"] for a in tree["variables"]["alertDefinitions"]["value"]]
@@ -505,18 +505,18 @@ def telemetry_values_used_by_alerts() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# telemetry names: shared/telemetry_names.py -> infra/telemetry-names.json
+# telemetry names: shared/core/telemetry_names.py -> infra/telemetry-names.json
 # --------------------------------------------------------------------------------------------------
 
 OUTCOME_PREFIX = "OUTCOME_"
 
 
 def telemetry_names_from_code() -> dict[str, str]:
-    """Every upper-case string constant of shared/telemetry_names.py, plus each ``Outcome`` value as
+    """Every upper-case string constant of shared/core/telemetry_names.py, plus each ``Outcome`` value as
     ``OUTCOME_<MEMBER>`` (the ``outcome`` dimension of ``CustomerSyncOutcome``, which an alert filters on)."""
     if str(REPO) not in sys.path:  # when run as a script from elsewhere
         sys.path.insert(0, str(REPO))
-    from shared import telemetry_names
+    from shared.core import telemetry_names
 
     found = {k: v for k, v in vars(telemetry_names).items() if k.isupper() and isinstance(v, str)}
     found.update({f"{OUTCOME_PREFIX}{member.name}": member.value for member in telemetry_names.Outcome})

@@ -1,4 +1,4 @@
-"""Alerts: built on the exact telemetry names of shared/telemetry_names.py, scoped to Application
+"""Alerts: built on the exact telemetry names of shared/core/telemetry_names.py, scoped to Application
 Insights, self-resolving, and telling on-call what to do."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from shared import telemetry_names as tn
+from shared.core import telemetry_names as tn
 from tests.infra import bicep_model as m
 
 
@@ -58,7 +58,7 @@ def test_alert_queries_use_no_name_that_the_code_does_not_define():
     known = set(m.telemetry_names_from_code().values())
     for name, query in m.alert_queries().items():
         for literal in re.findall(r'==\s*"([^"]*)"', query):
-            assert literal in known, f"{name}: {literal!r} is not in shared/telemetry_names.py"
+            assert literal in known, f"{name}: {literal!r} is not in shared/core/telemetry_names.py"
 
 
 def test_names_used_by_alerts_helper():
@@ -87,10 +87,10 @@ def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_a
     import logging
     from datetime import datetime, timezone
 
-    from shared.ingest import IngestDeps, handle_ingest
-    from shared.processor import CallCounter, ProcessorDeps, process_message
-    from shared.settings import load_settings
-    from shared.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
+    from shared.usecases.ingest import IngestDeps, handle_ingest
+    from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
+    from shared.core.settings import load_settings
+    from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
 
     NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
     settings = load_settings(json.loads((m.REPO / "local.settings.sample.json").read_text())["Values"])

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from shared.settings import APP_SETTINGS, PLATFORM_SETTINGS
+from shared.core.settings import APP_SETTINGS, PLATFORM_SETTINGS
 from tests.infra import bicep_model as m
 from tests.infra.bicep_model import Unresolved
 
@@ -17,7 +17,7 @@ HOST_JSON = m.REPO / "host.json"
 
 # Names allowed in one place only, each with the reason. Everything else must be in all three.
 BICEP_ONLY: dict[str, str] = {
-    # none today: every Azure setting is declared in shared/settings.py
+    # none today: every Azure setting is declared in shared/core/settings.py
 }
 LOCAL_ONLY: dict[str, str] = {
     # none beyond PLATFORM_SETTINGS where="local" (FUNCTIONS_WORKER_RUNTIME)
@@ -61,15 +61,15 @@ def site() -> dict:
 def test_bicep_app_settings_match_the_registry(settings):
     in_bicep = {logical(n) for n in settings}
     expected = registry_names("azure")
-    assert expected - in_bicep == set(), "declared in shared/settings.py but missing from main.bicep"
-    assert in_bicep - expected - set(BICEP_ONLY) == set(), "in main.bicep but not declared in shared/settings.py"
+    assert expected - in_bicep == set(), "declared in shared/core/settings.py but missing from main.bicep"
+    assert in_bicep - expected - set(BICEP_ONLY) == set(), "in main.bicep but not declared in shared/core/settings.py"
 
 
 def test_local_sample_matches_the_registry():
     values = json.loads(LOCAL_SAMPLE.read_text())["Values"]
     in_sample = {logical(n) for n in values}
     expected = registry_names("local")
-    assert expected - in_sample == set(), "declared in shared/settings.py but missing from local.settings.sample.json"
+    assert expected - in_sample == set(), "declared in shared/core/settings.py but missing from local.settings.sample.json"
     assert in_sample - expected - set(LOCAL_ONLY) == set(), "in local.settings.sample.json but not declared"
 
 
@@ -87,7 +87,7 @@ def test_no_flex_incompatible_settings(settings):
 
 
 def test_bicep_defaults_equal_the_registry_defaults(settings):
-    # With only the required parameters given, each setting that has a default in shared/settings.py
+    # With only the required parameters given, each setting that has a default in shared/core/settings.py
     # gets exactly that default in Azure too.
     by_name = {s.name: s for s in APP_SETTINGS + PLATFORM_SETTINGS}
     checked = 0
@@ -95,7 +95,7 @@ def test_bicep_defaults_equal_the_registry_defaults(settings):
         s = by_name.get(name)
         if s is None or s.default is None or s.secret:
             continue
-        assert value == s.default, f"{name}: main.bicep default {value!r} != shared/settings.py default {s.default!r}"
+        assert value == s.default, f"{name}: main.bicep default {value!r} != shared/core/settings.py default {s.default!r}"
         checked += 1
     assert checked >= 15
 

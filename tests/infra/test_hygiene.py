@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import APP_SETTINGS
+from shared.core.settings import APP_SETTINGS
 from tests.infra import bicep_model as m
 from tests.infra.test_rbac import ROLES
 
@@ -160,8 +160,8 @@ def test_funcignore_excludes_dev_and_test_files(path):
 
 
 @pytest.mark.parametrize("path", [
-    "function_app.py", "host.json", "requirements.txt", "shared/settings.py", "shared/telemetry_names.py",
-    "shared/commerce/client.py", "shared/logcontext.py",
+    "function_app.py", "host.json", "requirements.txt", "shared/core/settings.py", "shared/core/telemetry_names.py",
+    "shared/adapters/commerce/client.py", "shared/core/logcontext.py",
 ])
 def test_funcignore_keeps_what_the_app_needs(path):
     assert not ignored(path, ignore_patterns()), path

@@ -12,8 +12,8 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from shared import telemetry_names as tn
-from shared.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
+from shared.core import telemetry_names as tn
+from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
 from tests.infra import bicep_model as m
 
 WORKBOOK_BICEP = m.INFRA / "app" / "workbook.bicep"
@@ -62,17 +62,17 @@ def test_queries_compare_only_with_names_defined_in_code():
     known = set(m.telemetry_names_from_code().values())
     for key, chart in charts().items():
         for literal in re.findall(r'==\s*"([^"]*)"', chart["query"]):
-            assert literal in known, f"{key}: {literal!r} is not in shared/telemetry_names.py"
+            assert literal in known, f"{key}: {literal!r} is not in shared/core/telemetry_names.py"
 
 
 def _emitted(caplog) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Run the app's own telemetry paths; return custom event name -> dimensions, metric -> dimensions."""
-    from shared.backfill import pack  # noqa: F401 - the backfill's events carry source "backfill"
-    from shared.bulkfile import SOURCE
-    from shared.erasure import ErasureDeps, erase_customer
-    from shared.ingest import IngestDeps, handle_ingest
-    from shared.processor import CallCounter, ProcessorDeps, process_message
-    from shared.settings import load_settings
+    from shared.usecases.backfill import pack  # noqa: F401 - the backfill's events carry source "backfill"
+    from shared.core.bulkfile import SOURCE
+    from shared.usecases.erasure import ErasureDeps, erase_customer
+    from shared.usecases.ingest import IngestDeps, handle_ingest
+    from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
+    from shared.core.settings import load_settings
     from tests.memory_ledger import MemoryLedger
 
     reader = InMemoryMetricReader()
@@ -138,7 +138,7 @@ def test_every_name_and_dimension_a_chart_reads_is_emitted_by_the_app(caplog):
 
 
 def test_the_backfill_source_is_the_one_its_events_carry():
-    from shared.bulkfile import SOURCE
+    from shared.core.bulkfile import SOURCE
 
     assert SOURCE == tn.SOURCE_BACKFILL
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.settings import SETTINGS_BY_NAME, load_settings
+from shared.core.settings import SETTINGS_BY_NAME, load_settings
 from tests.infra import bicep_model as m
 
 # The queues and tables the code uses, from the settings registry's defaults (load_settings also gives
@@ -29,7 +29,7 @@ def test_every_queue_and_table_the_code_uses_is_provisioned():
     tables = {t["name"] for t in storage["tableServices"]["tables"]}
     assert {settings.events_queue, settings.poison_queue, settings.backfill_queue,
             settings.backfill_poison_queue} <= queues
-    from shared.sources.config import load_webhook_config
+    from shared.core.sources.config import load_webhook_config
 
     webhooks = load_webhook_config({})
     assert tables == {settings.deadletter_table, settings.ledger_table, webhooks.delivery_table,

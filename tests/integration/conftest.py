@@ -16,14 +16,14 @@ import requests
 
 import function_app
 from devhost.local_host import LocalHost
-from shared.deadletters import DeadLetter
+from shared.adapters.dead_letter_table import DeadLetter
 from shared.runtime import Runtime, build_runtime
-from shared.storage import StorageFactory
+from shared.adapters.storage import StorageFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 CUSTOM_EVENT = "microsoft.custom_event.name"
-PRODUCT_LOGGERS = ("customer_sync", "shared.commerce")
+PRODUCT_LOGGERS = ("customer_sync", "shared.adapters.commerce")
 
 # host.json for tests: the production semantics with shorter clocks.
 TEST_HOST_JSON = {
@@ -130,7 +130,7 @@ def make_stack(azurite, emulator, tmp_path, monkeypatch, *, settings: dict | Non
         logging.getLogger(name).setLevel(logging.DEBUG)
     runtime = build_runtime(env, host_json=path)
     function_app.use_runtime(runtime)
-    from shared import telemetry_names as names
+    from shared.core import telemetry_names as names
 
     functions = None if poison else [names.FUNCTION_INGEST, names.FUNCTION_HEALTH, names.FUNCTION_PROCESS]
     host = LocalHost(function_app.app, host_json=path, env=env, functions=functions,

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.deadletters import DeadLetter
+from shared.adapters.dead_letter_table import DeadLetter
 from tests.integration.workers import (
     GROUP_NAMES,
     PLACES,

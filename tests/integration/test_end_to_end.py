@@ -219,7 +219,7 @@ def test_a_message_the_processor_cannot_finish_goes_to_poison_then_to_dead_lette
     from devhost.local_host import LocalHost
     import function_app
 
-    from shared import telemetry_names as names
+    from shared.core import telemetry_names as names
 
     host = LocalHost(function_app.app, host_json=stack.host_json, env=stack.env,
                      functions=[names.FUNCTION_POISON], storage_connection=stack.env["AzureWebJobsStorage"])

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import function_app
 from devhost.bindings import indexed_functions
-from shared import telemetry_names as names
+from shared.core import telemetry_names as names
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.commerce.errors import CommerceTimeoutError
-from shared.ledger import Lease, LedgerEntry, OrderKey, State
-from shared.ledger import LedgerConflict
-from shared.ledger_store import LedgerStore
-from shared.telemetry_names import Outcome
+from shared.core.commerce_errors import CommerceTimeoutError
+from shared.core.ledger_rules import Lease, LedgerEntry, OrderKey, State
+from shared.core.ledger_rules import LedgerConflict
+from shared.adapters.ledger_table import LedgerStore
+from shared.core.telemetry_names import Outcome
 from tests.unit.test_ledger import full_entry
 from tests.unit.test_processor import FULL, NEW_EMAIL, NOW, OLD_EMAIL, World, at, envelope, event
 
@@ -127,7 +127,7 @@ def test_the_processor_on_the_table(store):
 def test_a_missing_ledger_table_is_a_retried_storage_failure_not_an_empty_ledger(azurite):
     from azure.data.tables import TableClient
 
-    from shared.errors import Disposition, classify
+    from shared.core.failures import Disposition, classify
 
     store = LedgerStore(TableClient.from_connection_string(azurite.connection_string, f"nosuch{uuid.uuid4().hex[:8]}"))
     with pytest.raises(Exception) as raised:
@@ -141,7 +141,7 @@ def test_a_missing_ledger_table_is_a_retried_storage_failure_not_an_empty_ledger
 
 def test_the_direct_requests_and_the_sdk_read_and_write_the_same_entities(store):
     """Workers of the previous release write through the SDK: both see one entity, one ETag."""
-    from shared.storage import HttpTableEntities, SdkTableEntities
+    from shared.adapters.storage import HttpTableEntities, SdkTableEntities
 
     assert isinstance(store.entities, HttpTableEntities)
     sdk = LedgerStore(store.table, SdkTableEntities(store.table))
@@ -161,7 +161,7 @@ def test_the_direct_requests_and_the_sdk_read_and_write_the_same_entities(store)
 def test_text_the_sdk_can_write_the_direct_requests_write_too(store):
     """A sender's event id with non-ASCII text and a lone surrogate (JSON allows it, UTF-8 does not):
     sent as ``\\u`` escapes, as the SDK sends it, it round-trips and reads the same through both."""
-    from shared.storage import SdkTableEntities
+    from shared.adapters.storage import SdkTableEntities
 
     odd = "évt-\ud800-🙂"
     entry = replace(full_entry(), last=OrderKey(NOW, odd))

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.deadletters import DeadLetter
-from shared.processor import pick_customer
-from shared.queue_monitor import report
+from shared.adapters.dead_letter_table import DeadLetter
+from shared.usecases.processor import pick_customer
+from shared.usecases.queue_monitor import report
 from tests.integration.conftest import event
 from tools import replay
 
@@ -136,8 +136,8 @@ def test_every_log_line_of_one_event_carries_its_ids(stack):
     stack.post(event(1, email="ids@example.com"))
     stack.wait()
     product = [r for r in stack.telemetry.records
-               if r.name.startswith(("customer_sync.processor", "shared.commerce", "customer_sync.telemetry"))]
-    assert any(r.name.startswith("shared.commerce") for r in product)
+               if r.name.startswith(("customer_sync.processor", "shared.adapters.commerce", "customer_sync.telemetry"))]
+    assert any(r.name.startswith("shared.adapters.commerce") for r in product)
     for record in product:
         assert record.event_id == "evt-1", (record.name, record.getMessage())
         assert record.correlation_id
@@ -145,12 +145,12 @@ def test_every_log_line_of_one_event_carries_its_ids(stack):
 
 
 def test_a_defect_in_validation_is_a_logged_500_not_the_senders_fault(stack, monkeypatch, caplog):
-    import shared.validation
+    import shared.core.validation
 
     def broken(value):
         raise KeyError("grace@example.com")
 
-    monkeypatch.setattr(shared.validation, "normalise_language", broken)
+    monkeypatch.setattr(shared.core.validation, "normalise_language", broken)
     caplog.set_level(logging.ERROR, logger="customer_sync")
     response = stack.post(event(1, email="grace@example.com", language="en-US"),
                           headers={"x-correlation-id": "defect-1"})

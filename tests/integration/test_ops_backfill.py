@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.bulkfile import SHOPIFY_COLUMNS, SHOPIFY_ADDRESS2, SHOPIFY_ADDRESS_PHONE
+from shared.core.bulkfile import SHOPIFY_COLUMNS, SHOPIFY_ADDRESS2, SHOPIFY_ADDRESS_PHONE
 from tools import backfill
 
 pytestmark = pytest.mark.integration
@@ -122,7 +122,7 @@ def test_ctrl_c_saves_the_checkpoint_and_a_different_as_of_cannot_resume_it(stac
         if len(sent) == 2:
             stop.set()
 
-    from shared.settings import load_settings
+    from shared.core.settings import load_settings
     from tools.fileargs import open_run
 
     parser_args = type("A", (), {"file": export, "as_of": datetime(2026, 11, 30, tzinfo=timezone.utc),

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.deadletters import DeadLetter
-from shared.envelope import Envelope
-from shared.ledger import State
-from shared.privacy import email_hash
+from shared.adapters.dead_letter_table import DeadLetter
+from shared.core.envelope import Envelope
+from shared.core.ledger_rules import State
+from shared.core.privacy import email_hash
 from tests.integration.conftest import event
 from tools import customer
 
@@ -39,7 +39,7 @@ def hashed(stack, email: str) -> str:
 
 def plant_failures(stack, email: str, event_id: str) -> None:
     """A dead letter and a poison-queue copy of one event of ``email``."""
-    from shared.validation import validate_event
+    from shared.core.validation import validate_event
 
     settings = stack.runtime.settings
     now = datetime.now(timezone.utc)

@@ -20,9 +20,9 @@ from azure.storage.queue import QueueClient
 import function_app
 from devhost.bindings import discover
 from devhost.invoke import FunctionExecutor
-from shared import telemetry_names as names
-from shared.queue_monitor import report
-from shared.storage import ensure_queue
+from shared.core import telemetry_names as names
+from shared.usecases.queue_monitor import report
+from shared.adapters.storage import ensure_queue
 from tests.integration.conftest import Stack, event
 
 pytestmark = pytest.mark.integration

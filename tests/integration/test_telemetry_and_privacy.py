@@ -19,9 +19,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import function_app
 from devhost.bindings import indexed_functions
-from shared import telemetry_names as names
+from shared.core import telemetry_names as names
 from shared.runtime import build_runtime
-from shared.telemetry import Telemetry
+from shared.adapters.telemetry import Telemetry
 from tests.integration.conftest import event
 
 pytestmark = pytest.mark.integration

@@ -40,7 +40,7 @@ def test_preflight_names_the_fix_for_each_failure(stack, monkeypatch):
 
 
 def test_preflight_refuses_the_emulator_token_against_a_real_host(stack, monkeypatch):
-    from shared.settings import load_settings
+    from shared.core.settings import load_settings
     from tools.preflight import run_checks
 
     env = {**stack.env, "COMMERCE_BASE_URL": "https://csu.example.com/Commerce"}

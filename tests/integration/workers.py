@@ -27,11 +27,11 @@ import requests
 
 from devhost.queue_listener import POISON_SUFFIX
 from devhost.testing import DevhostProcess, start_devhost_process
-from shared import telemetry_names as names
-from shared.deadletters import DeadLetter, DeadLetterStore
-from shared.privacy import email_hash
-from shared.settings import Settings, load_settings
-from shared.storage import StorageFactory, ensure_queue, ensure_table
+from shared.core import telemetry_names as names
+from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore
+from shared.core.privacy import email_hash
+from shared.core.settings import Settings, load_settings
+from shared.adapters.storage import StorageFactory, ensure_queue, ensure_table
 from tests.integration.conftest import TEST_HOST_JSON, test_env
 
 # host.json of the worker processes: the in-process tests' one, with the production

@@ -12,15 +12,15 @@ from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from shared.deadletters import DeadLetterStore
-from shared.erasure import ErasureDeps
-from shared.ingest import IngestDeps
-from shared.settings import load_settings
-from shared.sources.config import load_webhook_config
-from shared.sources.registry import SourceRegistry
-from shared.sources.stores import DeliveryStore, SenderIdentityStore
-from shared.sources.webhook import WebhookDeps
-from shared.telemetry import Telemetry
+from shared.adapters.dead_letter_table import DeadLetterStore
+from shared.usecases.erasure import ErasureDeps
+from shared.usecases.ingest import IngestDeps
+from shared.core.settings import load_settings
+from shared.core.sources.config import load_webhook_config
+from shared.core.sources.registry import SourceRegistry
+from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
+from shared.usecases.webhooks import WebhookDeps
+from shared.adapters.telemetry import Telemetry
 from tests.memory_ledger import MemoryLedger
 
 ROOT = Path(__file__).resolve().parents[2]

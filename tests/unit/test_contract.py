@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from shared import contract, validation
-from shared.contract import (
+from shared.core import contract
+from shared.core import validation
+from shared.core.contract import (
     CLEARABLE_ADDRESS_FIELDS,
     CLEARABLE_CUSTOMER_FIELDS,
     AddressIn,

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from shared.diff import build_patch
-from shared.mapping import build_create_body
+from shared.core.commerce_bodies.patch import build_patch
+from shared.core.commerce_bodies.create import build_create_body
 from tests.unit.test_mapping import (
     ADDRESS_PROPERTIES,
     CONTACT_PROPERTIES,

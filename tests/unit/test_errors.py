@@ -2,10 +2,10 @@ import pytest
 from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceNotFoundError,
                                    ServiceRequestError)
 
-from shared.commerce.errors import (CommerceAuthError, CommerceConnectionError, CommerceNotFoundError,
+from shared.core.commerce_errors import (CommerceAuthError, CommerceConnectionError, CommerceNotFoundError,
                                     CommercePermanentError, CommerceServerError, CommerceThrottledError,
                                     CommerceTimeoutError, CommerceValidationError)
-from shared.errors import Disposition, MessageFormatError, classify
+from shared.core.failures import Disposition, MessageFormatError, classify
 
 
 def _http_error(status):
@@ -67,7 +67,7 @@ def test_a_bare_404_on_search_or_create_points_at_the_endpoint_not_the_customer(
 
 
 def test_a_request_error_counts_as_refused_only_if_the_request_never_left():
-    from shared.commerce.errors import CommercePermanentError
+    from shared.core.commerce_errors import CommercePermanentError
 
     never_left = CommercePermanentError("request failed: InvalidURL", operation="update")
     never_left.sent = False

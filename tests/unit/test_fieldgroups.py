@@ -9,9 +9,9 @@ import re
 import pytest
 
 from commerce_emulator.documents import apply_patch
-from shared.diff import build_patch
-from shared.fieldgroups import GROUPS, blind_patch, changed_groups, group_hashes
-from shared.ledger import LedgerEntry, State, learn
+from shared.core.commerce_bodies.patch import build_patch
+from shared.core.commerce_bodies.groups import GROUPS, blind_patch, changed_groups, group_hashes
+from shared.core.ledger_rules import LedgerEntry, State, learn
 from tests.unit.test_ledger import FakeIds, event, stored_customer
 from tests.unit.test_mapping import FULL, KEY, mapping
 
@@ -301,8 +301,8 @@ def test_blind_patch_agrees_with_build_patch_on_random_pairs():
 # --- restrict: an older event narrowed to the groups it may still write -------------------------------
 
 def test_restrict_drops_the_fields_of_the_other_groups():
-    from shared.fieldgroups import restrict
-    from shared.ledger import carried_groups
+    from shared.core.commerce_bodies.groups import restrict
+    from shared.core.ledger_rules import carried_groups
 
     ev = event("evt-1", **FULL)
     only = restrict(ev, frozenset({"name", "consent"}))

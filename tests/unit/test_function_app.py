@@ -6,7 +6,7 @@ import azure.functions as func
 
 import function_app
 from devhost.bindings import indexed_functions
-from shared import telemetry_names as names
+from shared.core import telemetry_names as names
 
 
 def functions():

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import function_app
-from shared.contract import MAX_LISTED_PROBLEMS
-from shared.normalise.email import normalise_email
-from shared.normalise.errors import Invalid
-from shared.normalise.text import clean_text
-from shared.ingest import IngestDeps, handle_ingest
-from shared.settings import load_settings
-from shared.telemetry import Telemetry
+from shared.core.contract import MAX_LISTED_PROBLEMS
+from shared.core.normalise.email import normalise_email
+from shared.core.normalise.invalid import Invalid
+from shared.core.normalise.text import clean_text
+from shared.usecases.ingest import IngestDeps, handle_ingest
+from shared.core.settings import load_settings
+from shared.adapters.telemetry import Telemetry
 from tests.unit.test_ingest import NOW, ROOT, SETTINGS, RecordingQueue, event, ingest
 
 MAX_BYTES = SETTINGS.ingest_max_body_bytes

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from shared.envelope import Envelope
-from shared.ingest import IngestDeps, handle_ingest
-from shared.settings import load_settings
-from shared.telemetry import Telemetry
+from shared.core.envelope import Envelope
+from shared.usecases.ingest import IngestDeps, handle_ingest
+from shared.core.settings import load_settings
+from shared.adapters.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = load_settings(json.loads((ROOT / "local.settings.sample.json").read_text())["Values"])
@@ -103,7 +103,7 @@ def _ingest_with(ledger, body):
 
 
 def test_an_email_change_is_marked_on_the_new_address_before_it_is_queued():
-    from shared.ledger import OrderKey
+    from shared.core.ledger_rules import OrderKey
     from tests.memory_ledger import MemoryLedger
 
     ledger = MemoryLedger()

@@ -5,8 +5,8 @@ the lease it renews (and out of the other lease of an email change)."""
 from __future__ import annotations
 
 
-from shared.ledger import State
-from shared.telemetry_names import Outcome
+from shared.core.ledger_rules import State
+from shared.core.telemetry_names import Outcome
 from tests.unit.test_processor import (CALL_BUDGET, FULL, NEW_EMAIL, OLD_EMAIL, RecordingLedger, World, at, created,
                                        envelope, event)
 

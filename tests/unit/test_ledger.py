@@ -8,10 +8,10 @@ from itertools import count
 
 from commerce_emulator.config import DEFAULT_CONFIG
 from commerce_emulator.documents import build_customer
-from shared.ledger import (RECENT_EVENT_IDS, Lease, LedgerEntry, OrderKey, State, Verdict, applied, judge,
+from shared.core.ledger_rules import (RECENT_EVENT_IDS, Lease, LedgerEntry, OrderKey, State, Verdict, applied, judge,
                            learn, moved, release, renew_lease, settle, take_lease, uncertain)
-from shared.mapping import build_create_body
-from shared.validation import validate_event
+from shared.core.commerce_bodies.create import build_create_body
+from shared.core.validation import validate_event
 from tests.unit.test_mapping import FULL, KEY, mapping
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
@@ -318,7 +318,7 @@ def test_order_key_orders_by_time_then_id():
     assert a < b and key("z", T0 - timedelta(minutes=1)) < a and OrderKey.of(event("a")) == a
 
 
-# --- the table entity (shared.ledger_store's pure half) --------------------------------------------------
+# --- the table entity (shared.adapters.ledger_table's pure half) --------------------------------------------------
 
 def full_entry() -> LedgerEntry:
     return LedgerEntry(
@@ -332,7 +332,7 @@ def full_entry() -> LedgerEntry:
 
 
 def test_entity_round_trip_keeps_every_field():
-    from shared.ledger_store import from_entity, to_entity
+    from shared.adapters.ledger_table import from_entity, to_entity
 
     for entry in (full_entry(), LedgerEntry("d" * 64),
                   replace(full_entry(), lease=Lease("w", NOW, None), state=State.MOVED),
@@ -346,7 +346,7 @@ def test_entity_round_trip_keeps_every_field():
 
 
 def test_entity_holds_no_personal_data():
-    from shared.ledger_store import to_entity
+    from shared.adapters.ledger_table import to_entity
 
     ev = event("evt-1", **FULL)
     customer = stored_customer(ev)
@@ -358,7 +358,7 @@ def test_entity_holds_no_personal_data():
 
 
 def test_entity_of_an_older_row_without_pending_or_state_reads():
-    from shared.ledger_store import from_entity
+    from shared.adapters.ledger_table import from_entity
 
     entry = from_entity({"PartitionKey": "e" * 64, "RowKey": "ledger", "LeaseOwner": "w",
                          "LeaseUntil": NOW.isoformat()})
@@ -367,7 +367,7 @@ def test_entity_of_an_older_row_without_pending_or_state_reads():
 
 
 def test_expect_change_marks_only_where_the_change_can_still_matter():
-    from shared.ledger import expect_change
+    from shared.core.ledger_rules import expect_change
 
     change = key("evt-c", T0 + timedelta(minutes=5))
     fresh = expect_change(None, "b" * 64, "a" * 64, change, NOW)
@@ -387,7 +387,7 @@ def test_expect_change_marks_only_where_the_change_can_still_matter():
 
 # --- ordering per field group ------------------------------------------------------------------------
 
-from shared.ledger import ORDERED_GROUPS, Judgement, assess, carried_groups  # noqa: E402
+from shared.core.ledger_rules import ORDERED_GROUPS, Judgement, assess, carried_groups  # noqa: E402
 
 
 def grouped_entry(keys: dict[str, OrderKey], *, state: State = State.APPLIED, unsure=frozenset(),
@@ -535,7 +535,7 @@ def test_a_lease_without_groups_folds_every_group():
 
 
 def test_an_entry_written_before_group_keys_reads_every_group_at_its_last_event():
-    from shared.ledger_store import from_entity
+    from shared.adapters.ledger_table import from_entity
 
     last = OrderKey(T0 + timedelta(minutes=5), "evt-5")
     # an entity exactly as the previous version stored it: no GroupKeys, UncertainGroups, PendingGroups
@@ -590,7 +590,7 @@ def test_an_applied_email_change_and_a_tombstone_order_every_group_at_the_change
 
 
 def test_entity_round_trip_keeps_group_keys_uncertain_groups_and_pending_groups():
-    from shared.ledger_store import from_entity, to_entity
+    from shared.adapters.ledger_table import from_entity, to_entity
 
     keys = {"name": OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=timezone.utc), "évt/1 ?#"),
             "consent": key("evt-2", T0 + timedelta(minutes=1))}

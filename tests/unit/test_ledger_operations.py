@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from shared.ledger import Lease, LedgerConflict, OrderKey, State
-from shared.processor import EntryPresence, process_message
-from shared.telemetry_names import Outcome
+from shared.core.ledger_rules import Lease, LedgerConflict, OrderKey, State
+from shared.usecases.processor import EntryPresence, process_message
+from shared.core.telemetry_names import Outcome
 from tests.unit.test_ledger import event
 from tests.unit.test_processor import (FULL, NOW, OLD_EMAIL, RecordingLedger, World, at, created, envelope,
                                        simulate)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from shared.mapping import build_create_body, compose_full_address
-from shared.settings import InvalidFieldPolicy, MappingSettings
-from shared.validation import validate_event
+from shared.core.commerce_bodies.create import build_create_body, compose_full_address
+from shared.core.settings import InvalidFieldPolicy, MappingSettings
+from shared.core.validation import validate_event
 
 # The complete property lists of docs/reference commerce-api.md ("complete property list" sections),
-# written out independently of shared/mapping.py so that a typo there fails here.
+# written out independently of shared/core/commerce_bodies/create.py so that a typo there fails here.
 CUSTOMER_PROPERTIES = frozenset("""
 AccountNumber Name FirstName MiddleName LastName PartyNumber NewCustomerPartyNumber OrganizationId
 IdentificationNumber CNPJCPFNumber Phone PhoneExt Cellphone Email Url ReceiptEmail ChargeGroup PriceGroup

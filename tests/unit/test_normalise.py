@@ -6,14 +6,14 @@ from datetime import timezone
 
 import pytest
 
-from shared.normalise.codes import normalise_currency, normalise_language
-from shared.normalise.country import find_country, resolve_state
-from shared.normalise.datetimes import parse_aware
-from shared.normalise.email import normalise_email
-from shared.normalise.errors import Invalid
-from shared.normalise.phone import Phone, normalise_extension, normalise_phone
-from shared.normalise.postal import normalise_postal_code, rules_for
-from shared.normalise.text import clean_text, printable, utf16_length
+from shared.core.normalise.codes import normalise_currency, normalise_language
+from shared.core.normalise.country import find_country, resolve_state
+from shared.core.normalise.datetimes import parse_aware
+from shared.core.normalise.email import normalise_email
+from shared.core.normalise.invalid import Invalid
+from shared.core.normalise.phone import Phone, normalise_extension, normalise_phone
+from shared.core.normalise.postal import normalise_postal_code, rules_for
+from shared.core.normalise.text import clean_text, printable, utf16_length
 
 
 # --- email ------------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def test_unknown_state_of_a_country_with_subdivisions():
 
 def test_state_for_country_without_subdivisions_is_kept():
     # Pick a country pycountry lists without subdivisions, whatever the data version.
-    from shared.normalise.country import COUNTRIES, SUBDIVISIONS
+    from shared.core.normalise.country import COUNTRIES, SUBDIVISIONS
     country = next(c for c in COUNTRIES.values() if c.alpha2 not in SUBDIVISIONS)
     assert resolve_state(country, "North", {}) == ("North", None, None)
 

@@ -15,9 +15,9 @@ import pycountry
 from phonenumbers import PhoneNumberFormat as Fmt
 from phonenumbers import PhoneNumberType as Type
 
-from shared.normalise.errors import Invalid
-from shared.normalise.phone import Phone, normalise_phone
-from shared.normalise.postal import MAX_POSTAL_CODE, normalise_postal_code, rules_for
+from shared.core.normalise.invalid import Invalid
+from shared.core.normalise.phone import Phone, normalise_phone
+from shared.core.normalise.postal import MAX_POSTAL_CODE, normalise_postal_code, rules_for
 
 TYPES = [t for name, t in vars(Type).items() if name.isupper() and t not in (Type.UNKNOWN,
                                                                              Type.FIXED_LINE_OR_MOBILE)]

@@ -17,17 +17,17 @@ import pycountry
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from shared.normalise.codes import normalise_currency, normalise_language
-from shared.normalise.country import DATA_FILE, find_country, resolve_state
-from shared.normalise.datetimes import parse_aware
-from shared.normalise.email import normalise_email
-from shared.normalise.errors import Invalid
-from shared.normalise.folding import fold
-from shared.normalise.phone import normalise_extension, normalise_phone
-from shared.normalise.postal import normalise_postal_code, rules_for
-from shared.normalise.text import clean_text
-from shared.settings import InvalidFieldPolicy, MappingSettings
-from shared.validation import validate_event
+from shared.core.normalise.codes import normalise_currency, normalise_language
+from shared.core.normalise.country import DATA_FILE, find_country, resolve_state
+from shared.core.normalise.datetimes import parse_aware
+from shared.core.normalise.email import normalise_email
+from shared.core.normalise.invalid import Invalid
+from shared.core.normalise.folding import fold
+from shared.core.normalise.phone import normalise_extension, normalise_phone
+from shared.core.normalise.postal import normalise_postal_code, rules_for
+from shared.core.normalise.text import clean_text
+from shared.core.settings import InvalidFieldPolicy, MappingSettings
+from shared.core.validation import validate_event
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 KEY = b"idempotence-key-0123456789"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import json
 
-from shared import backfill
-from shared.backfill import BackfillDeps, BackfillGate, Packer, pack, unpack
-from shared.envelope import MAX_MESSAGE_BYTES
+from shared.usecases import backfill
+from shared.usecases.backfill import BackfillDeps, BackfillGate, Packer, pack, unpack
+from shared.core.envelope import MAX_MESSAGE_BYTES
 
 
 def envelope(i: int, size: int = 0) -> str:

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.bulkfile import (FileFormatError, check, detect_format, event_id, file_digest, mapping_from_file,
+from shared.core.bulkfile import (FileFormatError, check, detect_format, event_id, file_digest, mapping_from_file,
                              mapping_from_pairs, parse_as_of, read_records)
-from shared.settings import load_settings
+from shared.core.settings import load_settings
 
 AS_OF = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)

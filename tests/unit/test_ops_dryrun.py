@@ -7,13 +7,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.dryrun import DryRun, OverlayLedger, _fields
-from shared.envelope import Envelope
-from shared.ledger import LedgerConflict, LedgerEntry
-from shared.processor import CallCounter, ProcessorDeps
-from shared.settings import load_settings
-from shared.telemetry import Telemetry
-from shared.validation import validate_event
+from shared.usecases.dryrun import DryRun, OverlayLedger, _fields
+from shared.core.envelope import Envelope
+from shared.core.ledger_rules import LedgerConflict, LedgerEntry
+from shared.usecases.processor import CallCounter, ProcessorDeps
+from shared.core.settings import load_settings
+from shared.adapters.telemetry import Telemetry
+from shared.core.validation import validate_event
 from tests.memory_ledger import MemoryLedger
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -90,7 +90,7 @@ def test_field_differences_flatten_lists_by_record_id():
 
 
 def test_a_read_that_fails_is_an_error_not_a_reject():
-    from shared.commerce.errors import CommerceTimeoutError
+    from shared.core.commerce_errors import CommerceTimeoutError
 
     class Slow(Commerce):
         def search_customers_by_email(self, email):

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared.backfill import pack, unpack
-from shared.erasure import ErasureBusy, ErasureDeps, erase_customer
-from shared.ledger import (ORDERED_GROUPS, LedgerEntry, OrderKey, State, Verdict, assess, forgotten, take_lease)
+from shared.usecases.backfill import pack, unpack
+from shared.usecases.erasure import ErasureBusy, ErasureDeps, erase_customer
+from shared.core.ledger_rules import (ORDERED_GROUPS, LedgerEntry, OrderKey, State, Verdict, assess, forgotten, take_lease)
 from tests.memory_ledger import MemoryLedger
 
 T = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
@@ -162,7 +162,7 @@ class ResentLedger(MemoryLedger):
         stored = super().write(entry)
         if self.lost:
             self.lost -= 1
-            from shared.ledger import LedgerConflict
+            from shared.core.ledger_rules import LedgerConflict
 
             raise LedgerConflict("ResourceModifiedError")
         return stored

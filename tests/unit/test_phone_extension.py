@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.diff import build_patch
-from shared.fieldgroups import blind_patch, changed_groups, group_hashes
-from shared.mapping import build_create_body
-from shared.settings import InvalidFieldPolicy, PhoneClear, load_settings
-from shared.validation import validate_event
+from shared.core.commerce_bodies.patch import build_patch
+from shared.core.commerce_bodies.groups import blind_patch, changed_groups, group_hashes
+from shared.core.commerce_bodies.create import build_create_body
+from shared.core.settings import InvalidFieldPolicy, PhoneClear, load_settings
+from shared.core.validation import validate_event
 from tests.unit.test_diff import check, stored
 from tests.unit.test_fieldgroups import known_entry
 from tests.unit.test_ledger import event, stored_customer
@@ -92,8 +92,8 @@ def test_under_the_drop_policy_every_dropped_field_is_a_warning():
 def test_a_dropped_field_is_a_warning_in_the_answer_and_in_the_log(caplog):
     """The log record is the telemetry: every log line is a trace in Application Insights."""
     import json
-    from shared.ingest import IngestDeps, handle_ingest
-    from shared.telemetry import Telemetry
+    from shared.usecases.ingest import IngestDeps, handle_ingest
+    from shared.adapters.telemetry import Telemetry
     from tests.unit.test_ingest import SETTINGS, RecordingQueue
     settings = dataclasses.replace(SETTINGS, mapping=dataclasses.replace(
         SETTINGS.mapping, invalid_field_policy=InvalidFieldPolicy.DROP))

@@ -14,8 +14,8 @@ from collections import Counter
 
 import pytest
 
-from shared.normalise.country import DATA_FILE, SUBDIVISIONS, find_country, resolve_state
-from shared.normalise.errors import Invalid
+from shared.core.normalise.country import DATA_FILE, SUBDIVISIONS, find_country, resolve_state
+from shared.core.normalise.invalid import Invalid
 from tools import build_country_names as gen
 
 pytestmark = pytest.mark.skipif(not (gen.NODE_MODULES / "cldr-localenames-full").exists(),
@@ -184,7 +184,7 @@ def test_iran_is_the_only_country_whose_cldr_subdivision_names_are_not_used():
 
 
 def test_importing_the_lookup_loads_neither_babel_nor_pycountry():
-    code = ("import sys, shared.normalise.country as c; "
+    code = ("import sys, shared.core.normalise.country as c; "
             "print(sorted(m for m in ('babel', 'pycountry') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=gen.ROOT).stdout.strip()

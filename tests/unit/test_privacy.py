@@ -9,8 +9,8 @@ import urllib.parse
 
 import pytest
 
-from shared.commerce.errors import mask_text
-from shared.privacy import (ADDRESS, EMAIL, NAME, PHONE, Sensitive, mask_free_text, mask_pointer, sensitive,
+from shared.core.commerce_errors import mask_text
+from shared.core.privacy import (ADDRESS, EMAIL, NAME, PHONE, Sensitive, mask_free_text, mask_pointer, sensitive,
                             sensitive_values, sensitive_values_from_envelope)
 from tests.unit.test_ingest import event as ingest_event
 from tests.unit.test_ingest import ingest

@@ -14,17 +14,17 @@ from azure.core.exceptions import HttpResponseError
 
 from commerce_emulator.config import DEFAULT_CONFIG
 from commerce_emulator.documents import apply_patch, build_customer
-from shared.commerce.errors import (RUNTIME_PREFIX, CommerceAuthError, CommerceConnectionError, CommerceError,
+from shared.core.commerce_errors import (RUNTIME_PREFIX, CommerceAuthError, CommerceConnectionError, CommerceError,
                                     CommerceNotFoundError, CommercePermanentError, CommerceServerError,
                                     CommerceThrottledError, CommerceTimeoutError)
-from shared.envelope import Envelope
-from shared.fieldgroups import group_hashes
-from shared.ledger import ORDERED_GROUPS, Lease, LedgerEntry, OrderKey, State, carried_groups
-from shared.ledger import LedgerConflict
-from shared.processor import CallCounter, ProcessorDeps, ProcessResult, RetryLater, process_message
-from shared.settings import RetrySettings
-from shared.telemetry import Telemetry
-from shared.telemetry_names import Outcome
+from shared.core.envelope import Envelope
+from shared.core.commerce_bodies.groups import group_hashes
+from shared.core.ledger_rules import ORDERED_GROUPS, Lease, LedgerEntry, OrderKey, State, carried_groups
+from shared.core.ledger_rules import LedgerConflict
+from shared.usecases.processor import CallCounter, ProcessorDeps, ProcessResult, RetryLater, process_message
+from shared.core.settings import RetrySettings
+from shared.adapters.telemetry import Telemetry
+from shared.core.telemetry_names import Outcome
 from tests.memory_ledger import MemoryLedger
 from tests.unit.test_ledger import FakeIds, event
 from tests.unit.test_mapping import FULL, KEY, mapping
@@ -1038,7 +1038,7 @@ def test_a_deferral_past_the_maximum_age_is_dead_lettered(world):
 
 
 def test_an_event_for_the_new_address_that_overtakes_a_marked_change_adopts_the_customer(world):
-    from shared.ledger_store import mark_expected_change
+    from shared.adapters.ledger_table import mark_expected_change
 
     ev1 = created(world, "evt-1", 0, **{**FULL, "customerGroup": "40"})
     change = event("evt-2", at(1), email=NEW_EMAIL, previousEmail=OLD_EMAIL, **{**FULL, "customerGroup": "50"})

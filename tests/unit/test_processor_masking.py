@@ -8,9 +8,9 @@ import urllib.parse
 
 import pytest
 
-from shared.commerce.errors import RUNTIME_PREFIX, CommerceServerError, CommerceValidationError
-from shared.deadletters import DeadLetter, describe, safe_message
-from shared.telemetry_names import Outcome
+from shared.core.commerce_errors import RUNTIME_PREFIX, CommerceServerError, CommerceValidationError
+from shared.adapters.dead_letter_table import DeadLetter, describe, safe_message
+from shared.core.telemetry_names import Outcome
 from tests.unit.test_ledger import event
 from tests.unit.test_processor import World, at, envelope
 

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.retry_policy import (DEFER_MAX_SECONDS, DEFER_MIN_SECONDS, MAX_VISIBILITY_SECONDS, defer_delay, expired,
+from shared.core.retry_policy import (DEFER_MAX_SECONDS, DEFER_MIN_SECONDS, MAX_VISIBILITY_SECONDS, defer_delay, expired,
                                  retry_delay)
-from shared.settings import RetrySettings
+from shared.core.settings import RetrySettings
 
 SETTINGS = RetrySettings(base_delay=5, max_delay=900, max_age=86400)
 

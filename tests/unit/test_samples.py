@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.mapping import build_create_body
-from shared.settings import InvalidFieldPolicy, MappingSettings
-from shared.validation import BatchRejected, read_batch, validate_batch
+from shared.core.commerce_bodies.create import build_create_body
+from shared.core.settings import InvalidFieldPolicy, MappingSettings
+from shared.core.validation import BatchRejected, read_batch, validate_batch
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SETTINGS = MappingSettings(default_customer_type=1, default_group="30", default_currency="USD",

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import APP_SETTINGS, AuthMode, InvalidFieldPolicy, SettingsError, load_settings
+from shared.core.settings import APP_SETTINGS, AuthMode, InvalidFieldPolicy, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
@@ -84,7 +84,7 @@ def test_registry_names_are_unique_and_described():
 
 def test_the_readme_lists_every_setting():
     readme = (ROOT / "README.md").read_text()
-    from shared.settings import PLATFORM_SETTINGS
+    from shared.core.settings import PLATFORM_SETTINGS
 
     missing = [s.name for s in (*APP_SETTINGS, *PLATFORM_SETTINGS) if f"`{s.name}`" not in readme]
     assert missing == []

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from shared.sources import hubspot, klaviyo, shopify, standard
-from shared.sources.base import Unreadable, WebhookRequest
-from shared.sources.declarative import DeclarativeAdapter, MappingError, load_mapping, parse_path
-from shared.sources.signatures import Headers, Verified
+from shared.core.sources import hubspot, klaviyo, shopify, standard
+from shared.core.sources.base import Unreadable, WebhookRequest
+from shared.core.sources.declarative import DeclarativeAdapter, MappingError, load_mapping, parse_path
+from shared.core.sources.signatures import Headers, Verified
 from tests.unit.sources_fakes import ROOT, WEBHOOKS
 
 

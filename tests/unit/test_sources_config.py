@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.settings import InvalidFieldPolicy, SettingsError
-from shared.sources.config import load_webhook_config
+from shared.core.settings import InvalidFieldPolicy, SettingsError
+from shared.core.sources.config import load_webhook_config
 from tests.unit.sources_fakes import SAMPLE
 
 

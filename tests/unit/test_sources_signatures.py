@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from shared.sources import signatures as sig
-from shared.sources.signatures import Headers, HmacHeaderScheme, SignatureRejected
+from shared.core.sources import signatures as sig
+from shared.core.sources.signatures import Headers, HmacHeaderScheme, SignatureRejected
 from tests import webhook_signing as sign
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.sources.registry import SourceRegistry
-from shared.sources.signatures import Headers
-from shared.sources.base import WebhookRequest
+from shared.core.sources.registry import SourceRegistry
+from shared.core.sources.signatures import Headers
+from shared.core.sources.base import WebhookRequest
 from tests.unit.sources_fakes import ROOT, SAMPLE, WEBHOOKS, Fixture
 from tools import webhook
 

@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from shared.mapping import build_create_body
-from shared.contract import NormalisedEvent
-from shared.sources.stores import CLAIM_SECONDS, DeliveryStore
-from shared.sources.webhook import handle_webhook
-from shared.telemetry import CUSTOM_EVENT_ATTRIBUTE
+from shared.core.commerce_bodies.create import build_create_body
+from shared.core.contract import NormalisedEvent
+from shared.adapters.sender_tables import CLAIM_SECONDS, DeliveryStore
+from shared.usecases.webhooks import handle_webhook
+from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE
 from tests import webhook_signing as sign
 from tests.unit.sources_fakes import NOW, WEBHOOKS, Fixture, MemoryTable
 
@@ -197,9 +197,9 @@ def test_redact_forgets_the_sender_id_and_records_the_erasure_without_personal_d
     assert letter.reason == "erasure_requested" and letter.envelope == ""
     assert "example.com" not in letter.message and "0135" not in letter.message
     assert letter.email_hash == json.loads(f.queue.messages[0])["event"]["emailHash"]
-    from shared.ledger import State
+    from shared.core.ledger_rules import State
 
-    assert f.ledger.read(letter.email_hash).state is State.FORGOTTEN  # shared.erasure ran
+    assert f.ledger.read(letter.email_hash).state is State.FORGOTTEN  # shared.usecases.erasure ran
     assert "the sync ledger entry is forgotten" in letter.message
 
 

@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from shared import deadletters as dl
-from shared.deadletters import DeadLetterStore
-from shared.envelope import peek_identity
-from shared.processor import ProcessorDeps, keep_stranded
-from shared.queue_monitor import FAILURES_PER_RUN, StrandedQueues, collect_stranded
-from shared.telemetry import Telemetry
+from shared.adapters import dead_letter_table as dl
+from shared.adapters.dead_letter_table import DeadLetterStore
+from shared.core.envelope import peek_identity
+from shared.usecases.processor import ProcessorDeps, keep_stranded
+from shared.usecases.queue_monitor import FAILURES_PER_RUN, StrandedQueues, collect_stranded
+from shared.adapters.telemetry import Telemetry
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 SURROGATE_ID = '{"v":1,"event":{"eventId":"\\ud800x"}}'  # JSON text: the escape, not the character

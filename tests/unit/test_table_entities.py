@@ -1,4 +1,4 @@
-"""The ledger's direct Table storage requests (``shared.storage.HttpTableEntities``) against a scripted
+"""The ledger's direct Table storage requests (``shared.adapters.storage.HttpTableEntities``) against a scripted
 local HTTP server: what is sent, how answers and failures map to the SDK's exceptions (and so to the
 same failure reasons), token renewal, and kept-alive connections the server closed meanwhile."""
 
@@ -22,10 +22,10 @@ from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError,
                                    ServiceResponseError)
 from azure.data.tables import TableClient
 
-from shared.errors import classify
-from shared.ledger import LedgerConflict, LedgerEntry, OrderKey, take_lease
-from shared.ledger_store import LedgerStore, to_entity
-from shared.storage import HttpTableEntities, SdkTableEntities, _Bearer, _SharedKeyLite, table_entities
+from shared.core.failures import classify
+from shared.core.ledger_rules import LedgerConflict, LedgerEntry, OrderKey, take_lease
+from shared.adapters.ledger_table import LedgerStore, to_entity
+from shared.adapters.storage import HttpTableEntities, SdkTableEntities, _Bearer, _SharedKeyLite, table_entities
 
 KEY = "a2V5"  # base64 of "key"
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from shared.contract import NormalisedEvent
-from shared.privacy import email_hash
-from shared.settings import InvalidFieldPolicy, MappingSettings
-from shared.validation import BatchRejected, EventResult, read_batch, validate_batch, validate_event
+from shared.core.contract import NormalisedEvent
+from shared.core.privacy import email_hash
+from shared.core.settings import InvalidFieldPolicy, MappingSettings
+from shared.core.validation import BatchRejected, EventResult, read_batch, validate_batch, validate_event
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 KEY = b"test-hash-key-0123456789"

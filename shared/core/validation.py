@@ -1,0 +1,569 @@
+"""Reading a request body into events, and validating each event into a ``NormalisedEvent``.
+
+Pure: the caller passes the clock (``now``), the mapping settings and the email hash key. Nothing
+here raises for bad input except ``read_batch`` (``BatchRejected``, a request-level refusal); per-event
+problems are returned as ``FieldProblem``s with a JSON pointer relative to the event and a message that
+never quotes the submitted value (pydantic's own messages do, so they are not used).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.core.contract import (
+    CLEARABLE_ADDRESS_FIELDS,
+    CLEARABLE_CUSTOMER_FIELDS,
+    EARLIEST_CREATED_AT,
+    EARLIEST_OCCURRED_AT,
+    EVENT_TYPES,
+    MAX_FUTURE_SKEW_SECONDS,
+    MAX_LISTED_PROBLEMS,
+    NULL_MEANS_ABSENT,
+    SPEC_VERSION,
+    NormalisedAddress,
+    NormalisedEvent,
+)
+from shared.core.normalise.codes import normalise_currency, normalise_language
+from shared.core.normalise.country import Country, find_country, resolve_state
+from shared.core.normalise.datetimes import parse_aware
+from shared.core.normalise.email import normalise_email
+from shared.core.normalise.invalid import Invalid
+from shared.core.normalise.phone import normalise_extension, normalise_phone
+from shared.core.normalise.postal import normalise_postal_code
+from shared.core.normalise.text import clean_text, printable
+from shared.core.privacy import email_hash
+from shared.core.settings import InvalidFieldPolicy, MappingSettings
+
+MAX_DEPTH = 32
+
+# Field length limits: Commerce (headquarters) column sizes; docs/event-contract.md gives sources.
+NAME_LIMITS = {"firstName": 25, "middleName": 25, "lastName": 25}
+ADDRESS_TEXT_LIMITS = {"name": 60, "street": 250, "streetNumber": 20, "city": 60, "county": 10}
+MAX_CUSTOMER_GROUP = 10
+MAX_CUSTOMER_ACCOUNT = 20
+MAX_SOURCE = 64
+MAX_EVENT_ID = 128
+
+EVENT_FIELDS = ("specVersion", "eventId", "eventType", "occurredAt", "source", "customer")
+CUSTOMER_FIELDS = ("email", "previousEmail", "firstName", "middleName", "lastName", "phone",
+                   "phoneExtension", "isOptedInMarketing", "language", "currencyCode", "customerGroup",
+                   "customerAccount", "createdDateTime", "address")
+ADDRESS_FIELDS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode",
+                  "country", "isPrimary")
+
+
+class FieldProblem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pointer: str
+    message: str
+    code: str
+
+
+class EventResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    event_id: str | None = None
+    event: NormalisedEvent | None = None
+    errors: list[FieldProblem] = []
+    warnings: list[FieldProblem] = []
+    omitted: int = 0  # problems of this event not listed (past MAX_LISTED_PROBLEMS)
+
+    @property
+    def ok(self) -> bool:
+        return self.event is not None
+
+
+class BatchRejected(Exception):
+    """The request as a whole is refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, title: str, detail: str):
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+# --- request body -----------------------------------------------------------------------------
+
+def _too_deep(data: object, limit: int) -> bool:
+    """Nesting depth of parsed JSON, walked with an explicit stack: linear in the number of values.
+
+    Measured on the parsed value rather than scanned in the text: a scan must tell strings from
+    brackets, and a regular expression doing that backtracks quadratically on a body of escaped
+    quotes. The parser itself is linear and bounds depth by the interpreter's recursion limit."""
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:  # type: ignore[union-attr]
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_media_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if not (media == "application/json" or (media.startswith("application/")
+                                            and media.endswith("+json"))):
+        return False
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+class BodyError(ValueError):
+    """A body that is not JSON, or not one event, an array of events or ``{"events": [...]}``:
+    ``code`` names it for a webhook's dead letter, ``detail`` for the canonical route's 400."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def parse_json_body(body: bytes) -> object:
+    """A request body as JSON: UTF-8 (a BOM tolerated), no NaN or Infinity. Linear in the body: the
+    parser's recursion limit bounds the depth it will follow."""
+    try:
+        text = body.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise BodyError("not_utf8", "the body is not valid UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise BodyError("too_deep", f"JSON nesting deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # also integers of more than sys.get_int_max_str_digits() digits
+        raise BodyError("not_json", "the body is not valid JSON") from None
+
+
+def batch_events(data: object) -> list[object]:
+    """The events of a parsed body: one event object, an array, or exactly ``{"events": [...]}``
+    (the canonical route's body, and a Standard Webhooks sender's)."""
+    if isinstance(data, dict) and "events" in data:
+        if set(data) != {"events"} or not isinstance(data["events"], list):
+            raise BodyError("wrong_batch_shape",
+                                  'a batch object must be exactly {"events": [...]}')
+        events = data["events"]
+    elif isinstance(data, list):
+        events = data
+    elif isinstance(data, dict):
+        events = [data]
+    else:
+        raise BodyError("not_an_event", 'send an event object, an array of events or '
+                              '{"events": [...]}')
+    if not events:
+        raise BodyError("empty_batch", "the batch is empty")
+    return events
+
+
+def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_bytes: int) -> list[object]:
+    """The events of a request body: one event object, an array, or ``{"events": [...]}``."""
+    if not _json_media_type(content_type):
+        raise BatchRejected(415, "Unsupported Media Type", "send application/json (UTF-8)")
+    if len(body) > max_bytes:
+        raise BatchRejected(413, "Content Too Large", f"the body exceeds {max_bytes} bytes")
+    try:
+        data = parse_json_body(body)
+        if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
+            raise BodyError("too_deep", f"JSON nesting deeper than {MAX_DEPTH} levels")
+        events = batch_events(data)
+    except BodyError as wrong:
+        raise BatchRejected(400, "Bad Request", wrong.detail) from None
+    if len(events) > max_events:
+        raise BatchRejected(413, "Content Too Large", f"at most {max_events} events per request")
+    return events
+
+
+# --- one event --------------------------------------------------------------------------------
+
+
+_UNENCODABLE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(key: str) -> str:
+    """A property name as a JSON pointer token (RFC 6901), truncated: it is input. A lone surrogate
+    (from a ``"\\ud800"`` escape) becomes U+FFFD, so the answer can always be encoded as UTF-8."""
+    return _UNENCODABLE.sub("\ufffd", key[:64]).replace("~", "~0").replace("/", "~1")
+
+
+class _Problems:
+    """Collects problems; optional-field problems become warnings under the drop policy."""
+
+    def __init__(self, policy: InvalidFieldPolicy):
+        self.drop = policy is InvalidFieldPolicy.DROP
+        self.errors: list[FieldProblem] = []
+        self.warnings: list[FieldProblem] = []
+        # Problems past MAX_LISTED_PROBLEMS are counted, not kept: 60,000 unknown properties cost
+        # two counters, not 60,000 objects and a 10 MB answer.
+        self.omitted_errors = 0
+        self.omitted_warnings = 0
+
+    def _full(self) -> bool:
+        return len(self.errors) + len(self.warnings) >= MAX_LISTED_PROBLEMS
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.errors) or self.omitted_errors > 0
+
+    def result(self, index: int, event_id: str | None,
+               event: NormalisedEvent | None = None) -> EventResult:
+        return EventResult(index=index, event_id=event_id, event=event, errors=self.errors,
+                           warnings=self.warnings, omitted=self.omitted_errors + self.omitted_warnings)
+
+    def error(self, pointer: str, message: str, code: str) -> None:
+        if self._full():
+            self.omitted_errors += 1
+        else:
+            self.errors.append(FieldProblem(pointer=pointer, message=message, code=code))
+
+    def optional(self, pointer: str, message: str, code: str) -> None:
+        if not self.drop:
+            self.error(pointer, message, code)
+        elif self._full():
+            self.omitted_warnings += 1
+        else:
+            self.warnings.append(FieldProblem(pointer=pointer, message=f"{message}; left out",
+                                              code=code))
+
+    def unknown(self, obj: dict, allowed: tuple[str, ...], prefix: str) -> None:
+        for key in obj:
+            if key not in allowed:
+                self.error(f"{prefix}/{_escape(str(key))}", "unknown property: the contract "
+                           "(specVersion 1.0) does not define it", "unknown_property")
+
+
+_ABSENT = object()
+
+
+def _optional(problems: _Problems, obj: dict, key: str, pointer: str, clearable: frozenset[str],
+              normalise: Callable[[Any], Any], out: dict, present: set[str], out_key: str) -> None:
+    """Validate one optional field into ``out``; record it in ``present`` unless dropped."""
+    value = obj.get(key, _ABSENT)
+    if value is _ABSENT:
+        return
+    if value is None:
+        if key in NULL_MEANS_ABSENT:
+            return
+        if key in clearable:
+            out[out_key] = None
+            present.add(key)
+        else:
+            problems.optional(pointer, "cannot be cleared with null; leave it out to keep the "
+                              "current value", "not_clearable")
+        return
+    try:
+        normalised = normalise(value)
+    except Invalid as problem:
+        problems.optional(pointer, problem.message, problem.code)
+        return
+    if normalised is None:  # empty text
+        if key in clearable:
+            out[out_key] = None
+            present.add(key)
+        else:
+            problems.optional(pointer, "must not be empty", "empty")
+        return
+    out[out_key] = normalised
+    present.add(key)
+
+
+def _dated(value: object, earliest: datetime, now: datetime) -> datetime:
+    """A timestamp inside the window [earliest, now + MAX_FUTURE_SKEW_SECONDS]."""
+    moment = parse_aware(value)
+    if moment > now + timedelta(seconds=MAX_FUTURE_SKEW_SECONDS):
+        raise Invalid("in_future", "is more than 5 minutes in the future")
+    if moment < earliest:
+        raise Invalid("too_early", f"is before {earliest:%Y-%m-%d}: a placeholder, not a real date")
+    return moment
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("type", "must be true or false")
+    return value
+
+
+# An eventId is logged, sent to telemetry and keys dead letters: one holding an email would carry it
+# everywhere masking never looks. One character class each side of the @: linear.
+_EMAIL_LIKE = re.compile(r"[^\s@]@[^\s@]*\.")
+
+
+def _event_id_value(value: object) -> str:
+    identifier = printable(value, MAX_EVENT_ID)
+    if _EMAIL_LIKE.search(identifier):
+        raise Invalid("personal_data", "must not contain an email address: event ids are logged")
+    return identifier
+
+
+def _event_id(raw: object) -> str | None:
+    """The event's id when it is usable in answers and logs, else None."""
+    if isinstance(raw, dict):
+        try:
+            return _event_id_value(raw.get("eventId"))
+        except Invalid:
+            return None
+    return None
+
+
+def _address(problems: _Problems, raw: object, settings: MappingSettings
+             ) -> tuple[NormalisedAddress | None, Country | None]:
+    base = "/customer/address"
+    if not isinstance(raw, dict):
+        problems.optional(base, "must be an object", "type")
+        return None, None
+    problems.unknown(raw, ADDRESS_FIELDS, base)
+    out: dict[str, Any] = {}
+    present: set[str] = set()
+    for key, limit in ADDRESS_TEXT_LIMITS.items():
+        _optional(problems, raw, key, f"{base}/{key}", CLEARABLE_ADDRESS_FIELDS,
+                  lambda v, limit=limit: clean_text(v, limit), out, present, _SNAKE[key])
+
+    is_primary = raw.get("isPrimary")
+    not_primary = is_primary is not None and is_primary is not True
+    if not_primary:
+        problems.optional(f"{base}/isPrimary", "only the primary address is synchronised: "
+                          "isPrimary must be true or left out", "unsupported")
+
+    country: Country | None = None
+    raw_country = raw.get("country")
+    if raw_country is None:
+        problems.optional(f"{base}/country", "is required whenever address is present", "required")
+    else:
+        try:
+            country = find_country(raw_country)
+        except Invalid as problem:
+            problems.optional(f"{base}/country", problem.message, problem.code)
+    if country is None:
+        # Without a country neither state nor postal code can be checked, nor the address sent.
+        return None, None
+
+    if "state" in raw:
+        _state(problems, raw["state"], country, settings, out, present)
+
+    _optional(problems, raw, "postalCode", f"{base}/postalCode", CLEARABLE_ADDRESS_FIELDS,
+              lambda v: normalise_postal_code(country.alpha2, v)
+              if not (isinstance(v, str) and not v.strip()) else None,
+              out, present, "postal_code")
+    if not_primary:
+        # Dropping only the flag would still overwrite the primary address: drop the address.
+        return None, None
+    present.add("country")
+    address = NormalisedAddress(country=country.alpha3, country_alpha2=country.alpha2,
+                                present=tuple(present), **out)
+    return address, country
+
+
+def _state(problems: _Problems, value: object, country: Country, settings: MappingSettings,
+           out: dict[str, Any], present: set[str]) -> None:
+    """The state id, name and ISO code go together: all set, all cleared, or (invalid) all absent."""
+    pointer = "/customer/address/state"
+    try:
+        text = None if value is None else clean_text(value, 100)
+        if text is None:
+            out.update(state=None, state_name=None, state_code=None)
+        else:
+            state_id, name, code = resolve_state(country, text, settings.state_id_overrides)
+            out.update(state=state_id, state_name=name, state_code=code)
+        present.add("state")
+    except Invalid as problem:
+        problems.optional(pointer, problem.message, problem.code)
+
+
+def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict[str, Any],
+           present: set[str]) -> None:
+    """``phone`` and its extension, which go together: a phone replaces the number and its
+    extension (written in it, or sent as ``phoneExtension``); clearing the phone clears both;
+    ``phoneExtension`` alone changes only the extension."""
+    phone: dict[str, Any] = {}
+    _optional(problems, customer, "phone", "/customer/phone", CLEARABLE_CUSTOMER_FIELDS,
+              lambda v: normalise_phone(v, region) if not (isinstance(v, str) and not v.strip())
+              else None, phone, present, "phone")
+    extension: dict[str, Any] = {}
+    _optional(problems, customer, "phoneExtension", "/customer/phoneExtension",
+              CLEARABLE_CUSTOMER_FIELDS, lambda v: normalise_extension(v)
+              if not (isinstance(v, str) and not v.strip()) else None, extension, present,
+              "phone_extension")
+    pointer = "/customer/phoneExtension"
+    if "phone" not in customer:
+        fields.update(extension)
+        return
+    if "phone" not in phone:  # the phone was dropped: its extension goes with it
+        if "phone_extension" in extension:
+            present.discard("phoneExtension")
+            problems.optional(pointer, "belongs to the phone, which was left out", "phone_dropped")
+        return
+    number = phone["phone"]
+    written = number.extension if number is not None else None
+    sent = extension.get("phone_extension")
+    if number is None and sent is not None:
+        problems.optional(pointer, "cannot be set while phone is cleared", "conflict")
+        sent = None
+    elif written is not None and "phone_extension" in extension and sent != written:
+        problems.optional(pointer, "differs from the extension written in phone", "conflict")
+        problems.optional("/customer/phone", "its extension differs from phoneExtension", "conflict")
+        present.discard("phoneExtension")
+        present.discard("phone")
+        return
+    fields.update(phone=number.number if number is not None else None,
+                  phone_extension=written or sent)
+    present.add("phoneExtension")  # a phone without an extension clears the old one
+
+
+_SNAKE = {"name": "name", "street": "street", "streetNumber": "street_number", "city": "city",
+          "county": "county", "firstName": "first_name", "middleName": "middle_name",
+          "lastName": "last_name"}
+
+
+def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
+              hash_key: bytes) -> EventResult:
+    problems = _Problems(settings.invalid_field_policy)
+    event_id = _event_id(raw)
+    if not isinstance(raw, dict):
+        problems.error("", "an event must be a JSON object", "type")
+        return problems.result(index, None)
+    problems.unknown(raw, EVENT_FIELDS, "")
+
+    meta: dict[str, Any] = {}
+    spec = raw.get("specVersion", SPEC_VERSION)
+    if spec != SPEC_VERSION:
+        problems.error("/specVersion", f'unsupported specVersion: this API accepts "{SPEC_VERSION}"',
+                       "unsupported_version")
+
+    if "eventId" not in raw or raw["eventId"] is None:
+        problems.error("/eventId", "is required", "required")
+    else:
+        try:
+            meta["event_id"] = _event_id_value(raw["eventId"])
+        except Invalid as problem:
+            problems.error("/eventId", problem.message, problem.code)
+
+    event_type = raw.get("eventType")
+    if event_type is not None:
+        if event_type in EVENT_TYPES:
+            meta["event_type"] = event_type
+        else:
+            problems.optional("/eventType", "must be customer.created or customer.updated",
+                              "invalid_event_type")
+
+    if "occurredAt" not in raw or raw["occurredAt"] is None:
+        problems.error("/occurredAt", "is required", "required")
+    else:
+        try:
+            meta["occurred_at"] = _dated(raw["occurredAt"], EARLIEST_OCCURRED_AT, now)
+        except Invalid as problem:
+            problems.error("/occurredAt", problem.message, problem.code)
+
+    unused: set[str] = set()
+    _optional(problems, raw, "source", "/source", frozenset(),
+              lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_SOURCE),
+              meta, unused, "source")
+
+    customer = raw.get("customer")
+    if customer is None:
+        problems.error("/customer", "is required", "required")
+        return problems.result(index, event_id)
+    if not isinstance(customer, dict):
+        problems.error("/customer", "must be an object", "type")
+        return problems.result(index, event_id)
+    problems.unknown(customer, CUSTOMER_FIELDS, "/customer")
+
+    fields: dict[str, Any] = {}
+    present: set[str] = set()
+    if customer.get("email") is None:
+        problems.error("/customer/email", "is required", "required")
+    else:
+        try:
+            email, key = normalise_email(customer["email"])
+            fields.update(email=email, email_match_key=key, email_hash=email_hash(key, hash_key))
+        except Invalid as problem:
+            problems.error("/customer/email", problem.message, problem.code)
+
+    previous: dict[str, Any] = {}
+    _optional(problems, customer, "previousEmail", "/customer/previousEmail", frozenset(),
+              normalise_email, previous, present, "previous")
+    if "previous" in previous:
+        prev_email, prev_key = previous["previous"]
+        fields.update(previous_email=prev_email, previous_email_match_key=prev_key,
+                      previous_email_hash=email_hash(prev_key, hash_key))
+
+    for key, limit in NAME_LIMITS.items():
+        _optional(problems, customer, key, f"/customer/{key}", CLEARABLE_CUSTOMER_FIELDS,
+                  lambda v, limit=limit: clean_text(v, limit), fields, present, _SNAKE[key])
+    _optional(problems, customer, "isOptedInMarketing", "/customer/isOptedInMarketing",
+              CLEARABLE_CUSTOMER_FIELDS, _bool, fields, present, "is_opted_in_marketing")
+    _optional(problems, customer, "language", "/customer/language", CLEARABLE_CUSTOMER_FIELDS,
+              normalise_language, fields, present, "language")
+    _optional(problems, customer, "currencyCode", "/customer/currencyCode",
+              CLEARABLE_CUSTOMER_FIELDS, normalise_currency, fields, present, "currency_code")
+    _optional(problems, customer, "customerGroup", "/customer/customerGroup",
+              CLEARABLE_CUSTOMER_FIELDS, lambda v: clean_text(v, MAX_CUSTOMER_GROUP), fields,
+              present, "customer_group")
+    _optional(problems, customer, "customerAccount", "/customer/customerAccount", frozenset(),
+              lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_CUSTOMER_ACCOUNT),
+              fields, present, "customer_account")
+    _optional(problems, customer, "createdDateTime", "/customer/createdDateTime", frozenset(),
+              lambda v: _dated(v, EARLIEST_CREATED_AT, now), fields, present, "created_date_time")
+
+    country: Country | None = None
+    if "address" in customer:
+        if customer["address"] is None:
+            problems.optional("/customer/address", "cannot be cleared with null: addresses are "
+                              "never deleted; leave it out to keep the current one", "not_clearable")
+        else:
+            address, country = _address(problems, customer["address"], settings)
+            if address is not None:
+                fields["address"] = address
+                present.add("address")
+
+    region = country.alpha2 if country else (settings.default_country or None)
+    _phone(problems, customer, region, fields, present)
+
+    if problems.errors:
+        return problems.result(index, event_id)
+    event = NormalisedEvent(spec_version=SPEC_VERSION, present=tuple(present), **meta, **fields)
+    return problems.result(index, event_id, event)
+
+
+def validate_event(raw: object, *, now: datetime, settings: MappingSettings, hash_key: bytes,
+                   index: int = 0) -> EventResult:
+    """Validate and normalise one event. Bad input is an ``EventResult`` with errors; an exception
+    from here is a defect, left to the outermost handler (a logged 500), never blamed on the sender."""
+    return _validate(raw, index, now, settings, hash_key)
+
+
+def validate_batch(items: list[object], *, now: datetime, settings: MappingSettings,
+                   hash_key: bytes) -> list[EventResult]:
+    """Validate every event, in index order. An eventId already used by an earlier event of the same
+    batch refuses the later event; the first occurrence keeps it."""
+    results: list[EventResult] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(items):
+        result = validate_event(raw, now=now, settings=settings, hash_key=hash_key, index=index)
+        event_id = result.event_id
+        if event_id is not None:
+            if event_id in seen:
+                result = EventResult(index=index, event_id=event_id, warnings=result.warnings,
+                                     omitted=result.omitted, errors=[*result.errors, FieldProblem(
+                                         pointer="/eventId", code="duplicate_event_id",
+                                         message="an earlier event in this batch has the same eventId")])
+            seen.add(event_id)
+        results.append(result)
+    return results
