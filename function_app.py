@@ -31,12 +31,12 @@ from shared import __version__
 from shared.core import logcontext
 from shared.core import telemetry_names as names
 from shared.core.failures import safe_traceback
-from shared.usecases.ingest import HttpResult, handle_ingest, problem
+from shared.core.settings import SettingsError
+from shared.runtime import Runtime, build_runtime, utcnow
 from shared.usecases.backfill import collect_backfill_poison, process_backfill_message
+from shared.usecases.ingest import HttpResult, handle_ingest, problem
 from shared.usecases.processor import collect_poison, process_message
 from shared.usecases.queue_monitor import report
-from shared.runtime import Runtime, build_runtime, utcnow
-from shared.core.settings import SettingsError
 from shared.usecases.webhooks import handle_webhook
 
 log = logging.getLogger("customer_sync")
@@ -65,8 +65,7 @@ def _start() -> None:
     try:
         runtime()
     except SettingsError as error:
-        log.error("settings incomplete, the integration cannot run until they are set: %s",
-                  "; ".join(error.problems))
+        log.error("settings incomplete, the integration cannot run until they are set: %s", "; ".join(error.problems))
     except Exception as error:  # noqa: BLE001 - reported, and retried on first use
         log.error("runtime could not start: %s", safe_traceback(error))
 
@@ -85,8 +84,9 @@ def _correlation_id(req: func.HttpRequest) -> str:
 
 def _respond(result: HttpResult) -> func.HttpResponse:
     headers = {**result.headers, "x-correlation-id": result.body.get("correlationId", "")}
-    return func.HttpResponse(result.json(), status_code=result.status, headers=headers,
-                             mimetype=result.content_type, charset="utf-8")
+    return func.HttpResponse(
+        result.json(), status_code=result.status, headers=headers, mimetype=result.content_type, charset="utf-8"
+    )
 
 
 @app.function_name(names.FUNCTION_INGEST)
@@ -100,19 +100,25 @@ def ingest_customer_events(req: func.HttpRequest) -> func.HttpResponse:
 def _ingest(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
     try:
         deps = runtime().ingest_deps
-        return _respond(handle_ingest(req.get_body(), req.headers.get("content-type"),
-                                      correlation_id, deps))
+        return _respond(handle_ingest(req.get_body(), req.headers.get("content-type"), correlation_id, deps))
     except SettingsError as error:
         log.error("ingest refused: settings incomplete: %s", ", ".join(error.names))
-        return _respond(problem(503, "Service not configured",
-                                "The integration's settings are incomplete; an operator must fix them.",
-                                correlation_id))
+        return _respond(
+            problem(
+                503,
+                "Service not configured",
+                "The integration's settings are incomplete; an operator must fix them.",
+                correlation_id,
+            )
+        )
     except Exception as error:  # noqa: BLE001 - the outermost handler: log it, never show internals
         # The frames, not the message: a message can quote the request's personal data.
         log.error("ingest failed unexpectedly: %s", safe_traceback(error))
-        return _respond(problem(500, "Internal error",
-                                "The request could not be processed. Quote the correlation id.",
-                                correlation_id))
+        return _respond(
+            problem(
+                500, "Internal error", "The request could not be processed. Quote the correlation id.", correlation_id
+            )
+        )
 
 
 @app.function_name(names.FUNCTION_WEBHOOK)
@@ -122,17 +128,37 @@ def receive_webhook(req: func.HttpRequest) -> func.HttpResponse:
     with logcontext.log_context(correlation_id=correlation_id):
         try:
             deps = runtime().webhook_deps
-            return _respond(handle_webhook(req.route_params.get("source", ""), req.method, req.url,
-                                           dict(req.headers.items()), req.get_body(), correlation_id,
-                                           deps))
+            return _respond(
+                handle_webhook(
+                    req.route_params.get("source", ""),
+                    req.method,
+                    req.url,
+                    dict(req.headers.items()),
+                    req.get_body(),
+                    correlation_id,
+                    deps,
+                )
+            )
         except SettingsError as error:
             log.error("webhook refused: settings incomplete: %s", ", ".join(error.names))
-            return _respond(problem(503, "Service not configured", "The integration's settings are "
-                                    "incomplete; an operator must fix them.", correlation_id))
+            return _respond(
+                problem(
+                    503,
+                    "Service not configured",
+                    "The integration's settings are incomplete; an operator must fix them.",
+                    correlation_id,
+                )
+            )
         except Exception as error:  # noqa: BLE001 - the outermost handler: frames only, never the message
             log.error("webhook failed unexpectedly: %s", safe_traceback(error))
-            return _respond(problem(500, "Internal error", "The delivery could not be processed. Quote "
-                                    "the correlation id.", correlation_id))
+            return _respond(
+                problem(
+                    500,
+                    "Internal error",
+                    "The delivery could not be processed. Quote the correlation id.",
+                    correlation_id,
+                )
+            )
 
 
 @app.function_name(names.FUNCTION_HEALTH)
@@ -146,8 +172,9 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     except Exception as error:  # noqa: BLE001 - health must answer, whatever is broken
         log.error("health: runtime could not start: %s", safe_traceback(error))
         body.update(status="degraded", settingsComplete=True, problems=[type(error).__name__])
-    return func.HttpResponse(json.dumps(body), status_code=200 if body["status"] == "ok" else 503,
-                             mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps(body), status_code=200 if body["status"] == "ok" else 503, mimetype="application/json"
+    )
 
 
 @app.function_name(names.FUNCTION_PROCESS)
@@ -159,8 +186,7 @@ def process_customer_event(msg: func.QueueMessage) -> None:
 
 
 @app.function_name(names.FUNCTION_POISON)
-@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%-poison",
-                   connection="AzureWebJobsStorage")
+@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%-poison", connection="AzureWebJobsStorage")
 def collect_poison_events(msg: func.QueueMessage) -> None:
     collect_poison(msg.get_body(), msg.dequeue_count or 1, runtime().processor_deps)
 
@@ -174,8 +200,7 @@ def process_backfill_event(msg: func.QueueMessage) -> None:
 
 
 @app.function_name(names.FUNCTION_BACKFILL_POISON)
-@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%-backfill-poison",
-                   connection="AzureWebJobsStorage")
+@app.queue_trigger(arg_name="msg", queue_name="%EVENTS_QUEUE_NAME%-backfill-poison", connection="AzureWebJobsStorage")
 def collect_backfill_poison_events(msg: func.QueueMessage) -> None:
     collect_backfill_poison(msg.get_body(), msg.dequeue_count or 1, runtime().processor_deps)
 
@@ -184,8 +209,14 @@ def collect_backfill_poison_events(msg: func.QueueMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%QUEUE_MONITOR_SCHEDULE%", run_on_startup=False)
 def report_queue_metrics(timer: func.TimerRequest) -> None:
     rt = runtime()
-    report(rt.monitored_queues(), rt.deadletters, rt.settings.deadletter_retention_days,
-           rt.telemetry, utcnow(), stranded=rt.stranded_queues())
+    report(
+        rt.monitored_queues(),
+        rt.deadletters,
+        rt.settings.deadletter_retention_days,
+        rt.telemetry,
+        utcnow(),
+        stranded=rt.stranded_queues(),
+    )
     try:  # webhook delivery records older than yesterday: a redelivery lookup never reads them
         deps = rt.webhook_deps
         deps.deliveries.purge(deps.registry.names(), utcnow())

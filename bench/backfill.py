@@ -26,19 +26,40 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER = ["Customer ID", "First Name", "Last Name", "Email", "Accepts Email Marketing", "Default Address Company",
-          "Default Address Address1", "Default Address Address2", "Default Address City",
-          "Default Address Province Code", "Default Address Country Code", "Default Address Zip",
-          "Default Address Phone", "Phone", "Accepts SMS Marketing", "Total Spent", "Total Orders", "Note",
-          "Tax Exempt", "Tags"]
-CITIES = [("Ottawa", "ON", "CA", "K1A 0B1", "+1613555"), ("Berlin", "BE", "DE", "10115", "+4930123"),
-          ("Lyon", "", "FR", "69001", "+3347200"), ("Austin", "TX", "US", "73301", "+1512555")]
+HEADER = [
+    "Customer ID",
+    "First Name",
+    "Last Name",
+    "Email",
+    "Accepts Email Marketing",
+    "Default Address Company",
+    "Default Address Address1",
+    "Default Address Address2",
+    "Default Address City",
+    "Default Address Province Code",
+    "Default Address Country Code",
+    "Default Address Zip",
+    "Default Address Phone",
+    "Phone",
+    "Accepts SMS Marketing",
+    "Total Spent",
+    "Total Orders",
+    "Note",
+    "Tax Exempt",
+    "Tags",
+]
+CITIES = [
+    ("Ottawa", "ON", "CA", "K1A 0B1", "+1613555"),
+    ("Berlin", "BE", "DE", "10115", "+4930123"),
+    ("Lyon", "", "FR", "69001", "+3347200"),
+    ("Austin", "TX", "US", "73301", "+1512555"),
+]
 
 
 def export(path: Path, rows: int) -> Path:
@@ -49,9 +70,30 @@ def export(path: Path, rows: int) -> Path:
         for i in range(1, rows + 1):
             city, state, country, zip_, phone = CITIES[i % len(CITIES)]
             email = f"customer.{i}@example.com" if i % 50 else f"customer.{i}.example.com"
-            writer.writerow([7_000_000 + i, f"First{i % 997}", f"Last{i % 991}", email, "yes" if i % 3 else "no",
-                             "", f"{i % 400 + 1} Main Street", "", city, state, country, zip_, "",
-                             f"{phone}{i % 10000:04d}", "no", "12.50", "2", "", "no", "vip"])
+            writer.writerow(
+                [
+                    7_000_000 + i,
+                    f"First{i % 997}",
+                    f"Last{i % 991}",
+                    email,
+                    "yes" if i % 3 else "no",
+                    "",
+                    f"{i % 400 + 1} Main Street",
+                    "",
+                    city,
+                    state,
+                    country,
+                    zip_,
+                    "",
+                    f"{phone}{i % 10000:04d}",
+                    "no",
+                    "12.50",
+                    "2",
+                    "",
+                    "no",
+                    "vip",
+                ]
+            )
     return path
 
 
@@ -61,8 +103,9 @@ def _args(path: Path) -> argparse.Namespace:
 
 def settings_for(connection: str):
     values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
-    return load_settings({**values, "AzureWebJobsStorage": connection,
-                          "EVENTS_QUEUE_NAME": f"bench-{int(time.time() * 1000) % 10**9}"})
+    return load_settings(
+        {**values, "AzureWebJobsStorage": connection, "EVENTS_QUEUE_NAME": f"bench-{int(time.time() * 1000) % 10**9}"}
+    )
 
 
 def validate(path: Path, settings, as_of: datetime) -> dict:
@@ -85,8 +128,11 @@ def sdk_sends(queue, sends: int, envelope_text: str, packed_text: str) -> dict:
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(sends):
             queue.send_message(text, time_to_live=-1)
-        out[label] = {"bytes": len(text.encode()), "cpu_ms_per_send": (time.process_time() - cpu) / sends * 1000,
-                      "wall_ms_per_send": (time.perf_counter() - wall) / sends * 1000}
+        out[label] = {
+            "bytes": len(text.encode()),
+            "cpu_ms_per_send": (time.process_time() - cpu) / sends * 1000,
+            "wall_ms_per_send": (time.perf_counter() - wall) / sends * 1000,
+        }
     queue.clear_messages()
     return out
 
@@ -98,13 +144,26 @@ def backfill(path: Path, settings, as_of: datetime, send, workdir: Path, concurr
     run = open_run(_args(path), as_of=as_of)
     checkpoint = workdir / f"cp-{time.perf_counter_ns()}.json"
     cpu, wall = time.process_time(), time.perf_counter()
-    summary = run_backfill(run, _args(path), settings, send, rejects_path=workdir / "rejects.csv",
-                           checkpoint_path=checkpoint, concurrency=concurrency)
+    summary = run_backfill(
+        run,
+        _args(path),
+        settings,
+        send,
+        rejects_path=workdir / "rejects.csv",
+        checkpoint_path=checkpoint,
+        concurrency=concurrency,
+    )
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {"rows": summary.read, "queued": summary.queued, "messages": summary.messages,
-            "rejected": summary.rejected, "rows_per_s": summary.read / wall,
-            "queued_per_s": summary.queued / wall, "cpu_us_per_row": cpu / summary.read * 1e6,
-            "events_per_message": summary.queued / max(summary.messages, 1)}
+    return {
+        "rows": summary.read,
+        "queued": summary.queued,
+        "messages": summary.messages,
+        "rejected": summary.rejected,
+        "rows_per_s": summary.read / wall,
+        "queued_per_s": summary.queued / wall,
+        "cpu_us_per_row": cpu / summary.read * 1e6,
+        "events_per_message": summary.queued / max(summary.messages, 1),
+    }
 
 
 def memory_child(rows: int, workdir: Path) -> dict:
@@ -115,8 +174,9 @@ def memory_child(rows: int, workdir: Path) -> dict:
     settings = settings_for("UseDevelopmentStorage=true")
     sent = []
     started = time.perf_counter()
-    result = backfill(path, settings, datetime.now(timezone.utc) - timedelta(hours=1),
-                      lambda message: sent.append(len(message)), workdir)
+    result = backfill(
+        path, settings, datetime.now(UTC) - timedelta(hours=1), lambda message: sent.append(len(message)), workdir
+    )
     result["seconds"] = time.perf_counter() - started
     result["file_mb"] = path.stat().st_size / 1e6
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -129,8 +189,9 @@ def span(values: list[float], fmt: str = "{:,.0f}") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.backfill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--sends", type=int, default=300)
@@ -143,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from devhost.azurite import start_azurite
-    from shared.usecases.backfill import Packer
     from shared.adapters.storage import StorageFactory, StorageQueueSender, ensure_queue
+    from shared.usecases.backfill import Packer
 
     results: dict = {"rows": args.rows, "validate": [], "sdk": [], "backfill": [], "memory": []}
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
@@ -157,10 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             queue = storage.queue(settings.backfill_queue)
             ensure_queue(queue)
             sender = StorageQueueSender(queue)
-            as_of = datetime.now(timezone.utc) - timedelta(hours=1)
+            as_of = datetime.now(UTC) - timedelta(hours=1)
             # One real envelope and one full pack of them, for the SDK's own cost per send.
-            from tools.fileargs import checked, open_run
             from shared.core.envelope import Envelope
+            from tools.fileargs import checked, open_run
 
             run = open_run(_args(path), as_of=as_of)
             packer, full = Packer(), None
@@ -179,26 +240,37 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             azurite.stop()
         for rows in args.memory_rows:
-            child = subprocess.run([sys.executable, "-m", "bench.backfill", "--memory-child", str(rows),
-                                    "--workdir", str(workdir)], cwd=ROOT, capture_output=True, text=True,
-                                   check=True)
+            child = subprocess.run(
+                [sys.executable, "-m", "bench.backfill", "--memory-child", str(rows), "--workdir", str(workdir)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results["memory"].append(json.loads(child.stdout.strip().splitlines()[-1]))
     v, s, b = results["validate"], results["sdk"], results["backfill"]
     print(json.dumps(results, indent=2))
-    print(f"\nrecords validated / s          {span([x['rows_per_s'] for x in v])} "
-          f"({span([x['cpu_us_per_row'] for x in v])} us CPU per record)")
-    print(f"records queued / s (Azurite)   {span([x['queued_per_s'] for x in b])} "
-          f"({span([x['events_per_message'] for x in b], '{:,.0f}')} events per message, 8 sends in flight)")
-    print(f"backfill CPU per record        {span([x['cpu_us_per_row'] for x in b])} us "
-          f"(read + validate + pack + send)")
-    print(f"SDK CPU per send_message       single event {span([x['single']['cpu_ms_per_send'] for x in s], '{:.2f}')} ms"
-          f"; packed {span([x['packed']['cpu_ms_per_send'] for x in s], '{:.2f}')} ms "
-          f"({s[0]['packed']['bytes']:,} bytes)")
+    print(
+        f"\nrecords validated / s          {span([x['rows_per_s'] for x in v])} "
+        f"({span([x['cpu_us_per_row'] for x in v])} us CPU per record)"
+    )
+    print(
+        f"records queued / s (Azurite)   {span([x['queued_per_s'] for x in b])} "
+        f"({span([x['events_per_message'] for x in b], '{:,.0f}')} events per message, 8 sends in flight)"
+    )
+    print(f"backfill CPU per record        {span([x['cpu_us_per_row'] for x in b])} us (read + validate + pack + send)")
+    print(
+        f"SDK CPU per send_message       single event {span([x['single']['cpu_ms_per_send'] for x in s], '{:.2f}')} ms"
+        f"; packed {span([x['packed']['cpu_ms_per_send'] for x in s], '{:.2f}')} ms "
+        f"({s[0]['packed']['bytes']:,} bytes)"
+    )
     per_row_sdk = [x["single"]["cpu_ms_per_send"] * 1000 for x in s]
     print(f"  one send per record would cost {span(per_row_sdk)} us CPU per record in the SDK alone")
     for m_ in results["memory"]:
-        print(f"memory: {m_['rows']:,} records ({m_['file_mb']:,.0f} MB file): peak RSS {m_['max_rss_mb']:,.0f} MB, "
-              f"{m_['seconds']:,.0f} s, {m_['rows_per_s']:,.0f} records/s without sends")
+        print(
+            f"memory: {m_['rows']:,} records ({m_['file_mb']:,.0f} MB file): peak RSS {m_['max_rss_mb']:,.0f} MB, "
+            f"{m_['seconds']:,.0f} s, {m_['rows_per_s']:,.0f} records/s without sends"
+        )
     return 0
 
 

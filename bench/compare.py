@@ -39,11 +39,13 @@ def figures(result: dict) -> dict[str, float]:
     t = result["throughput"]
     per = result["per_event"]
     out = {
-        "ledger_ops_new": per["new"]["ledger_ops_total"], "ledger_ops_changed": per["changed"]["ledger_ops_total"],
+        "ledger_ops_new": per["new"]["ledger_ops_total"],
+        "ledger_ops_changed": per["changed"]["ledger_ops_total"],
         "ledger_ops_unchanged": per["unchanged_new_event_id"]["ledger_ops_total"],
         "ledger_ops_duplicate": per["duplicate_delivery"]["ledger_ops_total"],
         "ledger_ops_stale": per["stale"]["ledger_ops_total"],
-        "azurite_events_per_s": t["ledger_azurite"]["events_per_s"], "azurite_share_of_bound": t["ledger_azurite"]["ratio"],
+        "azurite_events_per_s": t["ledger_azurite"]["events_per_s"],
+        "azurite_share_of_bound": t["ledger_azurite"]["ratio"],
         "in_process_events_per_s": t["ledger_in_process"]["events_per_s"],
         "in_process_share_of_bound": t["ledger_in_process"]["ratio"],
         "cpu_ms_azurite": t["ledger_azurite"]["cpu_ms_per_event"]["bench"],
@@ -52,14 +54,21 @@ def figures(result: dict) -> dict[str, float]:
     }
     out["cpu_azurite_over_in_process"] = round(out["cpu_ms_azurite"] / out["cpu_ms_in_process"], 2)
     if "naive" in t:
-        out.update({"naive_events_per_s": t["naive"]["events_per_s"], "naive_share_of_bound": t["naive"]["ratio"],
-                    "cpu_ms_naive": t["naive"]["cpu_ms_per_event"]["bench"],
-                    "cpu_azurite_over_naive": t["ratios"]["cpu_azurite_over_naive"],
-                    "throughput_azurite_over_naive": t["ratios"]["throughput_azurite_over_naive"],
-                    "naive_duplicate_emails_of_200": result["naive"]["what_commerce_holds"]["new_concurrent"][
-                        "emails_with_more_than_one"],
-                    "ours_duplicate_emails_of_200": result["what_commerce_holds"]["new_concurrent"][
-                        "emails_with_more_than_one"]})
+        out.update(
+            {
+                "naive_events_per_s": t["naive"]["events_per_s"],
+                "naive_share_of_bound": t["naive"]["ratio"],
+                "cpu_ms_naive": t["naive"]["cpu_ms_per_event"]["bench"],
+                "cpu_azurite_over_naive": t["ratios"]["cpu_azurite_over_naive"],
+                "throughput_azurite_over_naive": t["ratios"]["throughput_azurite_over_naive"],
+                "naive_duplicate_emails_of_200": result["naive"]["what_commerce_holds"]["new_concurrent"][
+                    "emails_with_more_than_one"
+                ],
+                "ours_duplicate_emails_of_200": result["what_commerce_holds"]["new_concurrent"][
+                    "emails_with_more_than_one"
+                ],
+            }
+        )
     return out
 
 
@@ -78,22 +87,33 @@ def main(argv: list[str] | None = None) -> None:
         if a.before:
             builds = {f"commit {a.before}": (here, export(a.before, Path(tmp))), **builds}
         else:
-            version = subprocess.run([a.python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                                     check=True, capture_output=True, text=True).stdout.strip()
-            mine = "%d.%d.%d" % sys.version_info[:3]
+            version = subprocess.run(
+                [a.python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            mine = ".".join(map(str, sys.version_info[:3]))
             builds = {f"Python {mine}": (here, ROOT), f"Python {version}": (a.python, ROOT)}
         values: dict[str, dict[str, list[float]]] = {name: {} for name in builds}
         loads = []
         for _ in range(a.rounds):
             for name, (python, cwd) in builds.items():
-                run = subprocess.run([python, "-m", "bench.pipeline", *a.pipeline_args], cwd=cwd, check=True,
-                                     capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(cwd)})
+                run = subprocess.run(
+                    [python, "-m", "bench.pipeline", *a.pipeline_args],
+                    cwd=cwd,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONPATH": str(cwd)},
+                )
                 result = json.loads(run.stdout)
                 loads.append(result.get("load_average_before_after"))
                 for key, value in figures(result).items():
                     values[name].setdefault(key, []).append(value)
-        summary = {name: {k: {"runs": v, "range": [min(v), max(v)]} for k, v in figs.items()}
-                   for name, figs in values.items()}
+        summary = {
+            name: {k: {"runs": v, "range": [min(v), max(v)]} for k, v in figs.items()} for name, figs in values.items()
+        }
         print(json.dumps({"rounds": a.rounds, "load_averages": loads, "builds": summary}, indent=1))
 
 

@@ -16,36 +16,58 @@ import random
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from shared.core.commerce_bodies.create import build_create_body
 from shared.core.settings import InvalidFieldPolicy, MappingSettings
 from shared.core.validation import validate_event
 
 TARGET_US = 300.0
-SETTINGS = MappingSettings(default_customer_type=1, default_group="30", default_currency="USD",
-                           default_language="en-us", address_type=7, default_country="US",
-                           state_id_overrides={}, invalid_field_policy=InvalidFieldPolicy.REJECT)
+SETTINGS = MappingSettings(
+    default_customer_type=1,
+    default_group="30",
+    default_currency="USD",
+    default_language="en-us",
+    address_type=7,
+    default_country="US",
+    state_id_overrides={},
+    invalid_field_policy=InvalidFieldPolicy.REJECT,
+)
 KEY = b"bench-hash-key-0123456789"
-NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
 # Real senders' data: names in the shop's language, loose postal codes, tel: URIs, extensions.
 _LOOSE_ADDRESSES = [
-    {"street": "Hauptstraße 5", "city": "Wien", "postalCode": "1010", "country": "Österreich",
-     "state": "Wien"},
-    {"street": "Rue Exemple", "streetNumber": "3", "city": "Paris", "postalCode": "75001",
-     "country": "france", "state": "Ile-de-France"},
-    {"street": "Beispielweg", "streetNumber": "9", "city": "München", "postalCode": "80331",
-     "country": "Deutschland", "state": "Bavaria"},
+    {"street": "Hauptstraße 5", "city": "Wien", "postalCode": "1010", "country": "Österreich", "state": "Wien"},
+    {
+        "street": "Rue Exemple",
+        "streetNumber": "3",
+        "city": "Paris",
+        "postalCode": "75001",
+        "country": "france",
+        "state": "Ile-de-France",
+    },
+    {
+        "street": "Beispielweg",
+        "streetNumber": "9",
+        "city": "München",
+        "postalCode": "80331",
+        "country": "Deutschland",
+        "state": "Bavaria",
+    },
     {"street": "Triq il-Kbira", "city": "Valletta", "postalCode": "vlt1117", "country": "Malta"},
 ]
 _LOOSE_PHONES = ["tel:+1-202-555-01{:02d}", "+44 20 7946 0{:03d} ext. 12", "+1 (202) 555-01{:02d} x7"]
 _ADDRESSES = [
     {"street": "1 Example Avenue", "city": "Seattle", "state": "WA", "postalCode": "98101", "country": "US"},
-    {"street": "24 Example Drive", "city": "Ottawa", "state": "Ontario", "postalCode": "k1a0b1",
-     "country": "CAN"},
-    {"street": "10 Example Street", "city": "London", "state": "GB-ENG", "postalCode": "sw1a2aa",
-     "country": "United Kingdom"},
+    {"street": "24 Example Drive", "city": "Ottawa", "state": "Ontario", "postalCode": "k1a0b1", "country": "CAN"},
+    {
+        "street": "10 Example Street",
+        "city": "London",
+        "state": "GB-ENG",
+        "postalCode": "sw1a2aa",
+        "country": "United Kingdom",
+    },
     {"street": "Eksempelvej", "streetNumber": "3", "city": "Aarhus", "postalCode": "8000", "country": "DK"},
     {"street": "Beispielstraße", "streetNumber": "7", "city": "Berlin", "postalCode": "10115", "country": "DE"},
 ]
@@ -59,22 +81,30 @@ def make_events(n: int, seed: int = 7, loose: bool = False) -> list[dict]:
     events = []
     for i in range(n):
         first, last = rnd.choice(_NAMES)
-        customer: dict = {"email": f"{first.lower()}.{i}+tag@Example.com", "firstName": first,
-                          "lastName": last}
+        customer: dict = {"email": f"{first.lower()}.{i}+tag@Example.com", "firstName": first, "lastName": last}
         if rnd.random() < 0.8:
             phones = _PHONES + _LOOSE_PHONES if loose else _PHONES
             customer["phone"] = rnd.choice(phones).format(rnd.randrange(100))
         if rnd.random() < 0.7:
             customer["address"] = dict(rnd.choice(_ADDRESSES + _LOOSE_ADDRESSES if loose else _ADDRESSES))
         if rnd.random() < 0.5:
-            customer.update(language=rnd.choice(["en-US", "da-DK", "de", "en-GB"]),
-                            currencyCode=rnd.choice(["usd", "EUR", "DKK"]),
-                            isOptedInMarketing=rnd.random() < 0.5)
+            customer.update(
+                language=rnd.choice(["en-US", "da-DK", "de", "en-GB"]),
+                currencyCode=rnd.choice(["usd", "EUR", "DKK"]),
+                isOptedInMarketing=rnd.random() < 0.5,
+            )
         if rnd.random() < 0.2:
             customer["middleName"] = None
         occurred = NOW - timedelta(seconds=rnd.randrange(86_400))
-        events.append({"specVersion": "1.0", "eventId": f"bench-{i}", "eventType": "customer.updated",
-                       "occurredAt": occurred.isoformat(), "customer": customer})
+        events.append(
+            {
+                "specVersion": "1.0",
+                "eventId": f"bench-{i}",
+                "eventType": "customer.updated",
+                "occurredAt": occurred.isoformat(),
+                "customer": customer,
+            }
+        )
     return events
 
 
@@ -100,10 +130,13 @@ def per_event_us(events: list[dict], repeat: int) -> tuple[float, int]:
 
 def import_ms(runs: int) -> float:
     """Wall time of ``import function_app`` in a fresh interpreter, best of ``runs``."""
-    code = ("import time; t = time.perf_counter(); import function_app; "
-            "print((time.perf_counter() - t) * 1000)")
-    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  check=True).stdout.split()[-1]) for _ in range(runs)]
+    code = "import time; t = time.perf_counter(); import function_app; print((time.perf_counter() - t) * 1000)"
+    times = [
+        float(
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1]
+        )
+        for _ in range(runs)
+    ]
     return min(times)
 
 
@@ -111,18 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.core")
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=1, help="timed runs; the best is reported")
-    parser.add_argument("--import-runs", type=int, default=0,
-                        help="also time `import function_app` in this many fresh interpreters")
+    parser.add_argument(
+        "--import-runs", type=int, default=0, help="also time `import function_app` in this many fresh interpreters"
+    )
     args = parser.parse_args(argv)
     for label, loose in (("validate+map", False), ("validate+map, loose real-world input", True)):
         events = make_events(max(args.events, 1), loose=loose)
         per_event, accepted = per_event_us(events, args.repeat)
-        print(f"{label}: {per_event:.1f} µs/event CPU over {len(events)} events "
-              f"({accepted} accepted, best of {max(args.repeat, 1)}); target <= {TARGET_US:.0f} "
-              f"µs/event: {'met' if per_event <= TARGET_US else 'MISSED'}")
+        print(
+            f"{label}: {per_event:.1f} µs/event CPU over {len(events)} events "
+            f"({accepted} accepted, best of {max(args.repeat, 1)}); target <= {TARGET_US:.0f} "
+            f"µs/event: {'met' if per_event <= TARGET_US else 'MISSED'}"
+        )
     if args.import_runs:
-        print(f"import function_app: {import_ms(args.import_runs):.0f} ms wall (best of "
-              f"{args.import_runs} fresh interpreters)")
+        print(
+            f"import function_app: {import_ms(args.import_runs):.0f} ms wall (best of "
+            f"{args.import_runs} fresh interpreters)"
+        )
     return 0
 
 

@@ -21,8 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from shared.adapters.commerce.client import search_body
-from shared.core.envelope import Envelope
 from shared.core.commerce_bodies.create import build_create_body
+from shared.core.envelope import Envelope
 from shared.core.settings import CommerceSettings, MappingSettings
 
 
@@ -41,22 +41,32 @@ class NaiveSync:
 
     def _headers(self) -> dict[str, str]:
         token = self._credential.get_token(self._scope).token  # a token per event
-        return {"OUN": self._commerce.oun, "Authorization": f"{self._commerce.auth_scheme} {token}",
-                "Accept": "application/json", "Content-Type": "application/json"}
+        return {
+            "OUN": self._commerce.oun,
+            "Authorization": f"{self._commerce.auth_scheme} {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
 
     def process(self, message: str) -> str:
         event = Envelope.from_json(message).event
         headers = self._headers()
         version = self._commerce.api_version
-        found = self._session.post(f"{self._base}/Customers/SearchByFields?$top=1&api-version={version}",
-                                   json=search_body(event.email), headers=headers,
-                                   timeout=(self._commerce.connect_timeout, self._commerce.read_timeout))
+        found = self._session.post(
+            f"{self._base}/Customers/SearchByFields?$top=1&api-version={version}",
+            json=search_body(event.email),
+            headers=headers,
+            timeout=(self._commerce.connect_timeout, self._commerce.read_timeout),
+        )
         found.raise_for_status()
         if found.json().get("value"):
             return "exists"  # no update: a changed name, address or phone never reaches Commerce
-        created = self._session.post(f"{self._base}/Customers?api-version={version}",
-                                     json=build_create_body(event, self._mapping), headers=headers,
-                                     timeout=(self._commerce.connect_timeout, self._commerce.read_timeout))
+        created = self._session.post(
+            f"{self._base}/Customers?api-version={version}",
+            json=build_create_body(event, self._mapping),
+            headers=headers,
+            timeout=(self._commerce.connect_timeout, self._commerce.read_timeout),
+        )
         created.raise_for_status()
         return "created"
 

@@ -37,28 +37,27 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from azure.core.credentials import AccessToken
 
+from bench.naive import NaiveSync
 from commerce_emulator.testing import start_emulator_process
 from devhost.azurite import start_azurite
 from shared.adapters.commerce.auth import CachedTokenProvider
 from shared.adapters.commerce.client import CommerceClient
-from shared.core.envelope import Envelope
-from shared.core.ledger_rules import LedgerConflict, LedgerEntry
 from shared.adapters.ledger_table import LedgerStore
-from shared.usecases.processor import CallCounter, LedgerPort, ProcessorDeps, process_message
-from shared.core.settings import load_settings
 from shared.adapters.storage import StorageFactory, ensure_table
 from shared.adapters.telemetry import Telemetry
+from shared.core.envelope import Envelope
+from shared.core.ledger_rules import LedgerConflict, LedgerEntry
+from shared.core.settings import load_settings
 from shared.core.validation import validate_event
+from shared.usecases.processor import CallCounter, LedgerPort, ProcessorDeps, process_message
 from tests.memory_ledger import MemoryLedger  # the same ETag rules the unit tests use
-
-from bench.naive import NaiveSync
 
 try:
     from shared.usecases.processor import EntryPresence
@@ -66,7 +65,7 @@ except ImportError:  # an earlier release, measured by this bench for before/aft
     EntryPresence = None  # type: ignore[assignment, misc]
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEDGER_OPS = ("read", "insert", "replace", "conflict")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -150,17 +149,32 @@ class CountingLedger:
             self._count(op, started)
 
 
-def envelope(i: int, settings, *, minute: int = 0, last_name: str = "Lovelace", street: str = "1 Main St",
-             phone: str = "+1 206 555 0100", prefix: str = "bench") -> str:
+def envelope(
+    i: int,
+    settings,
+    *,
+    minute: int = 0,
+    last_name: str = "Lovelace",
+    street: str = "1 Main St",
+    phone: str = "+1 206 555 0100",
+    prefix: str = "bench",
+) -> str:
     # Fixed-width numbers: no address is a word prefix of another, so searches return one row
     # (the emulator, like the real full-text search, matches bench.1 against bench.10...).
-    raw = {"specVersion": "1.0", "eventId": f"bench-{i}-{minute}-{last_name}-{len(street)}-{phone[-2:]}",
-           "eventType": "customer.updated",
-           "occurredAt": (NOW - timedelta(hours=1) + timedelta(minutes=minute)).isoformat(),
-           "customer": {"email": f"{prefix}.{i:06d}@example.com", "firstName": "Ada", "lastName": last_name,
-                        "phone": phone, "isOptedInMarketing": True,
-                        "address": {"street": street, "city": "Seattle", "state": "WA",
-                                    "postalCode": "98101", "country": "US"}}}
+    raw = {
+        "specVersion": "1.0",
+        "eventId": f"bench-{i}-{minute}-{last_name}-{len(street)}-{phone[-2:]}",
+        "eventType": "customer.updated",
+        "occurredAt": (NOW - timedelta(hours=1) + timedelta(minutes=minute)).isoformat(),
+        "customer": {
+            "email": f"{prefix}.{i:06d}@example.com",
+            "firstName": "Ada",
+            "lastName": last_name,
+            "phone": phone,
+            "isOptedInMarketing": True,
+            "address": {"street": street, "city": "Seattle", "state": "WA", "postalCode": "98101", "country": "US"},
+        },
+    }
     result = validate_event(raw, now=NOW, settings=settings.mapping, hash_key=settings.email_hash_key)
     assert result.event is not None, result.errors
     return Envelope.wrap(result.event, ingested_at=NOW, correlation_id="bench").to_json()
@@ -173,10 +187,12 @@ class Bench:
         self.emulator, self.settings = emulator, settings
         self.credential = CountingCredential(emulator.token)
         self.calls = CallCounter()
-        self.client = CommerceClient(settings.commerce,
-                                     CachedTokenProvider(self.credential, "api://bench/.default"),
-                                     on_call=self.calls.add,
-                                     max_concurrency=commerce_max_concurrency or None)
+        self.client = CommerceClient(
+            settings.commerce,
+            CachedTokenProvider(self.credential, "api://bench/.default"),
+            on_call=self.calls.add,
+            max_concurrency=commerce_max_concurrency or None,
+        )
         self.deadletters = ListDeadLetters()
         self.requeued = Requeued()
         self._presence: dict[int, object] = {}
@@ -189,19 +205,37 @@ class Bench:
         if EntryPresence is not None:
             # One EntryPresence per ledger, kept across batches, as a worker process keeps its own.
             extra["presence"] = self._presence.setdefault(id(ledger), EntryPresence())
-        return ProcessorDeps(commerce=self.client, deadletters=self.deadletters, telemetry=Telemetry(),
-                             mapping=s.mapping, max_dequeue_count=5, calls=self.calls, clock=lambda: NOW,
-                             ledger=ledger, requeue=self.requeued, retry=s.retry,
-                             lease_seconds=s.ledger_lease_seconds, call_budget=self.client.call_budget,
-                             hash_key=s.email_hash_key, rng=random.Random(7), **extra)
+        return ProcessorDeps(
+            commerce=self.client,
+            deadletters=self.deadletters,
+            telemetry=Telemetry(),
+            mapping=s.mapping,
+            max_dequeue_count=5,
+            calls=self.calls,
+            clock=lambda: NOW,
+            ledger=ledger,
+            requeue=self.requeued,
+            retry=s.retry,
+            lease_seconds=s.ledger_lease_seconds,
+            call_budget=self.client.call_budget,
+            hash_key=s.email_hash_key,
+            rng=random.Random(7),
+            **extra,
+        )
 
     @staticmethod
     def processor(deps: ProcessorDeps) -> Callable[[str], str]:
         return lambda message: process_message(message, 1, deps).outcome.value
 
-    def batch(self, messages: list[str], workers: int, work: Callable[[str], str],
-              wrap: Callable[[Callable[[], str]], str] | None = None) -> tuple[float, Counter]:
+    def batch(
+        self,
+        messages: list[str],
+        workers: int,
+        work: Callable[[str], str],
+        wrap: Callable[[Callable[[], str]], str] | None = None,
+    ) -> tuple[float, Counter]:
         """Run ``work`` over ``messages`` on ``workers`` threads: (seconds, outcome counts)."""
+
         def one(message: str) -> str:
             return wrap(lambda: work(message)) if wrap else work(message)
 
@@ -222,8 +256,11 @@ class Bench:
         n = len(messages)
         counted = self.emulator.calls()
         by_op = {k: round(v / n, 3) for k, v in counted.items() if k not in ("total", "faulted") and v}
-        result = {"outcomes": dict(outcomes), "commerce_calls": round(counted["total"] / n, 3),
-                  "commerce_by_operation": by_op}
+        result = {
+            "outcomes": dict(outcomes),
+            "commerce_calls": round(counted["total"] / n, 3),
+            "commerce_by_operation": by_op,
+        }
         if ledger is None:
             result["tokens"] = round((self.naive_credential.fetches - tokens) / n, 3)
         else:
@@ -275,9 +312,12 @@ class ThreadProfiles:
         of I/O: the ledger (``LedgerStore.read``/``write``: requests and (de)serialisation) and the
         Commerce client (``CommerceClient._call``); the rest is the processor's own work."""
         cumulative: Counter = Counter()
-        wanted = {("shared/usecases/processor.py", "process_message"): "processor",
-                  ("shared/adapters/ledger_table.py", "read"): "ledger", ("shared/adapters/ledger_table.py", "write"): "ledger",
-                  ("shared/adapters/commerce/client.py", "_call"): "commerce"}
+        wanted = {
+            ("shared/usecases/processor.py", "process_message"): "processor",
+            ("shared/adapters/ledger_table.py", "read"): "ledger",
+            ("shared/adapters/ledger_table.py", "write"): "ledger",
+            ("shared/adapters/commerce/client.py", "_call"): "commerce",
+        }
         for (filename, _, name), (_, _, _, cum, _) in self.stats().stats.items():  # type: ignore[attr-defined]
             for (suffix, function), kind in wanted.items():
                 if filename.endswith(suffix) and name == function:
@@ -300,7 +340,7 @@ def _package(filename: str, name: str) -> str:
         parts = filename.split("site-packages/", 1)[1].split("/")
         return "/".join(parts[:3]) if parts[0] == "azure" else parts[0]
     if filename.startswith(str(ROOT)):
-        return filename[len(str(ROOT)) + 1:]
+        return filename[len(str(ROOT)) + 1 :]
     if "/lib/python3" in filename:
         return "stdlib " + filename.split("/lib/python3", 1)[1].split("/", 2)[1].removesuffix(".py")
     return "builtins" if filename.startswith("~") or filename.startswith("<") else filename
@@ -310,21 +350,40 @@ def _holds(held: list[dict], prefix: str, n: int) -> dict:
     """What Commerce holds for the ``n`` emails ``prefix``.NNNNNN after the sequence of events."""
     mine = [c for c in held if str(c.get("Email", "")).startswith(prefix + ".")]
     by_email = Counter(c["Email"].lower() for c in mine)
-    latest = sum(1 for c in mine if (c.get("LastName"), c.get("Phone")) == ("Hopper", "+12065550199")
-                 and (c.get("Addresses") or [{}])[0].get("Street") == "22 Pine St")
-    return {"emails": n, "customers": len(mine), "emails_with_more_than_one": sum(1 for v in by_email.values() if v > 1),
-            "emails_missing": n - len(by_email), "customers_with_the_latest_data": latest}
+    latest = sum(
+        1
+        for c in mine
+        if (c.get("LastName"), c.get("Phone")) == ("Hopper", "+12065550199")
+        and (c.get("Addresses") or [{}])[0].get("Street") == "22 Pine St"
+    )
+    return {
+        "emails": n,
+        "customers": len(mine),
+        "emails_with_more_than_one": sum(1 for v in by_email.values() if v > 1),
+        "emails_missing": n - len(by_email),
+        "customers_with_the_latest_data": latest,
+    }
 
 
-def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
-        commerce_max_concurrency: int = 0, profile: bool = False) -> dict:
+def run(
+    events: int,
+    latency_ms: int,
+    concurrency: int,
+    repeats: int = 3,
+    commerce_max_concurrency: int = 0,
+    profile: bool = False,
+) -> dict:
     env = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     emulator = start_emulator_process()
     azurite = start_azurite()
     try:
-        env = {**env, "COMMERCE_BASE_URL": emulator.base_url, "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
-               "AzureWebJobsStorage": azurite.connection_string}
+        env = {
+            **env,
+            "COMMERCE_BASE_URL": emulator.base_url,
+            "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
+            "AzureWebJobsStorage": azurite.connection_string,
+        }
         settings = load_settings(env)
         table = StorageFactory(env).table(settings.ledger_table)  # what the worker builds
         ensure_table(table)
@@ -337,8 +396,9 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
 
         def sequence(prefix: str) -> dict[str, list[str]]:
             e = lambda i, **kw: envelope(i, settings, prefix=prefix, **kw)  # noqa: E731
-            racing = [e(i, minute=5, last_name="Hopper", street="22 Pine St", phone="+1 206 555 0199")
-                      for i in range(n)]
+            racing = [
+                e(i, minute=5, last_name="Hopper", street="22 Pine St", phone="+1 206 555 0199") for i in range(n)
+            ]
             return {
                 "new": [e(i) for i in range(n)],
                 "changed": [e(i, minute=1, last_name="King") for i in range(n)],
@@ -346,8 +406,9 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
                 "duplicate_delivery": [e(i, minute=2, last_name="King") for i in range(n)],
                 "stale": [e(i, minute=1, last_name="Byron") for i in range(n)],  # older than :02
                 "changed_address": [e(i, minute=3, last_name="King", street="22 Pine St") for i in range(n)],
-                "changed_phone": [e(i, minute=4, last_name="King", street="22 Pine St", phone="+1 206 555 0199")
-                                  for i in range(n)],
+                "changed_phone": [
+                    e(i, minute=4, last_name="King", street="22 Pine St", phone="+1 206 555 0199") for i in range(n)
+                ],
                 # Both deliveries of each event in flight at once: one applies, the other is deferred
                 # (lease busy) or finds it applied. Calls are per delivery: 0.5 is one PATCH per event.
                 "duplicate_delivery_concurrent": [m for m in racing for _ in (0, 1)],
@@ -356,13 +417,21 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
             }
 
         ours, naive = sequence("bench"), sequence("naive")
-        per_event = {name: bench.scenario(msgs, 8 if name.endswith("_concurrent") else 4, ledger)
-                     for name, msgs in ours.items()}
-        naive_per_event = {name: bench.scenario(msgs, 8 if name.endswith("_concurrent") else 4, None)
-                           for name, msgs in naive.items()}
-        expected = {"new": "created", "changed": "updated", "unchanged_new_event_id": "unchanged",
-                    "duplicate_delivery": "duplicate", "stale": "stale", "changed_address": "updated",
-                    "changed_phone": "updated"}
+        per_event = {
+            name: bench.scenario(msgs, 8 if name.endswith("_concurrent") else 4, ledger) for name, msgs in ours.items()
+        }
+        naive_per_event = {
+            name: bench.scenario(msgs, 8 if name.endswith("_concurrent") else 4, None) for name, msgs in naive.items()
+        }
+        expected = {
+            "new": "created",
+            "changed": "updated",
+            "unchanged_new_event_id": "unchanged",
+            "duplicate_delivery": "duplicate",
+            "stale": "stale",
+            "changed_address": "updated",
+            "changed_phone": "updated",
+        }
         for name, outcome in expected.items():
             assert set(per_event[name]["outcomes"]) == {outcome}, (name, per_event[name]["outcomes"])
         deferred_in_race = len(bench.requeued.messages)
@@ -374,14 +443,25 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
             if c["Email"].startswith("bench.5"):  # the new_concurrent customers: created once each
                 continue
             addresses = c.get("Addresses") or []
-            assert (c["LastName"], c["Phone"], len(addresses), addresses[0]["Street"]) == \
-                ("Hopper", "+12065550199", 1, "22 Pine St"), c["AccountNumber"]
+            assert (c["LastName"], c["Phone"], len(addresses), addresses[0]["Street"]) == (
+                "Hopper",
+                "+12065550199",
+                1,
+                "22 Pine St",
+            ), c["AccountNumber"]
         correctness = {
-            "ours": {**_holds([c for c in ours_held if not c["Email"].startswith("bench.5")], "bench", n),
-                     "new_concurrent": _holds([c for c in held if c["Email"].startswith("bench.5")], "bench", n)},
-            "naive": {**_holds([c for c in held if c["Email"].startswith("naive.")
-                                      and not c["Email"].startswith("naive.5")], "naive", n),
-                      "new_concurrent": _holds([c for c in held if c["Email"].startswith("naive.5")], "naive", n)},
+            "ours": {
+                **_holds([c for c in ours_held if not c["Email"].startswith("bench.5")], "bench", n),
+                "new_concurrent": _holds([c for c in held if c["Email"].startswith("bench.5")], "bench", n),
+            },
+            "naive": {
+                **_holds(
+                    [c for c in held if c["Email"].startswith("naive.") and not c["Email"].startswith("naive.5")],
+                    "naive",
+                    n,
+                ),
+                "new_concurrent": _holds([c for c in held if c["Email"].startswith("naive.5")], "naive", n),
+            },
         }
 
         # --- throughput: new customers; Azurite ledger, in-process ledger and naive interleaved ---
@@ -389,12 +469,13 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
         emulator.set_faults(latency_ms=latency_ms)
         memory = CountingLedger(MemoryLedger())
         variants: dict[str, Callable[[str], str]] = {
-            "azurite": bench.processor(bench.deps(ledger)), "memory": bench.processor(bench.deps(memory)),
-            "naive": bench.naive.process}
-        for k, (name, work) in enumerate(variants.items()):
+            "azurite": bench.processor(bench.deps(ledger)),
+            "memory": bench.processor(bench.deps(memory)),
+            "naive": bench.naive.process,
+        }
+        for k, work in enumerate(variants.values()):
             # Warm-up: open the connection pools and start the threads, as a running worker has.
-            bench.batch([envelope(5_000 + 1_000 * k + i, settings) for i in range(4 * concurrency)],
-                        concurrency, work)
+            bench.batch([envelope(5_000 + 1_000 * k + i, settings) for i in range(4 * concurrency)], concurrency, work)
         runs: dict[str, list[float]] = {name: [] for name in variants}
         # Where the machine's CPU goes, per event: this process (processor, client, Tables requests),
         # the emulator, Azurite. On a small machine the three compete for the same cores.
@@ -433,8 +514,10 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
                 profiles = ThreadProfiles()
                 msgs = [envelope(100_000 + k * events + i, settings) for i in range(events)]
                 bench.batch(msgs, concurrency, variants[name], wrap=profiles)
-                profile_summary[name] = {"cpu_ms_per_event": profiles.breakdown(events),
-                                         "own_time_by_package": profiles.by_package(events)}
+                profile_summary[name] = {
+                    "cpu_ms_per_event": profiles.breakdown(events),
+                    "own_time_by_package": profiles.by_package(events),
+                }
                 texts.append(f"=== {name} ledger: cProfile of {events} new-customer events\n{profiles.report()}")
             profile_text = "\n".join(texts)
 
@@ -443,11 +526,13 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
         def summary(name: str) -> dict:
             values = runs[name]
             median = sorted(values)[len(values) // 2]
-            return {"events_per_s_each": [round(x, 1) for x in values], "events_per_s": round(median, 1),
-                    "ratio": round(median / bound, 3),
-                    "commerce_calls_per_event": round(calls[name] / (repeats * events), 3),
-                    "cpu_ms_per_event": {k: round(v / (repeats * events) * 1000, 2)
-                                         for k, v in cpu[name].items()}}
+            return {
+                "events_per_s_each": [round(x, 1) for x in values],
+                "events_per_s": round(median, 1),
+                "ratio": round(median / bound, 3),
+                "commerce_calls_per_event": round(calls[name] / (repeats * events), 3),
+                "cpu_ms_per_event": {k: round(v / (repeats * events) * 1000, 2) for k, v in cpu[name].items()},
+            }
 
         summaries = {name: summary(name) for name in variants}
         own_cpu = {name: cpu[name]["bench"] for name in variants}
@@ -458,13 +543,19 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
             "per_event": per_event,
             "deferred_in_concurrent_duplicates": deferred_in_race,
             "token_fetches": bench.credential.fetches,
-            "naive": {"per_event": naive_per_event, "what_commerce_holds": correctness["naive"],
-                      "token_fetches_per_event_throughput": round(naive_tokens / (repeats * events), 3)},
+            "naive": {
+                "per_event": naive_per_event,
+                "what_commerce_holds": correctness["naive"],
+                "token_fetches_per_event_throughput": round(naive_tokens / (repeats * events), 3),
+            },
             "what_commerce_holds": correctness["ours"],
             "throughput": {
-                "events": events, "latency_ms": latency_ms, "concurrency": concurrency,
+                "events": events,
+                "latency_ms": latency_ms,
+                "concurrency": concurrency,
                 "commerce_max_concurrency": commerce_max_concurrency or None,
-                "calls_per_event": round(calls_per, 3), "repeats": repeats,
+                "calls_per_event": round(calls_per, 3),
+                "repeats": repeats,
                 "bound_events_per_s": round(bound, 1),
                 "ledger_azurite": summaries["azurite"],
                 "ledger_in_process": summaries["memory"],
@@ -473,11 +564,15 @@ def run(events: int, latency_ms: int, concurrency: int, repeats: int = 3,
                     # The issue's goals: ratios within this one run.
                     "cpu_azurite_over_in_process": round(own_cpu["azurite"] / own_cpu["memory"], 2),
                     "cpu_azurite_over_naive": round(own_cpu["azurite"] / own_cpu["naive"], 2),
-                    "throughput_azurite_over_naive": round(summaries["azurite"]["events_per_s"]
-                                                           / summaries["naive"]["events_per_s"], 2),
+                    "throughput_azurite_over_naive": round(
+                        summaries["azurite"]["events_per_s"] / summaries["naive"]["events_per_s"], 2
+                    ),
                 },
-                "azurite_ms_per_ledger_op": {op: round(ledger_seconds[op] / ledger_counts[op] * 1000, 2)
-                                             for op in LEDGER_OPS if ledger_counts[op]},
+                "azurite_ms_per_ledger_op": {
+                    op: round(ledger_seconds[op] / ledger_counts[op] * 1000, 2)
+                    for op in LEDGER_OPS
+                    if ledger_counts[op]
+                },
                 "azurite_ledger_ops_per_event": round(sum(ledger_counts.values()) / (repeats * events), 3),
             },
         }
@@ -497,11 +592,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latency-ms", type=int, default=20)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each kind; the median is reported")
-    p.add_argument("--commerce-max-concurrency", type=int, default=0,
-                   help="the client's cap on calls in flight (COMMERCE_MAX_CONCURRENCY); 0: none")
-    p.add_argument("--profile", action="store_true",
-                   help="also run one batch of each ledger under cProfile (all threads): a summary in the "
-                        "JSON, the tables after it")
+    p.add_argument(
+        "--commerce-max-concurrency",
+        type=int,
+        default=0,
+        help="the client's cap on calls in flight (COMMERCE_MAX_CONCURRENCY); 0: none",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run one batch of each ledger under cProfile (all threads): a summary in the "
+        "JSON, the tables after it",
+    )
     a = p.parse_args(argv)
     result = run(a.events, a.latency_ms, a.concurrency, a.repeats, a.commerce_max_concurrency, a.profile)
     profile = result.pop("profile", None)

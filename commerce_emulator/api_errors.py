@@ -54,7 +54,7 @@ class ApiError(Exception):
     resource_id: str
     message: str
     member_names: list[str] = field(default_factory=list)
-    details: list["ApiError"] = field(default_factory=list)  # the parts of an aggregate
+    details: list[ApiError] = field(default_factory=list)  # the parts of an aggregate
     headers: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -64,8 +64,7 @@ class ApiError(Exception):
 def from_problems(problems: list[Problem], echo: str = "") -> ApiError:
     """One problem -> its own error; several -> AggregateValidationError listing each (400 either way).
     ``echo`` (the echo_input_in_errors mode) is appended to every message."""
-    parts = [ApiError(400, _PROBLEM_IDS.get(p.kind, BAD_REQUEST), p.message + echo, [p.member])
-             for p in problems]
+    parts = [ApiError(400, _PROBLEM_IDS.get(p.kind, BAD_REQUEST), p.message + echo, [p.member]) for p in problems]
     if len(parts) == 1:
         return parts[0]
     members = [m for part in parts for m in part.member_names]

@@ -35,8 +35,18 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 OPERATIONS = ("search", "get", "create", "update")
 RATE_FAULTS = ("throttle", "server_error", "unavailable", "hang", "drop", "commit_then_fail")
-SCRIPT_FAULTS = ("throttle", "throttle_no_retry_after", "throttle_http_date", "server_error", "unavailable",
-                 "hang", "drop", "commit_then_fail", "commit_then_hang", "not_found")
+SCRIPT_FAULTS = (
+    "throttle",
+    "throttle_no_retry_after",
+    "throttle_http_date",
+    "server_error",
+    "unavailable",
+    "hang",
+    "drop",
+    "commit_then_fail",
+    "commit_then_hang",
+    "not_found",
+)
 
 DEFAULT_FAULTS: dict[str, Any] = {
     "seed": None,
@@ -67,8 +77,9 @@ def _check_config_value(key: str, value: Any) -> None:
         "token": lambda v: isinstance(v, str) and v != "",
         "strict_properties": lambda v: isinstance(v, bool),
         "required_on_create": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-        "create_defaults": lambda v: isinstance(v, dict) and all(
-            k in CUSTOMER and type_ok(CUSTOMER[k], d) for k, d in v.items()),
+        "create_defaults": lambda v: (
+            isinstance(v, dict) and all(k in CUSTOMER and type_ok(CUSTOMER[k], d) for k, d in v.items())
+        ),
         "async_mode": lambda v: isinstance(v, bool),
         "create_status": lambda v: v in (200, 201),
         "max_top": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,

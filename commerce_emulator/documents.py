@@ -7,9 +7,10 @@ Identifiers and the clock come in through ``Ids`` so that these functions stay p
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any, Protocol
 from urllib.parse import quote
-from typing import Any, Mapping, Protocol
 
 from .schema import ADDRESS, CONTACT, CUSTOMER, GLOBAL_CUSTOMER_KEYS, Problem, check_entity, complete
 
@@ -22,7 +23,8 @@ EMAIL_CONTACT_TYPE = 2  # ContactInfoType.Email
 # domain of letter/digit/hyphen labels and a top-level label of two or more letters.
 _EMAIL = re.compile(
     r"^[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
-    r"@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}$")
+    r"@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}$"
+)
 
 
 class Ids(Protocol):
@@ -73,12 +75,21 @@ def validate(body: Mapping[str, Any], mode: str, config: Mapping[str, Any]) -> l
         is_new = mode == "create" or is_empty(address.get("RecordId"))
         if is_new or "ThreeLetterISORegionName" in address:
             if not country_ok(address.get("ThreeLetterISORegionName")):
-                problems.append(Problem("invalid_country", f"Addresses[{i}].ThreeLetterISORegionName",
-                                        "The country/region is not an ISO 3166-1 alpha-3 code."))
+                problems.append(
+                    Problem(
+                        "invalid_country",
+                        f"Addresses[{i}].ThreeLetterISORegionName",
+                        "The country/region is not an ISO 3166-1 alpha-3 code.",
+                    )
+                )
     for i, contact in enumerate(body.get("Contacts") or []):
         value = contact.get("Value")
-        if contact.get("AddressTypeValue") == EMAIL_CONTACT_TYPE and isinstance(value, str) and value \
-                and not email_ok(value):
+        if (
+            contact.get("AddressTypeValue") == EMAIL_CONTACT_TYPE
+            and isinstance(value, str)
+            and value
+            and not email_ok(value)
+        ):
             problems.append(Problem("invalid_email", f"Contacts[{i}].Value", "The email address is not valid."))
     return problems
 
@@ -99,8 +110,9 @@ def echo_input(body: Mapping[str, Any]) -> str:
     parts: list[str] = []
     email = body.get("Email")
     if isinstance(email, str) and email:
-        parts.append(f"Email '{email}' (query: email={quote(email, safe='')}, json: {_escaped(email)}, "
-                     f"html: {_entities(email)})")
+        parts.append(
+            f"Email '{email}' (query: email={quote(email, safe='')}, json: {_escaped(email)}, html: {_entities(email)})"
+        )
     for key in ("Name", "FirstName", "MiddleName", "LastName", "Phone"):
         value = body.get(key)
         if isinstance(value, str) and value:
@@ -119,8 +131,10 @@ def echo_input(body: Mapping[str, Any]) -> str:
 
 def compose_full_address(address: Mapping[str, Any]) -> str:
     """``Street\\nCity, State ZipCode\\nThreeLetterISORegionName``, leaving out empty parts and lines."""
-    city, region = address.get("City") or "", " ".join(
-        p for p in (address.get("State") or "", address.get("ZipCode") or "") if p)
+    city, region = (
+        address.get("City") or "",
+        " ".join(p for p in (address.get("State") or "", address.get("ZipCode") or "") if p),
+    )
     middle = f"{city}, {region}" if city and region else city or region
     lines = (address.get("Street") or "", middle, address.get("ThreeLetterISORegionName") or "")
     return "\n".join(line for line in lines if line)
@@ -139,13 +153,15 @@ def _new_item(item: Mapping[str, Any], spec: Mapping[str, str], ids: Ids, keep_i
     return stored
 
 
-def build_customer(body: Mapping[str, Any], config: Mapping[str, Any], ids: Ids, *, seed: bool = False
-                   ) -> dict[str, Any]:
+def build_customer(
+    body: Mapping[str, Any], config: Mapping[str, Any], ids: Ids, *, seed: bool = False
+) -> dict[str, Any]:
     """The complete stored Customer for a create (``seed``: keep the server-owned values that are given)."""
     doc = complete(body, CUSTOMER)
     keep = {k for k in SERVER_OWNED if seed and k in body and not is_empty(body[k])}
-    doc["IsAsyncCustomer"] = bool(body["IsAsyncCustomer"]) if seed and "IsAsyncCustomer" in body \
-        else bool(config["async_mode"])
+    doc["IsAsyncCustomer"] = (
+        bool(body["IsAsyncCustomer"]) if seed and "IsAsyncCustomer" in body else bool(config["async_mode"])
+    )
     if "AccountNumber" not in keep:
         doc["AccountNumber"] = ids.async_account_number() if doc["IsAsyncCustomer"] else ids.account_number()
     if "RecordId" not in keep:
@@ -164,8 +180,9 @@ def build_customer(body: Mapping[str, Any], config: Mapping[str, Any], ids: Ids,
     return doc
 
 
-def _merge_items(stored: list[dict[str, Any]], sent: list[Mapping[str, Any]], spec: Mapping[str, str],
-                 collection: str, ids: Ids) -> tuple[list[dict[str, Any]], list[Problem]]:
+def _merge_items(
+    stored: list[dict[str, Any]], sent: list[Mapping[str, Any]], spec: Mapping[str, str], collection: str, ids: Ids
+) -> tuple[list[dict[str, Any]], list[Problem]]:
     """Items with a known RecordId are updated in place (only the properties sent); the others are added."""
     merged = [dict(item) for item in stored]
     by_id = {item["RecordId"]: item for item in merged}
@@ -177,8 +194,11 @@ def _merge_items(stored: list[dict[str, Any]], sent: list[Mapping[str, Any]], sp
             continue
         target = by_id.get(record_id)
         if target is None:
-            problems.append(Problem("object_not_found", f"{collection}[{i}].RecordId",
-                                    f"No item of '{collection}' has this RecordId."))
+            problems.append(
+                Problem(
+                    "object_not_found", f"{collection}[{i}].RecordId", f"No item of '{collection}' has this RecordId."
+                )
+            )
             continue
         for key, value in complete(item, spec).items():
             if key in item and key != "RecordId":
@@ -188,8 +208,7 @@ def _merge_items(stored: list[dict[str, Any]], sent: list[Mapping[str, Any]], sp
     return merged, problems
 
 
-def apply_patch(stored: Mapping[str, Any], body: Mapping[str, Any], ids: Ids
-                ) -> tuple[dict[str, Any], list[Problem]]:
+def apply_patch(stored: Mapping[str, Any], body: Mapping[str, Any], ids: Ids) -> tuple[dict[str, Any], list[Problem]]:
     """The stored Customer after a partial update; omitted properties keep their stored values."""
     doc = dict(stored)
     sent = complete(body, CUSTOMER)  # the sent values with nulls turned into defaults

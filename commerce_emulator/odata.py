@@ -39,13 +39,13 @@ def query_options(query: str) -> dict[str, str]:
 
 def paging(options: dict[str, str], max_top: int, default_top: int = 50) -> tuple[int, int]:
     """(top, skip) from ``$top``/``$skip``: defaults 50 and 0, top capped at ``max_top``; junk is a 400."""
+
     def number(name: str, default: int) -> int:
         raw = options.get(name)
         if raw is None:
             return default
         if not raw.isdigit():
-            raise ApiError(400, BAD_REQUEST, f"The query option '{name}' must be a non-negative integer.",
-                                [name])
+            raise ApiError(400, BAD_REQUEST, f"The query option '{name}' must be a non-negative integer.", [name])
         return int(raw)
 
     return min(number("$top", default_top), max_top), number("$skip", 0)

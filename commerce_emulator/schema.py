@@ -7,8 +7,9 @@ stores (every known property present, defaulted when not set) so the product's d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 STRING, INTEGER, DECIMAL, BOOLEAN, DATE, COLLECTION = "string", "integer", "decimal", "boolean", "date", "collection"
 
@@ -24,29 +25,29 @@ def _kinds(**groups: str) -> dict[str, str]:
 
 CUSTOMER: dict[str, str] = _kinds(
     string="AccountNumber Name FirstName MiddleName LastName PartyNumber NewCustomerPartyNumber OrganizationId "
-           "IdentificationNumber CNPJCPFNumber Phone PhoneExt Cellphone Email Url ReceiptEmail ChargeGroup "
-           "PriceGroup Language CustomerGroup CurrencyCode InvoiceAccount CreditRating MultilineDiscountGroup "
-           "TotalDiscountGroup LineDiscountGroup TaxGroup SalesTaxGroup CommissionSalesGroupId TaxExemptNumber "
-           "VatNumber TaxOffice Tag OfflineImage BusinessPartnerId DefaultPaymentMethod",
+    "IdentificationNumber CNPJCPFNumber Phone PhoneExt Cellphone Email Url ReceiptEmail ChargeGroup "
+    "PriceGroup Language CustomerGroup CurrencyCode InvoiceAccount CreditRating MultilineDiscountGroup "
+    "TotalDiscountGroup LineDiscountGroup TaxGroup SalesTaxGroup CommissionSalesGroupId TaxExemptNumber "
+    "VatNumber TaxOffice Tag OfflineImage BusinessPartnerId DefaultPaymentMethod",
     integer="RecordId PhoneRecordId EmailRecordId UrlRecordId PersonNameId DirectoryPartyRecordId "
-            "RetailCustomerTableRecordId TitleRecordId CustomerTypeValue BlockedType ReceiptSettings",
+    "RetailCustomerTableRecordId TitleRecordId CustomerTypeValue BlockedType ReceiptSettings",
     decimal="CreditLimit Balance",
     boolean="IsCustomerTaxInclusive MandatoryCreditLimit Blocked UseOrderNumberReference UsePurchaseRequest "
-            "NonChargeableAccount OptOutPersonalization OptOutWebActivityTracking IsAsyncCustomer "
-            "IsFloorLimitBlocked IsB2b IsB2bAdmin AllowOnAccountPayment",
+    "NonChargeableAccount OptOutPersonalization OptOutWebActivityTracking IsAsyncCustomer "
+    "IsFloorLimitBlocked IsB2b IsB2bAdmin AllowOnAccountPayment",
     date="CreatedDateTime",
     collection="CustomerAffiliations Addresses Attributes Images Contacts ExtensionProperties",
 )
 
 ADDRESS: dict[str, str] = _kinds(
     string="Name Id FullAddress Street StreetNumber County CountyName City DistrictName State StateName ZipCode "
-           "ThreeLetterISORegionName TwoLetterISORegionName Phone PhoneExt Email EmailContent Url AttentionTo "
-           "BuildingCompliment Postbox TaxGroup PartyNumber LogisticsLocationId PhoneLogisticsLocationId "
-           "EmailLogisticsLocationId UrlLogisticsLocationId DataAreaId",
+    "ThreeLetterISORegionName TwoLetterISORegionName Phone PhoneExt Email EmailContent Url AttentionTo "
+    "BuildingCompliment Postbox TaxGroup PartyNumber LogisticsLocationId PhoneLogisticsLocationId "
+    "EmailLogisticsLocationId UrlLogisticsLocationId DataAreaId",
     integer="RecordId PhoneRecordId EmailRecordId UrlRecordId AddressTypeValue DirectoryPartyTableRecordId "
-            "DirectoryPartyLocationRecordId DirectoryPartyLocationRoleRecordId LogisticsLocationRecordId "
-            "LogisticsLocationExtRecordId LogisticsLocationRoleRecordId PhoneLogisticsLocationRecordId "
-            "EmailLogisticsLocationRecordId UrlLogisticsLocationRecordId ExpireRecordId SortOrder RoleCount",
+    "DirectoryPartyLocationRecordId DirectoryPartyLocationRoleRecordId LogisticsLocationRecordId "
+    "LogisticsLocationExtRecordId LogisticsLocationRoleRecordId PhoneLogisticsLocationRecordId "
+    "EmailLogisticsLocationRecordId UrlLogisticsLocationRecordId ExpireRecordId SortOrder RoleCount",
     boolean="Deactivate IsPrimary IsPrivate IsAsyncAddress",
     collection="ExtensionProperties",
 )
@@ -58,8 +59,20 @@ CONTACT: dict[str, str] = _kinds(
     collection="ExtensionProperties",
 )
 
-GLOBAL_CUSTOMER_KEYS = ("AccountNumber", "PartyNumber", "RecordId", "FullName", "FullAddress", "Phone", "Email",
-                        "CustomerTypeValue", "IsAsyncCustomer", "IsB2b", "Images", "ExtensionProperties")
+GLOBAL_CUSTOMER_KEYS = (
+    "AccountNumber",
+    "PartyNumber",
+    "RecordId",
+    "FullName",
+    "FullAddress",
+    "Phone",
+    "Email",
+    "CustomerTypeValue",
+    "IsAsyncCustomer",
+    "IsB2b",
+    "Images",
+    "ExtensionProperties",
+)
 
 # Collections whose items are entities the reference lists completely: checked property by property.
 NESTED: dict[str, dict[str, str]] = {"Addresses": ADDRESS, "Contacts": CONTACT}
@@ -109,12 +122,12 @@ def check_entity(body: Mapping[str, Any], spec: Mapping[str, str], path: str, st
         kind = spec.get(key)
         if kind is None:
             if strict:
-                problems.append(Problem("unknown_property", member,
-                                        f"The property '{key}' does not exist on this type."))
+                problems.append(
+                    Problem("unknown_property", member, f"The property '{key}' does not exist on this type.")
+                )
             continue
         if not type_ok(kind, value):
-            problems.append(Problem("invalid_format", member,
-                                    f"The value of '{key}' is not a valid {kind}."))
+            problems.append(Problem("invalid_format", member, f"The value of '{key}' is not a valid {kind}."))
             continue
         if kind == COLLECTION:
             problems.extend(_check_collection(key, value, member, spec, strict))
@@ -133,8 +146,11 @@ def _check_collection(key: str, items: list, member: str, spec: Mapping[str, str
         elif key == "ExtensionProperties":
             # CommerceProperty: {"Key": str, "Value": CommercePropertyValue object}
             if not isinstance(item.get("Key"), str) or not isinstance(item.get("Value", {}), (dict, type(None))):
-                problems.append(Problem("invalid_format", item_path,
-                                        "An extension property needs a string Key and an object Value."))
+                problems.append(
+                    Problem(
+                        "invalid_format", item_path, "An extension property needs a string Key and an object Value."
+                    )
+                )
     return problems
 
 

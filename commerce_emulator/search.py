@@ -30,13 +30,18 @@ def _bad(message: str, member: str) -> ApiError:
 def search_terms(body: Any) -> list[str]:
     """The lower-cased email terms of a SearchByFields body; anything malformed is a 400."""
     if not isinstance(body, dict) or not isinstance(body.get("CustomerSearchByFieldCriteria"), dict):
-        raise ApiError(400, MISSING_ARGUMENT, "The parameter 'CustomerSearchByFieldCriteria' is required.",
-                            ["CustomerSearchByFieldCriteria"])
+        raise ApiError(
+            400,
+            MISSING_ARGUMENT,
+            "The parameter 'CustomerSearchByFieldCriteria' is required.",
+            ["CustomerSearchByFieldCriteria"],
+        )
     criteria = body["CustomerSearchByFieldCriteria"]
     unknown = set(criteria) - {"Criteria", "DataLevelValue"}
     if unknown:
-        raise _bad(f"The property '{sorted(unknown)[0]}' does not exist on CustomerSearchByFieldCriteria.",
-                   sorted(unknown)[0])
+        raise _bad(
+            f"The property '{sorted(unknown)[0]}' does not exist on CustomerSearchByFieldCriteria.", sorted(unknown)[0]
+        )
     level = criteria.get("DataLevelValue", 1)
     if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 4:
         raise _bad("'DataLevelValue' must be a CommerceEntityDataLevel (0..4).", "DataLevelValue")
@@ -48,8 +53,12 @@ def search_terms(body: Any) -> list[str]:
         if not isinstance(item, dict) or set(item) - {"SearchTerm", "SearchField"}:
             raise _bad("A criterion is {\"SearchTerm\": ..., \"SearchField\": ...}.", f"Criteria[{i}]")
         field, term = item.get("SearchField"), item.get("SearchTerm")
-        if not isinstance(field, dict) or field.get("Value") != EMAIL_FIELD \
-                or field.get("Name", "Email") != "Email" or isinstance(field.get("Value"), bool):
+        if (
+            not isinstance(field, dict)
+            or field.get("Value") != EMAIL_FIELD
+            or field.get("Name", "Email") != "Email"
+            or isinstance(field.get("Value"), bool)
+        ):
             raise _bad("Only the Email search field (3) is supported.", f"Criteria[{i}].SearchField")
         if not isinstance(term, str) or not term.strip():
             raise _bad("'SearchTerm' must be a non-empty string.", f"Criteria[{i}].SearchTerm")
@@ -82,5 +91,6 @@ def matches(term: str, email_lower: str, mode: str = "word_prefix") -> bool:
     if mode == "email_prefix":
         return email_lower.startswith(term) if prefix else email_lower == term
     term_words, email_words = words(term), words(email_lower)
-    return bool(term_words) and any(word_matches(term_words, prefix, email_words, start)
-                                    for start in range(len(email_words) - len(term_words) + 1))
+    return bool(term_words) and any(
+        word_matches(term_words, prefix, email_words, start) for start in range(len(email_words) - len(term_words) + 1)
+    )

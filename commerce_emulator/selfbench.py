@@ -21,8 +21,17 @@ from .odata import key_literal
 from .testing import start_emulator_process
 
 
-def _client(host: str, port: int, token: str, accounts: list[str], emails: list[str], offset: int,
-            deadline: float, results: list, errors: list) -> None:
+def _client(
+    host: str,
+    port: int,
+    token: str,
+    accounts: list[str],
+    emails: list[str],
+    offset: int,
+    deadline: float,
+    results: list,
+    errors: list,
+) -> None:
     conn = http.client.HTTPConnection(host, port, timeout=10)
     headers = {"Authorization": f"id_token {token}", "OUN": "052", "Content-Type": "application/json"}
     latencies: list[float] = []
@@ -31,13 +40,23 @@ def _client(host: str, port: int, token: str, accounts: list[str], emails: list[
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             if i % 2:
-                body = json.dumps({"CustomerSearchByFieldCriteria": {"Criteria": [{
-                    "SearchTerm": emails[i % len(emails)], "SearchField": {"Name": "Email", "Value": 3}}],
-                    "DataLevelValue": 1}})
+                body = json.dumps(
+                    {
+                        "CustomerSearchByFieldCriteria": {
+                            "Criteria": [
+                                {"SearchTerm": emails[i % len(emails)], "SearchField": {"Name": "Email", "Value": 3}}
+                            ],
+                            "DataLevelValue": 1,
+                        }
+                    }
+                )
                 conn.request("POST", "/Commerce/Customers/SearchByFields?$top=50&api-version=7.3", body, headers)
             else:
-                conn.request("GET", f"/Commerce/Customers({key_literal(accounts[i % len(accounts)])})"
-                                    "?api-version=7.3", headers=headers)
+                conn.request(
+                    "GET",
+                    f"/Commerce/Customers({key_literal(accounts[i % len(accounts)])})?api-version=7.3",
+                    headers=headers,
+                )
             response = conn.getresponse()
             response.read()
             if response.status != 200:
@@ -62,19 +81,38 @@ def _cpu_seconds(pid: int) -> float | None:
 def run(clients: int = 16, seconds: float = 5.0, customers: int = 2000) -> dict[str, float]:
     handle = start_emulator_process()
     try:
-        seeded = handle.seed([{"FirstName": f"Bench{n}", "LastName": "Customer", "Email": f"bench{n}@example.com",
-                               "Addresses": [{"Street": f"{n} Main St", "City": "Albany", "State": "NY",
-                                              "ZipCode": "12207", "ThreeLetterISORegionName": "USA"}]}
-                              for n in range(customers)])
+        seeded = handle.seed(
+            [
+                {
+                    "FirstName": f"Bench{n}",
+                    "LastName": "Customer",
+                    "Email": f"bench{n}@example.com",
+                    "Addresses": [
+                        {
+                            "Street": f"{n} Main St",
+                            "City": "Albany",
+                            "State": "NY",
+                            "ZipCode": "12207",
+                            "ThreeLetterISORegionName": "USA",
+                        }
+                    ],
+                }
+                for n in range(customers)
+            ]
+        )
         accounts = [c["AccountNumber"] for c in seeded]
         emails = [c["Email"] for c in seeded]
         url = urlsplit(handle.url)
         results: list[list[float]] = []
         errors: list[int] = []
         deadline = time.perf_counter() + seconds
-        threads = [threading.Thread(target=_client, args=(url.hostname, url.port, handle.token, accounts, emails,
-                                                          n * 7919, deadline, results, errors))
-                   for n in range(clients)]
+        threads = [
+            threading.Thread(
+                target=_client,
+                args=(url.hostname, url.port, handle.token, accounts, emails, n * 7919, deadline, results, errors),
+            )
+            for n in range(clients)
+        ]
         cpu_before = _cpu_seconds(handle.process.pid)
         started = time.perf_counter()
         for t in threads:
@@ -90,7 +128,10 @@ def run(clients: int = 16, seconds: float = 5.0, customers: int = 2000) -> dict[
     server_cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     per_request_us = round(server_cpu / len(latencies) * 1e6) if server_cpu and latencies else None
     return {
-        "clients": clients, "seconds": round(elapsed, 2), "requests": len(latencies), "errors": len(errors),
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "errors": len(errors),
         "requests_per_second": round(len(latencies) / elapsed),
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),

@@ -13,16 +13,17 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote
 
 from . import api_errors, documents
-from .config import DEFAULT_CONFIG, ConfigError, merge_config, parse_faults
 from .api_errors import ApiError
+from .config import DEFAULT_CONFIG, ConfigError, merge_config, parse_faults
 from .faults import FaultInjector
 from .odata import customer_key, key_literal, paging, query_options
 from .search import search_terms
@@ -36,8 +37,9 @@ COUNTERS = ("search", "get", "create", "update", "total", "faulted")
 class EmulatorServer:
     """The emulator, in this process. ``EmulatorServer(port=0).start()``; ``.url``; ``.stop()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, config: dict[str, Any] | None = None,
-                 token: str | None = None):
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, config: dict[str, Any] | None = None, token: str | None = None
+    ):
         start = merge_config(DEFAULT_CONFIG, config or {})
         if token is not None:
             start = merge_config(start, {"token": token})
@@ -70,9 +72,10 @@ class EmulatorServer:
     def base_url(self) -> str:
         return self.url + "/Commerce"
 
-    def start(self) -> "EmulatorServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="commerce-emulator", daemon=True)
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="commerce-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -157,8 +160,10 @@ class EmulatorServer:
         test can tell which client process is waiting on a call, e.g. to kill it mid-call)."""
         now = time.monotonic()
         with self._lock:
-            return [{"operation": e["operation"], "client_port": e["client_port"],
-                     "seconds": round(now - e["started"], 3)} for e in self._serving.values()]
+            return [
+                {"operation": e["operation"], "client_port": e["client_port"], "seconds": round(now - e["started"], 3)}
+                for e in self._serving.values()
+            ]
 
     def track(self, conn: socket.socket, open_: bool) -> None:
         with self._lock:
@@ -256,14 +261,16 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             name, colon, value = str(line, "iso-8859-1").partition(":")
             if len(line) > 65536 or len(headers) >= 100 or not colon:
-                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE if colon else HTTPStatus.BAD_REQUEST,
-                                "Bad header")
+                self.send_error(
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE if colon else HTTPStatus.BAD_REQUEST, "Bad header"
+                )
                 return False
             headers[name.strip().lower()] = value.strip()
         self.headers = headers  # type: ignore[assignment]
         connection = headers.get("connection", "").lower()
-        self.close_connection = connection == "close" if self.request_version == "HTTP/1.1" \
-            else connection != "keep-alive"
+        self.close_connection = (
+            connection == "close" if self.request_version == "HTTP/1.1" else connection != "keep-alive"
+        )
         if headers.get("expect", "").lower() == "100-continue":
             return self.handle_expect_100()
         return True
@@ -318,11 +325,16 @@ class _Handler(BaseHTTPRequestHandler):
         return ApiError(413, api_errors.REQUEST_TOO_LARGE, "The request body is too large.")
 
     def _write(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False,
-                                                      separators=(",", ":")).encode("utf-8")
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-                 "Content-Type: application/json; charset=utf-8" if payload is not None else "",
-                 f"Content-Length: {len(body)}", "OData-Version: 4.0", f"Date: {_http_date()}"]
+        body = (
+            b"" if payload is None else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        )
+        lines = [
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+            "Content-Type: application/json; charset=utf-8" if payload is not None else "",
+            f"Content-Length: {len(body)}",
+            "OData-Version: 4.0",
+            f"Date: {_http_date()}",
+        ]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         if self.close_connection:
             lines.append("Connection: close")
@@ -364,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # no response at all: the client sees the connection close
         except OSError:
             raise  # the connection failed: nobody to answer
-        except Exception:  # a bug in the emulator: answer 500 rather than hang the client
+        except Exception:  # noqa: BLE001 - a bug in the emulator: answer 500 rather than hang the client
             traceback.print_exc(file=sys.stderr)
             self.close_connection = True
             self._error(ApiError(500, api_errors.INTERNAL, "Internal emulator error."), "odata")
@@ -402,11 +414,16 @@ class _Handler(BaseHTTPRequestHandler):
         if config["require_auth"]:
             scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
             if scheme.lower() not in ("id_token", "bearer") or token.strip() != config["token"]:
-                raise ApiError(401, api_errors.AUTHENTICATION_FAILED, "Authentication failed.",
-                                    headers={"WWW-Authenticate": "id_token"})
+                raise ApiError(
+                    401,
+                    api_errors.AUTHENTICATION_FAILED,
+                    "Authentication failed.",
+                    headers={"WWW-Authenticate": "id_token"},
+                )
         if config["require_oun"] and not (self.headers.get("OUN") or "").strip():
-            raise ApiError(400, api_errors.MISSING_ARGUMENT, "The OUN header (operating unit number) is "
-                                "required.", ["OUN"])
+            raise ApiError(
+                400, api_errors.MISSING_ARGUMENT, "The OUN header (operating unit number) is required.", ["OUN"]
+            )
 
     def _early_fault(self, fault: str, operation: str) -> None:
         """Answer (or not) the faults that happen before the operation runs; return for the commit_then_* faults
@@ -420,11 +437,16 @@ class _Handler(BaseHTTPRequestHandler):
             emulator.wake_event.wait(faults["hang_seconds"])
             raise _Dropped()
         if fault == "throttle":
-            raise ApiError(429, api_errors.TOO_MANY_REQUESTS, "Too many requests.",
-                                headers={"Retry-After": str(retry_after)})
+            raise ApiError(
+                429, api_errors.TOO_MANY_REQUESTS, "Too many requests.", headers={"Retry-After": str(retry_after)}
+            )
         if fault == "throttle_http_date":
-            raise ApiError(429, api_errors.TOO_MANY_REQUESTS, "Too many requests.",
-                                headers={"Retry-After": formatdate(time.time() + retry_after, usegmt=True)})
+            raise ApiError(
+                429,
+                api_errors.TOO_MANY_REQUESTS,
+                "Too many requests.",
+                headers={"Retry-After": formatdate(time.time() + retry_after, usegmt=True)},
+            )
         if fault == "throttle_no_retry_after":
             raise ApiError(429, api_errors.TOO_MANY_REQUESTS, "Too many requests.")
         if fault == "server_error" or (fault == "commit_then_fail" and operation in ("search", "get")):
@@ -441,8 +463,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _entity(self, doc: dict[str, Any]) -> dict[str, Any]:
         return {"@odata.context": f"{self._base()}/$metadata#Customers/$entity", **doc}
 
-    def _operation(self, operation: str, path: str, query: str, raw: bytes, config: dict[str, Any]
-                   ) -> tuple[int, Any, dict[str, str] | None]:
+    def _operation(
+        self, operation: str, path: str, query: str, raw: bytes, config: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str] | None]:
         store = self.server.emulator.store
         if operation == "search":
             terms = search_terms(self._json(raw))
@@ -453,8 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
             if len(rows) > top and ("$top" not in options or int(options["$top"]) > top):
                 # OData server-driven paging: the server chose the page size (no $top, or $top above
                 # max_top) and more rows follow, so it says where the next page starts.
-                payload["@odata.nextLink"] = (f"{self._base()}/Customers/SearchByFields?$top={top}"
-                                              f"&$skip={skip + top}")
+                payload["@odata.nextLink"] = f"{self._base()}/Customers/SearchByFields?$top={top}&$skip={skip + top}"
             return 200, payload, None
         if operation == "get":
             return 200, self._entity(store.get(customer_key(path))), None
@@ -462,20 +484,25 @@ class _Handler(BaseHTTPRequestHandler):
         if operation == "create":
             problems = documents.validate(body, "create", config)
             if problems:
-                raise errors.from_problems(problems, _echo(body, config))
+                raise api_errors.from_problems(problems, _echo(body, config))
             if not documents.is_empty(body.get("AccountNumber")):
-                raise ApiError(400, api_errors.BAD_REQUEST, "AccountNumber is assigned by the server: send "
-                                    "an empty string.", ["AccountNumber"])
+                raise ApiError(
+                    400,
+                    api_errors.BAD_REQUEST,
+                    "AccountNumber is assigned by the server: send an empty string.",
+                    ["AccountNumber"],
+                )
             doc = store.create(body, config)
             location = f"{self._base()}/Customers({key_literal(doc['AccountNumber'])})"
             return config["create_status"], self._entity(doc), {"Location": location}
         key = customer_key(path)
         problems = documents.validate(body, "update", config)
         if problems:
-            raise errors.from_problems(problems, _echo(body, config))
+            raise api_errors.from_problems(problems, _echo(body, config))
         if body.get("AccountNumber") != key:
-            raise ApiError(400, api_errors.BAD_REQUEST, "The body's AccountNumber must equal the key.",
-                                ["AccountNumber"])
+            raise ApiError(
+                400, api_errors.BAD_REQUEST, "The body's AccountNumber must equal the key.", ["AccountNumber"]
+            )
         return 200, self._entity(store.update(key, body)), None
 
     # --- control API -----------------------------------------------------------------------------------
@@ -501,7 +528,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == ("POST", "/_emulator/customers"):
                 self._write(200, self._seed(self._json(raw)))
             elif method == "GET" and path.startswith("/_emulator/customers/"):
-                self._write(200, emulator.store.get(unquote(path[len("/_emulator/customers/"):])))
+                self._write(200, emulator.store.get(unquote(path[len("/_emulator/customers/") :])))
             elif route == ("GET", "/_emulator/calls"):
                 self._write(200, emulator.calls())
             elif route == ("GET", "/_emulator/inflight"):
@@ -527,5 +554,5 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, api_errors.BAD_REQUEST, "Seed a JSON list of Customer objects.")
         problems = [p for item in items for p in documents.validate(item, "seed", emulator.config)]
         if problems:
-            raise errors.from_problems(problems)
+            raise api_errors.from_problems(problems)
         return emulator.store.seed(items, emulator.config)

@@ -10,8 +10,9 @@ import bisect
 import math
 import threading
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from . import documents
 from .api_errors import CUSTOMER_NOT_FOUND, DUPLICATE_OBJECT, ApiError, from_problems
@@ -23,7 +24,7 @@ FIRST_PARTY = 1001
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def not_found() -> ApiError:
@@ -117,23 +118,44 @@ class CustomerStore:
     def seed(self, bodies: list[Mapping[str, Any]], config: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Store customers as if created, keeping given AccountNumber/RecordIds/IsAsyncCustomer. All or none."""
         with self._lock:
-            saved = (dict(self._by_account), dict(self._by_record), list(self._emails), list(self._words),
-                     dict(self._words_of), self._next_record, self._next_account, self._next_party)
+            saved = (
+                dict(self._by_account),
+                dict(self._by_record),
+                list(self._emails),
+                list(self._words),
+                dict(self._words_of),
+                self._next_record,
+                self._next_account,
+                self._next_party,
+            )
             try:
                 return [self._seed_one(body, config) for body in bodies]
             except ApiError:
-                (self._by_account, self._by_record, self._emails, self._words, self._words_of,
-                 self._next_record, self._next_account, self._next_party) = saved
+                (
+                    self._by_account,
+                    self._by_record,
+                    self._emails,
+                    self._words,
+                    self._words_of,
+                    self._next_record,
+                    self._next_account,
+                    self._next_party,
+                ) = saved
                 raise
 
     def _seed_one(self, body: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-        given = [body.get("RecordId") or 0] + [item.get("RecordId") or 0 for key in ("Addresses", "Contacts")
-                                              for item in body.get(key) or []]
+        given = [body.get("RecordId") or 0] + [
+            item.get("RecordId") or 0 for key in ("Addresses", "Contacts") for item in body.get(key) or []
+        ]
         self._next_record = max(self._next_record, *given)
         doc = documents.build_customer(body, config, self, seed=True)
         if doc["AccountNumber"] in self._by_account or doc["RecordId"] in self._by_record:
-            raise ApiError(400, DUPLICATE_OBJECT, "A customer with this AccountNumber or RecordId "
-                                "already exists.", ["AccountNumber"])
+            raise ApiError(
+                400,
+                DUPLICATE_OBJECT,
+                "A customer with this AccountNumber or RecordId already exists.",
+                ["AccountNumber"],
+            )
         self._put(doc)
         return doc
 
@@ -142,9 +164,10 @@ class CustomerStore:
         first, rest = terms[0], terms[1:]
         with self._lock:
             candidates = self._by_email_prefix(first) if mode == "email_prefix" else self._by_words(first)
-            found = sorted(r for r in candidates
-                           if all(matches(term, self._by_record[r]["Email"].lower(), mode) for term in rest))
-            docs = [self._by_record[r] for r in found[skip:skip + top]]
+            found = sorted(
+                r for r in candidates if all(matches(term, self._by_record[r]["Email"].lower(), mode) for term in rest)
+            )
+            docs = [self._by_record[r] for r in found[skip : skip + top]]
         return [documents.global_customer(doc) for doc in docs]
 
     def _by_email_prefix(self, term: str) -> list[int]:
@@ -163,19 +186,24 @@ class CustomerStore:
         term_words, prefix = words(term), is_prefix_term(term)
         if not term_words:
             return set()
-        anchor, lo, hi = min(((i, *self._word_range(w, prefix)) for i, w in enumerate(term_words)),
-                             key=lambda t: t[2] - t[1])
+        anchor, lo, hi = min(
+            ((i, *self._word_range(w, prefix)) for i, w in enumerate(term_words)), key=lambda t: t[2] - t[1]
+        )
         found: set[int] = set()
         for _, record_id, position in self._words[lo:hi]:
-            if record_id not in found and word_matches(term_words, prefix, self._words_of[record_id],
-                                                       position - anchor):
+            if record_id not in found and word_matches(
+                term_words, prefix, self._words_of[record_id], position - anchor
+            ):
                 found.add(record_id)
         return found
 
     def _word_range(self, word: str, prefix: bool) -> tuple[int, int]:
         lo = bisect.bisect_left(self._words, (word,))
-        hi = bisect.bisect_left(self._words, (word + "\U0010ffff",)) if prefix \
+        hi = (
+            bisect.bisect_left(self._words, (word + "\U0010ffff",))
+            if prefix
             else bisect.bisect_right(self._words, (word, math.inf))
+        )
         return lo, hi
 
     def sync_async(self) -> dict[str, str]:
@@ -188,7 +216,6 @@ class CustomerStore:
                     self._put(doc, old=old)
                     renumbered[old["AccountNumber"]] = doc["AccountNumber"]
             return renumbered
-
 
 
 def _remove(index: list, entry: tuple) -> None:

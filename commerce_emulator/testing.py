@@ -34,13 +34,13 @@ class EmulatorHandle:
 
     def _call(self, method: str, path: str, body: Any = None, ok_404: bool = False) -> Any:
         with self._session_lock:
-            response = self._session.request(method, f"{self.url}/_emulator/{path}", timeout=self._timeout,
-                                             json=body if body is not None else None)
+            response = self._session.request(
+                method, f"{self.url}/_emulator/{path}", timeout=self._timeout, json=body if body is not None else None
+            )
         if ok_404 and response.status_code == 404:
             return None
         if response.status_code >= 400:
-            raise RuntimeError(f"emulator control call {method} {path} failed: {response.status_code} "
-                               f"{response.text}")
+            raise RuntimeError(f"emulator control call {method} {path} failed: {response.status_code} {response.text}")
         return response.json()
 
     def reset(self) -> None:
@@ -100,17 +100,22 @@ class EmulatorHandle:
             self.process.stdout.close()
 
 
-def start_emulator_process(token: str = DEFAULT_TOKEN, config: dict[str, Any] | None = None,
-                           timeout: float = 20.0) -> EmulatorHandle:
+def start_emulator_process(
+    token: str = DEFAULT_TOKEN, config: dict[str, Any] | None = None, timeout: float = 20.0
+) -> EmulatorHandle:
     """Spawn ``python -m commerce_emulator --port 0`` and wait for its ready line. Raises with its stderr."""
     cmd = [sys.executable, "-m", "commerce_emulator", "--port", "0", "--token", token]
     if config:
         cmd += ["--config", json.dumps(config)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        "PYTHONUNBUFFERED": "1",
+    }
     stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child can never block on it
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr,
-                               start_new_session=True, text=True)
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True, text=True
+    )
     line: list[str] = []
     reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)
     reader.start()
@@ -123,7 +128,9 @@ def start_emulator_process(token: str = DEFAULT_TOKEN, config: dict[str, Any] | 
         stderr.seek(0)
         detail = stderr.read().decode("utf-8", "replace").strip()
         stderr.close()
-        raise RuntimeError(f"the Commerce emulator did not start (exit code {process.returncode}): "
-                           f"{detail or (line[0] if line else 'no output')}")
+        raise RuntimeError(
+            f"the Commerce emulator did not start (exit code {process.returncode}): "
+            f"{detail or (line[0] if line else 'no output')}"
+        )
     stderr.close()  # the child keeps its own descriptor
-    return EmulatorHandle(line[0][len(READY_PREFIX):].strip(), token, process)
+    return EmulatorHandle(line[0][len(READY_PREFIX) :].strip(), token, process)

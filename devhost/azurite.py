@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key: public, documented, accepted only by the emulator.
-DEV_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port() -> int:
@@ -70,25 +70,46 @@ def _wait_listening(port: int, deadline: float, process: subprocess.Popen) -> No
     raise RuntimeError(f"Azurite did not listen on port {port} in time")
 
 
-def start_azurite(*, blob_port: int | None = None, queue_port: int | None = None,
-                  table_port: int | None = None, location: str | None = None,
-                  quiet: bool = True, timeout: float = 30.0) -> Azurite:
+def start_azurite(
+    *,
+    blob_port: int | None = None,
+    queue_port: int | None = None,
+    table_port: int | None = None,
+    location: str | None = None,
+    quiet: bool = True,
+    timeout: float = 30.0,
+) -> Azurite:
     """Start Azurite on the given ports (free ones when omitted). In memory unless ``location``."""
     az = Azurite(blob_port or free_port(), queue_port or free_port(), table_port or free_port())
     cmd = azurite_command() + [
         # --disableTelemetry: Azurite otherwise reports usage over the network, and on shutdown waits
         # for that report (seconds, up to minutes offline) before it exits.
-        "--skipApiVersionCheck", "--loose", "--disableTelemetry",
-        "--blobHost", "127.0.0.1", "--blobPort", str(az.blob_port),
-        "--queueHost", "127.0.0.1", "--queuePort", str(az.queue_port),
-        "--tableHost", "127.0.0.1", "--tablePort", str(az.table_port),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(az.blob_port),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(az.queue_port),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(az.table_port),
     ]
     cmd += ["--location", location] if location else ["--inMemoryPersistence"]
     if quiet:
         cmd.append("--silent")
-    az.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if quiet else None,
-                                  stderr=subprocess.DEVNULL if quiet else None,
-                                  start_new_session=True, env={**os.environ})
+    az.process = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL if quiet else None,
+        stderr=subprocess.DEVNULL if quiet else None,
+        start_new_session=True,
+        env={**os.environ},
+    )
     deadline = time.monotonic() + timeout
     try:
         for port in (az.blob_port, az.queue_port, az.table_port):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 from devhost.bindings import AppFunctions
 from devhost.ncrontab import next_occurrence
@@ -15,7 +15,9 @@ from devhost.ncrontab import next_occurrence
 # The app's ingest route, shown in the "try it" line when the app has it.
 SAMPLE_ROUTE = "customers/events"
 FALLBACK_EVENT = {
-    "specVersion": "1.0", "eventId": "demo-0001", "eventType": "customer.created",
+    "specVersion": "1.0",
+    "eventId": "demo-0001",
+    "eventType": "customer.created",
     "occurredAt": "2026-01-01T09:00:00+00:00",
     "customer": {"email": "jane.doe@example.com", "firstName": "Jane", "lastName": "Doe"},
 }
@@ -46,20 +48,30 @@ def banner(facts: BannerFacts) -> str:
         state = "" if facts.queues_enabled else " (disabled)"
         lines.append(f"  {q.name}: queueTrigger on '{q.queue_name}'{state}")
     for t in facts.functions.timers:
-        state = (f", next {next_occurrence(t.schedule, facts.now).isoformat()}Z" if facts.timers_enabled
-                 else " (disabled)")
+        state = (
+            f", next {next_occurrence(t.schedule, facts.now).isoformat()}Z" if facts.timers_enabled else " (disabled)"
+        )
         lines.append(f"  {t.name}: timerTrigger '{t.schedule.expression}' (UTC{state})")
     if facts.http_base and facts.functions.http:
         lines += ["", "Function keys are NOT enforced locally (as with Core Tools): any authLevel is open."]
         target = _sample_target(facts)
         if target:
-            data = (f"@{facts.sample_event.as_posix()}" if facts.sample_event
-                    else json.dumps(FALLBACK_EVENT, separators=(",", ":")))
-            lines += ["", "Try it:",
-                      f"  curl -i -X POST -H 'Content-Type: application/json' --data {shlex.quote(data)} {target}"]
+            data = (
+                f"@{facts.sample_event.as_posix()}"
+                if facts.sample_event
+                else json.dumps(FALLBACK_EVENT, separators=(",", ":"))
+            )
+            lines += [
+                "",
+                "Try it:",
+                f"  curl -i -X POST -H 'Content-Type: application/json' --data {shlex.quote(data)} {target}",
+            ]
     if facts.emulator_url:
-        lines += ["", "See the resulting customer in the Commerce emulator:",
-                  f"  curl {facts.emulator_url}/_emulator/customers"]
+        lines += [
+            "",
+            "See the resulting customer in the Commerce emulator:",
+            f"  curl {facts.emulator_url}/_emulator/customers",
+        ]
     lines += ["", "Ctrl-C stops the host and everything it started.", ""]
     return "\n".join(lines)
 

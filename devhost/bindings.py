@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from devhost import ncrontab
 from devhost.invoke import Invoker, make_invoker
@@ -25,11 +26,13 @@ class BindingError(ValueError):
 
 def resolve(text: str, env: Mapping[str, str], *, where: str) -> str:
     """Replace every ``%NAME%`` in ``text`` with ``env[NAME]``, as the host does at startup."""
+
     def substitute(match: re.Match[str]) -> str:
         name = match[1]
         if name not in env or env[name] == "":
             raise BindingError(f"{where}: '%{name}%' does not resolve to a value (set {name})")
         return env[name]
+
     return _EXPRESSION.sub(substitute, text)
 
 
@@ -106,8 +109,9 @@ def discover(app: Any, env: Mapping[str, str], only: Collection[str] | None = No
         if len(triggers) != 1:
             raise BindingError(f"function {name!r}: expected one trigger, found {len(triggers)}")
         trigger = triggers[0]
-        others = [b for b in bindings if b is not trigger
-                  and not (b.get("type") == "http" and b.get("name") == "$return")]
+        others = [
+            b for b in bindings if b is not trigger and not (b.get("type") == "http" and b.get("name") == "$return")
+        ]
         if others:
             kinds = sorted({str(b.get("type")) for b in others})
             raise BindingError(f"function {name!r}: bindings {kinds} are not supported by the local host")
@@ -117,13 +121,24 @@ def discover(app: Any, env: Mapping[str, str], only: Collection[str] | None = No
         if kind == "httpTrigger":
             methods = trigger.get("methods")
             route = resolve(trigger.get("route") or name, env, where=where)
-            http.append(HttpFunction(
-                name, compile_route(route),
-                frozenset(_enum_text(m).upper() for m in methods) if methods else ALL_METHODS,
-                _enum_text(trigger.get("authLevel") or "function").lower(), invoker))
+            http.append(
+                HttpFunction(
+                    name,
+                    compile_route(route),
+                    frozenset(_enum_text(m).upper() for m in methods) if methods else ALL_METHODS,
+                    _enum_text(trigger.get("authLevel") or "function").lower(),
+                    invoker,
+                )
+            )
         elif kind == "queueTrigger":
-            queues.append(QueueFunction(name, resolve(trigger["queueName"], env, where=where),
-                                        trigger.get("connection") or "AzureWebJobsStorage", invoker))
+            queues.append(
+                QueueFunction(
+                    name,
+                    resolve(trigger["queueName"], env, where=where),
+                    trigger.get("connection") or "AzureWebJobsStorage",
+                    invoker,
+                )
+            )
         elif kind == "timerTrigger":
             expression = resolve(trigger["schedule"], env, where=where)
             try:

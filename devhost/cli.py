@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,7 @@ from devhost.children import Child, emulator_port, is_listening, start_emulator
 from devhost.local_host import LocalHost
 from devhost.queue_listener import POISON_SUFFIX
 from devhost.settings_file import merged, read_settings, settings_path
-from devhost.storage import (clear_table, ensure_queues, ensure_tables, expand_connection_string,
-                             local_storage_ports)
+from devhost.storage import clear_table, ensure_queues, ensure_tables, expand_connection_string, local_storage_ports
 
 log = logging.getLogger("devhost")
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-azurite", action="store_true", help="never start Azurite")
     p.add_argument("--azurite-location", type=Path, help="Azurite data folder (default: <root>/.azurite)")
     p.add_argument("--no-emulator", action="store_true", help="never start the Commerce emulator")
-    p.add_argument("--emulator-port", type=int, default=7075,
-                   help="start the emulator when COMMERCE_BASE_URL points at 127.0.0.1 on this port")
+    p.add_argument(
+        "--emulator-port",
+        type=int,
+        default=7075,
+        help="start the emulator when COMMERCE_BASE_URL points at 127.0.0.1 on this port",
+    )
     p.add_argument("--no-http", action="store_true", help="no HTTP server (a queue and timer worker)")
     p.add_argument("--no-timers", action="store_true", help="do not run timer triggers")
     p.add_argument("--only-queues", action="store_true", help="queue triggers only: no HTTP, no timers")
@@ -75,22 +78,26 @@ def _storage_children(args: argparse.Namespace, connection: str, root: Path) -> 
     if all(listening):
         return [], f"Storage: Azurite already listening on {ports['queue']} (queues)"
     if args.no_azurite:
-        raise SystemExit(f"devhost: storage ports {list(ports.values())} are not listening and --no-azurite "
-                         "was given: start Azurite first")
+        raise SystemExit(
+            f"devhost: storage ports {list(ports.values())} are not listening and --no-azurite "
+            "was given: start Azurite first"
+        )
     if any(listening):
         raise SystemExit(f"devhost: only some of the storage ports {list(ports.values())} are listening")
     location = args.azurite_location or root / ".azurite"
     location.mkdir(parents=True, exist_ok=True)
-    az = azurite_module.start_azurite(blob_port=ports["blob"], queue_port=ports["queue"],
-                                      table_port=ports["table"], location=str(location))
+    az = azurite_module.start_azurite(
+        blob_port=ports["blob"], queue_port=ports["queue"], table_port=ports["table"], location=str(location)
+    )
     assert az.process is not None
     return [Child("azurite", az.process)], f"Storage: Azurite started (pid {az.process.pid}, data in {location})"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     root = args.root.resolve()
 
@@ -101,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(merged(values, os.environ))
     connection = os.environ.get("AzureWebJobsStorage", "")
     if not connection:
-        print("devhost: AzureWebJobsStorage is not set (no settings file and no environment variable)",
-              file=sys.stderr)
+        print("devhost: AzureWebJobsStorage is not set (no settings file and no environment variable)", file=sys.stderr)
         return 2
 
     stopping = threading.Event()
@@ -117,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = [storage_line]
         emulator_url = None
         fresh_emulator = False
-        port = None if args.no_emulator else emulator_port(os.environ.get("COMMERCE_BASE_URL", ""),
-                                                             args.emulator_port)
+        port = None if args.no_emulator else emulator_port(os.environ.get("COMMERCE_BASE_URL", ""), args.emulator_port)
         if port:
             emulator_url = f"http://127.0.0.1:{port}"
             if is_listening(port):
@@ -134,12 +139,17 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(_configure_telemetry())
         app = _load_app(args.app, root)
         only_queues = args.only_queues
-        host = LocalHost(app, host_json=args.host_json or root / "host.json", env=os.environ,
-                         http_port=args.port if args.port is not None
-                         else int(host_settings.get("LocalHttpPort") or 7071),
-                         http_host=args.host, storage_connection=expand_connection_string(connection),
-                         http=not (args.no_http or only_queues),
-                         timers=not (args.no_timers or only_queues), functions=args.functions)
+        host = LocalHost(
+            app,
+            host_json=args.host_json or root / "host.json",
+            env=os.environ,
+            http_port=args.port if args.port is not None else int(host_settings.get("LocalHttpPort") or 7071),
+            http_host=args.host,
+            storage_connection=expand_connection_string(connection),
+            http=not (args.no_http or only_queues),
+            timers=not (args.no_timers or only_queues),
+            functions=args.functions,
+        )
         _provision(host, connection)
         ledger = os.environ.get("LEDGER_TABLE_NAME")
         if fresh_emulator and ledger:
@@ -147,20 +157,35 @@ def main(argv: list[str] | None = None) -> int:
             # ledger kept from an earlier run (in .azurite/) would make the same events "duplicate".
             cleared = clear_table(connection, ledger)
             if cleared:
-                lines.append(f"Sync ledger: {cleared} entr{'y' if cleared == 1 else 'ies'} from an earlier run "
-                             "cleared (the emulator starts empty)")
+                lines.append(
+                    f"Sync ledger: {cleared} entr{'y' if cleared == 1 else 'ies'} from an earlier run "
+                    "cleared (the emulator starts empty)"
+                )
         host.start()
         http_url = host.http_url if host.serving_http else None
         shown = http_url.replace("127.0.0.1", "localhost") if http_url and args.host == "127.0.0.1" else http_url
         sample = root / "samples" / "event.json"
-        print(banner(BannerFacts(
-            functions=host.functions, http_base=shown,
-            settings_file=str(path.relative_to(root) if path and path.is_relative_to(root) else path),
-            processes=lines, sample_event=sample.relative_to(root) if sample.is_file() else None,
-            emulator_url=emulator_url, now=datetime.now(timezone.utc).replace(tzinfo=None),
-            queues_enabled=True, timers_enabled=not (args.no_timers or only_queues))), flush=True)
-        print(READY_PREFIX + json.dumps({"http_url": http_url, "pid": os.getpid(),
-                                         "children": {c.name: c.pid for c in children}}), flush=True)
+        print(
+            banner(
+                BannerFacts(
+                    functions=host.functions,
+                    http_base=shown,
+                    settings_file=str(path.relative_to(root) if path and path.is_relative_to(root) else path),
+                    processes=lines,
+                    sample_event=sample.relative_to(root) if sample.is_file() else None,
+                    emulator_url=emulator_url,
+                    now=datetime.now(UTC).replace(tzinfo=None),
+                    queues_enabled=True,
+                    timers_enabled=not (args.no_timers or only_queues),
+                )
+            ),
+            flush=True,
+        )
+        print(
+            READY_PREFIX
+            + json.dumps({"http_url": http_url, "pid": os.getpid(), "children": {c.name: c.pid for c in children}}),
+            flush=True,
+        )
         while not stopping.wait(0.5):
             pass
         log.info("Stopping")
@@ -168,11 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         print(exit_.code, file=sys.stderr)
         return 1
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any startup failure is printed with a hint, not a traceback
         hint = ""
         if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
-            hint = (" - a port is taken (7071 for HTTP, 7075 for the emulator, 10000-10002 for "
-                    "Azurite): stop the other process, or use --port / --emulator-port")
+            hint = (
+                " - a port is taken (7071 for HTTP, 7075 for the emulator, 10000-10002 for "
+                "Azurite): stop the other process, or use --port / --emulator-port"
+            )
         log.error("devhost could not start: %s: %s%s", type(error).__name__, error, hint)
         return 1
     finally:

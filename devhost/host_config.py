@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,8 +24,9 @@ def parse_timespan(text: str) -> timedelta:
     match = _TIMESPAN.match(text.strip())
     if not match:
         raise ValueError(f"not a TimeSpan (expected [d.]hh:mm:ss): {text!r}")
-    return timedelta(days=int(match["d"] or 0), hours=int(match["h"]), minutes=int(match["m"]),
-                     seconds=float(match["s"]))
+    return timedelta(
+        days=int(match["d"] or 0), hours=int(match["h"]), minutes=int(match["m"]), seconds=float(match["s"])
+    )
 
 
 class QueueOptions(BaseModel):
@@ -68,8 +70,7 @@ def host_options(raw: Mapping[str, Any], *, cpu_count: int | None = None) -> Hos
         # Documented default: batchSize/2 x number of cores.
         new_batch_threshold=int(q.get("newBatchThreshold", (batch_size // 2) * cores)),
         max_dequeue_count=int(q.get("maxDequeueCount", 5)),
-        visibility_timeout=parse_timespan(q["visibilityTimeout"]) if "visibilityTimeout" in q
-        else timedelta(0),
+        visibility_timeout=parse_timespan(q["visibilityTimeout"]) if "visibilityTimeout" in q else timedelta(0),
         max_polling_interval=_polling_interval(q.get("maxPollingInterval")),
         message_encoding=encoding,
     )

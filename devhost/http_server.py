@@ -56,8 +56,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
@@ -124,8 +125,7 @@ class _NoSlot(OSError):
     """Every connection slot is taken: the accept loop leaves the connection in the backlog for now."""
 
 
-def _read_line(rfile: Any, limit: int, before_read: Callable[[], None], after_read: Callable[[int], None]
-               ) -> bytes:
+def _read_line(rfile: Any, limit: int, before_read: Callable[[], None], after_read: Callable[[int], None]) -> bytes:
     """One line up to and including its LF, read one socket read at a time so that ``before_read`` (a
     deadline) and ``after_read`` (a rate check) run for every read, however slowly the line arrives.
     ``limit`` + 1 bytes without an LF when the line is longer; what arrived when the connection ended."""
@@ -237,7 +237,7 @@ class RouteTable:
         if self.prefix:
             if not (path == self.prefix or path.startswith(self.prefix + "/")):
                 return None, {}, set()
-            path = path[len(self.prefix):]
+            path = path[len(self.prefix) :]
         allowed: set[str] = set()
         for function in self.functions:
             params = match_route(function.route, path)
@@ -253,7 +253,7 @@ class _HeadReader:
     """Reads the request head's lines against one deadline: before every socket read the timeout is
     set to the time left, so a head that trickles in still ends at the deadline."""
 
-    def __init__(self, handler: "_Handler", deadline: float):
+    def __init__(self, handler: _Handler, deadline: float):
         self.rfile = handler.rfile
         self.connection = handler.connection
         self.deadline = deadline
@@ -277,7 +277,7 @@ class _HeadReader:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "FunctionsHttpServer"
+    server: FunctionsHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # one line per invocation is logged below instead
@@ -394,8 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not hasattr(self, "do_" + method):
             raise _Refused(501)
         self.request_version = version
-        connection = {token.strip(" \t").lower() for value in headers.get_all("Connection") or []
-                      for token in value.split(",")}
+        connection = {
+            token.strip(" \t").lower() for value in headers.get_all("Connection") or [] for token in value.split(",")
+        }
         self.close_connection = "close" in connection or (minor == 0 and "keep-alive" not in connection)
         if minor >= 1 and (headers.get("Expect") or "").lower() == "100-continue":
             self.send_response_only(100)
@@ -511,8 +512,9 @@ class FunctionsHttpServer(ThreadingHTTPServer):
     # is also where connections wait while MAX_CONNECTIONS are being served.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], functions: Sequence[HttpFunction], route_prefix: str,
-                 executor: FunctionExecutor):
+    def __init__(
+        self, address: tuple[str, int], functions: Sequence[HttpFunction], route_prefix: str, executor: FunctionExecutor
+    ):
         super().__init__(address, _Handler)
         self.routes = RouteTable(functions, route_prefix)
         self.executor = executor
@@ -561,20 +563,29 @@ class FunctionsHttpServer(ThreadingHTTPServer):
         elif error is not None:
             log.warning("HTTP connection failed: %s", describe_exception(error))
 
-    def invoke(self, function: HttpFunction, request: func.HttpRequest, path: str
-               ) -> tuple[int, dict[str, str], bytes]:
+    def invoke(self, function: HttpFunction, request: func.HttpRequest, path: str) -> tuple[int, dict[str, str], bytes]:
         """The function's answer. ``path`` is the request's, parsed before the call: nothing after the
         call may fail, or the client would get no answer for a request that ran."""
         started = time.monotonic()
         try:
             result = function.invoker(request, self.executor)
             status, headers, body = _response_parts(result)
-        except Exception as error:  # the app should never let this happen; the host answers 500
-            log.error("Executed 'Functions.%s' (Failed, Duration=%dms): %s", function.name,
-                      (time.monotonic() - started) * 1000, describe_exception(error))
+        except Exception as error:  # noqa: BLE001 - the app should never let this happen; the host answers 500
+            log.error(
+                "Executed 'Functions.%s' (Failed, Duration=%dms): %s",
+                function.name,
+                (time.monotonic() - started) * 1000,
+                describe_exception(error),
+            )
             return 500, {}, b""
-        log.info("Executed 'Functions.%s' (%s %s -> %d, Duration=%dms)", function.name, request.method,
-                 path, status, (time.monotonic() - started) * 1000)
+        log.info(
+            "Executed 'Functions.%s' (%s %s -> %d, Duration=%dms)",
+            function.name,
+            request.method,
+            path,
+            status,
+            (time.monotonic() - started) * 1000,
+        )
         return status, headers, body
 
 

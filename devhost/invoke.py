@@ -10,8 +10,9 @@ import os
 import threading
 import traceback
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 @dataclass
@@ -53,8 +54,7 @@ class FunctionExecutor:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="devhost-asyncio",
-                                 daemon=True).start()
+                threading.Thread(target=self._loop.run_forever, name="devhost-asyncio", daemon=True).start()
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def stop(self) -> None:
@@ -88,16 +88,24 @@ def make_invoker(function_name: str, user_function: Callable[..., Any], trigger_
     params = signature.parameters
     if trigger_arg not in params:
         raise ValueError(f"function {function_name!r}: no parameter named {trigger_arg!r} for its trigger")
-    extra = [n for n, p in params.items() if n not in (trigger_arg, "context")
-             and p.default is inspect.Parameter.empty
-             and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+    extra = [
+        n
+        for n, p in params.items()
+        if n not in (trigger_arg, "context")
+        and p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    ]
     if extra:
-        raise ValueError(f"function {function_name!r}: parameters {extra} have no binding the local "
-                         "host supports")
+        raise ValueError(f"function {function_name!r}: parameters {extra} have no binding the local host supports")
     annotation = params[trigger_arg].annotation
-    return Invoker(function_name, user_function, trigger_arg, "context" in params,
-                   inspect.iscoroutinefunction(target),
-                   None if annotation is inspect.Parameter.empty else annotation)
+    return Invoker(
+        function_name,
+        user_function,
+        trigger_arg,
+        "context" in params,
+        inspect.iscoroutinefunction(target),
+        None if annotation is inspect.Parameter.empty else annotation,
+    )
 
 
 def describe_exception(error: BaseException) -> str:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from devhost.bindings import AppFunctions, discover
 from devhost.host_config import HostOptions, host_options, load_host_json
@@ -31,11 +32,22 @@ class IdleTimeout(TimeoutError):
 
 
 class LocalHost:
-    def __init__(self, app: Any, *, host_json: Mapping[str, Any] | Path | str, env: Mapping[str, str],
-                 http_port: int = 0, storage_connection: str, http_host: str = "127.0.0.1",
-                 http: bool = True, queues: bool = True, timers: bool = True,
-                 create_queues: bool = True, shutdown_grace: float = 3.0,
-                 functions: Collection[str] | None = None):
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host_json: Mapping[str, Any] | Path | str,
+        env: Mapping[str, str],
+        http_port: int = 0,
+        storage_connection: str,
+        http_host: str = "127.0.0.1",
+        http: bool = True,
+        queues: bool = True,
+        timers: bool = True,
+        create_queues: bool = True,
+        shutdown_grace: float = 3.0,
+        functions: Collection[str] | None = None,
+    ):
         self.options: HostOptions = host_options(load_host_json(host_json))
         self.env = dict(env)
         self.functions: AppFunctions = discover(app, self.env, functions)
@@ -52,7 +64,7 @@ class LocalHost:
         self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "LocalHost":
+    def start(self) -> LocalHost:
         if self._started:
             raise RuntimeError("LocalHost already started")
         self._started = True
@@ -60,11 +72,12 @@ class LocalHost:
             if self._enabled["queues"]:
                 self._start_queues()
             if self._enabled["http"]:
-                self._server = FunctionsHttpServer(self._http_address, self.functions.http,
-                                                   self.options.route_prefix, self._executor)
-                self._server_thread = threading.Thread(target=self._server.serve_forever,
-                                                       kwargs={"poll_interval": 0.1},
-                                                       name="devhost-http", daemon=True)
+                self._server = FunctionsHttpServer(
+                    self._http_address, self.functions.http, self.options.route_prefix, self._executor
+                )
+                self._server_thread = threading.Thread(
+                    target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="devhost-http", daemon=True
+                )
                 self._server_thread.start()
             if self._enabled["timers"]:
                 for function in self.functions.timers:
@@ -83,8 +96,7 @@ class LocalHost:
             connection = connection_for(function.connection, self.env, self.storage_connection)
             if self._create_queues:
                 ensure_queues(connection, [function.queue_name])
-            listener = QueueListener(function, connection, self.options.queues, in_flight,
-                                     self._executor)
+            listener = QueueListener(function, connection, self.options.queues, in_flight, self._executor)
             listener.start()
             self.listeners.append(listener)
 
@@ -103,7 +115,7 @@ class LocalHost:
         self.listeners, self.timers = [], []
         self._executor.stop()
 
-    def __enter__(self) -> "LocalHost":
+    def __enter__(self) -> LocalHost:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -149,7 +161,6 @@ class LocalHost:
             if streak >= 2:
                 return
             if time.monotonic() >= deadline:
-                counts = {l.function.queue_name: l.approximate_count() for l in self.listeners}
-                raise IdleTimeout(f"not idle after {timeout}s: queue counts {counts}, "
-                                  f"in flight {self.in_flight()}")
+                counts = {li.function.queue_name: li.approximate_count() for li in self.listeners}
+                raise IdleTimeout(f"not idle after {timeout}s: queue counts {counts}, in flight {self.in_flight()}")
             time.sleep(interval)

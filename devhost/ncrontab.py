@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-_MONTHS = {n: i for i, n in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_MONTHS = {
+    n: i
+    for i, n in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
+}
 _DAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 
 # (name, low, high, names)
@@ -41,9 +43,14 @@ class CronSchedule:
     weekdays: frozenset[int]  # 0 = Sunday
 
     def matches(self, t: datetime) -> bool:
-        return (t.second in self.seconds and t.minute in self.minutes and t.hour in self.hours
-                and t.day in self.days and t.month in self.months
-                and _weekday(t) in self.weekdays)
+        return (
+            t.second in self.seconds
+            and t.minute in self.minutes
+            and t.hour in self.hours
+            and t.day in self.days
+            and t.month in self.months
+            and _weekday(t) in self.weekdays
+        )
 
 
 def _weekday(t: datetime) -> int:
@@ -95,18 +102,24 @@ def _parse_field(text: str, low: int, high: int, names: dict[str, int], field: s
 def parse(expression: str) -> CronSchedule:
     fields = expression.split()
     if len(fields) != 6:
-        raise CronError(f"NCRONTAB needs six fields (sec min hour day month day-of-week), got "
-                        f"{len(fields)} in {expression!r}")
-    parsed = [_parse_field(text, low, high, names, name)
-              for text, (name, low, high, names) in zip(fields, _FIELDS)]
+        raise CronError(
+            f"NCRONTAB needs six fields (sec min hour day month day-of-week), got {len(fields)} in {expression!r}"
+        )
+    parsed = [
+        _parse_field(text, low, high, names, name)
+        for text, (name, low, high, names) in zip(fields, _FIELDS, strict=False)
+    ]
     return CronSchedule(expression, *parsed)
 
 
 def next_occurrence(schedule: CronSchedule, after: datetime, *, horizon_years: int = 5) -> datetime:
     """First time strictly after ``after`` (to the second) that matches ``schedule``."""
     t = after.replace(microsecond=0) + timedelta(seconds=1)
-    limit = t.replace(year=t.year + horizon_years) if not (t.month == 2 and t.day == 29) \
+    limit = (
+        t.replace(year=t.year + horizon_years)
+        if not (t.month == 2 and t.day == 29)
         else t + timedelta(days=365 * horizon_years)
+    )
     while t < limit:
         # Coarse-to-fine: jump whole months, days, hours and minutes that cannot match.
         if t.month not in schedule.months:

@@ -37,8 +37,14 @@ POISON_SUFFIX = "-poison"
 
 
 class QueueListener:
-    def __init__(self, function: QueueFunction, connection_string: str, options: QueueOptions,
-                 in_flight_visibility: timedelta, executor: FunctionExecutor):
+    def __init__(
+        self,
+        function: QueueFunction,
+        connection_string: str,
+        options: QueueOptions,
+        in_flight_visibility: timedelta,
+        executor: FunctionExecutor,
+    ):
         self.function = function
         self.options = options
         self.executor = executor
@@ -53,8 +59,7 @@ class QueueListener:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._poll_loop, name=f"devhost-queue-{self.function.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._poll_loop, name=f"devhost-queue-{self.function.name}", daemon=True)
         self._thread.start()
 
     def request_stop(self) -> None:
@@ -76,10 +81,13 @@ class QueueListener:
         for message in abandoned:
             # This process stops while the invocation runs: make the message visible for another worker
             # now instead of after the long in-flight visibility.
-            log.warning("Stopping while 'Functions.%s' still runs for message %s: releasing it",
-                        self.function.name, message.id)
-            self._try(lambda m=message: self.queue.update_message(m, pop_receipt=m.pop_receipt,
-                                                                  visibility_timeout=0), "release")
+            log.warning(
+                "Stopping while 'Functions.%s' still runs for message %s: releasing it", self.function.name, message.id
+            )
+            self._try(
+                lambda m=message: self.queue.update_message(m, pop_receipt=m.pop_receipt, visibility_timeout=0),
+                "release",
+            )
         if not abandoned:  # an abandoned invocation may still use the clients when it finishes
             self.queue.close()
             self.poison.close()
@@ -103,8 +111,9 @@ class QueueListener:
             if self._stop.is_set():
                 return
             try:
-                pages = self.queue.receive_messages(messages_per_page=self.options.batch_size,
-                                                    visibility_timeout=self._in_flight_visibility).by_page()
+                pages = self.queue.receive_messages(
+                    messages_per_page=self.options.batch_size, visibility_timeout=self._in_flight_visibility
+                ).by_page()
                 batch = list(next(pages, []))
             except (AzureError, OSError) as error:
                 log.warning("Polling queue '%s' failed: %s", self.function.queue_name, type(error).__name__)
@@ -117,16 +126,21 @@ class QueueListener:
             for message in batch:
                 with self._changed:
                     self._running[message.id] = message
-                threading.Thread(target=self._process, args=(message,), daemon=True,
-                                 name=f"devhost-invoke-{self.function.name}").start()
+                threading.Thread(
+                    target=self._process, args=(message,), daemon=True, name=f"devhost-invoke-{self.function.name}"
+                ).start()
 
     # --- one message -----------------------------------------------------------------------
     def _process(self, message: StoredMessage) -> None:
         try:
             self._handle(message)
-        except Exception as error:  # a defect here must not print a traceback that could quote the body
-            log.error("Handling message %s on queue '%s' failed: %s", message.id, self.function.queue_name,
-                      describe_exception(error))
+        except Exception as error:  # noqa: BLE001 - a defect here must not print a traceback that could quote the body
+            log.error(
+                "Handling message %s on queue '%s' failed: %s",
+                message.id,
+                self.function.queue_name,
+                describe_exception(error),
+            )
         finally:
             with self._changed:
                 self._running.pop(message.id, None)
@@ -137,43 +151,70 @@ class QueueListener:
         body = decode_body(message.content, self.options.message_encoding)
         if body is None:
             # The host's own wording, then where the message goes.
-            log.warning("Message decoding has failed! Check MessageEncoding settings. MessageId=%s. "
-                        "Moving message to queue '%s'.", message.id, self.poison_queue_name)
+            log.warning(
+                "Message decoding has failed! Check MessageEncoding settings. MessageId=%s. "
+                "Moving message to queue '%s'.",
+                message.id,
+                self.poison_queue_name,
+            )
             self._move_to_poison(message)
             return
         if message.dequeue_count > limit:  # e.g. a worker died mid-invocation on its last attempt
             self._warn_poison(message)
             self._move_to_poison(message)
             return
-        trigger = TriggerMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
-                                 insertion_time=message.inserted_on, expiration_time=message.expires_on,
-                                 time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)
+        trigger = TriggerMessage(
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            insertion_time=message.inserted_on,
+            expiration_time=message.expires_on,
+            time_next_visible=message.next_visible_on,
+            pop_receipt=message.pop_receipt,
+        )
         started = time.monotonic()
         try:
             check_text(body)
             argument = trigger_value(trigger, self.function.invoker.trigger_annotation)
             self.function.invoker(argument, self.executor)
-        except Exception as error:
-            log.error("Executed 'Functions.%s' (Failed, MessageId=%s, DequeueCount=%d, Duration=%dms): %s",
-                      name, message.id, message.dequeue_count, (time.monotonic() - started) * 1000,
-                      describe_exception(error))
+        except Exception as error:  # noqa: BLE001 - as the Functions host: a failed run is logged, the message retried
+            log.error(
+                "Executed 'Functions.%s' (Failed, MessageId=%s, DequeueCount=%d, Duration=%dms): %s",
+                name,
+                message.id,
+                message.dequeue_count,
+                (time.monotonic() - started) * 1000,
+                describe_exception(error),
+            )
             if message.dequeue_count >= limit:
                 self._warn_poison(message)
                 self._move_to_poison(message)
             else:
                 # The service takes whole seconds; like the .NET SDK, a fraction is dropped.
                 seconds = int(self.options.visibility_timeout.total_seconds())
-                self._try(lambda: self.queue.update_message(message, pop_receipt=message.pop_receipt,
-                                                            visibility_timeout=seconds), "release")
+                self._try(
+                    lambda: self.queue.update_message(
+                        message, pop_receipt=message.pop_receipt, visibility_timeout=seconds
+                    ),
+                    "release",
+                )
             return
-        log.info("Executed 'Functions.%s' (Succeeded, MessageId=%s, DequeueCount=%d, Duration=%dms)",
-                 name, message.id, message.dequeue_count, (time.monotonic() - started) * 1000)
+        log.info(
+            "Executed 'Functions.%s' (Succeeded, MessageId=%s, DequeueCount=%d, Duration=%dms)",
+            name,
+            message.id,
+            message.dequeue_count,
+            (time.monotonic() - started) * 1000,
+        )
         self._try(lambda: self.queue.delete_message(message, pop_receipt=message.pop_receipt), "delete")
 
     def _warn_poison(self, message: StoredMessage) -> None:
         # The host's own wording, so log searches written for Azure work locally too.
-        log.warning("Message has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
-                    self.options.max_dequeue_count, self.poison_queue_name)
+        log.warning(
+            "Message has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
+            self.options.max_dequeue_count,
+            self.poison_queue_name,
+        )
 
     def _move_to_poison(self, message: StoredMessage) -> None:
         def move() -> None:
@@ -184,6 +225,7 @@ class QueueListener:
             # The stored text is copied as is: the original's encoding, a new id, no expiry.
             self.poison.send_message(message.content, time_to_live=-1)
             self.queue.delete_message(message, pop_receipt=message.pop_receipt)
+
         self._try(move, "move to poison")
 
     def _try(self, action, what: str) -> None:
@@ -191,5 +233,6 @@ class QueueListener:
             action()
         except (AzureError, OSError) as error:
             # Typically a pop receipt that is no longer valid: the message became visible again.
-            log.warning("Could not %s a message on queue '%s': %s", what, self.function.queue_name,
-                        type(error).__name__)
+            log.warning(
+                "Could not %s a message on queue '%s': %s", what, self.function.queue_name, type(error).__name__
+            )

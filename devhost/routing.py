@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-_PARAM = re.compile(r"^\{(?P<star>\*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<constraint>[^}?=]+))?"
-                    r"(?P<optional>\?)?\}$")
+_PARAM = re.compile(
+    r"^\{(?P<star>\*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<constraint>[^}?=]+))?"
+    r"(?P<optional>\?)?\}$"
+)
 _CONSTRAINTS = {
     "int": re.compile(r"^-?\d+$"),
     "long": re.compile(r"^-?\d+$"),
@@ -52,8 +54,12 @@ def compile_route(text: str) -> RouteTemplate:
     for index, part in enumerate(parts):
         match = _PARAM.match(part)
         if match:
-            segment = Segment(name=match["name"], constraint=(match["constraint"] or None),
-                              optional=bool(match["optional"]), catch_all=bool(match["star"]))
+            segment = Segment(
+                name=match["name"],
+                constraint=(match["constraint"] or None),
+                optional=bool(match["optional"]),
+                catch_all=bool(match["star"]),
+            )
             if segment.catch_all and index != len(parts) - 1:
                 raise ValueError(f"route {text!r}: a catch-all parameter must be the last segment")
             segments.append(segment)
@@ -89,4 +95,3 @@ def match_route(template: RouteTemplate, path: str) -> dict[str, str] | None:
     if len(parts) > len(template.segments):
         return None
     return params
-

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 SETTINGS_FILE = "local.settings.json"
 SAMPLE_FILE = "local.settings.sample.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import ResourceExistsError
@@ -19,9 +19,10 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def expand_connection_string(value: str) -> str:
     """``UseDevelopmentStorage=true`` -> the explicit Azurite connection string on the default ports."""
     if re.fullmatch(r"\s*usedevelopmentstorage\s*=\s*true\s*;?\s*", value, flags=re.IGNORECASE):
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={DEV_KEY};"
-                + "".join(f"{service.capitalize()}Endpoint=http://127.0.0.1:{port}/{ACCOUNT};"
-                          for service, port in DEFAULT_PORTS.items()))
+        return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={DEV_KEY};" + "".join(
+            f"{service.capitalize()}Endpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+            for service, port in DEFAULT_PORTS.items()
+        )
     return value
 
 
@@ -48,8 +49,9 @@ def connection_for(name: str, env: Mapping[str, str], default_connection: str | 
     for key in (name, f"AzureWebJobs{name}"):
         if env.get(key):
             return expand_connection_string(env[key])
-    raise ValueError(f"storage connection {name!r} is not set (identity-based connections are not "
-                     "supported by the local host)")
+    raise ValueError(
+        f"storage connection {name!r} is not set (identity-based connections are not supported by the local host)"
+    )
 
 
 def ensure_queues(connection_string: str, names: Iterable[str]) -> None:

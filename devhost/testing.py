@@ -10,9 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from devhost.cli import READY_PREFIX, ROOT
 
@@ -48,19 +48,30 @@ class DevhostProcess:
         return self.process.returncode
 
 
-def start_devhost_process(*, env: Mapping[str, str], app: str = "function_app:app",
-                          args: Sequence[str] = ("--no-azurite", "--no-emulator", "--port", "0"),
-                          cwd: Path = ROOT, inherit_environment: bool = True,
-                          timeout: float = 30.0) -> DevhostProcess:
+def start_devhost_process(
+    *,
+    env: Mapping[str, str],
+    app: str = "function_app:app",
+    args: Sequence[str] = ("--no-azurite", "--no-emulator", "--port", "0"),
+    cwd: Path = ROOT,
+    inherit_environment: bool = True,
+    timeout: float = 30.0,
+) -> DevhostProcess:
     """Start ``python -m devhost --app <app> <args>`` and return once it printed its ready line.
 
     ``env`` overlays the current environment (settings files still fill what neither sets).
     Raises RuntimeError with the process output if it exits or is not ready within ``timeout``.
     """
     full_env = {**(os.environ if inherit_environment else {}), **env, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "devhost", "--app", app, *args], cwd=cwd,
-                               env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devhost", "--app", app, *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     handle = DevhostProcess(process)
     ready = threading.Event()
 
@@ -69,7 +80,7 @@ def start_devhost_process(*, env: Mapping[str, str], app: str = "function_app:ap
         for line in process.stdout:
             handle.lines.append(line)
             if line.startswith(READY_PREFIX):
-                handle.ready = json.loads(line[len(READY_PREFIX):])
+                handle.ready = json.loads(line[len(READY_PREFIX) :])
                 ready.set()
         ready.set()
 
@@ -77,6 +88,5 @@ def start_devhost_process(*, env: Mapping[str, str], app: str = "function_app:ap
     deadline = time.monotonic() + timeout
     if not ready.wait(timeout=max(deadline - time.monotonic(), 0)) or not handle.ready:
         handle.stop(timeout=5)
-        raise RuntimeError(f"devhost did not become ready (exit code {process.returncode}):\n"
-                           + handle.output())
+        raise RuntimeError(f"devhost did not become ready (exit code {process.returncode}):\n" + handle.output())
     return handle

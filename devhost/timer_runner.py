@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from azure.functions.timer import TimerRequest
 
@@ -20,12 +20,11 @@ PAST_DUE_AFTER = timedelta(seconds=1)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class TimerRunner:
-    def __init__(self, function: TimerFunction, executor: FunctionExecutor,
-                 clock: Callable[[], datetime] = utc_now):
+    def __init__(self, function: TimerFunction, executor: FunctionExecutor, clock: Callable[[], datetime] = utc_now):
         self.function = function
         self.executor = executor
         self.clock = clock
@@ -35,8 +34,7 @@ class TimerRunner:
         self._last: datetime | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"devhost-timer-{self.function.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"devhost-timer-{self.function.name}", daemon=True)
         self._thread.start()
 
     def stop(self, grace: float = 3.0) -> None:
@@ -60,19 +58,31 @@ class TimerRunner:
         following = next_occurrence(self.function.schedule, scheduled)
         request = TimerRequest(
             past_due=past_due,
-            schedule_status={"Last": (self._last or scheduled).isoformat(), "Next": following.isoformat(),
-                             "LastUpdated": scheduled.isoformat()},
-            schedule={"AdjustForDST": True})
+            schedule_status={
+                "Last": (self._last or scheduled).isoformat(),
+                "Next": following.isoformat(),
+                "LastUpdated": scheduled.isoformat(),
+            },
+            schedule={"AdjustForDST": True},
+        )
         started = time.monotonic()
         try:
             self.function.invoker(request, self.executor)
-        except Exception as error:
-            log.error("Executed 'Functions.%s' (Failed, Duration=%dms): %s", self.function.name,
-                      (time.monotonic() - started) * 1000, describe_exception(error))
+        except Exception as error:  # noqa: BLE001 - as the Functions host: a failed run is logged, the next runs
+            log.error(
+                "Executed 'Functions.%s' (Failed, Duration=%dms): %s",
+                self.function.name,
+                (time.monotonic() - started) * 1000,
+                describe_exception(error),
+            )
         else:
-            log.info("Executed 'Functions.%s' (Succeeded, Reason='Timer fired at %s', PastDue=%s, "
-                     "Duration=%dms)", self.function.name, scheduled.isoformat(), past_due,
-                     (time.monotonic() - started) * 1000)
+            log.info(
+                "Executed 'Functions.%s' (Succeeded, Reason='Timer fired at %s', PastDue=%s, Duration=%dms)",
+                self.function.name,
+                scheduled.isoformat(),
+                past_due,
+                (time.monotonic() - started) * 1000,
+            )
         finally:
             self.invocations += 1
             self._last = scheduled

@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
 
 from azure.storage.queue import QueueClient
 
 from shared.adapters.commerce.auth import build_token_provider
 from shared.adapters.commerce.client import CommerceClient
 from shared.adapters.dead_letter_table import DeadLetterStore
-from shared.usecases.ingest import IngestDeps
 from shared.adapters.ledger_table import LedgerStore
-from shared.usecases.processor import CallCounter, ProcessorDeps, keep_stranded
-from shared.usecases.queue_monitor import StrandedQueues
-from shared.core.settings import Settings, load_settings
-from shared.core.sources.config import WebhookConfig, load_webhook_config
 from shared.adapters.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
 from shared.adapters.telemetry import Telemetry
+from shared.core.settings import Settings, load_settings
+from shared.core.sources.config import WebhookConfig, load_webhook_config
+from shared.usecases.ingest import IngestDeps
+from shared.usecases.processor import CallCounter, ProcessorDeps, keep_stranded
+from shared.usecases.queue_monitor import StrandedQueues
 
 log = logging.getLogger("customer_sync.runtime")
 
@@ -36,7 +36,7 @@ DEFAULT_MAX_DEQUEUE_COUNT = 5
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def max_dequeue_count(host_json: Path = HOST_JSON) -> int:
@@ -76,24 +76,36 @@ class Runtime:
 
         from shared.usecases.backfill import BackfillDeps, BackfillGate
 
-        return BackfillDeps(processor=replace(self.processor_deps, requeue=self.backfill_sender.send),
-                            gate=BackfillGate(self.settings.backfill_max_concurrency),
-                            send=self.backfill_sender.send)
+        return BackfillDeps(
+            processor=replace(self.processor_deps, requeue=self.backfill_sender.send),
+            gate=BackfillGate(self.settings.backfill_max_concurrency),
+            send=self.backfill_sender.send,
+        )
 
     @cached_property
     def ingest_deps(self) -> IngestDeps:
-        return IngestDeps(settings=self.settings, queue=self.events_sender, telemetry=self.telemetry,
-                          clock=utcnow, ledger=self.ledger)
+        return IngestDeps(
+            settings=self.settings, queue=self.events_sender, telemetry=self.telemetry, clock=utcnow, ledger=self.ledger
+        )
 
     @cached_property
     def processor_deps(self) -> ProcessorDeps:
         s = self.settings
-        return ProcessorDeps(commerce=self.commerce, deadletters=self.deadletters,
-                             telemetry=self.telemetry, mapping=s.mapping,
-                             max_dequeue_count=self.max_dequeue_count, calls=self.calls, clock=utcnow,
-                             ledger=self.ledger, requeue=self.events_sender.send, retry=s.retry,
-                             lease_seconds=s.ledger_lease_seconds, call_budget=self.commerce.call_budget,
-                             hash_key=s.email_hash_key)
+        return ProcessorDeps(
+            commerce=self.commerce,
+            deadletters=self.deadletters,
+            telemetry=self.telemetry,
+            mapping=s.mapping,
+            max_dequeue_count=self.max_dequeue_count,
+            calls=self.calls,
+            clock=utcnow,
+            ledger=self.ledger,
+            requeue=self.events_sender.send,
+            retry=s.retry,
+            lease_seconds=s.ledger_lease_seconds,
+            call_budget=self.commerce.call_budget,
+            hash_key=s.email_hash_key,
+        )
 
     def _raw_queue(self, name: str) -> QueueClient:
         # No decode policy: a message that is not base64 would make a decoding client's peek or receive
@@ -102,35 +114,46 @@ class Runtime:
 
     @cached_property
     def webhook_deps(self):
-        from shared.usecases.erasure import erasure_deps
-        from shared.core.sources.registry import SourceRegistry
         from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
+        from shared.core.sources.registry import SourceRegistry
+        from shared.usecases.erasure import erasure_deps
         from shared.usecases.webhooks import WebhookDeps
 
         config = self.webhooks or WebhookConfig()
-        return WebhookDeps(ingest=self.ingest_deps, config=config, registry=SourceRegistry(config),
-                           deliveries=DeliveryStore(self.storage.table(config.delivery_table)),
-                           identities=SenderIdentityStore(self.storage.table(config.identity_table),
-                                                          self.settings.email_hash_key),
-                           deadletters=self.deadletters, erasure=erasure_deps(self))
+        return WebhookDeps(
+            ingest=self.ingest_deps,
+            config=config,
+            registry=SourceRegistry(config),
+            deliveries=DeliveryStore(self.storage.table(config.delivery_table)),
+            identities=SenderIdentityStore(self.storage.table(config.identity_table), self.settings.email_hash_key),
+            deadletters=self.deadletters,
+            erasure=erasure_deps(self),
+        )
 
     def monitored_queues(self) -> list[QueueClient]:
         s = self.settings
-        return [self._raw_queue(name) for name in (s.events_queue, s.poison_queue, s.backfill_queue,
-                                                   s.backfill_poison_queue)]
+        return [
+            self._raw_queue(name)
+            for name in (s.events_queue, s.poison_queue, s.backfill_queue, s.backfill_poison_queue)
+        ]
 
     def stranded_queues(self) -> list[StrandedQueues]:
         """Each poison queue (live events, backfill) with its own poison queue, read as stored: what
         is there may not be base64."""
         deps = self.processor_deps
-        return [StrandedQueues(
-            poison=self._raw_queue(poison), last=self._raw_queue(poison + "-poison"),
-            keep=lambda body, dequeue_count, readable: keep_stranded(body, dequeue_count, readable, deps))
-            for poison in (self.settings.poison_queue, self.settings.backfill_poison_queue)]
+        return [
+            StrandedQueues(
+                poison=self._raw_queue(poison),
+                last=self._raw_queue(poison + "-poison"),
+                keep=lambda body, dequeue_count, readable: keep_stranded(body, dequeue_count, readable, deps),
+            )
+            for poison in (self.settings.poison_queue, self.settings.backfill_poison_queue)
+        ]
 
 
-def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
-                  telemetry: Telemetry | None = None) -> Runtime:
+def build_runtime(
+    env: Mapping[str, str], *, host_json: Path = HOST_JSON, telemetry: Telemetry | None = None
+) -> Runtime:
     settings = load_settings(env)  # raises SettingsError naming every missing setting
     webhooks = load_webhook_config(env)  # the same, for the webhook sources' settings and mapping files
     telemetry = telemetry or Telemetry()
@@ -140,8 +163,12 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
         calls.add()
         telemetry.commerce_call(record.operation, record.status, record.duration_s)
 
-    commerce = CommerceClient(settings.commerce, build_token_provider(settings.commerce, logger=log),
-                              on_call=on_call, max_concurrency=settings.commerce_max_concurrency)
+    commerce = CommerceClient(
+        settings.commerce,
+        build_token_provider(settings.commerce, logger=log),
+        on_call=on_call,
+        max_concurrency=settings.commerce_max_concurrency,
+    )
     storage = StorageFactory(env)
     deadletter_table = storage.table(settings.deadletter_table)
     ledger_table = storage.table(settings.ledger_table)
@@ -154,11 +181,23 @@ def build_runtime(env: Mapping[str, str], *, host_json: Path = HOST_JSON,
             ensure_table(ledger_table)
             for table in (webhooks.delivery_table, webhooks.identity_table):
                 ensure_table(storage.table(table))
-            for name in (settings.events_queue, settings.poison_queue, settings.backfill_queue,
-                         settings.backfill_poison_queue):
+            for name in (
+                settings.events_queue,
+                settings.poison_queue,
+                settings.backfill_queue,
+                settings.backfill_poison_queue,
+            ):
                 ensure_queue(storage.queue(name))
         except Exception as error:  # noqa: BLE001 - not fatal: the first real use reports it properly
             log.warning("could not check queues/tables at start-up: %s", type(error).__name__)
-    return Runtime(settings=settings, storage=storage, telemetry=telemetry, commerce=commerce,
-                   deadletters=DeadLetterStore(deadletter_table), ledger=LedgerStore(ledger_table), calls=calls,
-                   max_dequeue_count=max_dequeue_count(host_json), webhooks=webhooks)
+    return Runtime(
+        settings=settings,
+        storage=storage,
+        telemetry=telemetry,
+        commerce=commerce,
+        deadletters=DeadLetterStore(deadletter_table),
+        ledger=LedgerStore(ledger_table),
+        calls=calls,
+        max_dequeue_count=max_dequeue_count(host_json),
+        webhooks=webhooks,
+    )

@@ -7,8 +7,7 @@ import itertools
 import threading
 from dataclasses import replace
 
-from shared.core.ledger_rules import LedgerEntry
-from shared.core.ledger_rules import LedgerConflict
+from shared.core.ledger_rules import LedgerConflict, LedgerEntry
 
 
 class MemoryLedger:

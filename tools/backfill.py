@@ -30,15 +30,16 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
-from shared.usecases.backfill import Packer
 from shared.core.bulkfile import FileFormatError, as_of_text, csv_line, rejects_header
 from shared.core.envelope import MAX_MESSAGE_BYTES, Envelope
 from shared.core.settings import Settings
+from shared.usecases.backfill import Packer
 from tools.fileargs import FileRun, ProgressLine, add_file_arguments, check_as_of, checked, open_run
 from tools.replay import load_tool_settings, operator_credential
 
@@ -61,7 +62,7 @@ class Checkpoint:
     complete: bool = False
 
     @classmethod
-    def load(cls, path: Path) -> "Checkpoint | None":
+    def load(cls, path: Path) -> Checkpoint | None:
         if not path.exists():
             return None
         return cls(**json.loads(path.read_text(encoding="utf-8")))
@@ -137,17 +138,28 @@ class _Sends:
                 pass
 
 
-def run_backfill(run: FileRun, args: argparse.Namespace, settings: Settings, send: Callable[[str], None], *,
-                 rejects_path: Path, checkpoint_path: Path, concurrency: int = 8,
-                 progress: ProgressLine | None = None, stop: threading.Event | None = None) -> Summary:
+def run_backfill(
+    run: FileRun,
+    args: argparse.Namespace,
+    settings: Settings,
+    send: Callable[[str], None],
+    *,
+    rejects_path: Path,
+    checkpoint_path: Path,
+    concurrency: int = 8,
+    progress: ProgressLine | None = None,
+    stop: threading.Event | None = None,
+) -> Summary:
     """Validate every record after the checkpoint, write the rejects, queue the valid ones packed.
     ``send(message)`` puts one message on the backfill queue. Raises KeyboardInterrupt after saving the
     checkpoint when interrupted."""
     queue = settings.backfill_queue
     cp = Checkpoint.load(checkpoint_path)
     if cp is not None and (cp.file_digest, cp.as_of, cp.queue) != (run.digest, as_of_text(run.as_of), queue):
-        raise FileFormatError(f"{checkpoint_path} is for another file, --as-of or queue; remove it (or pass "
-                              "another --checkpoint) to start over")
+        raise FileFormatError(
+            f"{checkpoint_path} is for another file, --as-of or queue; remove it (or pass "
+            "another --checkpoint) to start over"
+        )
     cp = cp or Checkpoint(run.digest, as_of_text(run.as_of), queue)
     summary = Summary(resumed_from=cp.rows_done)
     if cp.complete:
@@ -178,8 +190,11 @@ def run_backfill(run: FileRun, args: argparse.Namespace, settings: Settings, sen
             cp.save(checkpoint_path)
             last_saved = now
         if progress is not None:
-            progress.update(run.progress.bytes, {"read": summary.read, "queued": summary.queued,
-                                                 "rejected": summary.rejected}, final=force)
+            progress.update(
+                run.progress.bytes,
+                {"read": summary.read, "queued": summary.queued, "rejected": summary.rejected},
+                final=force,
+            )
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="backfill-send") as pool:
         sends = _Sends(pool, send, concurrency)
@@ -193,8 +208,9 @@ def run_backfill(run: FileRun, args: argparse.Namespace, settings: Settings, sen
                 if item.ok:
                     text = Envelope.wrap(item.event, ingested_at=run.now, correlation_id=correlation).to_json()
                     if len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
-                        item = type(item)(item.row, None, (("", "too_large",
-                                                            f"the event exceeds {MAX_MESSAGE_BYTES} bytes"),))
+                        item = type(item)(
+                            item.row, None, (("", "too_large", f"the event exceeds {MAX_MESSAGE_BYTES} bytes"),)
+                        )
                 if not item.ok:
                     for column, code, message in item.problems:
                         rejects.write(csv_line([item.row, column, code, message]))
@@ -249,20 +265,31 @@ def _open_rejects(path: Path, keep_through: int) -> tuple[TextIO, int]:
 def _print_summary(summary: Summary, rejects: Path, out: TextIO) -> None:
     t = summary.totals
     rate = summary.read / summary.seconds if summary.seconds else 0.0
-    print(f"records read this run   {summary.read:,}" + (f" (resumed after record {summary.resumed_from:,})"
-                                                          if summary.resumed_from else ""), file=out)
-    print(f"events queued           {t.get('queued', 0):,} in {t.get('messages', 0):,} message(s) "
-          f"({summary.queued:,} this run)", file=out)
+    print(
+        f"records read this run   {summary.read:,}"
+        + (f" (resumed after record {summary.resumed_from:,})" if summary.resumed_from else ""),
+        file=out,
+    )
+    print(
+        f"events queued           {t.get('queued', 0):,} in {t.get('messages', 0):,} message(s) "
+        f"({summary.queued:,} this run)",
+        file=out,
+    )
     print(f"records rejected        {t.get('rejected', 0):,}  -> {rejects}", file=out)
     print(f"time                    {summary.seconds:,.1f} s ({rate:,.0f} records/s)", file=out)
     if summary.stopped:
         print(f"stopped: {summary.stopped}", file=out)
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
-         send: Callable[[str], None] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.backfill", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(
+    argv: list[str] | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    send: Callable[[str], None] | None = None,
+) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m tools.backfill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_file_arguments(p)
     p.add_argument("--rejects", type=Path, help="rejects CSV (default: FILE.rejects.csv)")
     p.add_argument("--checkpoint", type=Path, help="resume file (default: FILE.checkpoint.json)")
@@ -284,15 +311,26 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
         if send is None:
             send = _queue_sender(env, settings, args.credential)
         progress = ProgressLine(run.size, err, enabled=not args.no_progress)
-        summary = run_backfill(run, args, settings, send, rejects_path=rejects, checkpoint_path=checkpoint,
-                               concurrency=max(1, args.concurrency), progress=progress)
+        summary = run_backfill(
+            run,
+            args,
+            settings,
+            send,
+            rejects_path=rejects,
+            checkpoint_path=checkpoint,
+            concurrency=max(1, args.concurrency),
+            progress=progress,
+        )
     except FileFormatError as error:
         print(str(error), file=err)
         return 2
     except KeyboardInterrupt:
         cp = Checkpoint.load(checkpoint)
-        print(f"\ninterrupted: everything through record {cp.rows_done if cp else 0:,} is queued or rejected; "
-              "run the same command to resume", file=err)
+        print(
+            f"\ninterrupted: everything through record {cp.rows_done if cp else 0:,} is queued or rejected; "
+            "run the same command to resume",
+            file=err,
+        )
         return 1
     _print_summary(summary, rejects, out)
     return 1 if summary.stopped and summary.stopped != "already complete" else 0

@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from shared.core import telemetry_names as names
 from shared.adapters.dead_letter_table import describe
+from shared.core import telemetry_names as names
 from shared.core.ledger_rules import LedgerEntry
 from shared.core.normalise.email import normalise_email
 from shared.core.normalise.invalid import Invalid
@@ -47,31 +47,39 @@ def read_email(stdin: TextIO, stderr: TextIO, prompt: str = "email: ") -> str:
 
 
 def kql(hash_: str) -> str:
-    return (f'customEvents\n'
-            f'| where timestamp > ago(30d)\n'
-            f'| where name in ("{names.EVENT_SYNC_OUTCOME}", "{names.EVENT_DEAD_LETTERED}", '
-            f'"{names.EVENT_CUSTOMER_ERASED}")\n'
-            f'| where tostring(customDimensions.email_hash) == "{hash_}"\n'
-            f'| project timestamp, name, outcome = tostring(customDimensions.outcome), '
-            f'event_id = tostring(customDimensions.event_id),\n'
-            f'          reason = tostring(customDimensions.reason), source = tostring(customDimensions.source), '
-            f'attempt = toint(customDimensions.attempt)\n'
-            f'| order by timestamp desc')
+    return (
+        f'customEvents\n'
+        f'| where timestamp > ago(30d)\n'
+        f'| where name in ("{names.EVENT_SYNC_OUTCOME}", "{names.EVENT_DEAD_LETTERED}", '
+        f'"{names.EVENT_CUSTOMER_ERASED}")\n'
+        f'| where tostring(customDimensions.email_hash) == "{hash_}"\n'
+        f'| project timestamp, name, outcome = tostring(customDimensions.outcome), '
+        f'event_id = tostring(customDimensions.event_id),\n'
+        f'          reason = tostring(customDimensions.reason), source = tostring(customDimensions.source), '
+        f'attempt = toint(customDimensions.attempt)\n'
+        f'| order by timestamp desc'
+    )
 
 
 def ledger_view(entry: LedgerEntry | None) -> dict[str, Any] | None:
     if entry is None:
         return None
-    key = (lambda k: {"occurredAt": k.occurred_at.isoformat(), "eventId": k.event_id} if k else None)
+
+    def key(k):
+        return {"occurredAt": k.occurred_at.isoformat(), "eventId": k.event_id} if k else None
+
     return {
-        "state": entry.state.value, "accountNumber": entry.account_number,
+        "state": entry.state.value,
+        "accountNumber": entry.account_number,
         "lastEvent": key(entry.last),
         "groups": {g: key(k) for g, k in sorted(entry.keys().items())},
         "uncertainGroups": sorted(entry.unsure()),
         "recentEventIds": list(entry.recent_event_ids),
-        "lease": ({"until": entry.lease.until.isoformat(),
-                   "pending": key(entry.lease.pending)} if entry.lease else None),
-        "movedTo": entry.moved_to, "movedFrom": entry.moved_from,
+        "lease": (
+            {"until": entry.lease.until.isoformat(), "pending": key(entry.lease.pending)} if entry.lease else None
+        ),
+        "movedTo": entry.moved_to,
+        "movedFrom": entry.moved_from,
     }
 
 
@@ -80,16 +88,26 @@ def commerce_view(customer: dict) -> dict[str, Any]:
     addresses = customer.get("Addresses") or []
     primary = next((a for a in addresses if a.get("IsPrimary")), addresses[0] if addresses else None)
     return {
-        "accountNumber": customer.get("AccountNumber"), "recordId": customer.get("RecordId"),
+        "accountNumber": customer.get("AccountNumber"),
+        "recordId": customer.get("RecordId"),
         "isAsync": bool(customer.get("IsAsyncCustomer")),
-        "name": " ".join(p for p in (customer.get("FirstName"), customer.get("MiddleName"),
-                                     customer.get("LastName")) if p),
+        "name": " ".join(
+            p for p in (customer.get("FirstName"), customer.get("MiddleName"), customer.get("LastName")) if p
+        ),
         "phone": mask_phone(customer.get("Phone")),
-        "language": customer.get("Language"), "currency": customer.get("CurrencyCode"),
+        "language": customer.get("Language"),
+        "currency": customer.get("CurrencyCode"),
         "customerGroup": customer.get("CustomerGroup"),
-        "address": ({"city": primary.get("City"), "state": primary.get("State"),
-                     "country": primary.get("ThreeLetterISORegionName"),
-                     "recordId": primary.get("RecordId")} if primary else None),
+        "address": (
+            {
+                "city": primary.get("City"),
+                "state": primary.get("State"),
+                "country": primary.get("ThreeLetterISORegionName"),
+                "recordId": primary.get("RecordId"),
+            }
+            if primary
+            else None
+        ),
     }
 
 
@@ -108,16 +126,25 @@ def story(email: str, match_key: str, hashed: str, runtime, max_letters: int = 5
         matches = runtime.commerce.search_customers_by_email(email)
         commerce["exactMatches"] = [commerce_view(m) for m in matches]
         if len(matches) > 1:
-            commerce["note"] = (f"{len(matches)} Commerce customers share this email: the processor "
-                                "updates the lowest RecordId, non-async first; merge them in headquarters")
+            commerce["note"] = (
+                f"{len(matches)} Commerce customers share this email: the processor "
+                "updates the lowest RecordId, non-async first; merge them in headquarters"
+            )
     except CommerceError as error:
         commerce["error"] = f"{type(error).__name__} status={error.status} {error.error_resource_id or ''}"
     except Exception as error:  # noqa: BLE001 - no token from here, say so and show the rest
         commerce["error"] = f"Commerce could not be asked: {type(error).__name__} (run tools.preflight)"
-    letters = [describe(x) for x, _ in zip(runtime.deadletters.query(email_hash=hashed), range(max_letters))]
-    return {"emailHash": hashed, "ledger": ledger_view(entry), "commerce": commerce,
-            "lastAppliedEvent": ledger_view(entry)["lastEvent"] if entry is not None else None,
-            "deadLetters": letters, "kql": kql(hashed)}
+    letters = [
+        describe(x) for x, _ in zip(runtime.deadletters.query(email_hash=hashed), range(max_letters), strict=False)
+    ]
+    return {
+        "emailHash": hashed,
+        "ledger": ledger_view(entry),
+        "commerce": commerce,
+        "lastAppliedEvent": ledger_view(entry)["lastEvent"] if entry is not None else None,
+        "deadLetters": letters,
+        "kql": kql(hashed),
+    }
 
 
 def print_story(view: dict[str, Any], out: TextIO) -> None:
@@ -127,12 +154,17 @@ def print_story(view: dict[str, Any], out: TextIO) -> None:
         print("ledger     no entry: no event for this email has been processed (or it was deleted)", file=out)
     else:
         last = ledger["lastEvent"]
-        print(f"ledger     {ledger['state']}  account={ledger['accountNumber'] or '-'}  last event="
-              f"{last['eventId'] + ' at ' + last['occurredAt'] if last else '-'}", file=out)
+        print(
+            f"ledger     {ledger['state']}  account={ledger['accountNumber'] or '-'}  last event="
+            f"{last['eventId'] + ' at ' + last['occurredAt'] if last else '-'}",
+            file=out,
+        )
         for group, key in ledger["groups"].items():
             unsure = " (uncertain)" if group in ledger["uncertainGroups"] else ""
-            print(f"           {group:<8} {key['eventId'] if key else '-'}  {key['occurredAt'] if key else ''}"
-                  f"{unsure}", file=out)
+            print(
+                f"           {group:<8} {key['eventId'] if key else '-'}  {key['occurredAt'] if key else ''}{unsure}",
+                file=out,
+            )
         if ledger["lease"]:
             print(f"           lease held until {ledger['lease']['until']}", file=out)
         if ledger["movedTo"]:
@@ -149,22 +181,31 @@ def print_story(view: dict[str, Any], out: TextIO) -> None:
             print(f"commerce   {commerce[key]}", file=out)
     print(f"dead letters: {len(view['deadLetters'])}", file=out)
     for row in view["deadLetters"]:
-        print(f"  {row['deadLetteredAt']}  {row['reason']:<32} {row['eventId']}  attempts={row['attempts']}  "
-              f"{row['message']}", file=out)
+        print(
+            f"  {row['deadLetteredAt']}  {row['reason']:<32} {row['eventId']}  attempts={row['attempts']}  "
+            f"{row['message']}",
+            file=out,
+        )
     print("Application Insights (Logs), the email's recent outcomes:", file=out)
     print(view["kql"], file=out)
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin,
-         stderr: TextIO = sys.stderr) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.customer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(
+    argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO = sys.stdin, stderr: TextIO = sys.stderr
+) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m tools.customer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--settings", type=Path, help="local.settings.json-style file (else the environment)")
     p.add_argument("--forget", action="store_true", help="erase what the integration holds for the email")
     p.add_argument("--yes", action="store_true", help="with --forget: do not ask for confirmation")
     p.add_argument("--json", action="store_true", help="the story as one JSON document")
-    p.add_argument("--credential", choices=["azure-cli", "managed-identity"], default="azure-cli",
-                   help="identity for identity-based storage settings (default: your az login)")
+    p.add_argument(
+        "--credential",
+        choices=["azure-cli", "managed-identity"],
+        default="azure-cli",
+        help="identity for identity-based storage settings (default: your az login)",
+    )
     args = p.parse_args(argv)
     loaded = load_tool_settings(args.settings, stderr)
     if loaded is None:
@@ -201,13 +242,15 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, stdin: TextIO 
     try:
         report = erase_customer(hashed, erasure_deps(runtime))
     except ErasureBusy as busy:
-        print(f"a worker is writing this customer to Commerce now: try again in {busy.retry_after:.0f} s",
-              file=stderr)
+        print(f"a worker is writing this customer to Commerce now: try again in {busy.retry_after:.0f} s", file=stderr)
         return 1
     print(json.dumps(report.summary()), file=out)
     if report.account_number:
-        print(f"the Commerce customer {report.account_number} is not deleted by this tool: erase it in "
-              "headquarters if the request covers it", file=out)
+        print(
+            f"the Commerce customer {report.account_number} is not deleted by this tool: erase it in "
+            "headquarters if the request covers it",
+            file=out,
+        )
     return 0
 
 
@@ -215,8 +258,8 @@ def operator_runtime(env, credential: str):
     """The app's runtime, built as the app builds it, with the operator's identity for storage."""
     from shared.adapters.dead_letter_table import DeadLetterStore
     from shared.adapters.ledger_table import LedgerStore
-    from shared.runtime import build_runtime
     from shared.adapters.storage import StorageFactory
+    from shared.runtime import build_runtime
 
     runtime = build_runtime(env)
     if runtime.settings.storage_connection == "identity":

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import TextIO
 
 from shared.core.bulkfile import FileFormatError
-from shared.usecases.dryrun import REJECT, Decision, DryRun
 from shared.core.envelope import Envelope
 from shared.core.settings import Settings
+from shared.usecases.dryrun import REJECT, Decision, DryRun
 from tools.fileargs import ProgressLine, add_file_arguments, check_as_of, checked, open_run
 from tools.replay import load_tool_settings, operator_credential
 
@@ -46,21 +46,29 @@ def read_only_runtime(env, settings: Settings, credential: str, commerce_concurr
     from shared.adapters.commerce.client import CommerceClient
     from shared.adapters.dead_letter_table import DeadLetterStore
     from shared.adapters.ledger_table import LedgerStore
-    from shared.usecases.processor import CallCounter
-    from shared.runtime import Runtime, max_dequeue_count
     from shared.adapters.storage import StorageFactory
     from shared.adapters.telemetry import Telemetry
+    from shared.runtime import Runtime, max_dequeue_count
+    from shared.usecases.processor import CallCounter
 
     storage = StorageFactory(env, operator_credential(credential))
     import logging
 
-    commerce = CommerceClient(settings.commerce,
-                              build_token_provider(settings.commerce, logger=logging.getLogger("customer_sync.dryrun")),
-                              max_concurrency=commerce_concurrency)
-    return Runtime(settings=settings, storage=storage, telemetry=Telemetry(), commerce=commerce,
-                   deadletters=DeadLetterStore(storage.table(settings.deadletter_table)),
-                   ledger=LedgerStore(storage.table(settings.ledger_table)), calls=CallCounter(),
-                   max_dequeue_count=max_dequeue_count())
+    commerce = CommerceClient(
+        settings.commerce,
+        build_token_provider(settings.commerce, logger=logging.getLogger("customer_sync.dryrun")),
+        max_concurrency=commerce_concurrency,
+    )
+    return Runtime(
+        settings=settings,
+        storage=storage,
+        telemetry=Telemetry(),
+        commerce=commerce,
+        deadletters=DeadLetterStore(storage.table(settings.deadletter_table)),
+        ledger=LedgerStore(storage.table(settings.ledger_table)),
+        calls=CallCounter(),
+        max_dequeue_count=max_dequeue_count(),
+    )
 
 
 def _changes(decision: Decision) -> str:
@@ -71,8 +79,16 @@ def _text(value) -> str:
     return '""' if value in (None, "") else str(value)
 
 
-def run_dryrun(run, args, settings: Settings, dry: DryRun, out_csv: TextIO, *, workers: int = 4,
-               progress: ProgressLine | None = None) -> Counter:
+def run_dryrun(
+    run,
+    args,
+    settings: Settings,
+    dry: DryRun,
+    out_csv: TextIO,
+    *,
+    workers: int = 4,
+    progress: ProgressLine | None = None,
+) -> Counter:
     """Decide every record; one CSV line each (in completion order, with its row number)."""
     writer = csv.writer(out_csv, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -85,8 +101,17 @@ def run_dryrun(run, args, settings: Settings, dry: DryRun, out_csv: TextIO, *, w
 
     def emit(row: int, email_hash: str, decision: Decision) -> None:
         with lock:
-            writer.writerow([row, email_hash[:12], decision.decision, decision.account or "",
-                             decision.outcome or "", decision.detail, _changes(decision)])
+            writer.writerow(
+                [
+                    row,
+                    email_hash[:12],
+                    decision.decision,
+                    decision.account or "",
+                    decision.outcome or "",
+                    decision.detail,
+                    _changes(decision),
+                ]
+            )
             counts[decision.decision] += 1
             if progress is not None:
                 progress.update(run.progress.bytes, {"read": sum(counts.values()), **counts})
@@ -125,12 +150,12 @@ def print_summary(counts: Counter, out_path: Path, out: TextIO) -> None:
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.dryrun", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.dryrun", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_file_arguments(p)
     p.add_argument("--out", type=Path, help="per-record CSV (default: FILE.dryrun.csv)")
-    p.add_argument("--commerce-concurrency", type=int, default=4,
-                   help="most Commerce calls in flight (default 4)")
+    p.add_argument("--commerce-concurrency", type=int, default=4, help="most Commerce calls in flight (default 4)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     loaded = load_tool_settings(args.settings, err)
@@ -148,8 +173,15 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
         runtime = read_only_runtime(env, settings, args.credential, cap)
         dry = DryRun(runtime.processor_deps)
         with out_path.open("w", encoding="utf-8", newline="") as f:
-            counts = run_dryrun(run, args, settings, dry, f, workers=cap,
-                                progress=ProgressLine(run.size, err, enabled=not args.no_progress))
+            counts = run_dryrun(
+                run,
+                args,
+                settings,
+                dry,
+                f,
+                workers=cap,
+                progress=ProgressLine(run.size, err, enabled=not args.no_progress),
+            )
     except FileFormatError as error:
         print(str(error), file=err)
         return 2

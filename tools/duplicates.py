@@ -21,7 +21,7 @@ import logging
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -43,8 +43,9 @@ def ranked(matches: list[dict]) -> list[dict]:
     return order
 
 
-def find_duplicates(run, args, settings, search, out_csv: TextIO, *, workers: int = 4,
-                    progress: ProgressLine | None = None) -> dict[str, int]:
+def find_duplicates(
+    run, args, settings, search, out_csv: TextIO, *, workers: int = 4, progress: ProgressLine | None = None
+) -> dict[str, int]:
     writer = csv.writer(out_csv, lineterminator="\n")
     writer.writerow(COLUMNS)
     seen: set[bytes] = set()
@@ -59,9 +60,16 @@ def find_duplicates(run, args, settings, search, out_csv: TextIO, *, workers: in
                 order = ranked(matches)
                 with lock:
                     counts["duplicated"] += 1
-                    writer.writerow([email, len(order), " ".join(str(c.get("AccountNumber")) for c in order),
-                                     " ".join(str(c.get("RecordId") or "") for c in order),
-                                     " ".join("yes" if c.get("IsAsyncCustomer") else "no" for c in order), row])
+                    writer.writerow(
+                        [
+                            email,
+                            len(order),
+                            " ".join(str(c.get("AccountNumber")) for c in order),
+                            " ".join(str(c.get("RecordId") or "") for c in order),
+                            " ".join("yes" if c.get("IsAsyncCustomer") else "no" for c in order),
+                            row,
+                        ]
+                    )
         finally:
             room.release()
 
@@ -86,8 +94,9 @@ def find_duplicates(run, args, settings, search, out_csv: TextIO, *, workers: in
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.duplicates", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.duplicates", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_file_arguments(p, as_of_required=False)
     p.add_argument("--out", type=Path, help="CSV of duplicated emails (default: FILE.duplicates.csv)")
     p.add_argument("--commerce-concurrency", type=int, default=4, help="most Commerce searches in flight")
@@ -101,20 +110,33 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     from shared.adapters.commerce.client import CommerceClient
 
     cap = max(1, args.commerce_concurrency)
-    client = CommerceClient(settings.commerce, build_token_provider(
-        settings.commerce, logger=logging.getLogger("customer_sync.duplicates")), max_concurrency=cap)
+    client = CommerceClient(
+        settings.commerce,
+        build_token_provider(settings.commerce, logger=logging.getLogger("customer_sync.duplicates")),
+        max_concurrency=cap,
+    )
     out_path = args.out or args.file.with_name(args.file.name + ".duplicates.csv")
     try:
-        run = open_run(args, as_of=args.as_of or datetime.now(timezone.utc))
+        run = open_run(args, as_of=args.as_of or datetime.now(UTC))
         with out_path.open("w", encoding="utf-8", newline="") as f:
-            counts = find_duplicates(run, args, settings, client.search_customers_by_email, f, workers=cap,
-                                     progress=ProgressLine(run.size, err, enabled=not args.no_progress))
+            counts = find_duplicates(
+                run,
+                args,
+                settings,
+                client.search_customers_by_email,
+                f,
+                workers=cap,
+                progress=ProgressLine(run.size, err, enabled=not args.no_progress),
+            )
     except FileFormatError as error:
         print(str(error), file=err)
         return 2
-    print(f"{counts['records']:,} record(s), {counts['emails']:,} distinct valid email(s), "
-          f"{counts['invalid']:,} invalid; {counts['duplicated']:,} email(s) with several Commerce customers "
-          f"-> {out_path}", file=out)
+    print(
+        f"{counts['records']:,} record(s), {counts['emails']:,} distinct valid email(s), "
+        f"{counts['invalid']:,} invalid; {counts['duplicated']:,} email(s) with several Commerce customers "
+        f"-> {out_path}",
+        file=out,
+    )
     return 0
 
 

@@ -21,27 +21,29 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, TextIO
+from typing import TextIO
 
 from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore, describe
+from shared.adapters.storage import StorageFactory, StorageQueueSender
 from shared.core.envelope import Envelope
-from shared.core.normalise.invalid import Invalid
 from shared.core.failures import MessageFormatError
+from shared.core.normalise.invalid import Invalid
 from shared.core.privacy import email_hash
 from shared.core.settings import Settings, SettingsError, load_settings, read_setting, storage_configured
-from shared.adapters.storage import StorageFactory, StorageQueueSender
 
 
 def iso_datetime(text: str) -> datetime:
     value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.replay", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("command", choices=["list", "replay"])
     p.add_argument("--settings", type=Path, help="local.settings.json-style file (else the environment)")
     p.add_argument("--reason")
@@ -52,11 +54,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=iso_datetime)
     p.add_argument("--all", action="store_true", help="replay every dead letter (no filter)")
     p.add_argument("--dry-run", action="store_true", help="show what would be replayed")
-    p.add_argument("--force", action="store_true",
-                   help="apply even if the ledger has this event or a newer one for the email")
+    p.add_argument(
+        "--force", action="store_true", help="apply even if the ledger has this event or a newer one for the email"
+    )
     p.add_argument("--json", action="store_true", help="list as JSON lines")
-    p.add_argument("--credential", choices=["azure-cli", "managed-identity"], default="azure-cli",
-                   help="identity for identity-based storage settings (default: your az login)")
+    p.add_argument(
+        "--credential",
+        choices=["azure-cli", "managed-identity"],
+        default="azure-cli",
+        help="identity for identity-based storage settings (default: your az login)",
+    )
     return p
 
 
@@ -82,8 +89,9 @@ def load_env(path: Path | None) -> Mapping[str, str]:
     if path is None and not storage_configured(os.environ):
         path = settings_path(ROOT)
         if path is not None:
-            print(f"settings: {path.name} (no --settings and no AzureWebJobsStorage in the "
-                  "environment)", file=sys.stderr)
+            print(
+                f"settings: {path.name} (no --settings and no AzureWebJobsStorage in the environment)", file=sys.stderr
+            )
     if path is None:
         return os.environ
     return merged(read_settings(path)[0], os.environ)
@@ -108,13 +116,26 @@ def select(store: DeadLetterStore, args: argparse.Namespace, env: Mapping[str, s
             raise Invalid("required", "needs EMAIL_HASH_KEY in the settings (or use --email-hash)")
         hashed = email_hash(normalise_email(args.email)[1], key.encode("utf-8"))
     prefix = args.reason[:-1] if args.reason and args.reason.endswith("*") else None
-    letters = store.query(reason=None if prefix is not None else args.reason, email_hash=hashed,
-                          event_id=args.event_id, since=args.since, until=args.until)
+    letters = store.query(
+        reason=None if prefix is not None else args.reason,
+        email_hash=hashed,
+        event_id=args.event_id,
+        since=args.since,
+        until=args.until,
+    )
     return (x for x in letters if prefix is None or x.reason.startswith(prefix))
 
 
-def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_run: bool,
-           force: bool = False, now: datetime | None = None, out=sys.stdout) -> dict[str, int]:
+def replay(
+    letters: Iterable[DeadLetter],
+    store: DeadLetterStore,
+    send,
+    *,
+    dry_run: bool,
+    force: bool = False,
+    now: datetime | None = None,
+    out=sys.stdout,
+) -> dict[str, int]:
     done = "would_replay" if dry_run else "replayed"
     counts = {done: 0, "skipped_unreadable": 0, "kept_newer_failure": 0}
     for letter in letters:
@@ -125,9 +146,17 @@ def replay(letters: Iterable[DeadLetter], store: DeadLetterStore, send, *, dry_r
             print(f"skip {letter.event_id}: the stored message is unreadable ({letter.reason})", file=out)
             continue
         if not dry_run:
-            send(envelope.model_copy(update={
-                "replayed": True, "force": force, "attempt": 1, "last_reason": None,
-                "ingested_at": now or datetime.now(timezone.utc)}).to_json())
+            send(
+                envelope.model_copy(
+                    update={
+                        "replayed": True,
+                        "force": force,
+                        "attempt": 1,
+                        "last_reason": None,
+                        "ingested_at": now or datetime.now(UTC),
+                    }
+                ).to_json()
+            )
             if not store.delete(letter):
                 # The replayed event already failed again: its new dead letter stays.
                 counts["kept_newer_failure"] += 1
@@ -158,9 +187,13 @@ def main(argv: list[str] | None = None, out=sys.stdout) -> int:
         for letter in letters:
             n += 1
             row = describe(letter)
-            print(json.dumps(row) if args.json else
-                  f"{row['deadLetteredAt']}  {row['reason']:<32} {row['eventId']}  "
-                  f"email#{row['emailHash'][:12]}  attempts={row['attempts']}  {row['message']}", file=out)
+            print(
+                json.dumps(row)
+                if args.json
+                else f"{row['deadLetteredAt']}  {row['reason']:<32} {row['eventId']}  "
+                f"email#{row['emailHash'][:12]}  attempts={row['attempts']}  {row['message']}",
+                file=out,
+            )
         print(f"{n} dead letter(s)", file=sys.stderr)
         return 0
     if not filtered and not args.all:

@@ -47,24 +47,37 @@ def sign(source: str, body: bytes, secret: str, url: str, topic: str | None, set
     delivery = f"demo-{uuid.uuid4().hex[:12]}"
     now = int(time.time())
     if source == "shopify":
-        headers |= {"X-Shopify-Topic": topic or "customers/create", "X-Shopify-Event-Id": delivery,
-                    "X-Shopify-Webhook-Id": delivery, "X-Shopify-Shop-Domain": "sample-shop.myshopify.com",
-                    "X-Shopify-API-Version": "2025-01",
-                    "X-Shopify-Hmac-Sha256": _b64(hmac.new(secret.encode(), body, hashlib.sha256).digest())}
+        headers |= {
+            "X-Shopify-Topic": topic or "customers/create",
+            "X-Shopify-Event-Id": delivery,
+            "X-Shopify-Webhook-Id": delivery,
+            "X-Shopify-Shop-Domain": "sample-shop.myshopify.com",
+            "X-Shopify-API-Version": "2025-01",
+            "X-Shopify-Hmac-Sha256": _b64(hmac.new(secret.encode(), body, hashlib.sha256).digest()),
+        }
     elif source == "standard":
         signed = f"{delivery}.{now}.".encode() + body
-        headers |= {"webhook-id": delivery, "webhook-timestamp": str(now), "webhook-signature":
-                    "v1," + _b64(hmac.new(standard_secret(secret), signed, hashlib.sha256).digest())}
+        headers |= {
+            "webhook-id": delivery,
+            "webhook-timestamp": str(now),
+            "webhook-signature": "v1," + _b64(hmac.new(standard_secret(secret), signed, hashlib.sha256).digest()),
+        }
     elif source == "hubspot":
         stamp = str(now * 1000)
         signed = ("POST" + url).encode() + body + stamp.encode()
-        headers |= {"X-HubSpot-Request-Timestamp": stamp, "X-HubSpot-Signature-Version": "v3",
-                    "X-HubSpot-Signature-v3": _b64(hmac.new(secret.encode(), signed, hashlib.sha256).digest())}
+        headers |= {
+            "X-HubSpot-Request-Timestamp": stamp,
+            "X-HubSpot-Signature-Version": "v3",
+            "X-HubSpot-Signature-v3": _b64(hmac.new(secret.encode(), signed, hashlib.sha256).digest()),
+        }
     elif source == "klaviyo":
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
         meta = json.loads(body).get("meta", {})
-        headers |= {"Klaviyo-Timestamp": stamp, "Klaviyo-Webhook-Id": str(meta.get("klaviyo_webhook_id", "")),
-                    "Klaviyo-Signature": hmac.new(secret.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()}
+        headers |= {
+            "Klaviyo-Timestamp": stamp,
+            "Klaviyo-Webhook-Id": str(meta.get("klaviyo_webhook_id", "")),
+            "Klaviyo-Signature": hmac.new(secret.encode(), body + stamp.encode(), hashlib.sha256).hexdigest(),
+        }
     else:
         folder = Path(settings.get("WEBHOOK_MAPPINGS_DIR") or "webhook_mappings")
         folder = folder if folder.is_absolute() else ROOT / folder
@@ -80,8 +93,9 @@ def sign(source: str, body: bytes, secret: str, url: str, topic: str | None, set
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.webhook", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.webhook", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source")
     parser.add_argument("file", type=Path)
     parser.add_argument("--topic", help="Shopify topic (default customers/create)")
@@ -98,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         secret = secrets[0] if isinstance(secrets, list) else secrets
     body = args.file.read_bytes()
     url = f"{args.base_url.rstrip('/')}/api/webhooks/{args.source}"
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers=sign(args.source, body, secret, url, args.topic, settings))
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers=sign(args.source, body, secret, url, args.topic, settings)
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             print(response.status, response.read().decode("utf-8"))

@@ -16,9 +16,9 @@ is still the whole envelope's, so a shortened one can be told from the original.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
@@ -101,19 +101,22 @@ class DeadLetterStore:
 
     def put(self, letter: DeadLetter) -> None:
         """Insert or replace: the same event dead-lettered twice keeps its latest reason."""
-        self.table.upsert_entity({
-            "PartitionKey": letter.email_hash or UNKNOWN_PARTITION,
-            "RowKey": _row_key(letter.event_id),
-            "EventId": letter.event_id,
-            "Reason": letter.reason,
-            "Message": safe_message(letter),
-            "ErrorResourceId": letter.error_resource_id or "",
-            "Status": letter.status or 0,
-            "Attempts": letter.attempts,
-            "FirstSeenAt": letter.first_seen_at or letter.dead_lettered_at,
-            "DeadLetteredAt": letter.dead_lettered_at,
-            **_envelope_columns(letter.envelope),
-        }, mode=UpdateMode.REPLACE)
+        self.table.upsert_entity(
+            {
+                "PartitionKey": letter.email_hash or UNKNOWN_PARTITION,
+                "RowKey": _row_key(letter.event_id),
+                "EventId": letter.event_id,
+                "Reason": letter.reason,
+                "Message": safe_message(letter),
+                "ErrorResourceId": letter.error_resource_id or "",
+                "Status": letter.status or 0,
+                "Attempts": letter.attempts,
+                "FirstSeenAt": letter.first_seen_at or letter.dead_lettered_at,
+                "DeadLetteredAt": letter.dead_lettered_at,
+                **_envelope_columns(letter.envelope),
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
     def get(self, email_hash: str, event_id: str) -> DeadLetter | None:
         try:
@@ -128,34 +131,45 @@ class DeadLetterStore:
         if letter.etag:
             kwargs = {"etag": letter.etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            self.table.delete_entity(letter.email_hash or UNKNOWN_PARTITION, _row_key(letter.event_id),
-                                     **kwargs)
+            self.table.delete_entity(letter.email_hash or UNKNOWN_PARTITION, _row_key(letter.event_id), **kwargs)
         except ResourceModifiedError:
             return False
         return True
 
-    def query(self, *, reason: str | None = None, email_hash: str | None = None,
-              event_id: str | None = None, since: datetime | None = None,
-              until: datetime | None = None) -> Iterator[DeadLetter]:
+    def query(
+        self,
+        *,
+        reason: str | None = None,
+        email_hash: str | None = None,
+        event_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[DeadLetter]:
         exact_hash = email_hash if email_hash and len(email_hash) >= 64 else None
         prefix = email_hash if email_hash and len(email_hash) < 64 else None
         prefix_end = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
-        filters = (("PartitionKey eq @pk", "pk", exact_hash),
-                   # A displayed hash is shortened: a prefix selects the partitions it starts.
-                   ("PartitionKey ge @pk_from", "pk_from", prefix),
-                   ("PartitionKey lt @pk_to", "pk_to", prefix_end),
-                   ("EventId eq @eid", "eid", event_id),
-                   ("Reason eq @reason", "reason", reason), ("DeadLetteredAt ge @since", "since", since),
-                   ("DeadLetteredAt lt @until", "until", until))
+        filters = (
+            ("PartitionKey eq @pk", "pk", exact_hash),
+            # A displayed hash is shortened: a prefix selects the partitions it starts.
+            ("PartitionKey ge @pk_from", "pk_from", prefix),
+            ("PartitionKey lt @pk_to", "pk_to", prefix_end),
+            ("EventId eq @eid", "eid", event_id),
+            ("Reason eq @reason", "reason", reason),
+            ("DeadLetteredAt ge @since", "since", since),
+            ("DeadLetteredAt lt @until", "until", until),
+        )
         clauses = [clause for clause, _, value in filters if value]
         params = {name: value for _, name, value in filters if value}
-        entities = (self.table.query_entities(" and ".join(clauses), parameters=params)
-                    if clauses else self.table.list_entities())
+        entities = (
+            self.table.query_entities(" and ".join(clauses), parameters=params)
+            if clauses
+            else self.table.list_entities()
+        )
         for entity in entities:
             yield _from_entity(entity)
 
     def purge_older_than(self, days: int, now: datetime | None = None) -> int:
-        cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
         removed = 0
         for letter in self.query(until=cutoff):
             self.delete(letter)
@@ -192,8 +206,12 @@ def safe_message(letter: DeadLetter) -> str:
 def describe(letter: DeadLetter) -> dict:
     """A JSON-friendly view for the replay command's listing (no envelope: it holds personal data)."""
     return {
-        "emailHash": letter.email_hash, "eventId": letter.event_id, "reason": letter.reason,
-        "errorResourceId": letter.error_resource_id, "status": letter.status,
-        "message": safe_message(letter), "attempts": letter.attempts,
+        "emailHash": letter.email_hash,
+        "eventId": letter.event_id,
+        "reason": letter.reason,
+        "errorResourceId": letter.error_resource_id,
+        "status": letter.status,
+        "message": safe_message(letter),
+        "attempts": letter.attempts,
         "deadLetteredAt": letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else None,
     }

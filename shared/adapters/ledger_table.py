@@ -20,8 +20,8 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from shared.core.ledger_rules import Lease, LedgerConflict, LedgerEntry, OrderKey, State, expect_change
 from shared.adapters.storage import TableEntities, table_entities
+from shared.core.ledger_rules import Lease, LedgerConflict, LedgerEntry, OrderKey, State, expect_change
 
 ROW_KEY = "ledger"
 
@@ -84,8 +84,12 @@ def from_entity(entity: Any, etag: str | None = None) -> LedgerEntry:
     if entity.get("LeaseOwner"):
         pending = OrderKey(pending_at, entity["PendingEventId"]) if pending_at else None
         groups = entity.get("PendingGroups")
-        lease = Lease(entity["LeaseOwner"], _parse_time(entity["LeaseUntil"]), pending,
-                      frozenset(json.loads(groups)) if pending and groups else None)
+        lease = Lease(
+            entity["LeaseOwner"],
+            _parse_time(entity["LeaseUntil"]),
+            pending,
+            frozenset(json.loads(groups)) if pending and groups else None,
+        )
     return LedgerEntry(
         email_hash=entity["PartitionKey"],
         state=State(entity.get("State") or State.NEW.value),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -30,7 +30,7 @@ PENDING, DONE = "pending", "done"
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 @dataclass
@@ -74,8 +74,13 @@ class DeliveryStore:
         if earlier is not None and (verdict := self._judge(earlier, now)) is not None:
             return Claim(verdict)
         partition = self._partition(source, now)
-        entity = {"PartitionKey": partition, "RowKey": row, "State": PENDING, "ClaimedAt": _utc(now),
-                  "DeliveryId": delivery_key[:256]}
+        entity = {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "State": PENDING,
+            "ClaimedAt": _utc(now),
+            "DeliveryId": delivery_key[:256],
+        }
         try:
             created = self.table.create_entity(entity, **FAST)
             return Claim("new", partition, row, (created or {}).get("etag"))
@@ -91,17 +96,31 @@ class DeliveryStore:
         if (verdict := self._judge(current, now)) is not None:
             return Claim(verdict)
         try:  # take over a stale claim, unless someone else just did
-            taken = self.table.update_entity(entity, mode=UpdateMode.REPLACE,
-                                             etag=current.metadata["etag"],
-                                             match_condition=MatchConditions.IfNotModified, **FAST)
+            taken = self.table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+                **FAST,
+            )
             return Claim("new", partition, row, (taken or {}).get("etag"))
         except ResourceModifiedError:
             return Claim("in_flight")
 
     def complete(self, claim: Claim, now: datetime, *, queued: int, rejected: int, outcome: str) -> None:
-        self.table.upsert_entity({"PartitionKey": claim.partition, "RowKey": claim.row, "State": DONE,
-                                  "CompletedAt": _utc(now), "Queued": queued, "Rejected": rejected,
-                                  "Outcome": outcome}, mode=UpdateMode.MERGE, **FAST)
+        self.table.upsert_entity(
+            {
+                "PartitionKey": claim.partition,
+                "RowKey": claim.row,
+                "State": DONE,
+                "CompletedAt": _utc(now),
+                "Queued": queued,
+                "Rejected": rejected,
+                "Outcome": outcome,
+            },
+            mode=UpdateMode.MERGE,
+            **FAST,
+        )
 
     def release(self, claim: Claim) -> None:
         """Forget a claim whose delivery could not be stored, so the sender's retry is processed."""
@@ -116,8 +135,11 @@ class DeliveryStore:
         keep_from = self._partition("", now - timedelta(days=1))[1:]  # YYYYMMDD
         for source in sources:
             query = "PartitionKey ge @low and PartitionKey lt @high"
-            rows = self.table.query_entities(query, parameters={"low": f"{source}-", "high": f"{source}-{keep_from}"},
-                                             select=["PartitionKey", "RowKey"])
+            rows = self.table.query_entities(
+                query,
+                parameters={"low": f"{source}-", "high": f"{source}-{keep_from}"},
+                select=["PartitionKey", "RowKey"],
+            )
             for row in rows:
                 self.table.delete_entity(row["PartitionKey"], row["RowKey"])
                 removed += 1
@@ -137,7 +159,7 @@ class SenderIdentityStore:
         self._key = hash_key
 
     def _row(self, source: str, sender_id: str) -> str:
-        return hmac.new(self._key, f"{source}\x00{sender_id}".encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(self._key, f"{source}\x00{sender_id}".encode(), hashlib.sha256).hexdigest()
 
     def get(self, source: str, sender_id: str) -> Identity | None:
         try:
@@ -146,16 +168,28 @@ class SenderIdentityStore:
             return None
         return Identity(entity.get("Email") or "", entity.get("OccurredAt"), entity.metadata.get("etag"))
 
-    def remember(self, source: str, sender_id: str, email: str, occurred_at: datetime,
-                 known: Identity | None, email_hash: str = "") -> None:
+    def remember(
+        self,
+        source: str,
+        sender_id: str,
+        email: str,
+        occurred_at: datetime,
+        known: Identity | None,
+        email_hash: str = "",
+    ) -> None:
         """Record ``email`` as the sender id's address, unless a newer event already set another one.
         ETag-conditional against ``known`` (as read before the event was queued): a concurrent writer
         makes this re-read and decide again, once."""
         row = self._row(source, sender_id)
         # EmailHash lets an erasure find every sender's record of an address without the address
         # itself in a query (a query's filter travels in the request URL, which HTTP logging records).
-        entity = {"PartitionKey": source, "RowKey": row, "Email": email, "EmailHash": email_hash,
-                  "OccurredAt": _utc(occurred_at)}
+        entity = {
+            "PartitionKey": source,
+            "RowKey": row,
+            "Email": email,
+            "EmailHash": email_hash,
+            "OccurredAt": _utc(occurred_at),
+        }
         for _ in range(2):
             if known is not None and known.occurred_at is not None and known.occurred_at > occurred_at:
                 return  # an older event: the newer address stays
@@ -163,8 +197,13 @@ class SenderIdentityStore:
                 if known is None or known.etag is None:
                     self.table.create_entity(entity, **FAST)
                 else:
-                    self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=known.etag,
-                                             match_condition=MatchConditions.IfNotModified, **FAST)
+                    self.table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=known.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                        **FAST,
+                    )
                 return
             except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
                 known = self.get(source, sender_id)
@@ -174,8 +213,9 @@ class SenderIdentityStore:
         """Delete every source's record that last carried the email with this hash."""
         if not email_hash:
             return 0
-        rows = self.table.query_entities("EmailHash eq @h", parameters={"h": email_hash},
-                                         select=["PartitionKey", "RowKey"], **FAST)
+        rows = self.table.query_entities(
+            "EmailHash eq @h", parameters={"h": email_hash}, select=["PartitionKey", "RowKey"], **FAST
+        )
         removed = 0
         for row in list(rows):
             try:

@@ -20,8 +20,9 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from email.utils import formatdate
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from azure.core import MatchConditions
@@ -90,21 +91,22 @@ class StorageFactory:
 
     def queue_service(self) -> QueueServiceClient:
         if self._queue_service is None:
-            kwargs = dict(message_encode_policy=TextBase64EncodePolicy(),
-                          message_decode_policy=TextBase64DecodePolicy(),
-                          **_transport_options(self._queue_uri or "https://queue.core.windows.net"))
+            kwargs = dict(
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=TextBase64DecodePolicy(),
+                **_transport_options(self._queue_uri or "https://queue.core.windows.net"),
+            )
             if self._conn:
                 self._queue_service = QueueServiceClient.from_connection_string(self._conn, **kwargs)
             else:
-                self._queue_service = QueueServiceClient(self._queue_uri, credential=self._identity(),
-                                                         **kwargs)
+                self._queue_service = QueueServiceClient(self._queue_uri, credential=self._identity(), **kwargs)
         return self._queue_service
 
     def queue(self, name: str) -> QueueClient:
         # Base64 both ways: the queue trigger's default messageEncoding.
         return self.queue_service().get_queue_client(
-            name, message_encode_policy=TextBase64EncodePolicy(),
-            message_decode_policy=TextBase64DecodePolicy())
+            name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+        )
 
     def table_service(self) -> TableServiceClient:
         if self._table_service is None:
@@ -112,8 +114,7 @@ class StorageFactory:
             if self._conn:
                 self._table_service = TableServiceClient.from_connection_string(self._conn, **options)
             else:
-                self._table_service = TableServiceClient(self._table_uri, credential=self._identity(),
-                                                         **options)
+                self._table_service = TableServiceClient(self._table_uri, credential=self._identity(), **options)
         return self._table_service
 
     def table(self, name: str) -> TableClient:
@@ -144,7 +145,6 @@ def ensure_table(table: TableClient) -> None:
         table.create_table()
     except ResourceExistsError:
         pass
-
 
 
 # --- the ledger's entity operations ------------------------------------------------------------------
@@ -182,8 +182,9 @@ class SdkTableEntities:
         return self.table.create_entity(dict(entity)).get("etag")
 
     def replace(self, entity: Mapping[str, Any], etag: str) -> str | None:
-        return self.table.update_entity(dict(entity), mode=UpdateMode.REPLACE, etag=etag,
-                                        match_condition=MatchConditions.IfNotModified).get("etag")
+        return self.table.update_entity(
+            dict(entity), mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+        ).get("etag")
 
 
 def table_entities(table: TableClient) -> TableEntities:
@@ -194,19 +195,25 @@ def table_entities(table: TableClient) -> TableEntities:
 
     credential = table.credential
     parts = urlsplit(table.url)
-    direct = (parts.scheme in ("http", "https") and not parts.query
-              and not getattr(table, "_cosmos_endpoint", False)
-              and not requests.utils.get_environ_proxies(table.url)
-              and (isinstance(credential, AzureNamedKeyCredential)
-                   or (hasattr(credential, "get_token") and parts.scheme == "https")))
+    direct = (
+        parts.scheme in ("http", "https")
+        and not parts.query
+        and not getattr(table, "_cosmos_endpoint", False)
+        and not requests.utils.get_environ_proxies(table.url)
+        and (
+            isinstance(credential, AzureNamedKeyCredential)
+            or (hasattr(credential, "get_token") and parts.scheme == "https")
+        )
+    )
     if not direct:
         return SdkTableEntities(table)
     if isinstance(credential, AzureNamedKeyCredential):
         auth: _Auth = _SharedKeyLite(credential.named_key.name, credential.named_key.key)
     else:
         auth = _Bearer(credential)
-    return HttpTableEntities(table.url, table.table_name, auth,
-                             api_version=getattr(table, "api_version", None) or TABLES_API_VERSION)
+    return HttpTableEntities(
+        table.url, table.table_name, auth, api_version=getattr(table, "api_version", None) or TABLES_API_VERSION
+    )
 
 
 class _Auth(Protocol):
@@ -223,7 +230,7 @@ class _SharedKeyLite:
         self._account, self._key = account, base64.b64decode(key)
 
     def headers(self, path: str, date: str) -> dict[str, str]:
-        signed = hmac.new(self._key, f"{date}\n/{self._account}{path}".encode("utf-8"), hashlib.sha256)
+        signed = hmac.new(self._key, f"{date}\n/{self._account}{path}".encode(), hashlib.sha256)
         return {"Authorization": f"SharedKeyLite {self._account}:{base64.b64encode(signed.digest()).decode()}"}
 
     def challenged(self, www_authenticate: str | None) -> bool:
@@ -328,8 +335,16 @@ class HttpTableEntities:
     insert finds the entity, the replace a new ETag), which the ledger handles as any lost race. No
     other retries: a storage failure is the processor's to retry (``storage_unavailable``)."""
 
-    def __init__(self, account_url: str, table: str, auth: _Auth, *, api_version: str = TABLES_API_VERSION,
-                 timeout: float = TIMEOUT_SECONDS, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        account_url: str,
+        table: str,
+        auth: _Auth,
+        *,
+        api_version: str = TABLES_API_VERSION,
+        timeout: float = TIMEOUT_SECONDS,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         parts = urlsplit(account_url)
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname or "", parts.port
@@ -367,26 +382,36 @@ class HttpTableEntities:
 
     # --- plumbing ------------------------------------------------------------------------------------
     def _entity_path(self, partition_key: str, row_key: str) -> str:
-        return (f"{self._table_path}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')")
+        return f"{self._table_path}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')"
 
-    def _request(self, method: str, path: str, body: bytes | None = None,
-                 extra: Mapping[str, str] | None = None) -> _Response:
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, extra: Mapping[str, str] | None = None
+    ) -> _Response:
         request_id = str(uuid.uuid4())
         challenged = False
         while True:
             response = self._exchange(method, path, body, extra, request_id)
-            if (response.status == 401 and not challenged
-                    and self._auth.challenged(response.headers.get("WWW-Authenticate"))):
+            if (
+                response.status == 401
+                and not challenged
+                and self._auth.challenged(response.headers.get("WWW-Authenticate"))
+            ):
                 challenged = True
                 continue
             return response
 
-    def _headers(self, path: str, body: bytes | None, extra: Mapping[str, str] | None,
-                 request_id: str) -> dict[str, str]:
+    def _headers(
+        self, path: str, body: bytes | None, extra: Mapping[str, str] | None, request_id: str
+    ) -> dict[str, str]:
         date = formatdate(usegmt=True)
-        headers = {"x-ms-date": date, "x-ms-version": self._api_version, "DataServiceVersion": "3.0",
-                   "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json;odata=nometadata",
-                   "x-ms-client-request-id": request_id}
+        headers = {
+            "x-ms-date": date,
+            "x-ms-version": self._api_version,
+            "DataServiceVersion": "3.0",
+            "MaxDataServiceVersion": "3.0;NetFx",
+            "Accept": "application/json;odata=nometadata",
+            "x-ms-client-request-id": request_id,
+        }
         if body is not None:
             headers["Content-Type"] = "application/json"
         if extra:
@@ -394,8 +419,9 @@ class HttpTableEntities:
         headers.update(self._auth.headers(path, date))
         return headers
 
-    def _exchange(self, method: str, path: str, body: bytes | None,
-                  extra: Mapping[str, str] | None, request_id: str) -> _Response:
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, extra: Mapping[str, str] | None, request_id: str
+    ) -> _Response:
         where = f"Table storage {method} (client request id {request_id})"
         for attempt in (1, 2):
             connection, reused = self._connection()
@@ -410,15 +436,18 @@ class HttpTableEntities:
                 if reused and attempt == 1:
                     continue  # closed by the server while idle: once more, on a new connection
                 raise (ServiceResponseError if sent else ServiceRequestError)(
-                    f"{where}: connection dropped ({type(error).__name__})", error=error) from None
-            except (socket.timeout, TimeoutError) as error:
+                    f"{where}: connection dropped ({type(error).__name__})", error=error
+                ) from None
+            except TimeoutError as error:
                 connection.close()
                 raise (ServiceResponseError if sent else ServiceRequestError)(
-                    f"{where}: timed out after {self._timeout:g} s", error=error) from None
+                    f"{where}: timed out after {self._timeout:g} s", error=error
+                ) from None
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 raise (ServiceResponseError if sent else ServiceRequestError)(
-                    f"{where}: {type(error).__name__}", error=error) from None
+                    f"{where}: {type(error).__name__}", error=error
+                ) from None
             if answer.will_close:
                 connection.close()
             else:
@@ -434,8 +463,9 @@ class HttpTableEntities:
                 connection = self._idle.pop() if self._idle else None
             if connection is None:
                 if self._https:
-                    return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
-                                                       context=self._ssl), False
+                    return http.client.HTTPSConnection(
+                        self._host, self._port, timeout=self._timeout, context=self._ssl
+                    ), False
                 return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout), False
             sock = connection.sock
             if sock is not None and not _readable(sock):
@@ -490,17 +520,21 @@ def _body(entity: Mapping[str, Any]) -> bytes:
     """The entity as the JSON the SDK sends for it (see ``HttpTableEntities`` on the accepted types)."""
     for name, value in entity.items():
         if not (isinstance(value, str) or isinstance(value, bool) or (type(value) is int and value in _INT32)):
-            raise TypeError(f"Table entity property {name!r}: {type(value).__name__} {value!r:.40} is sent "
-                            "untyped by the ledger's direct client; only str, bool and int within Int32 are "
-                            "stored as sent (the SDK, shared.adapters.storage.SdkTableEntities, types the others)")
+            raise TypeError(
+                f"Table entity property {name!r}: {type(value).__name__} {value!r:.40} is sent "
+                "untyped by the ledger's direct client; only str, bool and int within Int32 are "
+                "stored as sent (the SDK, shared.adapters.storage.SdkTableEntities, types the others)"
+            )
     return json.dumps(entity, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def _etag(response: _Response, method: str) -> str:
     etag = response.headers.get("ETag")
     if not etag:
-        raise ServiceResponseError(f"Table storage {method}: HTTP {response.status} without an ETag "
-                                   f"(x-ms-request-id {response.headers.get('x-ms-request-id') or '-'})")
+        raise ServiceResponseError(
+            f"Table storage {method}: HTTP {response.status} without an ETag "
+            f"(x-ms-request-id {response.headers.get('x-ms-request-id') or '-'})"
+        )
     return etag
 
 

@@ -21,10 +21,11 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 FORMATS = ("auto", "shopify", "jsonl", "csv")
 SOURCE = "backfill"
@@ -49,12 +50,22 @@ SHOPIFY_ADDRESS2 = "Default Address Address2"  # appended to the street, after "
 SHOPIFY_ADDRESS_PHONE = "Default Address Phone"  # the phone when Phone is empty
 SHOPIFY_SIGNATURE = ("Customer ID", "Email", "Accepts Email Marketing")
 _TRUE, _FALSE = {"true", "yes", "y", "1"}, {"false", "no", "n", "0"}
-_CUSTOMER_TARGETS = ("email", "previousEmail", "firstName", "middleName", "lastName", "phone",
-                     "phoneExtension", "isOptedInMarketing", "language", "currencyCode", "customerGroup",
-                     "customerAccount")
+_CUSTOMER_TARGETS = (
+    "email",
+    "previousEmail",
+    "firstName",
+    "middleName",
+    "lastName",
+    "phone",
+    "phoneExtension",
+    "isOptedInMarketing",
+    "language",
+    "currencyCode",
+    "customerGroup",
+    "customerAccount",
+)
 _ADDRESS_TARGETS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode", "country")
-TARGETS = (tuple(f"customer.{t}" for t in _CUSTOMER_TARGETS)
-           + tuple(f"customer.address.{t}" for t in _ADDRESS_TARGETS))
+TARGETS = tuple(f"customer.{t}" for t in _CUSTOMER_TARGETS) + tuple(f"customer.address.{t}" for t in _ADDRESS_TARGETS)
 BOOLEAN_TARGETS = frozenset({"customer.isOptedInMarketing"})
 
 
@@ -90,16 +101,17 @@ def event_id(digest: str, row: int) -> str:
 
 
 def as_of_text(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat()
+    return value.astimezone(UTC).isoformat()
 
 
 def parse_as_of(text: str) -> datetime:
     """``--as-of``: ISO 8601; a value without an offset is read as UTC."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # --- column mappings ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ColumnMapping:
@@ -162,6 +174,7 @@ def mapping_from_file(text: str) -> ColumnMapping:
 
 # --- reading --------------------------------------------------------------------------------------
 
+
 def detect_format(path: Path, requested: str = "auto") -> str:
     if requested != "auto":
         return requested
@@ -204,9 +217,16 @@ def _open_text(path: Path, progress: Progress | None, newline: str | None = None
     return io.TextIOWrapper(stream, encoding="utf-8-sig", newline=newline)
 
 
-def read_records(path: Path, *, as_of: datetime, digest: str, fmt: str = "auto",
-                 mapping: ColumnMapping | None = None, start_after: int = 0,
-                 progress: Progress | None = None) -> Iterator[Record]:
+def read_records(
+    path: Path,
+    *,
+    as_of: datetime,
+    digest: str,
+    fmt: str = "auto",
+    mapping: ColumnMapping | None = None,
+    start_after: int = 0,
+    progress: Progress | None = None,
+) -> Iterator[Record]:
     """Every record of the file as a raw contract event, in file order. Records up to ``start_after``
     are counted but not built (a resumed run). ``progress`` counts the bytes read."""
     fmt = detect_format(path, fmt)
@@ -217,18 +237,24 @@ def read_records(path: Path, *, as_of: datetime, digest: str, fmt: str = "auto",
     if fmt == "shopify":
         mapping = ColumnMapping(SHOPIFY_COLUMNS)
     elif mapping is None:
-        raise FileFormatError("a CSV that is not a Shopify export needs a column mapping "
-                              "(--map target=Column, or --mapping FILE)")
+        raise FileFormatError(
+            "a CSV that is not a Shopify export needs a column mapping (--map target=Column, or --mapping FILE)"
+        )
     yield from _csv(path, mapping, occurred, digest, start_after, shopify=fmt == "shopify", progress=progress)
 
 
 def _envelope(digest: str, row: int, occurred: str, customer: dict[str, Any]) -> dict[str, Any]:
-    return {"specVersion": "1.0", "eventId": event_id(digest, row), "eventType": "customer.updated",
-            "occurredAt": occurred, "source": SOURCE, "customer": customer}
+    return {
+        "specVersion": "1.0",
+        "eventId": event_id(digest, row),
+        "eventType": "customer.updated",
+        "occurredAt": occurred,
+        "source": SOURCE,
+        "customer": customer,
+    }
 
 
-def _jsonl(path: Path, occurred: str, digest: str, start_after: int,
-           progress: Progress | None) -> Iterator[Record]:
+def _jsonl(path: Path, occurred: str, digest: str, start_after: int, progress: Progress | None) -> Iterator[Record]:
     with _open_text(path, progress) as f:
         row = 0
         for line in f:
@@ -246,8 +272,15 @@ def _jsonl(path: Path, occurred: str, digest: str, start_after: int,
                 yield Record(row, None, "not an event: needs a customer object")
                 continue
             # The backfill's own id and time replace the line's: resumable, and older than any live edit.
-            yield Record(row, {**data, "eventId": event_id(digest, row), "occurredAt": occurred,
-                               "source": data.get("source") or SOURCE})
+            yield Record(
+                row,
+                {
+                    **data,
+                    "eventId": event_id(digest, row),
+                    "occurredAt": occurred,
+                    "source": data.get("source") or SOURCE,
+                },
+            )
 
 
 def _cell(value: str | None, target: str, maps: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -267,8 +300,15 @@ def _cell(value: str | None, target: str, maps: Mapping[str, Mapping[str, Any]])
     return text
 
 
-def _csv(path: Path, mapping: ColumnMapping, occurred: str, digest: str, start_after: int,
-         shopify: bool, progress: Progress | None = None) -> Iterator[Record]:
+def _csv(
+    path: Path,
+    mapping: ColumnMapping,
+    occurred: str,
+    digest: str,
+    start_after: int,
+    shopify: bool,
+    progress: Progress | None = None,
+) -> Iterator[Record]:
     with _open_text(path, progress, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -350,8 +390,7 @@ def check(record: Record, *, now: datetime, settings: Any, hash_key: bytes) -> C
     result = validate_event(record.event, now=now, settings=settings, hash_key=hash_key, index=record.row)
     if result.ok:
         return Checked(record.row, result.event)
-    problems = tuple((record.columns.get(p.pointer, p.pointer), p.code,
-                      p.message) for p in result.errors)
+    problems = tuple((record.columns.get(p.pointer, p.pointer), p.code, p.message) for p in result.errors)
     if result.omitted:
         problems += (("", "more_problems", f"{result.omitted} more problem(s) not listed"),)
     return Checked(record.row, None, problems)

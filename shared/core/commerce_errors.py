@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from shared.core.privacy import mask_free_text
 
@@ -165,7 +166,7 @@ def is_validation_id(error_resource_id: str | None) -> bool:
         return True
     if not error_resource_id.startswith(RUNTIME_PREFIX):
         return False
-    name = error_resource_id[len(RUNTIME_PREFIX):]
+    name = error_resource_id[len(RUNTIME_PREFIX) :]
     return name.startswith("Invalid") or "Validation" in name or name.startswith("Required")
 
 
@@ -278,11 +279,11 @@ def parse_retry_after(value: str | None, now: float | datetime | None = None) ->
     if when is None:
         return None
     if when.tzinfo is None:  # HTTP-dates are GMT
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     if now is None:
-        now_ts = datetime.now(timezone.utc).timestamp()
+        now_ts = datetime.now(UTC).timestamp()
     elif isinstance(now, datetime):
-        now_ts = (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).timestamp()
+        now_ts = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
     else:
         now_ts = float(now)
     return max(0.0, when.timestamp() - now_ts)
@@ -312,5 +313,6 @@ def error_from_response(
     else:
         msg = mask_text(msg, secrets)[:1000]
     retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-    return cls(msg, operation=operation, status=status, error_resource_id=rid, member_names=names,
-               retry_after=retry_after)
+    return cls(
+        msg, operation=operation, status=status, error_resource_id=rid, member_names=names, retry_after=retry_after
+    )

@@ -12,7 +12,7 @@ value-free message, honour the invalid-optional-field policy and keep "absent" a
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -24,9 +24,9 @@ EVENT_TYPES = ("customer.created", "customer.updated")
 MAX_FUTURE_SKEW_SECONDS = 300  # occurredAt or createdDateTime later than now + this is refused
 # Earlier dates are refused: before 2000 an occurredAt is a placeholder (0001-01-01 of an unset .NET
 # DateTime, 1970-01-01 of a zero Unix time, 1900-01-01 of SQL Server), never a customer's action.
-EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 # Headquarters' utcdatetime columns start at 1900-01-01.
-EARLIEST_CREATED_AT = datetime(1900, 1, 1, tzinfo=timezone.utc)
+EARLIEST_CREATED_AT = datetime(1900, 1, 1, tzinfo=UTC)
 # A response lists at most this many problems (errors and warnings); omittedProblems counts the rest.
 MAX_LISTED_PROBLEMS = 50
 
@@ -60,57 +60,79 @@ class AddressIn(_Strict):
     streetNumber: str | None = None
     city: str | SkipJsonSchema[None] = _not_nullable(description="Not clearable.")
     county: str | None = Field(None, description="County id of headquarters' address data.")
-    state: str | None = Field(None, description="ISO 3166-2 code (\"WA\" or \"US-WA\") or local or "
-                              "English name (\"Bayern\", \"Bavaria\"), case- and "
-                              "diacritic-insensitive.")
-    postalCode: str | None = Field(None, description="Checked against the country's format and "
-                                   "stored in its canonical form (spacing, case, prefix).")
-    country: str = Field(description="ISO 3166-1 alpha-2 or alpha-3 code, or the country's name in "
-                         "any CLDR language (Deutschland, Espagne, UK, Holland), case- and "
-                         "diacritic-insensitive. Required whenever address is present.")
-    isPrimary: Literal[True] | None = Field(None, description="Only the primary address is "
-                                           "synchronised: true or absent; false is refused.")
+    state: str | None = Field(
+        None,
+        description="ISO 3166-2 code (\"WA\" or \"US-WA\") or local or "
+        "English name (\"Bayern\", \"Bavaria\"), case- and "
+        "diacritic-insensitive.",
+    )
+    postalCode: str | None = Field(
+        None,
+        description="Checked against the country's format and stored in its canonical form (spacing, case, prefix).",
+    )
+    country: str = Field(
+        description="ISO 3166-1 alpha-2 or alpha-3 code, or the country's name in "
+        "any CLDR language (Deutschland, Espagne, UK, Holland), case- and "
+        "diacritic-insensitive. Required whenever address is present."
+    )
+    isPrimary: Literal[True] | None = Field(
+        None, description="Only the primary address is synchronised: true or absent; false is refused."
+    )
 
 
 class CustomerIn(_Strict):
-    email: str = Field(description="The match key (case-insensitive). Required, never clearable. "
-                       "docs/event-contract.md#email lists the addresses refused.",
-                       max_length=254, json_schema_extra={"format": "email"})
-    previousEmail: str | None = Field(None, description="An email change: the address the customer "
-                                      "had before. The customer found under it gets the new email "
-                                      "instead of a second customer being created. Validated like email.",
-                                      json_schema_extra={"format": "email"})
+    email: str = Field(
+        description="The match key (case-insensitive). Required, never clearable. "
+        "docs/event-contract.md#email lists the addresses refused.",
+        max_length=254,
+        json_schema_extra={"format": "email"},
+    )
+    previousEmail: str | None = Field(
+        None,
+        description="An email change: the address the customer "
+        "had before. The customer found under it gets the new email "
+        "instead of a second customer being created. Validated like email.",
+        json_schema_extra={"format": "email"},
+    )
     firstName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
     middleName: str | None = Field(None, max_length=25, description="null clears it.")
     lastName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
-    phone: str | None = Field(None, description="Any format phonenumbers can read, a tel: URI, "
-                              "with or without an extension (ext. 12, x12, ;ext=12); sent as E.164, "
-                              "the extension apart. null clears it (and its extension).")
-    phoneExtension: str | None = Field(None, description="The phone's extension, digits (at most "
-                                       "10). Sent with phone, it must match an extension written in "
-                                       "phone; a phone without one clears it. null clears it.")
+    phone: str | None = Field(
+        None,
+        description="Any format phonenumbers can read, a tel: URI, "
+        "with or without an extension (ext. 12, x12, ;ext=12); sent as E.164, "
+        "the extension apart. null clears it (and its extension).",
+    )
+    phoneExtension: str | None = Field(
+        None,
+        description="The phone's extension, digits (at most "
+        "10). Sent with phone, it must match an extension written in "
+        "phone; a phone without one clears it. null clears it.",
+    )
     isOptedInMarketing: bool | SkipJsonSchema[None] = _not_nullable(
-        description="Marketing consent, set on the email and phone contacts.")
-    language: str | SkipJsonSchema[None] = _not_nullable(
-        description="BCP 47 tag, e.g. en-US; sent lower-case.")
+        description="Marketing consent, set on the email and phone contacts."
+    )
+    language: str | SkipJsonSchema[None] = _not_nullable(description="BCP 47 tag, e.g. en-US; sent lower-case.")
     currencyCode: str | SkipJsonSchema[None] = _not_nullable(description="ISO 4217 code.")
     customerGroup: str | SkipJsonSchema[None] = _not_nullable(max_length=10)
-    customerAccount: str | None = Field(None, max_length=20, description="Commerce account number "
-                                        "when the sender knows it. Never sent to Commerce.")
+    customerAccount: str | None = Field(
+        None, max_length=20, description="Commerce account number when the sender knows it. Never sent to Commerce."
+    )
     createdDateTime: AwareDatetime | None = Field(None, description="Kept for audit; never sent.")
     address: AddressIn | SkipJsonSchema[None] = _not_nullable(
-        description="Present: updates the primary address; null is refused.")
+        description="Present: updates the primary address; null is refused."
+    )
 
 
 class CustomerEvent(_Strict):
     """One customer event. created and updated are informational: both are upserts by email."""
 
     specVersion: Literal["1.0"] = SPEC_VERSION
-    eventId: str = Field(min_length=1, max_length=128, description="Idempotency key: printable "
-                         "characters.")
+    eventId: str = Field(min_length=1, max_length=128, description="Idempotency key: printable characters.")
     eventType: Literal["customer.created", "customer.updated"] | SkipJsonSchema[None] = _not_nullable()
-    occurredAt: AwareDatetime = Field(description="ISO 8601 with an offset; from "
-                                      "2000-01-01T00:00:00Z to 5 minutes in the future.")
+    occurredAt: AwareDatetime = Field(
+        description="ISO 8601 with an offset; from 2000-01-01T00:00:00Z to 5 minutes in the future."
+    )
     source: str | None = Field(None, max_length=64, description="Name of the sending system.")
     customer: CustomerIn
 
@@ -125,8 +147,7 @@ class EventBatch(_Strict):
 class _Frozen(BaseModel):
     # camelCase on the wire like the input contract; snake_case accepted too so that any dump
     # (by_alias or not) reads back to an equal object.
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
-                              populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
     present: tuple[str, ...] = ()
     """Contract names of the fields the event carried (null included). Absent = unchanged."""
@@ -162,8 +183,7 @@ class CreateDefaults(BaseModel):
     """Defaults for creating a customer that a webhook source sets instead of the global ones
     (``CUSTOMER_DEFAULT_*``); like those, they apply on create only, never on update."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel,
-                              populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
     customer_group: str | None = None
     currency_code: str | None = None
@@ -216,8 +236,9 @@ class NormalisedEvent(_Frozen):
 class EventError(BaseModel):
     index: int = Field(description="Position of the event in the batch (0 for a single event).")
     eventId: str | None = None
-    pointer: str = Field(description="JSON pointer relative to the event, e.g. "
-                         "/customer/address/postalCode; empty for the whole event.")
+    pointer: str = Field(
+        description="JSON pointer relative to the event, e.g. /customer/address/postalCode; empty for the whole event."
+    )
     message: str = Field(description="Never contains the submitted value.")
     code: str
 
@@ -227,10 +248,12 @@ class Accepted(BaseModel):
 
     accepted: list[str]
     correlationId: str
-    warnings: list[EventError] = Field(default_factory=list, description="Fields dropped under the "
-                                       "drop policy.")
-    omittedProblems: int = Field(0, description="Problems not listed: an answer lists at most "
-                                 f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.")
+    warnings: list[EventError] = Field(default_factory=list, description="Fields dropped under the drop policy.")
+    omittedProblems: int = Field(
+        0,
+        description="Problems not listed: an answer lists at most "
+        f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.",
+    )
 
 
 class EventOutcome(BaseModel):
@@ -238,8 +261,9 @@ class EventOutcome(BaseModel):
     eventId: str | None = None
     status: Literal["accepted", "rejected"]
     errors: list[EventError] = Field(default_factory=list)
-    warnings: list[EventError] = Field(default_factory=list, description="Accepted events: fields "
-                                       "dropped under the drop policy.")
+    warnings: list[EventError] = Field(
+        default_factory=list, description="Accepted events: fields dropped under the drop policy."
+    )
 
 
 class MultiStatus(BaseModel):
@@ -247,8 +271,11 @@ class MultiStatus(BaseModel):
 
     results: list[EventOutcome]
     correlationId: str
-    omittedProblems: int = Field(0, description="Problems not listed: an answer lists at most "
-                                 f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.")
+    omittedProblems: int = Field(
+        0,
+        description="Problems not listed: an answer lists at most "
+        f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.",
+    )
 
 
 class Problem(BaseModel):
@@ -260,15 +287,20 @@ class Problem(BaseModel):
     detail: str | None = None
     correlationId: str
     errors: list[EventError] = Field(default_factory=list)
-    omittedProblems: int = Field(0, description="Problems not listed: an answer lists at most "
-                                 f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.")
-    queuedEventIds: list[str] | None = Field(None, description="503 only: events that were queued "
-                                             "before the failure; do not resend them.")
+    omittedProblems: int = Field(
+        0,
+        description="Problems not listed: an answer lists at most "
+        f"{MAX_LISTED_PROBLEMS} errors and warnings in all. Absent when 0.",
+    )
+    queuedEventIds: list[str] | None = Field(
+        None, description="503 only: events that were queued before the failure; do not resend them."
+    )
 
 
 class Health(BaseModel):
     status: str = Field(description='"ok" when settings are complete, else "degraded".')
     version: str
     settingsComplete: bool
-    problems: list[str] = Field(default_factory=list, description="Names of missing or malformed "
-                                "settings only, never values.")
+    problems: list[str] = Field(
+        default_factory=list, description="Names of missing or malformed settings only, never values."
+    )

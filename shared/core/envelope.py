@@ -12,8 +12,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.core.failures import MessageFormatError
 from shared.core.contract import NormalisedEvent
+from shared.core.failures import MessageFormatError
 
 ENVELOPE_VERSION = 1
 # Base64 turns 3 bytes into 4; 48,000 UTF-8 bytes become 64,000 characters, under the 65,536 limit.
@@ -36,26 +36,41 @@ class Envelope(BaseModel):
     force: bool = False
 
     @classmethod
-    def wrap(cls, event: NormalisedEvent, *, ingested_at: datetime, correlation_id: str,
-             replayed: bool = False, force: bool = False) -> "Envelope":
-        return cls(event=event, ingestedAt=ingested_at, correlationId=correlation_id, replayed=replayed,
-                   force=force)
+    def wrap(
+        cls,
+        event: NormalisedEvent,
+        *,
+        ingested_at: datetime,
+        correlation_id: str,
+        replayed: bool = False,
+        force: bool = False,
+    ) -> Envelope:
+        return cls(event=event, ingestedAt=ingested_at, correlationId=correlation_id, replayed=replayed, force=force)
 
-    def next_attempt(self, reason: str, *, counts: bool = True) -> "Envelope":
+    def next_attempt(self, reason: str, *, counts: bool = True) -> Envelope:
         """The same event, to be tried again. A deferral (``counts=False``) keeps the attempt number."""
-        return self.model_copy(update={"attempt": self.attempt + (1 if counts else 0),
-                                       "last_reason": reason})
+        return self.model_copy(update={"attempt": self.attempt + (1 if counts else 0), "last_reason": reason})
 
     def to_json(self) -> str:
         # The event's own serialiser keeps "absent" and "null" apart (its ``present`` list).
         event_json = json.loads(self.event.to_json())
-        return json.dumps({"v": self.v, "ingestedAt": self.ingested_at.isoformat(),
-                           "correlationId": self.correlation_id, "replayed": self.replayed,
-                           "attempt": self.attempt, "lastReason": self.last_reason, "force": self.force,
-                           "event": event_json}, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(
+            {
+                "v": self.v,
+                "ingestedAt": self.ingested_at.isoformat(),
+                "correlationId": self.correlation_id,
+                "replayed": self.replayed,
+                "attempt": self.attempt,
+                "lastReason": self.last_reason,
+                "force": self.force,
+                "event": event_json,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Envelope":
+    def from_json(cls, text: str | bytes) -> Envelope:
         try:
             data = json.loads(text)
             if not isinstance(data, dict) or data.get("v") != ENVELOPE_VERSION:
@@ -89,5 +104,7 @@ def peek_identity(text: str | bytes) -> tuple[str | None, str | None]:
     # Printable, as validation requires of an id: a lone surrogate (\ud800 escaped in the JSON) or a
     # format character would pass a control-character check, and a lone surrogate cannot be encoded.
     usable = isinstance(event_id, str) and 1 <= len(event_id) <= _MAX_EVENT_ID and event_id.isprintable()
-    return (event_id if usable else None,
-            email_hash if isinstance(email_hash, str) and _HASH.match(email_hash) else None)
+    return (
+        event_id if usable else None,
+        email_hash if isinstance(email_hash, str) and _HASH.match(email_hash) else None,
+    )

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 import traceback
-from pathlib import Path
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -82,16 +82,19 @@ def _not_provisioned(error: HttpResponseError) -> str | None:
 def classify(error: BaseException) -> Failure:
     """Classify any exception raised while processing one event."""
     if isinstance(error, CommerceError):
-        common = dict(error_resource_id=error.error_resource_id, status=error.status,
-                      message=redact(str(error)))
+        common = dict(error_resource_id=error.error_resource_id, status=error.status, message=redact(str(error)))
         if not isinstance(error, CommerceTransientError):
             common["may_have_committed"] = not _refused(error)
         if isinstance(error, CommerceAuthError):
             return Failure(Disposition.RETRY, "commerce_auth", auth=True, **common)
         if isinstance(error, CommerceTransientError):
-            return Failure(Disposition.RETRY, f"commerce_{_kind(error)}",
-                           retry_after=error.retry_after, may_have_committed=not _refused(error),
-                           **common)
+            return Failure(
+                Disposition.RETRY,
+                f"commerce_{_kind(error)}",
+                retry_after=error.retry_after,
+                may_have_committed=not _refused(error),
+                **common,
+            )
         if isinstance(error, CommerceNotFoundError):
             if error.operation in ("search", "create") and not error.error_resource_id:
                 # Searching or creating never targets a missing customer: a bare 404 here means the
@@ -114,15 +117,12 @@ def classify(error: BaseException) -> Failure:
         return Failure(Disposition.RETRY, "storage_unavailable", redact(str(error)))
     if isinstance(error, HttpResponseError) and _not_provisioned(error):
         # A queue or table the deployment should have created: an operator fixes it, nothing is lost.
-        return Failure(Disposition.RETRY, "storage_not_provisioned", _not_provisioned(error),
-                       status=error.status_code)
+        return Failure(Disposition.RETRY, "storage_not_provisioned", _not_provisioned(error), status=error.status_code)
     if isinstance(error, HttpResponseError):
         status = error.status_code
         if status in _TRANSIENT_STORAGE_STATUSES or status is None:
-            return Failure(Disposition.RETRY, "storage_unavailable", redact(str(error.reason or error)),
-                           status=status)
-        return Failure(Disposition.DEAD_LETTER, "storage_rejected", redact(str(error.reason or error)),
-                       status=status)
+            return Failure(Disposition.RETRY, "storage_unavailable", redact(str(error.reason or error)), status=status)
+        return Failure(Disposition.DEAD_LETTER, "storage_rejected", redact(str(error.reason or error)), status=status)
     # A defect, or something unforeseen: retry (it may pass), then dead-letter with this reason.
     return Failure(Disposition.RETRY, "unexpected_error", redact(f"{type(error).__name__}: {error}"))
 

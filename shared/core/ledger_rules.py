@@ -19,13 +19,14 @@ which transition applies. ``docs/ledger.md`` draws the state diagram.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
-from shared.core.contract import NormalisedEvent
 from shared.core.commerce_bodies.create import CONTACT_EMAIL, CONTACT_PHONE, primary
+from shared.core.contract import NormalisedEvent
 
 RECENT_EVENT_IDS = 16  # enough to tell "the same event again" from "an older event" in practice
 
@@ -63,7 +64,7 @@ class OrderKey:
     event_id: str
 
     @classmethod
-    def of(cls, event: NormalisedEvent) -> "OrderKey":
+    def of(cls, event: NormalisedEvent) -> OrderKey:
         return cls(event.occurred_at, event.event_id)
 
 
@@ -150,8 +151,7 @@ def _fresh(entry: LedgerEntry, key: OrderKey, groups: frozenset[str]) -> frozens
     """Of ``groups``, those no newer event has written: never written, written by an older event, or
     written by this very event with an outcome unknown (its retry)."""
     keys, unsure = entry.keys(), entry.unsure()
-    return frozenset(g for g in groups
-                     if keys.get(g) is None or key > keys[g] or (key == keys[g] and g in unsure))
+    return frozenset(g for g in groups if keys.get(g) is None or key > keys[g] or (key == keys[g] and g in unsure))
 
 
 def assess(entry: LedgerEntry | None, event: NormalisedEvent, *, force: bool = False) -> Judgement:
@@ -196,8 +196,9 @@ def settle(entry: LedgerEntry, now: datetime) -> LedgerEntry:
     return uncertain(replace(entry, lease=None), lease.pending, lease.groups)
 
 
-def expect_change(entry: LedgerEntry | None, email_hash: str, previous_hash: str, change: OrderKey,
-                  now: datetime) -> LedgerEntry | None:
+def expect_change(
+    entry: LedgerEntry | None, email_hash: str, previous_hash: str, change: OrderKey, now: datetime
+) -> LedgerEntry | None:
     """The new address's entry marked with an email change that ingest has just accepted, or None
     when no mark is needed (or must not be written now).
 
@@ -215,9 +216,16 @@ def expect_change(entry: LedgerEntry | None, email_hash: str, previous_hash: str
     return replace(entry, moved_from=previous_hash, moved_from_at=change)
 
 
-def take_lease(entry: LedgerEntry, owner: str, now: datetime, seconds: float,
-               pending: OrderKey, *, moved_from: str | None = None,
-               groups: frozenset[str] | None = None) -> LedgerEntry:
+def take_lease(
+    entry: LedgerEntry,
+    owner: str,
+    now: datetime,
+    seconds: float,
+    pending: OrderKey,
+    *,
+    moved_from: str | None = None,
+    groups: frozenset[str] | None = None,
+) -> LedgerEntry:
     """``moved_from``: the event (``pending``) changes the email from that address to this one.
     Recorded with the lease, so it outlives a failed attempt (see ``LedgerEntry.moved_from``).
     ``groups``: the groups the pending event writes (None: every group)."""
@@ -249,13 +257,27 @@ def uncertain(entry: LedgerEntry, key: OrderKey, groups: frozenset[str] | None =
             keys[group] = key
             unsure.add(group)
     last = max(entry.last, key) if entry.last else key
-    return replace(entry, lease=None, state=State.UNCERTAIN if last == key else entry.state,
-                   last=last, hashes={}, group_keys=keys, uncertain_groups=frozenset(unsure))
+    return replace(
+        entry,
+        lease=None,
+        state=State.UNCERTAIN if last == key else entry.state,
+        last=last,
+        hashes={},
+        group_keys=keys,
+        uncertain_groups=frozenset(unsure),
+    )
 
 
-def applied(entry: LedgerEntry, event: NormalisedEvent, *, customer: Mapping[str, Any] | None,
-            account_number: str, hashes: Mapping[str, str], groups: frozenset[str] | None = None,
-            moved_at: OrderKey | None = None) -> LedgerEntry:
+def applied(
+    entry: LedgerEntry,
+    event: NormalisedEvent,
+    *,
+    customer: Mapping[str, Any] | None,
+    account_number: str,
+    hashes: Mapping[str, str],
+    groups: frozenset[str] | None = None,
+    moved_at: OrderKey | None = None,
+) -> LedgerEntry:
     """The event was applied (or found already true). ``customer`` is the document Commerce returned
     last (create, PATCH or GET response), the source of the record ids; None keeps the known ones.
     ``groups``: the groups it wrote (None: every group it carries); each gets its key unless a newer
@@ -267,19 +289,30 @@ def applied(entry: LedgerEntry, event: NormalisedEvent, *, customer: Mapping[str
     recent = (recent + (event.event_id,))[-RECENT_EVENT_IDS:]
     learned = learn(customer) if customer is not None else {}
     keys, unsure = entry.keys(), set(entry.unsure())
-    for group, at in [(g, key) for g in (carried_groups(event) if groups is None else groups)] + \
-            [(g, moved_at) for g in ORDERED_GROUPS if moved_at is not None]:
+    for group, at in [(g, key) for g in (carried_groups(event) if groups is None else groups)] + [
+        (g, moved_at) for g in ORDERED_GROUPS if moved_at is not None
+    ]:
         if keys.get(group) is None or at >= keys[group]:
             keys[group] = at
             unsure.discard(group)
     last = max(entry.last, key) if entry.last else key  # a forced replay never moves it back
     # An older event applied while the last one's write is still unknown leaves the entry uncertain.
     still_uncertain = entry.state is State.UNCERTAIN and last != key
-    return replace(entry, state=State.UNCERTAIN if still_uncertain else State.APPLIED,
-                   account_number=account_number, last=last, recent_event_ids=recent,
-                   hashes={} if still_uncertain else dict(hashes), group_keys=keys,
-                   uncertain_groups=frozenset(unsure), lease=None, moved_to=None, moved_from=None,
-                   moved_from_at=None, **learned)
+    return replace(
+        entry,
+        state=State.UNCERTAIN if still_uncertain else State.APPLIED,
+        account_number=account_number,
+        last=last,
+        recent_event_ids=recent,
+        hashes={} if still_uncertain else dict(hashes),
+        group_keys=keys,
+        uncertain_groups=frozenset(unsure),
+        lease=None,
+        moved_to=None,
+        moved_from=None,
+        moved_from_at=None,
+        **learned,
+    )
 
 
 def moved(entry: LedgerEntry, key: OrderKey, new_email_hash: str) -> LedgerEntry:
@@ -287,9 +320,15 @@ def moved(entry: LedgerEntry, key: OrderKey, new_email_hash: str) -> LedgerEntry
     keep a tombstone, so older events for the old address are stale instead of creating a second
     customer (later ones are a new customer's)."""
     last = max(entry.last, key) if entry.last else key
-    return LedgerEntry(email_hash=entry.email_hash, state=State.MOVED, last=last,
-                       recent_event_ids=entry.recent_event_ids, group_keys=dict.fromkeys(ORDERED_GROUPS, last),
-                       moved_to=new_email_hash, etag=entry.etag)
+    return LedgerEntry(
+        email_hash=entry.email_hash,
+        state=State.MOVED,
+        last=last,
+        recent_event_ids=entry.recent_event_ids,
+        group_keys=dict.fromkeys(ORDERED_GROUPS, last),
+        moved_to=new_email_hash,
+        etag=entry.etag,
+    )
 
 
 def forgotten(entry: LedgerEntry | None, email_hash: str, erased_at: datetime) -> LedgerEntry:
@@ -302,10 +341,14 @@ def forgotten(entry: LedgerEntry | None, email_hash: str, erased_at: datetime) -
     Call it on a ``settle``d entry (an expired lease's pending event then counts as possibly applied)."""
     erased = OrderKey(erased_at, "")
     last = max(entry.last, erased) if entry is not None and entry.last else erased
-    return LedgerEntry(email_hash=email_hash, state=State.FORGOTTEN, last=last,
-                       recent_event_ids=entry.recent_event_ids if entry is not None else (),
-                       group_keys=dict.fromkeys(ORDERED_GROUPS, last),
-                       etag=entry.etag if entry is not None else None)
+    return LedgerEntry(
+        email_hash=email_hash,
+        state=State.FORGOTTEN,
+        last=last,
+        recent_event_ids=entry.recent_event_ids if entry is not None else (),
+        group_keys=dict.fromkeys(ORDERED_GROUPS, last),
+        etag=entry.etag if entry is not None else None,
+    )
 
 
 # Commerce properties whose emptiness the ledger remembers: a PATCH that changes one name part or
@@ -328,8 +371,10 @@ def learn(customer: Mapping[str, Any]) -> dict[str, Any]:
     empty = {p for p in (*NAME_PARTS, "PhoneExt") if not customer.get(p)}
     if address is not None:
         empty |= {p for p in ADDRESS_PARTS if not address.get(p)}
-    return dict(is_async=bool(customer.get("IsAsyncCustomer")),
-                address_record_id=_record_id(address),
-                email_contact_record_id=_record_id(primary(contacts, CONTACT_EMAIL)),
-                phone_contact_record_id=_record_id(primary(contacts, CONTACT_PHONE)),
-                empty_fields=frozenset(empty))
+    return dict(
+        is_async=bool(customer.get("IsAsyncCustomer")),
+        address_record_id=_record_id(address),
+        email_contact_record_id=_record_id(primary(contacts, CONTACT_EMAIL)),
+        phone_contact_record_id=_record_id(primary(contacts, CONTACT_PHONE)),
+        empty_fields=frozenset(empty),
+    )

@@ -9,16 +9,24 @@ the email appears as its keyed hash, never in clear.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
+from types import MappingProxyType
 
-_ids: ContextVar[dict[str, str]] = ContextVar("customer_sync_log_ids", default={})
+# Read-only default: each log_context sets a new dict, none is ever mutated in place.
+_ids: ContextVar[Mapping[str, str]] = ContextVar("customer_sync_log_ids", default=MappingProxyType({}))
 
 # The loggers of the product's own code (children do not inherit a parent logger's filters).
-LOGGER_NAMES = ("customer_sync", "customer_sync.ingest", "customer_sync.processor",
-                "customer_sync.telemetry", "customer_sync.runtime", "customer_sync.queue_monitor",
-                "shared.adapters.commerce.client")
+LOGGER_NAMES = (
+    "customer_sync",
+    "customer_sync.ingest",
+    "customer_sync.processor",
+    "customer_sync.telemetry",
+    "customer_sync.runtime",
+    "customer_sync.queue_monitor",
+    "shared.adapters.commerce.client",
+)
 
 
 @contextmanager

@@ -50,8 +50,9 @@ import html
 import json
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 
 def email_hash(match_key: str, key: bytes) -> str:
@@ -71,14 +72,22 @@ EMAIL, NAME, PHONE, ADDRESS, DIGITS, REDACTED = "<email>", "<name>", "<phone>", 
 
 # (attribute of NormalisedEvent, its name in the queue message's JSON, label)
 _EVENT_FIELDS = (
-    ("email", "email", EMAIL), ("email_match_key", "emailMatchKey", EMAIL),
-    ("previous_email", "previousEmail", EMAIL), ("previous_email_match_key", "previousEmailMatchKey", EMAIL),
-    ("first_name", "firstName", NAME), ("middle_name", "middleName", NAME), ("last_name", "lastName", NAME),
+    ("email", "email", EMAIL),
+    ("email_match_key", "emailMatchKey", EMAIL),
+    ("previous_email", "previousEmail", EMAIL),
+    ("previous_email_match_key", "previousEmailMatchKey", EMAIL),
+    ("first_name", "firstName", NAME),
+    ("middle_name", "middleName", NAME),
+    ("last_name", "lastName", NAME),
     ("phone", "phone", PHONE),
 )
 _ADDRESS_FIELDS = (
-    ("name", "name", NAME), ("street", "street", ADDRESS), ("street_number", "streetNumber", ADDRESS),
-    ("city", "city", ADDRESS), ("county", "county", ADDRESS), ("postal_code", "postalCode", ADDRESS),
+    ("name", "name", NAME),
+    ("street", "street", ADDRESS),
+    ("street_number", "streetNumber", ADDRESS),
+    ("city", "city", ADDRESS),
+    ("county", "county", ADDRESS),
+    ("postal_code", "postalCode", ADDRESS),
 )
 _WORD_SPLIT = re.compile(r"[\s\-]+")
 _NON_DIGIT = re.compile(r"\D")
@@ -88,8 +97,9 @@ def _variants(value: str) -> Iterator[str]:
     """The lower-cased forms a value can be quoted back in, besides its encodings: composed and decomposed
     (NFC, NFD), fully case-folded (``Straße`` written ``STRASSE``), SQL / OData quotes doubled
     (``O''Brien``) and form-encoded spaces (``Mary+Ann``, once decoded)."""
-    forms = dict.fromkeys(_lower(f) for f in (value, unicodedata.normalize("NFC", value),
-                                             unicodedata.normalize("NFD", value)))
+    forms = dict.fromkeys(
+        _lower(f) for f in (value, unicodedata.normalize("NFC", value), unicodedata.normalize("NFD", value))
+    )
     forms.update(dict.fromkeys(_lower(f.casefold()) for f in list(forms)))
     for form in forms:
         yield form
@@ -107,9 +117,10 @@ class Sensitive:
     texts: tuple[tuple[str, str], ...] = ()
     phones: tuple[str, ...] = ()
 
-    def __add__(self, other: "Sensitive") -> "Sensitive":
-        return Sensitive(tuple(dict.fromkeys(self.texts + other.texts)),
-                         tuple(dict.fromkeys(self.phones + other.phones)))
+    def __add__(self, other: Sensitive) -> Sensitive:
+        return Sensitive(
+            tuple(dict.fromkeys(self.texts + other.texts)), tuple(dict.fromkeys(self.phones + other.phones))
+        )
 
     def __bool__(self) -> bool:
         return bool(self.texts or self.phones)
@@ -188,8 +199,8 @@ def sensitive_values_from_envelope(text: str | bytes | None) -> Sensitive:
 
 # --- the decoded view ------------------------------------------------------------------------------
 _ESCAPE = re.compile(
-    r"(?P<pct>(?:%[0-9A-Fa-f]{2})+)"                       # percent-encoded UTF-8 bytes
-    r"|%[uU](?P<pu>[0-9A-Fa-f]{4})"                        # JavaScript escape()
+    r"(?P<pct>(?:%[0-9A-Fa-f]{2})+)"  # percent-encoded UTF-8 bytes
+    r"|%[uU](?P<pu>[0-9A-Fa-f]{4})"  # JavaScript escape()
     r"|\\{1,8}(?:u(?P<ju>[0-9A-Fa-f]{4})|x(?P<jx>[0-9A-Fa-f]{2})|(?P<jc>[\"'/]))"  # JSON / JS, once or more
     r"|(?P<ent>&(?:#[0-9]{1,7};?|#[xX][0-9A-Fa-f]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};))"  # HTML entities
 )
@@ -205,7 +216,7 @@ def _utf8(data: bytes) -> Iterator[tuple[int, int, str]]:
         size = 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 1
         if size > 1 and i + size <= n:
             try:
-                yield i, size, data[i:i + size].decode("utf-8", "surrogatepass" if b == 0xED else "strict")
+                yield i, size, data[i : i + size].decode("utf-8", "surrogatepass" if b == 0xED else "strict")
                 i += size
                 continue
             except UnicodeDecodeError:
@@ -276,7 +287,7 @@ def _decode_once(text: str) -> tuple[str, _Layer] | None:
             continue
         if match.start() > pos:
             layer.add(size, pos, match.start(), True)
-            out.append(text[pos:match.start()])
+            out.append(text[pos : match.start()])
             size += match.start() - pos
         for low, high, chars in parts:
             low, high = match.start() + low, match.start() + high
@@ -412,8 +423,7 @@ def _exact(text: str, value: str, label: str, whole_word: bool) -> Iterator[Span
     i = text.find(value)
     while i >= 0:
         j = i + size
-        if (not check_start or i == 0 or not _word(text[i - 1])) and \
-                (not check_end or j == n or not _word(text[j])):
+        if (not check_start or i == 0 or not _word(text[i - 1])) and (not check_end or j == n or not _word(text[j])):
             yield i, j, label
             i = text.find(value, j)
         else:
@@ -450,7 +460,7 @@ def _quoted_prefixes(low: str, values: Sensitive) -> Iterator[Span]:
     longest = max(len(value) for value, _ in values.texts)
     for opening in _OPENING_QUOTE.finditer(low):
         start = opening.end()
-        candidates = by_start.get(low[start:start + _MIN_QUOTED_PREFIX])
+        candidates = by_start.get(low[start : start + _MIN_QUOTED_PREFIX])
         if not candidates:
             continue
         closing, limit = _QUOTE_PAIRS[opening.group()], start + longest + 1

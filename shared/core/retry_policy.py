@@ -24,8 +24,7 @@ DEFER_MIN_SECONDS = 1  # another worker holds the email's lease: come back short
 DEFER_MAX_SECONDS = 5  # at a random moment so deferred events do not collide again
 
 
-def retry_delay(attempt: int, retry_after: float | None, settings: RetrySettings,
-                rng: random.Random) -> int:
+def retry_delay(attempt: int, retry_after: float | None, settings: RetrySettings, rng: random.Random) -> int:
     """Seconds until attempt ``attempt + 1`` of an event whose attempt ``attempt`` just failed."""
     if retry_after is not None and retry_after > 0:
         return max(1, min(math.ceil(retry_after * (1 + 0.2 * rng.random())), MAX_VISIBILITY_SECONDS))

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
-
 
 # Time allowed for renewing a lease before a write (a ledger write takes milliseconds; one slower
 # than this defers its event rather than writing on a short lease).
@@ -66,121 +65,219 @@ class PhoneClear(str, Enum):
 
 APP_SETTINGS: tuple[Setting, ...] = (
     # --- storage -----------------------------------------------------------------------------
-    Setting("AzureWebJobsStorage", "Storage for the host, the event queue and the tables. A connection "
-            "string locally; in Azure the identity-based form AzureWebJobsStorage__queueServiceUri / "
-            "__tableServiceUri / __blobServiceUri / __credential / __clientId."),
-    Setting("EVENTS_QUEUE_NAME", "Queue the ingest function writes and the processor reads. The host "
-            "moves messages that exhaust maxDequeueCount to '<name>-poison'.", "customer-events"),
-    Setting("DEADLETTER_TABLE_NAME", "Table holding dead-lettered events, keyed by email hash and "
-            "event id.", "deadletters"),
-    Setting("DEADLETTER_RETENTION_DAYS", "Dead letters older than this are purged by the queue "
-            "monitor.", "30"),
-    Setting("LEDGER_TABLE_NAME", "Table holding the per-email sync ledger: Commerce account number, "
-            "last applied event, field-group hashes and the writer's lease, keyed by email hash.",
-            "syncledger"),
-    Setting("LEDGER_LEASE_SECONDS", "How long a worker holds an email's lease while it writes to "
-            "Commerce. At least twice one Commerce call's connect + read timeout, plus 1 s: a write "
-            "starts only with twice a call's budget left (a slot wait and the call), checked again "
-            "after the lease is renewed, so it ends before the lease does.", "120"),
-    Setting("RETRY_BASE_DELAY_SECONDS", "First delay before a transiently failed event is tried "
-            "again when Commerce sends no Retry-After; doubles per attempt, with jitter.", "5"),
-    Setting("RETRY_MAX_DELAY_SECONDS", "Longest backoff delay between two attempts. A Retry-After from "
-            "Commerce is honoured in full (up to the queue's 7-day limit).",
-            "900"),
-    Setting("RETRY_MAX_AGE_SECONDS", "An event still failing transiently this long after it was "
-            "queued is dead-lettered with its last error (24 hours by default).", "86400"),
-    Setting("COMMERCE_MAX_CONCURRENCY", "Most Commerce calls in flight at once per worker process; "
-            "with maximumInstanceCount it bounds the load on the Commerce Scale Unit.", "8"),
-    Setting("BACKFILL_MAX_CONCURRENCY", "Most backfill queue messages (packs of events queued by "
-            "tools.backfill on '<EVENTS_QUEUE_NAME>-backfill') processed at once per worker process, so an "
-            "initial load never takes the capacity live events need.", "2"),
-    Setting("QUEUE_MONITOR_SCHEDULE", "NCRONTAB schedule of the queue-depth metrics timer.",
-            "0 */5 * * * *"),
+    Setting(
+        "AzureWebJobsStorage",
+        "Storage for the host, the event queue and the tables. A connection "
+        "string locally; in Azure the identity-based form AzureWebJobsStorage__queueServiceUri / "
+        "__tableServiceUri / __blobServiceUri / __credential / __clientId.",
+    ),
+    Setting(
+        "EVENTS_QUEUE_NAME",
+        "Queue the ingest function writes and the processor reads. The host "
+        "moves messages that exhaust maxDequeueCount to '<name>-poison'.",
+        "customer-events",
+    ),
+    Setting(
+        "DEADLETTER_TABLE_NAME", "Table holding dead-lettered events, keyed by email hash and event id.", "deadletters"
+    ),
+    Setting("DEADLETTER_RETENTION_DAYS", "Dead letters older than this are purged by the queue monitor.", "30"),
+    Setting(
+        "LEDGER_TABLE_NAME",
+        "Table holding the per-email sync ledger: Commerce account number, "
+        "last applied event, field-group hashes and the writer's lease, keyed by email hash.",
+        "syncledger",
+    ),
+    Setting(
+        "LEDGER_LEASE_SECONDS",
+        "How long a worker holds an email's lease while it writes to "
+        "Commerce. At least twice one Commerce call's connect + read timeout, plus 1 s: a write "
+        "starts only with twice a call's budget left (a slot wait and the call), checked again "
+        "after the lease is renewed, so it ends before the lease does.",
+        "120",
+    ),
+    Setting(
+        "RETRY_BASE_DELAY_SECONDS",
+        "First delay before a transiently failed event is tried "
+        "again when Commerce sends no Retry-After; doubles per attempt, with jitter.",
+        "5",
+    ),
+    Setting(
+        "RETRY_MAX_DELAY_SECONDS",
+        "Longest backoff delay between two attempts. A Retry-After from "
+        "Commerce is honoured in full (up to the queue's 7-day limit).",
+        "900",
+    ),
+    Setting(
+        "RETRY_MAX_AGE_SECONDS",
+        "An event still failing transiently this long after it was "
+        "queued is dead-lettered with its last error (24 hours by default).",
+        "86400",
+    ),
+    Setting(
+        "COMMERCE_MAX_CONCURRENCY",
+        "Most Commerce calls in flight at once per worker process; "
+        "with maximumInstanceCount it bounds the load on the Commerce Scale Unit.",
+        "8",
+    ),
+    Setting(
+        "BACKFILL_MAX_CONCURRENCY",
+        "Most backfill queue messages (packs of events queued by "
+        "tools.backfill on '<EVENTS_QUEUE_NAME>-backfill') processed at once per worker process, so an "
+        "initial load never takes the capacity live events need.",
+        "2",
+    ),
+    Setting("QUEUE_MONITOR_SCHEDULE", "NCRONTAB schedule of the queue-depth metrics timer.", "0 */5 * * * *"),
     # --- Commerce Scale Unit -------------------------------------------------------------------
-    Setting("COMMERCE_BASE_URL", "Commerce Scale Unit base URL ending in /Commerce, e.g. "
-            "https://<csu-host>/Commerce."),
+    Setting("COMMERCE_BASE_URL", "Commerce Scale Unit base URL ending in /Commerce, e.g. https://<csu-host>/Commerce."),
     Setting("COMMERCE_OUN", "Operating unit number sent as the OUN header (the channel context)."),
     Setting("COMMERCE_API_VERSION", "Value of the api-version query parameter; empty omits it.", "7.3"),
-    Setting("COMMERCE_AUTH_SCHEME", "Authorization scheme: id_token (Commerce docs) or Bearer.",
-            "id_token"),
-    Setting("COMMERCE_AUTH_MODE", "How tokens are obtained: client_secret, certificate, "
-            "managed_identity, workload_identity or static_dev_token (emulator only)."),
+    Setting("COMMERCE_AUTH_SCHEME", "Authorization scheme: id_token (Commerce docs) or Bearer.", "id_token"),
+    Setting(
+        "COMMERCE_AUTH_MODE",
+        "How tokens are obtained: client_secret, certificate, "
+        "managed_identity, workload_identity or static_dev_token (emulator only).",
+    ),
     Setting("COMMERCE_TENANT_ID", "Entra tenant of the client app registration."),
-    Setting("COMMERCE_CLIENT_ID", "Client (application) id of the app registration that Commerce "
-            "headquarters lists as a relying party."),
-    Setting("COMMERCE_CLIENT_SECRET", "Client secret (client_secret mode). A Key Vault reference in "
-            "Azure.", secret=True),
+    Setting(
+        "COMMERCE_CLIENT_ID",
+        "Client (application) id of the app registration that Commerce headquarters lists as a relying party.",
+    ),
+    Setting(
+        "COMMERCE_CLIENT_SECRET", "Client secret (client_secret mode). A Key Vault reference in Azure.", secret=True
+    ),
     Setting("COMMERCE_CLIENT_CERTIFICATE_PATH", "PEM/PFX certificate path (certificate mode)."),
-    Setting("COMMERCE_MANAGED_IDENTITY_CLIENT_ID", "Client id of the user-assigned managed identity "
-            "(managed_identity and workload_identity modes)."),
-    Setting("COMMERCE_SERVER_RESOURCE_ID", "Application ID URI of the Retail Server app "
-            "registration (api://...). The token scope is '<this>/.default'."),
-    Setting("COMMERCE_STATIC_DEV_TOKEN", "Fixed token for static_dev_token mode (the emulator).",
-            secret=True),
+    Setting(
+        "COMMERCE_MANAGED_IDENTITY_CLIENT_ID",
+        "Client id of the user-assigned managed identity (managed_identity and workload_identity modes).",
+    ),
+    Setting(
+        "COMMERCE_SERVER_RESOURCE_ID",
+        "Application ID URI of the Retail Server app registration (api://...). The token scope is '<this>/.default'.",
+    ),
+    Setting("COMMERCE_STATIC_DEV_TOKEN", "Fixed token for static_dev_token mode (the emulator).", secret=True),
     Setting("COMMERCE_CONNECT_TIMEOUT_SECONDS", "TCP connect timeout per Commerce call.", "3.05"),
     Setting("COMMERCE_READ_TIMEOUT_SECONDS", "Read timeout per Commerce call.", "30"),
     Setting("COMMERCE_SEARCH_PAGE_SIZE", "$top used when paging SearchByFields results.", "50"),
     # --- mapping defaults (applied on create only) ----------------------------------------------
     Setting("CUSTOMER_DEFAULT_TYPE", "CustomerTypeValue on create: 1 Person, 2 Organization.", "1"),
-    Setting("CUSTOMER_DEFAULT_GROUP", "CustomerGroup on create when the event has none "
-            "(environment-specific); empty leaves it to Commerce.", ""),
-    Setting("CUSTOMER_DEFAULT_CURRENCY", "CurrencyCode on create when the event has none; empty "
-            "leaves it to Commerce.", ""),
+    Setting(
+        "CUSTOMER_DEFAULT_GROUP",
+        "CustomerGroup on create when the event has none (environment-specific); empty leaves it to Commerce.",
+        "",
+    ),
+    Setting(
+        "CUSTOMER_DEFAULT_CURRENCY", "CurrencyCode on create when the event has none; empty leaves it to Commerce.", ""
+    ),
     Setting("CUSTOMER_DEFAULT_LANGUAGE", "Language on create when the event has none.", "en-us"),
-    Setting("CUSTOMER_ADDRESS_TYPE", "AddressTypeValue of the primary address (7 Home, 2 Delivery, "
-            "1 Invoice, ...).", "7"),
-    Setting("DEFAULT_COUNTRY", "ISO 3166-1 alpha-2 region used to read national phone numbers when "
-            "the event has no address country; empty requires international format.", ""),
-    Setting("STATE_ID_OVERRIDES", "JSON object mapping alpha-3 country to {ISO 3166-2 code: "
-            "Commerce state id}, for headquarters address data that differs from ISO.", "{}"),
-    Setting("INVALID_OPTIONAL_FIELDS", "reject: refuse an event with any invalid field; drop: leave "
-            "invalid optional fields out and record a warning.", "reject"),
-    Setting("PHONE_CLEAR_CONTACT", "What clearing phone does to the phone contact: keep (default: "
-            "it stays, Commerce documents no way to delete a contact), blank (PATCH its Value and "
-            "ValueExtension to empty) or omit (PATCH Contacts without it). blank and omit are not "
-            "verified against a real Commerce Scale Unit.", "keep"),
+    Setting(
+        "CUSTOMER_ADDRESS_TYPE", "AddressTypeValue of the primary address (7 Home, 2 Delivery, 1 Invoice, ...).", "7"
+    ),
+    Setting(
+        "DEFAULT_COUNTRY",
+        "ISO 3166-1 alpha-2 region used to read national phone numbers when "
+        "the event has no address country; empty requires international format.",
+        "",
+    ),
+    Setting(
+        "STATE_ID_OVERRIDES",
+        "JSON object mapping alpha-3 country to {ISO 3166-2 code: "
+        "Commerce state id}, for headquarters address data that differs from ISO.",
+        "{}",
+    ),
+    Setting(
+        "INVALID_OPTIONAL_FIELDS",
+        "reject: refuse an event with any invalid field; drop: leave invalid optional fields out and record a warning.",
+        "reject",
+    ),
+    Setting(
+        "PHONE_CLEAR_CONTACT",
+        "What clearing phone does to the phone contact: keep (default: "
+        "it stays, Commerce documents no way to delete a contact), blank (PATCH its Value and "
+        "ValueExtension to empty) or omit (PATCH Contacts without it). blank and omit are not "
+        "verified against a real Commerce Scale Unit.",
+        "keep",
+    ),
     # --- ingest ----------------------------------------------------------------------------------
     Setting("INGEST_MAX_EVENTS", "Most events accepted in one request.", "500"),
     Setting("INGEST_MAX_BODY_BYTES", "Largest request body accepted.", "1048576"),
     # --- webhooks from marketing systems (shared.core.sources, docs/sources.md) -------------------------
-    Setting("WEBHOOK_SECRETS", "Signing secrets of the webhook sources, a JSON object {\"<source>\": "
-            "[\"<secret>\", ...]}: every secret listed is accepted, so a rotation lists the new one "
-            "beside the old until the sender uses it. A source without a secret is refused (401). A Key "
-            "Vault reference in Azure.", secret=True),
-    Setting("WEBHOOK_SOURCE_OPTIONS", "Per-source options, a JSON object {\"<source>\": {...}}: "
-            "createDefaults (customerGroup, currencyCode, language on create), invalidOptionalFields "
-            "(reject or drop), shopDomains (Shopify allow-list), toleranceSeconds.", "{}"),
-    Setting("WEBHOOK_MAPPINGS_DIR", "Folder of declarative mapping files, one <source>.json per "
-            "further webhook source; relative paths are read from the app's folder.",
-            "webhook_mappings"),
-    Setting("WEBHOOK_PUBLIC_BASE_URL", "The scheme and host senders call (https://<host>), for "
-            "signatures over the URL (HubSpot v3) when the worker sees another one; empty: the URL "
-            "of the request as received.", ""),
-    Setting("WEBHOOK_DELIVERY_TABLE_NAME", "Table of received webhook deliveries by source and "
-            "delivery id: a redelivery is acknowledged without being queued again.",
-            "webhookdeliveries"),
-    Setting("WEBHOOK_IDENTITY_TABLE_NAME", "Table mapping each sender's own customer id (keyed by a "
-            "hash) to the email it last carried, so a sender's email change moves the customer.",
-            "webhookidentities"),
+    Setting(
+        "WEBHOOK_SECRETS",
+        "Signing secrets of the webhook sources, a JSON object {\"<source>\": "
+        "[\"<secret>\", ...]}: every secret listed is accepted, so a rotation lists the new one "
+        "beside the old until the sender uses it. A source without a secret is refused (401). A Key "
+        "Vault reference in Azure.",
+        secret=True,
+    ),
+    Setting(
+        "WEBHOOK_SOURCE_OPTIONS",
+        "Per-source options, a JSON object {\"<source>\": {...}}: "
+        "createDefaults (customerGroup, currencyCode, language on create), invalidOptionalFields "
+        "(reject or drop), shopDomains (Shopify allow-list), toleranceSeconds.",
+        "{}",
+    ),
+    Setting(
+        "WEBHOOK_MAPPINGS_DIR",
+        "Folder of declarative mapping files, one <source>.json per "
+        "further webhook source; relative paths are read from the app's folder.",
+        "webhook_mappings",
+    ),
+    Setting(
+        "WEBHOOK_PUBLIC_BASE_URL",
+        "The scheme and host senders call (https://<host>), for "
+        "signatures over the URL (HubSpot v3) when the worker sees another one; empty: the URL "
+        "of the request as received.",
+        "",
+    ),
+    Setting(
+        "WEBHOOK_DELIVERY_TABLE_NAME",
+        "Table of received webhook deliveries by source and "
+        "delivery id: a redelivery is acknowledged without being queued again.",
+        "webhookdeliveries",
+    ),
+    Setting(
+        "WEBHOOK_IDENTITY_TABLE_NAME",
+        "Table mapping each sender's own customer id (keyed by a "
+        "hash) to the email it last carried, so a sender's email change moves the customer.",
+        "webhookidentities",
+    ),
     # --- privacy ---------------------------------------------------------------------------------
-    Setting("EMAIL_HASH_KEY", "HMAC-SHA256 key that turns an email into the pseudonymous key used in "
-            "logs, telemetry, dead letters and replay filters. A Key Vault reference in Azure; "
-            "changing it changes every hash.", secret=True),
+    Setting(
+        "EMAIL_HASH_KEY",
+        "HMAC-SHA256 key that turns an email into the pseudonymous key used in "
+        "logs, telemetry, dead letters and replay filters. A Key Vault reference in Azure; "
+        "changing it changes every hash.",
+        secret=True,
+    ),
 )
 
 # Names read by the platform rather than by this code. Kept here so the parity test accounts for them.
 PLATFORM_SETTINGS: tuple[Setting, ...] = (
-    Setting("FUNCTIONS_WORKER_RUNTIME", "Set by Core Tools locally; Flex Consumption sets the runtime "
-            "in functionAppConfig instead.", where="local"),
-    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", "Application Insights connection string; empty "
-            "locally disables export."),
-    Setting("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "Authorization=AAD;ClientId=<identity>: "
-            "Entra ingestion for Application Insights with local auth disabled.", where="azure"),
-    Setting("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "Lets the Python worker configure "
-            "OpenTelemetry export itself (host.json telemetryMode OpenTelemetry).", "true",
-            where="azure"),
-    Setting("PYTHON_THREADPOOL_THREAD_COUNT", "Worker threads for the plain-def functions; matched to "
-            "the per-instance queue concurrency.", where="azure"),
+    Setting(
+        "FUNCTIONS_WORKER_RUNTIME",
+        "Set by Core Tools locally; Flex Consumption sets the runtime in functionAppConfig instead.",
+        where="local",
+    ),
+    Setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "Application Insights connection string; empty locally disables export.",
+    ),
+    Setting(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "Authorization=AAD;ClientId=<identity>: Entra ingestion for Application Insights with local auth disabled.",
+        where="azure",
+    ),
+    Setting(
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "Lets the Python worker configure OpenTelemetry export itself (host.json telemetryMode OpenTelemetry).",
+        "true",
+        where="azure",
+    ),
+    Setting(
+        "PYTHON_THREADPOOL_THREAD_COUNT",
+        "Worker threads for the plain-def functions; matched to the per-instance queue concurrency.",
+        where="azure",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in APP_SETTINGS}
@@ -263,13 +360,25 @@ class Settings:
 
 
 _AUTH_MODE_REQUIRES: dict[AuthMode, tuple[str, ...]] = {
-    AuthMode.CLIENT_SECRET: ("COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID", "COMMERCE_CLIENT_SECRET",
-                             "COMMERCE_SERVER_RESOURCE_ID"),
-    AuthMode.CERTIFICATE: ("COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID",
-                           "COMMERCE_CLIENT_CERTIFICATE_PATH", "COMMERCE_SERVER_RESOURCE_ID"),
+    AuthMode.CLIENT_SECRET: (
+        "COMMERCE_TENANT_ID",
+        "COMMERCE_CLIENT_ID",
+        "COMMERCE_CLIENT_SECRET",
+        "COMMERCE_SERVER_RESOURCE_ID",
+    ),
+    AuthMode.CERTIFICATE: (
+        "COMMERCE_TENANT_ID",
+        "COMMERCE_CLIENT_ID",
+        "COMMERCE_CLIENT_CERTIFICATE_PATH",
+        "COMMERCE_SERVER_RESOURCE_ID",
+    ),
     AuthMode.MANAGED_IDENTITY: ("COMMERCE_MANAGED_IDENTITY_CLIENT_ID", "COMMERCE_SERVER_RESOURCE_ID"),
-    AuthMode.WORKLOAD_IDENTITY: ("COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID",
-                                 "COMMERCE_MANAGED_IDENTITY_CLIENT_ID", "COMMERCE_SERVER_RESOURCE_ID"),
+    AuthMode.WORKLOAD_IDENTITY: (
+        "COMMERCE_TENANT_ID",
+        "COMMERCE_CLIENT_ID",
+        "COMMERCE_MANAGED_IDENTITY_CLIENT_ID",
+        "COMMERCE_SERVER_RESOURCE_ID",
+    ),
     AuthMode.STATIC_DEV_TOKEN: ("COMMERCE_STATIC_DEV_TOKEN",),
 }
 
@@ -334,13 +443,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     for setting in APP_SETTINGS:
         if (env.get(setting.name) or "").strip().startswith("@Microsoft.KeyVault("):
             # App Service passes an unresolved reference through as its own text.
-            problems.append(f"{setting.name} is an unresolved Key Vault reference: check the "
-                            "identity's Key Vault Secrets User role and the secret's name")
+            problems.append(
+                f"{setting.name} is an unresolved Key Vault reference: check the "
+                "identity's Key Vault Secrets User role and the secret's name"
+            )
 
     storage = _storage_connection(env)
     if storage is None:
-        problems.append("AzureWebJobsStorage is required (a connection string, or the "
-                        "identity-based AzureWebJobsStorage__* settings)")
+        problems.append(
+            "AzureWebJobsStorage is required (a connection string, or the "
+            "identity-based AzureWebJobsStorage__* settings)"
+        )
 
     base_url = required("COMMERCE_BASE_URL").rstrip("/")
     if base_url and not base_url.startswith(("https://", "http://")):
@@ -400,9 +513,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     # at exactly 2 x, the renewal's own time would leave too little, and every renewed write defer.
     minimum = 2 * call_budget + LEASE_RENEWAL_MARGIN_SECONDS
     if lease_seconds < minimum:
-        problems.append(f"LEDGER_LEASE_SECONDS must be at least twice COMMERCE_CONNECT_TIMEOUT_SECONDS + "
-                        f"COMMERCE_READ_TIMEOUT_SECONDS, plus {LEASE_RENEWAL_MARGIN_SECONDS:g} s for "
-                        f"renewing it ({minimum:g}), got {lease_seconds:g}")
+        problems.append(
+            f"LEDGER_LEASE_SECONDS must be at least twice COMMERCE_CONNECT_TIMEOUT_SECONDS + "
+            f"COMMERCE_READ_TIMEOUT_SECONDS, plus {LEASE_RENEWAL_MARGIN_SECONDS:g} s for "
+            f"renewing it ({minimum:g}), got {lease_seconds:g}"
+        )
     mapping = MappingSettings(
         default_customer_type=number("CUSTOMER_DEFAULT_TYPE", int, 1, 2),
         default_group=get("CUSTOMER_DEFAULT_GROUP"),
@@ -425,7 +540,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             base_delay=number("RETRY_BASE_DELAY_SECONDS", float, 1, 3600),
             # A queue message can stay invisible for at most 7 days.
             max_delay=number("RETRY_MAX_DELAY_SECONDS", float, 1, 7 * 24 * 3600),
-            max_age=number("RETRY_MAX_AGE_SECONDS", float, 1, 30 * 24 * 3600)),
+            max_age=number("RETRY_MAX_AGE_SECONDS", float, 1, 30 * 24 * 3600),
+        ),
         commerce_max_concurrency=number("COMMERCE_MAX_CONCURRENCY", int, 1, 256),
         queue_monitor_schedule=get("QUEUE_MONITOR_SCHEDULE"),
         commerce=commerce,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,11 +51,23 @@ MAX_SOURCE = 64
 MAX_EVENT_ID = 128
 
 EVENT_FIELDS = ("specVersion", "eventId", "eventType", "occurredAt", "source", "customer")
-CUSTOMER_FIELDS = ("email", "previousEmail", "firstName", "middleName", "lastName", "phone",
-                   "phoneExtension", "isOptedInMarketing", "language", "currencyCode", "customerGroup",
-                   "customerAccount", "createdDateTime", "address")
-ADDRESS_FIELDS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode",
-                  "country", "isPrimary")
+CUSTOMER_FIELDS = (
+    "email",
+    "previousEmail",
+    "firstName",
+    "middleName",
+    "lastName",
+    "phone",
+    "phoneExtension",
+    "isOptedInMarketing",
+    "language",
+    "currencyCode",
+    "customerGroup",
+    "customerAccount",
+    "createdDateTime",
+    "address",
+)
+ADDRESS_FIELDS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode", "country", "isPrimary")
 
 
 class FieldProblem(BaseModel):
@@ -92,6 +105,7 @@ class BatchRejected(Exception):
 
 # --- request body -----------------------------------------------------------------------------
 
+
 def _too_deep(data: object, limit: int) -> bool:
     """Nesting depth of parsed JSON, walked with an explicit stack: linear in the number of values.
 
@@ -119,8 +133,7 @@ def _json_media_type(content_type: str | None) -> bool:
         return False
     media, _, params = content_type.partition(";")
     media = media.strip().lower()
-    if not (media == "application/json" or (media.startswith("application/")
-                                            and media.endswith("+json"))):
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
         return False
     for param in params.split(";"):
         key, _, value = param.partition("=")
@@ -159,16 +172,14 @@ def batch_events(data: object) -> list[object]:
     (the canonical route's body, and a Standard Webhooks sender's)."""
     if isinstance(data, dict) and "events" in data:
         if set(data) != {"events"} or not isinstance(data["events"], list):
-            raise BodyError("wrong_batch_shape",
-                                  'a batch object must be exactly {"events": [...]}')
+            raise BodyError("wrong_batch_shape", 'a batch object must be exactly {"events": [...]}')
         events = data["events"]
     elif isinstance(data, list):
         events = data
     elif isinstance(data, dict):
         events = [data]
     else:
-        raise BodyError("not_an_event", 'send an event object, an array of events or '
-                              '{"events": [...]}')
+        raise BodyError("not_an_event", 'send an event object, an array of events or {"events": [...]}')
     if not events:
         raise BodyError("empty_batch", "the batch is empty")
     return events
@@ -223,10 +234,15 @@ class _Problems:
     def refused(self) -> bool:
         return bool(self.errors) or self.omitted_errors > 0
 
-    def result(self, index: int, event_id: str | None,
-               event: NormalisedEvent | None = None) -> EventResult:
-        return EventResult(index=index, event_id=event_id, event=event, errors=self.errors,
-                           warnings=self.warnings, omitted=self.omitted_errors + self.omitted_warnings)
+    def result(self, index: int, event_id: str | None, event: NormalisedEvent | None = None) -> EventResult:
+        return EventResult(
+            index=index,
+            event_id=event_id,
+            event=event,
+            errors=self.errors,
+            warnings=self.warnings,
+            omitted=self.omitted_errors + self.omitted_warnings,
+        )
 
     def error(self, pointer: str, message: str, code: str) -> None:
         if self._full():
@@ -240,21 +256,32 @@ class _Problems:
         elif self._full():
             self.omitted_warnings += 1
         else:
-            self.warnings.append(FieldProblem(pointer=pointer, message=f"{message}; left out",
-                                              code=code))
+            self.warnings.append(FieldProblem(pointer=pointer, message=f"{message}; left out", code=code))
 
     def unknown(self, obj: dict, allowed: tuple[str, ...], prefix: str) -> None:
         for key in obj:
             if key not in allowed:
-                self.error(f"{prefix}/{_escape(str(key))}", "unknown property: the contract "
-                           "(specVersion 1.0) does not define it", "unknown_property")
+                self.error(
+                    f"{prefix}/{_escape(str(key))}",
+                    "unknown property: the contract (specVersion 1.0) does not define it",
+                    "unknown_property",
+                )
 
 
 _ABSENT = object()
 
 
-def _optional(problems: _Problems, obj: dict, key: str, pointer: str, clearable: frozenset[str],
-              normalise: Callable[[Any], Any], out: dict, present: set[str], out_key: str) -> None:
+def _optional(
+    problems: _Problems,
+    obj: dict,
+    key: str,
+    pointer: str,
+    clearable: frozenset[str],
+    normalise: Callable[[Any], Any],
+    out: dict,
+    present: set[str],
+    out_key: str,
+) -> None:
     """Validate one optional field into ``out``; record it in ``present`` unless dropped."""
     value = obj.get(key, _ABSENT)
     if value is _ABSENT:
@@ -266,8 +293,9 @@ def _optional(problems: _Problems, obj: dict, key: str, pointer: str, clearable:
             out[out_key] = None
             present.add(key)
         else:
-            problems.optional(pointer, "cannot be cleared with null; leave it out to keep the "
-                              "current value", "not_clearable")
+            problems.optional(
+                pointer, "cannot be cleared with null; leave it out to keep the current value", "not_clearable"
+            )
         return
     try:
         normalised = normalise(value)
@@ -323,8 +351,9 @@ def _event_id(raw: object) -> str | None:
     return None
 
 
-def _address(problems: _Problems, raw: object, settings: MappingSettings
-             ) -> tuple[NormalisedAddress | None, Country | None]:
+def _address(
+    problems: _Problems, raw: object, settings: MappingSettings
+) -> tuple[NormalisedAddress | None, Country | None]:
     base = "/customer/address"
     if not isinstance(raw, dict):
         problems.optional(base, "must be an object", "type")
@@ -333,14 +362,26 @@ def _address(problems: _Problems, raw: object, settings: MappingSettings
     out: dict[str, Any] = {}
     present: set[str] = set()
     for key, limit in ADDRESS_TEXT_LIMITS.items():
-        _optional(problems, raw, key, f"{base}/{key}", CLEARABLE_ADDRESS_FIELDS,
-                  lambda v, limit=limit: clean_text(v, limit), out, present, _SNAKE[key])
+        _optional(
+            problems,
+            raw,
+            key,
+            f"{base}/{key}",
+            CLEARABLE_ADDRESS_FIELDS,
+            lambda v, limit=limit: clean_text(v, limit),
+            out,
+            present,
+            _SNAKE[key],
+        )
 
     is_primary = raw.get("isPrimary")
     not_primary = is_primary is not None and is_primary is not True
     if not_primary:
-        problems.optional(f"{base}/isPrimary", "only the primary address is synchronised: "
-                          "isPrimary must be true or left out", "unsupported")
+        problems.optional(
+            f"{base}/isPrimary",
+            "only the primary address is synchronised: isPrimary must be true or left out",
+            "unsupported",
+        )
 
     country: Country | None = None
     raw_country = raw.get("country")
@@ -358,21 +399,33 @@ def _address(problems: _Problems, raw: object, settings: MappingSettings
     if "state" in raw:
         _state(problems, raw["state"], country, settings, out, present)
 
-    _optional(problems, raw, "postalCode", f"{base}/postalCode", CLEARABLE_ADDRESS_FIELDS,
-              lambda v: normalise_postal_code(country.alpha2, v)
-              if not (isinstance(v, str) and not v.strip()) else None,
-              out, present, "postal_code")
+    _optional(
+        problems,
+        raw,
+        "postalCode",
+        f"{base}/postalCode",
+        CLEARABLE_ADDRESS_FIELDS,
+        lambda v: normalise_postal_code(country.alpha2, v) if not (isinstance(v, str) and not v.strip()) else None,
+        out,
+        present,
+        "postal_code",
+    )
     if not_primary:
         # Dropping only the flag would still overwrite the primary address: drop the address.
         return None, None
     present.add("country")
-    address = NormalisedAddress(country=country.alpha3, country_alpha2=country.alpha2,
-                                present=tuple(present), **out)
+    address = NormalisedAddress(country=country.alpha3, country_alpha2=country.alpha2, present=tuple(present), **out)
     return address, country
 
 
-def _state(problems: _Problems, value: object, country: Country, settings: MappingSettings,
-           out: dict[str, Any], present: set[str]) -> None:
+def _state(
+    problems: _Problems,
+    value: object,
+    country: Country,
+    settings: MappingSettings,
+    out: dict[str, Any],
+    present: set[str],
+) -> None:
     """The state id, name and ISO code go together: all set, all cleared, or (invalid) all absent."""
     pointer = "/customer/address/state"
     try:
@@ -387,20 +440,34 @@ def _state(problems: _Problems, value: object, country: Country, settings: Mappi
         problems.optional(pointer, problem.message, problem.code)
 
 
-def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict[str, Any],
-           present: set[str]) -> None:
+def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict[str, Any], present: set[str]) -> None:
     """``phone`` and its extension, which go together: a phone replaces the number and its
     extension (written in it, or sent as ``phoneExtension``); clearing the phone clears both;
     ``phoneExtension`` alone changes only the extension."""
     phone: dict[str, Any] = {}
-    _optional(problems, customer, "phone", "/customer/phone", CLEARABLE_CUSTOMER_FIELDS,
-              lambda v: normalise_phone(v, region) if not (isinstance(v, str) and not v.strip())
-              else None, phone, present, "phone")
+    _optional(
+        problems,
+        customer,
+        "phone",
+        "/customer/phone",
+        CLEARABLE_CUSTOMER_FIELDS,
+        lambda v: normalise_phone(v, region) if not (isinstance(v, str) and not v.strip()) else None,
+        phone,
+        present,
+        "phone",
+    )
     extension: dict[str, Any] = {}
-    _optional(problems, customer, "phoneExtension", "/customer/phoneExtension",
-              CLEARABLE_CUSTOMER_FIELDS, lambda v: normalise_extension(v)
-              if not (isinstance(v, str) and not v.strip()) else None, extension, present,
-              "phone_extension")
+    _optional(
+        problems,
+        customer,
+        "phoneExtension",
+        "/customer/phoneExtension",
+        CLEARABLE_CUSTOMER_FIELDS,
+        lambda v: normalise_extension(v) if not (isinstance(v, str) and not v.strip()) else None,
+        extension,
+        present,
+        "phone_extension",
+    )
     pointer = "/customer/phoneExtension"
     if "phone" not in customer:
         fields.update(extension)
@@ -422,18 +489,23 @@ def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict
         present.discard("phoneExtension")
         present.discard("phone")
         return
-    fields.update(phone=number.number if number is not None else None,
-                  phone_extension=written or sent)
+    fields.update(phone=number.number if number is not None else None, phone_extension=written or sent)
     present.add("phoneExtension")  # a phone without an extension clears the old one
 
 
-_SNAKE = {"name": "name", "street": "street", "streetNumber": "street_number", "city": "city",
-          "county": "county", "firstName": "first_name", "middleName": "middle_name",
-          "lastName": "last_name"}
+_SNAKE = {
+    "name": "name",
+    "street": "street",
+    "streetNumber": "street_number",
+    "city": "city",
+    "county": "county",
+    "firstName": "first_name",
+    "middleName": "middle_name",
+    "lastName": "last_name",
+}
 
 
-def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
-              hash_key: bytes) -> EventResult:
+def _validate(raw: object, index: int, now: datetime, settings: MappingSettings, hash_key: bytes) -> EventResult:
     problems = _Problems(settings.invalid_field_policy)
     event_id = _event_id(raw)
     if not isinstance(raw, dict):
@@ -444,8 +516,9 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
     meta: dict[str, Any] = {}
     spec = raw.get("specVersion", SPEC_VERSION)
     if spec != SPEC_VERSION:
-        problems.error("/specVersion", f'unsupported specVersion: this API accepts "{SPEC_VERSION}"',
-                       "unsupported_version")
+        problems.error(
+            "/specVersion", f'unsupported specVersion: this API accepts "{SPEC_VERSION}"', "unsupported_version"
+        )
 
     if "eventId" not in raw or raw["eventId"] is None:
         problems.error("/eventId", "is required", "required")
@@ -460,8 +533,7 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
         if event_type in EVENT_TYPES:
             meta["event_type"] = event_type
         else:
-            problems.optional("/eventType", "must be customer.created or customer.updated",
-                              "invalid_event_type")
+            problems.optional("/eventType", "must be customer.created or customer.updated", "invalid_event_type")
 
     if "occurredAt" not in raw or raw["occurredAt"] is None:
         problems.error("/occurredAt", "is required", "required")
@@ -472,9 +544,17 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
             problems.error("/occurredAt", problem.message, problem.code)
 
     unused: set[str] = set()
-    _optional(problems, raw, "source", "/source", frozenset(),
-              lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_SOURCE),
-              meta, unused, "source")
+    _optional(
+        problems,
+        raw,
+        "source",
+        "/source",
+        frozenset(),
+        lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_SOURCE),
+        meta,
+        unused,
+        "source",
+    )
 
     customer = raw.get("customer")
     if customer is None:
@@ -497,36 +577,112 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
             problems.error("/customer/email", problem.message, problem.code)
 
     previous: dict[str, Any] = {}
-    _optional(problems, customer, "previousEmail", "/customer/previousEmail", frozenset(),
-              normalise_email, previous, present, "previous")
+    _optional(
+        problems,
+        customer,
+        "previousEmail",
+        "/customer/previousEmail",
+        frozenset(),
+        normalise_email,
+        previous,
+        present,
+        "previous",
+    )
     if "previous" in previous:
         prev_email, prev_key = previous["previous"]
-        fields.update(previous_email=prev_email, previous_email_match_key=prev_key,
-                      previous_email_hash=email_hash(prev_key, hash_key))
+        fields.update(
+            previous_email=prev_email,
+            previous_email_match_key=prev_key,
+            previous_email_hash=email_hash(prev_key, hash_key),
+        )
 
     for key, limit in NAME_LIMITS.items():
-        _optional(problems, customer, key, f"/customer/{key}", CLEARABLE_CUSTOMER_FIELDS,
-                  lambda v, limit=limit: clean_text(v, limit), fields, present, _SNAKE[key])
-    _optional(problems, customer, "isOptedInMarketing", "/customer/isOptedInMarketing",
-              CLEARABLE_CUSTOMER_FIELDS, _bool, fields, present, "is_opted_in_marketing")
-    _optional(problems, customer, "language", "/customer/language", CLEARABLE_CUSTOMER_FIELDS,
-              normalise_language, fields, present, "language")
-    _optional(problems, customer, "currencyCode", "/customer/currencyCode",
-              CLEARABLE_CUSTOMER_FIELDS, normalise_currency, fields, present, "currency_code")
-    _optional(problems, customer, "customerGroup", "/customer/customerGroup",
-              CLEARABLE_CUSTOMER_FIELDS, lambda v: clean_text(v, MAX_CUSTOMER_GROUP), fields,
-              present, "customer_group")
-    _optional(problems, customer, "customerAccount", "/customer/customerAccount", frozenset(),
-              lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_CUSTOMER_ACCOUNT),
-              fields, present, "customer_account")
-    _optional(problems, customer, "createdDateTime", "/customer/createdDateTime", frozenset(),
-              lambda v: _dated(v, EARLIEST_CREATED_AT, now), fields, present, "created_date_time")
+        _optional(
+            problems,
+            customer,
+            key,
+            f"/customer/{key}",
+            CLEARABLE_CUSTOMER_FIELDS,
+            lambda v, limit=limit: clean_text(v, limit),
+            fields,
+            present,
+            _SNAKE[key],
+        )
+    _optional(
+        problems,
+        customer,
+        "isOptedInMarketing",
+        "/customer/isOptedInMarketing",
+        CLEARABLE_CUSTOMER_FIELDS,
+        _bool,
+        fields,
+        present,
+        "is_opted_in_marketing",
+    )
+    _optional(
+        problems,
+        customer,
+        "language",
+        "/customer/language",
+        CLEARABLE_CUSTOMER_FIELDS,
+        normalise_language,
+        fields,
+        present,
+        "language",
+    )
+    _optional(
+        problems,
+        customer,
+        "currencyCode",
+        "/customer/currencyCode",
+        CLEARABLE_CUSTOMER_FIELDS,
+        normalise_currency,
+        fields,
+        present,
+        "currency_code",
+    )
+    _optional(
+        problems,
+        customer,
+        "customerGroup",
+        "/customer/customerGroup",
+        CLEARABLE_CUSTOMER_FIELDS,
+        lambda v: clean_text(v, MAX_CUSTOMER_GROUP),
+        fields,
+        present,
+        "customer_group",
+    )
+    _optional(
+        problems,
+        customer,
+        "customerAccount",
+        "/customer/customerAccount",
+        frozenset(),
+        lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_CUSTOMER_ACCOUNT),
+        fields,
+        present,
+        "customer_account",
+    )
+    _optional(
+        problems,
+        customer,
+        "createdDateTime",
+        "/customer/createdDateTime",
+        frozenset(),
+        lambda v: _dated(v, EARLIEST_CREATED_AT, now),
+        fields,
+        present,
+        "created_date_time",
+    )
 
     country: Country | None = None
     if "address" in customer:
         if customer["address"] is None:
-            problems.optional("/customer/address", "cannot be cleared with null: addresses are "
-                              "never deleted; leave it out to keep the current one", "not_clearable")
+            problems.optional(
+                "/customer/address",
+                "cannot be cleared with null: addresses are never deleted; leave it out to keep the current one",
+                "not_clearable",
+            )
         else:
             address, country = _address(problems, customer["address"], settings)
             if address is not None:
@@ -542,15 +698,17 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
     return problems.result(index, event_id, event)
 
 
-def validate_event(raw: object, *, now: datetime, settings: MappingSettings, hash_key: bytes,
-                   index: int = 0) -> EventResult:
+def validate_event(
+    raw: object, *, now: datetime, settings: MappingSettings, hash_key: bytes, index: int = 0
+) -> EventResult:
     """Validate and normalise one event. Bad input is an ``EventResult`` with errors; an exception
     from here is a defect, left to the outermost handler (a logged 500), never blamed on the sender."""
     return _validate(raw, index, now, settings, hash_key)
 
 
-def validate_batch(items: list[object], *, now: datetime, settings: MappingSettings,
-                   hash_key: bytes) -> list[EventResult]:
+def validate_batch(
+    items: list[object], *, now: datetime, settings: MappingSettings, hash_key: bytes
+) -> list[EventResult]:
     """Validate every event, in index order. An eventId already used by an earlier event of the same
     batch refuses the later event; the first occurrence keeps it."""
     results: list[EventResult] = []
@@ -560,10 +718,20 @@ def validate_batch(items: list[object], *, now: datetime, settings: MappingSetti
         event_id = result.event_id
         if event_id is not None:
             if event_id in seen:
-                result = EventResult(index=index, event_id=event_id, warnings=result.warnings,
-                                     omitted=result.omitted, errors=[*result.errors, FieldProblem(
-                                         pointer="/eventId", code="duplicate_event_id",
-                                         message="an earlier event in this batch has the same eventId")])
+                result = EventResult(
+                    index=index,
+                    event_id=event_id,
+                    warnings=result.warnings,
+                    omitted=result.omitted,
+                    errors=[
+                        *result.errors,
+                        FieldProblem(
+                            pointer="/eventId",
+                            code="duplicate_event_id",
+                            message="an earlier event in this batch has the same eventId",
+                        ),
+                    ],
+                )
             seen.add(event_id)
         results.append(result)
     return results

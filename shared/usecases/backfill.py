@@ -22,8 +22,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from shared.core.envelope import MAX_MESSAGE_BYTES
 from shared.usecases.processor import ProcessorDeps, collect_poison, process_message
@@ -134,8 +134,7 @@ def process_backfill_message(body: str | bytes, dequeue_count: int, deps: Backfi
             if done and deps.monotonic() - started > deps.budget_seconds:
                 rest = items[done:]
                 deps.send(pack(rest) if envelopes is not None else rest[0], 0)
-                log.info("backfill message: %d event(s) processed, %d sent back (time budget)",
-                         done, len(rest))
+                log.info("backfill message: %d event(s) processed, %d sent back (time budget)", done, len(rest))
                 return BackfillResult(done, len(rest))
             # Each event is one processor invocation: its own outcome, retries and dead letters.
             process_message(item, dequeue_count if envelopes is None else 1, deps.processor)

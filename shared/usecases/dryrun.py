@@ -22,19 +22,26 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.core.commerce_errors import CommerceNotFoundError
 from shared.adapters.dead_letter_table import DeadLetter
+from shared.adapters.telemetry import Telemetry
+from shared.core.commerce_errors import CommerceNotFoundError
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import LedgerConflict, LedgerEntry
-from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
-from shared.adapters.telemetry import Telemetry
 from shared.core.telemetry_names import Outcome
+from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
 
 log = logging.getLogger("customer_sync.dryrun")
 
 # Decisions reported per record
-CREATE, UPDATE, UNCHANGED, REJECT, AMBIGUOUS, DEFERRED, ERROR = ("create", "update", "unchanged", "reject",
-                                                                 "ambiguous", "deferred", "error")
+CREATE, UPDATE, UNCHANGED, REJECT, AMBIGUOUS, DEFERRED, ERROR = (
+    "create",
+    "update",
+    "unchanged",
+    "reject",
+    "ambiguous",
+    "deferred",
+    "error",
+)
 OVERLAY_LIMIT = 100_000  # emails whose simulated state is kept (a later record of the same email)
 
 
@@ -107,8 +114,12 @@ class ReadOnlyCommerce:
     def search_customers_by_email(self, email: str) -> list[dict]:
         matches = self.real.search_customers_by_email(email)
         with self._lock:
-            simulated = [d for d in self._docs.values() if (d.get("Email") or "").lower() == email.lower()
-                         and not any(m.get("AccountNumber") == d.get("AccountNumber") for m in matches)]
+            simulated = [
+                d
+                for d in self._docs.values()
+                if (d.get("Email") or "").lower() == email.lower()
+                and not any(m.get("AccountNumber") == d.get("AccountNumber") for m in matches)
+            ]
         found = list(matches) + simulated
         self.seen.matches = len(found)
         return found
@@ -182,8 +193,15 @@ class DryRun:
     def _deps(self) -> tuple[ProcessorDeps, _Recorder]:
         recorder = _Recorder()
         quiet = Telemetry(logger=logging.getLogger("customer_sync.dryrun.telemetry"))
-        return replace(self.processor, ledger=self.ledger, commerce=self.commerce, deadletters=recorder,
-                       requeue=recorder.send, telemetry=quiet, calls=CallCounter()), recorder
+        return replace(
+            self.processor,
+            ledger=self.ledger,
+            commerce=self.commerce,
+            deadletters=recorder,
+            requeue=recorder.send,
+            telemetry=quiet,
+            calls=CallCounter(),
+        ), recorder
 
     def decide(self, envelope: Envelope) -> Decision:
         """What the processor does with this event, with nothing written anywhere."""
@@ -193,27 +211,40 @@ class DryRun:
         seen = self.commerce.seen
         outcome = result.outcome
         if outcome is Outcome.CREATED:
-            return Decision(CREATE, outcome.value, seen.account, _fields({}, seen.created or {}),
-                            matches=seen.matches)
+            return Decision(CREATE, outcome.value, seen.account, _fields({}, seen.created or {}), matches=seen.matches)
         if outcome is Outcome.UPDATED:
             changes = _fields(seen.read or {}, seen.patch or {})
             if seen.matches and seen.matches > 1:
-                return Decision(AMBIGUOUS, outcome.value, seen.account, changes,
-                                f"{seen.matches} Commerce customers share this email; the sync would "
-                                f"update {seen.account} (lowest RecordId, non-async first)", seen.matches)
+                return Decision(
+                    AMBIGUOUS,
+                    outcome.value,
+                    seen.account,
+                    changes,
+                    f"{seen.matches} Commerce customers share this email; the sync would "
+                    f"update {seen.account} (lowest RecordId, non-async first)",
+                    seen.matches,
+                )
             return Decision(UPDATE, outcome.value, seen.account, changes, matches=seen.matches)
         if outcome is Outcome.UNCHANGED:
             if seen.matches and seen.matches > 1:
-                return Decision(AMBIGUOUS, outcome.value, result.account_number, (),
-                                f"{seen.matches} Commerce customers share this email; {result.account_number} "
-                                "already holds this data", seen.matches)
-            return Decision(UNCHANGED, outcome.value, result.account_number, (), "Commerce holds this data",
-                            seen.matches)
+                return Decision(
+                    AMBIGUOUS,
+                    outcome.value,
+                    result.account_number,
+                    (),
+                    f"{seen.matches} Commerce customers share this email; {result.account_number} "
+                    "already holds this data",
+                    seen.matches,
+                )
+            return Decision(
+                UNCHANGED, outcome.value, result.account_number, (), "Commerce holds this data", seen.matches
+            )
         if outcome is Outcome.DUPLICATE:
             return Decision(UNCHANGED, outcome.value, None, (), "duplicate: this event was applied already")
         if outcome is Outcome.STALE:
-            return Decision(UNCHANGED, outcome.value, None, (),
-                            "stale: newer events wrote every field group it carries")
+            return Decision(
+                UNCHANGED, outcome.value, None, (), "stale: newer events wrote every field group it carries"
+            )
         if outcome is Outcome.DEFERRED:
             return Decision(DEFERRED, outcome.value, None, (), "a worker holds this email's lease now")
         reason = result.failure.reason if result.failure else "failed"
@@ -242,5 +273,8 @@ def _fields(before: dict, written: dict) -> tuple[tuple[str, Any, Any], ...]:
     new: dict[str, Any] = {}
     _flat(before, "", old)
     _flat(written, "", new)
-    return tuple((name, old.get(name), value) for name, value in new.items()
-                 if old.get(name) != value and not (old.get(name) in (None, "") and value in (None, "")))
+    return tuple(
+        (name, old.get(name), value)
+        for name, value in new.items()
+        if old.get(name) != value and not (old.get(name) in (None, "") and value in (None, ""))
+    )

@@ -23,9 +23,10 @@ import base64
 import binascii
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from shared.adapters.dead_letter_table import DeadLetterStore
 from shared.core.envelope import peek_identity
@@ -69,29 +70,47 @@ class ErasureReport:
     details: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        return {"emailHash": self.email_hash, "ledger": self.ledger, "deadLetters": self.dead_letters,
-                "poisonMessages": self.poison_messages, "senderRecords": self.sender_records}
+        return {
+            "emailHash": self.email_hash,
+            "ledger": self.ledger,
+            "deadLetters": self.dead_letters,
+            "poisonMessages": self.poison_messages,
+            "senderRecords": self.sender_records,
+        }
 
 
 def erase_customer(email_hash: str, deps: ErasureDeps) -> ErasureReport:
     """Erase what the integration holds for the email with this hash (``shared.core.privacy.email_hash`` of
-    its match key), the webhook senders' records of it included. Raises ``ErasureBusy`` when a worker holds the email's lease,
-    before anything is deleted; storage errors are raised as they are (the erasure can be run again:
-    every step is idempotent)."""
+    its match key), the webhook senders' records of it included. Raises ``ErasureBusy`` when a worker
+    holds the email's lease, before anything is deleted; storage errors are raised as they are (the
+    erasure can be run again: every step is idempotent)."""
     ledger_state, account = _tombstone(email_hash, deps)
     letters = _delete_dead_letters(email_hash, deps.deadletters)
     poison = sum(_purge_queue(queue, email_hash) for queue in deps.poison_queues)
     # By the hash column: a query by the address would put it in the request URL, which HTTP logs keep.
     senders = deps.senders.forget_email(email_hash) if deps.senders is not None else 0
     report = ErasureReport(email_hash, ledger_state, account, letters, poison, senders)
-    log.warning("erased the data held for email %s: ledger %s, %d dead letter(s), %d poison message(s), "
-                "%d sender record(s)", email_hash, ledger_state, letters, poison, senders)
+    log.warning(
+        "erased the data held for email %s: ledger %s, %d dead letter(s), %d poison message(s), %d sender record(s)",
+        email_hash,
+        ledger_state,
+        letters,
+        poison,
+        senders,
+    )
     if deps.telemetry is not None:
         from shared.core import telemetry_names as names
 
-        deps.telemetry.custom_event(names.EVENT_CUSTOMER_ERASED, "customer data erased", logging.WARNING,
-                                    email_hash=email_hash, ledger=ledger_state, dead_letters=letters,
-                                    poison_messages=poison, sender_records=senders)
+        deps.telemetry.custom_event(
+            names.EVENT_CUSTOMER_ERASED,
+            "customer data erased",
+            logging.WARNING,
+            email_hash=email_hash,
+            ledger=ledger_state,
+            dead_letters=letters,
+            poison_messages=poison,
+            sender_records=senders,
+        )
     return report
 
 
@@ -171,8 +190,7 @@ def _purge_queue(queue: Any, email_hash: str) -> int:
             count, rest = _without(text, email_hash) if text is not None else (0, None)
             if count:
                 if rest is not None:
-                    queue.send_message(base64.b64encode(rest.encode("utf-8")).decode("ascii"),
-                                       time_to_live=-1)
+                    queue.send_message(base64.b64encode(rest.encode("utf-8")).decode("ascii"), time_to_live=-1)
                 queue.delete_message(message)
                 removed += count
             else:
@@ -195,9 +213,15 @@ def erasure_deps(runtime: Any) -> ErasureDeps:
     """The erasure's dependencies from the app's ``shared.runtime.Runtime`` (the webhook handler and
     the operator's tool build them the same way)."""
     s = runtime.settings
-    queues = [runtime.storage.queue_service().get_queue_client(name) for name in
-              (s.poison_queue, s.poison_queue + "-poison", s.backfill_poison_queue,
-               s.backfill_poison_queue + "-poison")]
+    queues = [
+        runtime.storage.queue_service().get_queue_client(name)
+        for name in (
+            s.poison_queue,
+            s.poison_queue + "-poison",
+            s.backfill_poison_queue,
+            s.backfill_poison_queue + "-poison",
+        )
+    ]
     senders = None
     webhooks = getattr(runtime, "webhooks", None)
     if webhooks is not None and getattr(webhooks, "identity_table", None):
@@ -206,8 +230,14 @@ def erasure_deps(runtime: Any) -> ErasureDeps:
         senders = SenderIdentityStore(runtime.storage.table(webhooks.identity_table), s.email_hash_key)
     from shared.runtime import utcnow
 
-    return ErasureDeps(ledger=runtime.ledger, deadletters=runtime.deadletters, poison_queues=queues,
-                       clock=utcnow, telemetry=runtime.telemetry, senders=senders)
+    return ErasureDeps(
+        ledger=runtime.ledger,
+        deadletters=runtime.deadletters,
+        poison_queues=queues,
+        clock=utcnow,
+        telemetry=runtime.telemetry,
+        senders=senders,
+    )
 
 
 def describe_json(report: ErasureReport) -> str:

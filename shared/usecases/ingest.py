@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
+from shared.adapters.ledger_table import mark_expected_change
+from shared.adapters.telemetry import Telemetry
 from shared.core.contract import MAX_LISTED_PROBLEMS
 from shared.core.envelope import MAX_MESSAGE_BYTES, Envelope
-from shared.core.privacy import mask_pointer
 from shared.core.failures import classify
-from shared.adapters.ledger_table import mark_expected_change
+from shared.core.privacy import mask_pointer
 from shared.core.settings import Settings
-from shared.adapters.telemetry import Telemetry
 from shared.core.validation import BatchRejected, EventResult, FieldProblem, read_batch, validate_batch
 
 log = logging.getLogger("customer_sync.ingest")
@@ -61,13 +62,22 @@ def _mark_change(deps: IngestDeps, result: EventResult) -> None:
         mark_expected_change(deps.ledger, result.event, deps.clock())
     except Exception as error:  # noqa: BLE001 - the processor applies the change without the mark
         failure = classify(error)
-        log.warning("event %s: could not mark the email change in the ledger (%s); queued anyway",
-                    result.event_id, failure.reason)
+        log.warning(
+            "event %s: could not mark the email change in the ledger (%s); queued anyway",
+            result.event_id,
+            failure.reason,
+        )
 
 
 def problem(status: int, title: str, detail: str, correlation_id: str, **extra) -> HttpResult:
-    body = {"type": f"https://commerce-customer-sync/problems/{_slug(title)}", "title": title,
-            "status": status, "detail": detail, "correlationId": correlation_id, **extra}
+    body = {
+        "type": f"https://commerce-customer-sync/problems/{_slug(title)}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "correlationId": correlation_id,
+        **extra,
+    }
     return HttpResult(status, body, content_type=PROBLEM_JSON)
 
 
@@ -83,21 +93,29 @@ class _Listing:
         self.room = MAX_LISTED_PROBLEMS
         self.omitted = 0
 
-    def __call__(self, result: EventResult, problems: list[FieldProblem],
-                 counted: int = 0) -> list[dict]:
-        listed = problems[:self.room]
+    def __call__(self, result: EventResult, problems: list[FieldProblem], counted: int = 0) -> list[dict]:
+        listed = problems[: self.room]
         self.room -= len(listed)
         self.omitted += len(problems) - len(listed) + counted
         # A pointer names a property the sender chose (an unknown key can be anything, even an email).
-        return [{"index": result.index, "eventId": result.event_id, "pointer": mask_pointer(p.pointer),
-                 "message": p.message, "code": p.code} for p in listed]
+        return [
+            {
+                "index": result.index,
+                "eventId": result.event_id,
+                "pointer": mask_pointer(p.pointer),
+                "message": p.message,
+                "code": p.code,
+            }
+            for p in listed
+        ]
 
     def body(self, **fields: Any) -> dict:
         return {**fields, "omittedProblems": self.omitted} if self.omitted else fields
 
 
-def wrap_valid(results: list[EventResult], now: datetime, correlation_id: str
-               ) -> tuple[dict[int, str], dict[int, list[FieldProblem]]]:
+def wrap_valid(
+    results: list[EventResult], now: datetime, correlation_id: str
+) -> tuple[dict[int, str], dict[int, list[FieldProblem]]]:
     """The queue message of each valid event (by index), and the events too large for one.
     Dropped fields are logged here, by pointer and code (never their values)."""
     envelopes: dict[int, str] = {}
@@ -107,25 +125,32 @@ def wrap_valid(results: list[EventResult], now: datetime, correlation_id: str
             continue
         text = Envelope.wrap(result.event, ingested_at=now, correlation_id=correlation_id).to_json()
         if len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
-            oversized[result.index] = [FieldProblem(
-                pointer="", code="too_large",
-                message=f"the normalised event exceeds {MAX_MESSAGE_BYTES} bytes")]
+            oversized[result.index] = [
+                FieldProblem(
+                    pointer="", code="too_large", message=f"the normalised event exceeds {MAX_MESSAGE_BYTES} bytes"
+                )
+            ]
             continue
         envelopes[result.index] = text
     # At most MAX_LISTED_PROBLEMS lines per request, like the answer: 500 events of 21 dropped
     # fields each must not become 10,500 log lines.
     dropped = [(r, w) for r in results for w in r.warnings]
     for result, warning in dropped[:MAX_LISTED_PROBLEMS]:
-        log.warning("event %s index %d: field dropped at %s: %s",
-                    result.event_id, result.index, mask_pointer(warning.pointer), warning.code)
+        log.warning(
+            "event %s index %d: field dropped at %s: %s",
+            result.event_id,
+            result.index,
+            mask_pointer(warning.pointer),
+            warning.code,
+        )
     if len(dropped) > MAX_LISTED_PROBLEMS:
-        log.warning("%d more dropped fields in this request, not logged one by one",
-                    len(dropped) - MAX_LISTED_PROBLEMS)
+        log.warning("%d more dropped fields in this request, not logged one by one", len(dropped) - MAX_LISTED_PROBLEMS)
     return envelopes, oversized
 
 
-def send_valid(results: list[EventResult], envelopes: dict[int, str], deps: IngestDeps,
-               correlation_id: str) -> tuple[list[str], Exception | None]:
+def send_valid(
+    results: list[EventResult], envelopes: dict[int, str], deps: IngestDeps, correlation_id: str
+) -> tuple[list[str], Exception | None]:
     """Queue the wrapped events in index order (marking email changes in the ledger first). Stops at
     the first queue failure, which is logged and reported (``IngestFailure``): the ids queued until
     then, and the error (None when every event is queued)."""
@@ -139,49 +164,60 @@ def send_valid(results: list[EventResult], envelopes: dict[int, str], deps: Inge
             deps.queue.send(envelopes[result.index])
         except Exception as error:  # noqa: BLE001 - any storage failure is classified, not swallowed
             failure = classify(error)
-            log.error("queue unavailable after %d of %d events: %s (%s)",
-                      len(queued), len(envelopes), failure.reason, failure.message)
+            log.error(
+                "queue unavailable after %d of %d events: %s (%s)",
+                len(queued),
+                len(envelopes),
+                failure.reason,
+                failure.message,
+            )
             deps.telemetry.ingested("queued", len(queued))
-            deps.telemetry.ingest_failure(status=503, reason=failure.reason,
-                                          correlation_id=correlation_id)
+            deps.telemetry.ingest_failure(status=503, reason=failure.reason, correlation_id=correlation_id)
             return queued, error
         queued.append(result.event_id)
     return queued, None
 
 
-def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
-                  deps: IngestDeps) -> HttpResult:
+def handle_ingest(body: bytes, content_type: str | None, correlation_id: str, deps: IngestDeps) -> HttpResult:
     settings = deps.settings
     try:
-        items = read_batch(body, content_type, max_events=settings.ingest_max_events,
-                           max_bytes=settings.ingest_max_body_bytes)
+        items = read_batch(
+            body, content_type, max_events=settings.ingest_max_events, max_bytes=settings.ingest_max_body_bytes
+        )
     except BatchRejected as rejected:
         deps.telemetry.ingested("rejected_request", 1)
         return problem(rejected.status, rejected.title, rejected.detail, correlation_id)
 
     now = deps.clock()
-    results = validate_batch(items, now=now, settings=settings.mapping,
-                             hash_key=settings.email_hash_key)
+    results = validate_batch(items, now=now, settings=settings.mapping, hash_key=settings.email_hash_key)
     envelopes, oversized = wrap_valid(results, now, correlation_id)
 
     listing = _Listing()
 
     def errors(result: EventResult) -> list[dict]:
         # A rejected event lists no warnings: they are counted with its unlisted problems.
-        return listing(result, result.errors + oversized.get(result.index, []),
-                       result.omitted + len(result.warnings))
+        return listing(result, result.errors + oversized.get(result.index, []), result.omitted + len(result.warnings))
 
     if not envelopes:
         deps.telemetry.ingested("rejected", len(results))
-        return problem(422, "Invalid events", "No event in the request is valid; nothing was queued.",
-                       correlation_id, **listing.body(errors=[e for r in results for e in errors(r)]))
+        return problem(
+            422,
+            "Invalid events",
+            "No event in the request is valid; nothing was queued.",
+            correlation_id,
+            **listing.body(errors=[e for r in results for e in errors(r)]),
+        )
 
     queued, failure = send_valid(results, envelopes, deps, correlation_id)
     if failure is not None:
         result_503 = problem(
-            503, "Queue unavailable",
+            503,
+            "Queue unavailable",
             "The event queue could not be reached. Events listed in queuedEventIds were queued; "
-            "send the others again later.", correlation_id, queuedEventIds=queued)
+            "send the others again later.",
+            correlation_id,
+            queuedEventIds=queued,
+        )
         result_503.headers["Retry-After"] = str(QUEUE_RETRY_AFTER_SECONDS)
         return result_503
 
@@ -191,11 +227,20 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str,
     log.info("queued %d event(s), refused %d", len(queued), rejected)
     if rejected == 0:
         warnings = [w for r in results for w in listing(r, r.warnings, r.omitted)]
-        return HttpResult(202, listing.body(accepted=queued, correlationId=correlation_id,
-                                            warnings=warnings))
-    return HttpResult(207, listing.body(correlationId=correlation_id, results=[
-        {"index": r.index, "eventId": r.event_id,
-         "status": "accepted" if r.index in envelopes else "rejected",
-         "errors": [] if r.index in envelopes else errors(r),
-         "warnings": listing(r, r.warnings, r.omitted) if r.index in envelopes else []}
-        for r in results]))
+        return HttpResult(202, listing.body(accepted=queued, correlationId=correlation_id, warnings=warnings))
+    return HttpResult(
+        207,
+        listing.body(
+            correlationId=correlation_id,
+            results=[
+                {
+                    "index": r.index,
+                    "eventId": r.event_id,
+                    "status": "accepted" if r.index in envelopes else "rejected",
+                    "errors": [] if r.index in envelopes else errors(r),
+                    "warnings": listing(r, r.warnings, r.omitted) if r.index in envelopes else [],
+                }
+                for r in results
+            ],
+        ),
+    )

@@ -30,26 +30,40 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Protocol
 
+from shared.adapters.dead_letter_table import UNKNOWN_PARTITION, DeadLetter
+from shared.adapters.telemetry import Telemetry
+from shared.core import privacy
+from shared.core.commerce_bodies.create import build_create_body
+from shared.core.commerce_bodies.groups import blind_patch, changed_groups, group_hashes, restrict
+from shared.core.commerce_bodies.patch import build_patch
 from shared.core.commerce_errors import CommerceNotFoundError
 from shared.core.contract import NormalisedEvent
-from shared.adapters.dead_letter_table import UNKNOWN_PARTITION, DeadLetter
-from shared.core.commerce_bodies.patch import build_patch
 from shared.core.envelope import Envelope, peek_identity
 from shared.core.failures import Disposition, Failure, MessageFormatError, classify, safe_traceback
-from shared.core.commerce_bodies.groups import blind_patch, changed_groups, group_hashes, restrict
-from shared.core.ledger_rules import (LedgerEntry, OrderKey, State, Verdict, applied, assess, carried_groups, moved, release,
-                           renew_lease, settle, take_lease, uncertain)
-from shared.core.ledger_rules import LedgerConflict
-from shared.core import privacy
+from shared.core.ledger_rules import (
+    LedgerConflict,
+    LedgerEntry,
+    OrderKey,
+    State,
+    Verdict,
+    applied,
+    assess,
+    carried_groups,
+    moved,
+    release,
+    renew_lease,
+    settle,
+    take_lease,
+    uncertain,
+)
 from shared.core.logcontext import log_context
-from shared.core.commerce_bodies.create import build_create_body
 from shared.core.retry_policy import defer_delay, expired, retry_delay
 from shared.core.settings import MappingSettings, RetrySettings
-from shared.adapters.telemetry import Telemetry
 from shared.core.telemetry_names import Outcome
 
 log = logging.getLogger("customer_sync.processor")
@@ -173,23 +187,29 @@ def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) 
     except MessageFormatError as error:
         return _dead_letter_unreadable(body, dequeue_count, classify(error), deps, started)
     event = envelope.event
-    with log_context(event_id=event.event_id, correlation_id=envelope.correlation_id,
-                     email_hash=event.email_hash[:16]):
+    with log_context(event_id=event.event_id, correlation_id=envelope.correlation_id, email_hash=event.email_hash[:16]):
         return _process(envelope, body, dequeue_count, deps, started)
 
 
-def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
-             started: float) -> ProcessResult:
+def _process(
+    envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps, started: float
+) -> ProcessResult:
     event = envelope.event
 
     def finish(result: ProcessResult, level=logging.INFO) -> ProcessResult:
         failure = result.failure
-        deps.telemetry.outcome(result.outcome, event_id=event.event_id, email_hash=event.email_hash,
-                               correlation_id=envelope.correlation_id,
-                               latency_ms=(time.perf_counter() - started) * 1000,
-                               commerce_calls=deps.calls.count, attempt=envelope.attempt,
-                               reason=failure.reason if failure else None, level=level,
-                               source=event.source)
+        deps.telemetry.outcome(
+            result.outcome,
+            event_id=event.event_id,
+            email_hash=event.email_hash,
+            correlation_id=envelope.correlation_id,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            commerce_calls=deps.calls.count,
+            attempt=envelope.attempt,
+            reason=failure.reason if failure else None,
+            level=level,
+            source=event.source,
+        )
         return result
 
     try:
@@ -201,22 +221,37 @@ def _process(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pr
         if expired(envelope.ingested_at, deps.clock(), deps.retry):
             # A lease outlives its owner by at most LEDGER_LEASE_SECONDS: waiting this long means
             # something else is wrong (a clock far off, an entry edited by hand). Keep it for replay.
-            busy = Failure(Disposition.RETRY, "lease_busy", "another worker held the email's lease "
-                           "until the event's maximum age")
-            return _dead_letter(envelope, body, dequeue_count, deps, busy, "retries_exhausted:lease_busy",
-                                finish)
-        return _send_again(envelope, deps, finish, reason="lease_busy",
-                           delay=defer_delay(deps.rng), counts=False, outcome=Outcome.DEFERRED)
+            busy = Failure(
+                Disposition.RETRY, "lease_busy", "another worker held the email's lease until the event's maximum age"
+            )
+            return _dead_letter(envelope, body, dequeue_count, deps, busy, "retries_exhausted:lease_busy", finish)
+        return _send_again(
+            envelope,
+            deps,
+            finish,
+            reason="lease_busy",
+            delay=defer_delay(deps.rng),
+            counts=False,
+            outcome=Outcome.DEFERRED,
+        )
     log.info("%s customer %s with %d Commerce call(s)", outcome.value, account or "-", deps.calls.count)
     return finish(ProcessResult(outcome, account))
 
 
-def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
-            failure: Failure, error: BaseException, finish) -> ProcessResult:
+def _failed(
+    envelope: Envelope,
+    body: str | bytes,
+    dequeue_count: int,
+    deps: ProcessorDeps,
+    failure: Failure,
+    error: BaseException,
+    finish,
+) -> ProcessResult:
     failure = _masked(failure, envelope)  # before any log line, re-sent message or dead letter
     if failure.auth and failure.reason == "commerce_auth":  # storage auth has its own signals
-        deps.telemetry.auth_failure(status=failure.status, operation=getattr(error, "operation", None),
-                                    correlation_id=envelope.correlation_id)
+        deps.telemetry.auth_failure(
+            status=failure.status, operation=getattr(error, "operation", None), correlation_id=envelope.correlation_id
+        )
     if failure.reason == "unexpected_error":
         log.warning("unexpected error: %s", safe_traceback(error))
     if failure.disposition is Disposition.RETRY:
@@ -225,10 +260,23 @@ def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pro
         defect_exhausted = failure.reason == "unexpected_error" and envelope.attempt >= deps.max_dequeue_count
         if not (too_old or defect_exhausted):
             delay = retry_delay(envelope.attempt, failure.retry_after, deps.retry, deps.rng)
-            log.warning("attempt %d failed, trying again in %d s: %s %s", envelope.attempt, delay,
-                        failure.reason, failure.message)
-            return _send_again(envelope, deps, finish, reason=failure.reason, delay=delay,
-                               counts=True, outcome=Outcome.RETRYING, failure=failure)
+            log.warning(
+                "attempt %d failed, trying again in %d s: %s %s",
+                envelope.attempt,
+                delay,
+                failure.reason,
+                failure.message,
+            )
+            return _send_again(
+                envelope,
+                deps,
+                finish,
+                reason=failure.reason,
+                delay=delay,
+                counts=True,
+                outcome=Outcome.RETRYING,
+                failure=failure,
+            )
         reason = f"retries_exhausted:{failure.reason}"
     else:
         reason = failure.reason
@@ -237,13 +285,20 @@ def _failed(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: Pro
 
 def _masked(failure: Failure, envelope: Envelope) -> Failure:
     """The failure with its message masked of what this event sent (Commerce may quote it back)."""
-    return replace(failure, message=privacy.mask_free_text(failure.message,
-                                                           privacy.sensitive_values(envelope.event)))
+    return replace(failure, message=privacy.mask_free_text(failure.message, privacy.sensitive_values(envelope.event)))
 
 
-def _send_again(envelope: Envelope, deps: ProcessorDeps, finish, *, reason: str,
-                delay: int, counts: bool, outcome: Outcome, failure: Failure | None = None
-                ) -> ProcessResult:
+def _send_again(
+    envelope: Envelope,
+    deps: ProcessorDeps,
+    finish,
+    *,
+    reason: str,
+    delay: int,
+    counts: bool,
+    outcome: Outcome,
+    failure: Failure | None = None,
+) -> ProcessResult:
     """Queue the event again, invisible for ``delay`` s, and let the current message complete."""
     try:
         deps.requeue(envelope.next_attempt(reason, counts=counts).to_json(), delay)
@@ -256,25 +311,47 @@ def _send_again(envelope: Envelope, deps: ProcessorDeps, finish, *, reason: str,
     return finish(ProcessResult(outcome, failure=failure, delay=delay), level)
 
 
-def _dead_letter(envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps,
-                 failure: Failure, reason: str, finish) -> ProcessResult:
+def _dead_letter(
+    envelope: Envelope,
+    body: str | bytes,
+    dequeue_count: int,
+    deps: ProcessorDeps,
+    failure: Failure,
+    reason: str,
+    finish,
+) -> ProcessResult:
     event = envelope.event
     failure = _masked(failure, envelope)
     attempts = max(envelope.attempt, dequeue_count)
-    deps.deadletters.put(DeadLetter(
-        email_hash=event.email_hash, event_id=event.event_id, reason=reason,
-        message=failure.message, error_resource_id=failure.error_resource_id,
-        status=failure.status, attempts=attempts, first_seen_at=envelope.ingested_at,
-        dead_lettered_at=deps.clock(), envelope=_text(body)))
-    deps.telemetry.dead_lettered(event_id=event.event_id, email_hash=event.email_hash, reason=reason,
-                                 error_resource_id=failure.error_resource_id,
-                                 correlation_id=envelope.correlation_id, attempts=attempts)
+    deps.deadletters.put(
+        DeadLetter(
+            email_hash=event.email_hash,
+            event_id=event.event_id,
+            reason=reason,
+            message=failure.message,
+            error_resource_id=failure.error_resource_id,
+            status=failure.status,
+            attempts=attempts,
+            first_seen_at=envelope.ingested_at,
+            dead_lettered_at=deps.clock(),
+            envelope=_text(body),
+        )
+    )
+    deps.telemetry.dead_lettered(
+        event_id=event.event_id,
+        email_hash=event.email_hash,
+        reason=reason,
+        error_resource_id=failure.error_resource_id,
+        correlation_id=envelope.correlation_id,
+        attempts=attempts,
+    )
     log.error("dead-lettered after %d attempt(s): %s %s", attempts, reason, failure.message)
     # The outcome carries the dead letter's own reason (retries_exhausted:... included).
     return finish(ProcessResult(Outcome.DEAD_LETTERED, failure=replace(failure, reason=reason)), logging.ERROR)
 
 
 # --- the ledger protocol -------------------------------------------------------------------------
+
 
 class _Lease:
     """An entry this invocation holds the lease of, kept current across renewals."""
@@ -324,9 +401,18 @@ class _Recorded:
     groups: frozenset[str] | None
 
 
-def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner: str, *,
-             force: bool, moved_from: str | None = None, pending: OrderKey | None = None,
-             whole: bool = False, record: bool = False) -> LedgerEntry | Verdict | _Recorded | None:
+def _acquire(
+    email_hash: str,
+    event: NormalisedEvent,
+    deps: ProcessorDeps,
+    owner: str,
+    *,
+    force: bool,
+    moved_from: str | None = None,
+    pending: OrderKey | None = None,
+    whole: bool = False,
+    record: bool = False,
+) -> LedgerEntry | Verdict | _Recorded | None:
     """The entry with our lease on it; or the verdict DUPLICATE / STALE; or None when another
     worker holds the lease (or keeps winning the race for it). ``pending``: the event the lease is
     recorded as applying, when it is not ``event`` itself (an email change adopted by a later event).
@@ -348,8 +434,17 @@ def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner
             insert_first = observe = False
             groups = None if whole or event.changes_email else assess(None, event, force=force).groups
             try:
-                held = deps.ledger.write(take_lease(LedgerEntry(email_hash), owner, now, deps.lease_seconds, key,
-                                                    moved_from=moved_from, groups=groups))
+                held = deps.ledger.write(
+                    take_lease(
+                        LedgerEntry(email_hash),
+                        owner,
+                        now,
+                        deps.lease_seconds,
+                        key,
+                        moved_from=moved_from,
+                        groups=groups,
+                    )
+                )
             except LedgerConflict:
                 deps.presence.observed(email_hash, existed=True)  # there is an entry: read it
             else:
@@ -373,15 +468,17 @@ def _acquire(email_hash: str, event: NormalisedEvent, deps: ProcessorDeps, owner
             if recorded is not None:
                 deps.ledger.write(recorded)
                 return _Recorded(recorded.account_number, groups)
-            return deps.ledger.write(take_lease(base, owner, now, deps.lease_seconds, key,
-                                              moved_from=moved_from, groups=groups))
+            return deps.ledger.write(
+                take_lease(base, owner, now, deps.lease_seconds, key, moved_from=moved_from, groups=groups)
+            )
         except LedgerConflict:
             continue
     return None
 
 
-def _record_unchanged(entry: LedgerEntry, event: NormalisedEvent, groups: frozenset[str] | None,
-                      deps: ProcessorDeps) -> LedgerEntry | None:
+def _record_unchanged(
+    entry: LedgerEntry, event: NormalisedEvent, groups: frozenset[str] | None, deps: ProcessorDeps
+) -> LedgerEntry | None:
     """``entry`` recording ``event`` (narrowed to ``groups``) as applied, when the entry shows that
     Commerce holds everything it writes already: a known customer whose last write was confirmed
     (``applied``, hashes kept) and no hash of its groups changed, or the changed ones hold nothing
@@ -400,8 +497,14 @@ def _record_unchanged(entry: LedgerEntry, event: NormalisedEvent, groups: frozen
     changed = changed_groups(entry.hashes, hashes)
     if changed and blind_patch(applying, entry, changed, deps.mapping) != {}:
         return None
-    return applied(entry, event, customer=None, account_number=entry.account_number or "",
-                   hashes={**entry.hashes, **hashes}, groups=groups)
+    return applied(
+        entry,
+        event,
+        customer=None,
+        account_number=entry.account_number or "",
+        hashes={**entry.hashes, **hashes},
+        groups=groups,
+    )
 
 
 def _let_go(lease: _Lease | None, key: OrderKey, maybe_written: bool, deps: ProcessorDeps) -> None:
@@ -422,8 +525,9 @@ _BUSY = object()
 _SUPERSEDED = object()
 
 
-def _lease_previous(event: NormalisedEvent, held: LedgerEntry, change: OrderKey, deps: ProcessorDeps,
-                    owner: str) -> _Lease | None | object:
+def _lease_previous(
+    event: NormalisedEvent, held: LedgerEntry, change: OrderKey, deps: ProcessorDeps, owner: str
+) -> _Lease | None | object:
     """During an email change not applied yet (this event's own, or an earlier one still being
     retried, which a later event for the new address must adopt rather than create a second
     customer): the previous address's entry, leased too, so no other worker writes that customer
@@ -449,9 +553,15 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     event = envelope.event
     owner = deps.new_owner()
     key = OrderKey.of(event)
-    held = _acquire(event.email_hash, event, deps, owner, force=envelope.force,
-                    moved_from=event.previous_email_hash if event.changes_email else None,
-                    record=not (envelope.force or event.changes_email))
+    held = _acquire(
+        event.email_hash,
+        event,
+        deps,
+        owner,
+        force=envelope.force,
+        moved_from=event.previous_email_hash if event.changes_email else None,
+        record=not (envelope.force or event.changes_email),
+    )
     if isinstance(held, _Recorded):
         _narrowed(event, held.groups)
         return Outcome.UNCHANGED, held.account
@@ -461,8 +571,10 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         if event.changes_email:
             # A newer event for the new address was applied first; if it created a customer, the one
             # under the previous address may still exist: a duplicate to merge in headquarters.
-            log.warning("email change older than the new address's last event: not applied; check "
-                        "for a customer still under the previous address")
+            log.warning(
+                "email change older than the new address's last event: not applied; check "
+                "for a customer still under the previous address"
+            )
         return Outcome.STALE, None
     if held is None:
         return Outcome.DEFERRED, None
@@ -487,8 +599,7 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
     applying = event if groups is None else restrict(event, groups)
 
     try:
-        outcome, customer, account, hashes, adopted = _sync(applying, lease, previous, deps,
-                                                            force=envelope.force)
+        outcome, customer, account, hashes, adopted = _sync(applying, lease, previous, deps, force=envelope.force)
     except _NoBudget as short:
         # Nothing was sent for this write. A write sent before it in this attempt can only be the
         # PATCH that found no customer (404), so nothing of this event is in Commerce: released.
@@ -503,9 +614,17 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         raise
     try:
         # An email change moves the entry: recorded at its key for every group (see ledger.applied).
-        deps.ledger.write(applied(lease.entry, event, customer=customer, account_number=account,
-                                  hashes=hashes, groups=groups,
-                                  moved_at=key if event.changes_email else change if adopted else None))
+        deps.ledger.write(
+            applied(
+                lease.entry,
+                event,
+                customer=customer,
+                account_number=account,
+                hashes=hashes,
+                groups=groups,
+                moved_at=key if event.changes_email else change if adopted else None,
+            )
+        )
     except Exception:
         # Written to Commerce (if at all) but not recorded: both entries say uncertain, so the retry
         # need not wait for the lease to expire (if storage is down, it expires and says the same).
@@ -517,22 +636,28 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         try:
             deps.ledger.write(after)
         except Exception as error:  # noqa: BLE001 - the event is applied; the lease expires by itself
-            log.warning("could not update the previous email's ledger entry (%s); its lease expires "
-                        "and it is then treated as uncertain", type(error).__name__)
+            log.warning(
+                "could not update the previous email's ledger entry (%s); its lease expires "
+                "and it is then treated as uncertain",
+                type(error).__name__,
+            )
     return outcome, account
 
 
 def _narrowed(event: NormalisedEvent, groups: frozenset[str] | None) -> None:
     if groups is not None and groups != carried_groups(event):
-        log.info("older than the last event applied: writing %s only, the rest was written by newer "
-                 "events", ", ".join(sorted(groups)) or "no group")
+        log.info(
+            "older than the last event applied: writing %s only, the rest was written by newer events",
+            ", ".join(sorted(groups)) or "no group",
+        )
 
 
-SyncResult = tuple[Outcome, Optional[dict[str, Any]], str, dict[str, str], bool]
+SyncResult = tuple[Outcome, dict[str, Any] | None, str, dict[str, str], bool]
 
 
-def _sync(event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: ProcessorDeps, *,
-          force: bool) -> SyncResult:
+def _sync(
+    event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: ProcessorDeps, *, force: bool
+) -> SyncResult:
     """Create or update the customer. Returns the outcome, the last customer document Commerce sent,
     the account, the group hashes to record, and whether the previous address's customer was adopted."""
     entry, commerce = lease.entry, deps.commerce
@@ -556,11 +681,24 @@ def _sync(event: NormalisedEvent, lease: _Lease, previous: _Lease | None, deps: 
     return _resolve_and_write(event, lease, previous, deps, hashes, skip_account=False)
 
 
-def _resolve_and_write(event: NormalisedEvent, lease: _Lease, previous: _Lease | None,
-                       deps: ProcessorDeps, hashes: dict[str, str], *, skip_account: bool) -> SyncResult:
+def _resolve_and_write(
+    event: NormalisedEvent,
+    lease: _Lease,
+    previous: _Lease | None,
+    deps: ProcessorDeps,
+    hashes: dict[str, str],
+    *,
+    skip_account: bool,
+) -> SyncResult:
     commerce = deps.commerce
-    customer, adopted = _find(event, lease.entry, previous.entry if previous else None, commerce,
-                              skip_account=skip_account, hash_key=deps.hash_key)
+    customer, adopted = _find(
+        event,
+        lease.entry,
+        previous.entry if previous else None,
+        commerce,
+        skip_account=skip_account,
+        hash_key=deps.hash_key,
+    )
     if customer is None:
         lease.before_write()
         created = commerce.create_customer(build_create_body(event, deps.mapping))
@@ -576,8 +714,13 @@ def _resolve_and_write(event: NormalisedEvent, lease: _Lease, previous: _Lease |
     return Outcome.UPDATED, commerce.update_customer(account, patch), account, hashes, adopted
 
 
-def _get(commerce: CommercePort, account: str | None, *emails: str | None,
-         email_hash: str | None = None, hash_key: bytes = b"") -> dict | None:
+def _get(
+    commerce: CommercePort,
+    account: str | None,
+    *emails: str | None,
+    email_hash: str | None = None,
+    hash_key: bytes = b"",
+) -> dict | None:
     """The customer with this account number if its email is one of ``emails`` (or, for an email
     known only by its hash, hashes to ``email_hash``); else None."""
     if not account:
@@ -599,13 +742,24 @@ def _search(commerce: CommercePort, email: str) -> dict | None:
         return None
     chosen = pick_customer(matches)
     if len(matches) > 1:
-        log.warning("%d Commerce customers share this email; updating %s (lowest RecordId, non-async "
-                    "first) - merge the duplicates in headquarters", len(matches), chosen.get("AccountNumber"))
+        log.warning(
+            "%d Commerce customers share this email; updating %s (lowest RecordId, non-async "
+            "first) - merge the duplicates in headquarters",
+            len(matches),
+            chosen.get("AccountNumber"),
+        )
     return commerce.get_customer(chosen["AccountNumber"])
 
 
-def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | None,
-          commerce: CommercePort, *, skip_account: bool, hash_key: bytes) -> tuple[dict | None, bool]:
+def _find(
+    event: NormalisedEvent,
+    entry: LedgerEntry,
+    previous: LedgerEntry | None,
+    commerce: CommercePort,
+    *,
+    skip_account: bool,
+    hash_key: bytes,
+) -> tuple[dict | None, bool]:
     """The Commerce customer this event is about, read in full (None when there is none yet), and
     whether it is the previous address's customer taken over by an email change.
 
@@ -616,8 +770,9 @@ def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | No
     if not skip_account and entry.knows_customer:
         found = _get(commerce, entry.account_number, event.email_match_key)
         if found is not None:  # (after an uncertain change, the one it renamed)
-            return found, bool(previous and previous.knows_customer
-                               and found.get("AccountNumber") == previous.account_number)
+            return found, bool(
+                previous and previous.knows_customer and found.get("AccountNumber") == previous.account_number
+            )
     if previous is None:
         found = _get(commerce, event.customer_account, event.email_match_key)
         return (found if found is not None else _search(commerce, event.email)), False
@@ -626,8 +781,7 @@ def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | No
         return found, previous.knows_customer and found.get("AccountNumber") == previous.account_number
     both = (event.email_match_key, event.previous_email_match_key)
     if previous.knows_customer:
-        found = _get(commerce, previous.account_number, *both, email_hash=previous.email_hash,
-                     hash_key=hash_key)
+        found = _get(commerce, previous.account_number, *both, email_hash=previous.email_hash, hash_key=hash_key)
         if found is not None:
             return found, True
     found = _get(commerce, event.customer_account, *both)
@@ -638,40 +792,74 @@ def _find(event: NormalisedEvent, entry: LedgerEntry, previous: LedgerEntry | No
 
 def pick_customer(matches: list[dict]) -> dict:
     """Deterministic choice among exact matches: non-async before async, then the lowest RecordId."""
-    return min(matches, key=lambda c: (bool(c.get("IsAsyncCustomer")), int(c.get("RecordId") or 0),
-                                       str(c.get("AccountNumber"))))
+    return min(
+        matches,
+        key=lambda c: (bool(c.get("IsAsyncCustomer")), int(c.get("RecordId") or 0), str(c.get("AccountNumber"))),
+    )
 
 
 # --- messages that cannot be processed -----------------------------------------------------------
 
+
 def collect_poison(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) -> ProcessResult:
     """A message the host moved to ``<queue>-poison``: keep it as a dead letter so nothing is stranded."""
-    failure = Failure(Disposition.DEAD_LETTER, "max_dequeue_exceeded",
-                      "the host moved this message to the poison queue after maxDequeueCount attempts")
-    return _dead_letter_unreadable(body, dequeue_count, failure, deps, time.perf_counter(),
-                                   from_poison=True)
+    failure = Failure(
+        Disposition.DEAD_LETTER,
+        "max_dequeue_exceeded",
+        "the host moved this message to the poison queue after maxDequeueCount attempts",
+    )
+    return _dead_letter_unreadable(body, dequeue_count, failure, deps, time.perf_counter(), from_poison=True)
 
 
-def _dead_letter_unreadable(body: str | bytes, dequeue_count: int, failure: Failure,
-                            deps: ProcessorDeps, started: float, from_poison: bool = False
-                            ) -> ProcessResult:
+def _dead_letter_unreadable(
+    body: str | bytes,
+    dequeue_count: int,
+    failure: Failure,
+    deps: ProcessorDeps,
+    started: float,
+    from_poison: bool = False,
+) -> ProcessResult:
     event_id, email_hash = peek_identity(body)
     text = _text(body)
     if not event_id:
         event_id = "unreadable-" + hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
     now = deps.clock()
-    deps.deadletters.put(DeadLetter(
-        email_hash=email_hash or UNKNOWN_PARTITION, event_id=event_id, reason=failure.reason,
-        message=failure.message, error_resource_id=None, status=None, attempts=dequeue_count,
-        first_seen_at=None, dead_lettered_at=now, envelope=text))
-    deps.telemetry.dead_lettered(event_id=event_id, email_hash=email_hash, reason=failure.reason,
-                                 error_resource_id=None, correlation_id=None, attempts=dequeue_count)
-    deps.telemetry.outcome(Outcome.DEAD_LETTERED, event_id=event_id, email_hash=email_hash,
-                           correlation_id=None, latency_ms=(time.perf_counter() - started) * 1000,
-                           commerce_calls=0, attempt=dequeue_count, reason=failure.reason,
-                           level=logging.ERROR)
-    log.error("%s message dead-lettered: %s [event %s]", "poison" if from_poison else "unreadable",
-              failure.reason, event_id)
+    deps.deadletters.put(
+        DeadLetter(
+            email_hash=email_hash or UNKNOWN_PARTITION,
+            event_id=event_id,
+            reason=failure.reason,
+            message=failure.message,
+            error_resource_id=None,
+            status=None,
+            attempts=dequeue_count,
+            first_seen_at=None,
+            dead_lettered_at=now,
+            envelope=text,
+        )
+    )
+    deps.telemetry.dead_lettered(
+        event_id=event_id,
+        email_hash=email_hash,
+        reason=failure.reason,
+        error_resource_id=None,
+        correlation_id=None,
+        attempts=dequeue_count,
+    )
+    deps.telemetry.outcome(
+        Outcome.DEAD_LETTERED,
+        event_id=event_id,
+        email_hash=email_hash,
+        correlation_id=None,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        commerce_calls=0,
+        attempt=dequeue_count,
+        reason=failure.reason,
+        level=logging.ERROR,
+    )
+    log.error(
+        "%s message dead-lettered: %s [event %s]", "poison" if from_poison else "unreadable", failure.reason, event_id
+    )
     return ProcessResult(Outcome.DEAD_LETTERED, failure=failure)
 
 
@@ -685,9 +873,15 @@ def keep_stranded(body: str | bytes, dequeue_count: int, readable: bool, deps: P
     because the poison collector failed on it; otherwise no trigger can ever read it. Raises when the
     dead letter cannot be written, so the monitor leaves the message queued."""
     if readable:
-        failure = Failure(Disposition.DEAD_LETTER, "max_dequeue_exceeded",
-                          "the poison collector failed on this message maxDequeueCount times")
+        failure = Failure(
+            Disposition.DEAD_LETTER,
+            "max_dequeue_exceeded",
+            "the poison collector failed on this message maxDequeueCount times",
+        )
     else:
-        failure = Failure(Disposition.DEAD_LETTER, "unreadable_message",
-                          "the queue message is not base64-encoded UTF-8 text, so no queue trigger could read it")
+        failure = Failure(
+            Disposition.DEAD_LETTER,
+            "unreadable_message",
+            "the queue message is not base64-encoded UTF-8 text, so no queue trigger could read it",
+        )
     return _dead_letter_unreadable(body, dequeue_count, failure, deps, time.perf_counter(), from_poison=True)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import binascii
 import logging
 from base64 import b64decode
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Sequence
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
@@ -113,8 +113,11 @@ def _collect_from(queue: QueueClient, stranded: StrandedQueues, *, last: bool) -
                         stranded.keep(body, message.dequeue_count or 1, True)
                 except Exception as error:  # noqa: BLE001 - whatever the store raised, the message stays
                     failed += 1
-                    log.warning("a stranded message on %s stays queued: dead letter not written (%s)",
-                                queue.queue_name, type(error).__name__)
+                    log.warning(
+                        "a stranded message on %s stays queued: dead letter not written (%s)",
+                        queue.queue_name,
+                        type(error).__name__,
+                    )
                     # A failing store: the next message would fare no better.
                     stopped = failed >= FAILURES_PER_RUN or not _message_failed(error)
                     continue
@@ -129,17 +132,25 @@ def _collect_from(queue: QueueClient, stranded: StrandedQueues, *, last: bool) -
             # the host cannot move anything there either: those messages stay in <queue>-poison.
             log.info("queue %s not readable (403): nothing can be stranded there", queue.queue_name)
         else:
-            log.warning("could not collect stranded messages from %s: %s %s", queue.queue_name,
-                        type(error).__name__, error.status_code)
+            log.warning(
+                "could not collect stranded messages from %s: %s %s",
+                queue.queue_name,
+                type(error).__name__,
+                error.status_code,
+            )
     except (AzureError, OSError) as error:
         log.warning("could not collect stranded messages from %s: %s", queue.queue_name, type(error).__name__)
     if failed:
-        log.warning("%d stranded message(s) on %s could not be kept as dead letters this run%s; "
-                    "they stay queued for the next", failed, queue.queue_name,
-                    ", collection stopped there" if stopped else "")
+        log.warning(
+            "%d stranded message(s) on %s could not be kept as dead letters this run%s; they stay queued for the next",
+            failed,
+            queue.queue_name,
+            ", collection stopped there" if stopped else "",
+        )
     for message in left_to_collector:  # held only while this run looked at the rest
-        _quietly(lambda m=message: queue.update_message(m, pop_receipt=m.pop_receipt, visibility_timeout=0),
-                 "release", queue)
+        _quietly(
+            lambda m=message: queue.update_message(m, pop_receipt=m.pop_receipt, visibility_timeout=0), "release", queue
+        )
     return kept
 
 
@@ -167,9 +178,15 @@ def collect_stranded(stranded: StrandedQueues) -> int:
     return kept
 
 
-def report(queues: list[QueueClient], deadletters: DeadLetterStore, retention_days: int,
-           telemetry: Telemetry, now: datetime, *,
-           stranded: Sequence[StrandedQueues] = ()) -> list[QueueReading]:
+def report(
+    queues: list[QueueClient],
+    deadletters: DeadLetterStore,
+    retention_days: int,
+    telemetry: Telemetry,
+    now: datetime,
+    *,
+    stranded: Sequence[StrandedQueues] = (),
+) -> list[QueueReading]:
     for pair in stranded:  # first, so the readings and the dead-letter count below include its work
         collect_stranded(pair)
     readings = [read_queue(q, now) for q in queues]

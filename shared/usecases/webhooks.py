@@ -25,26 +25,34 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore
-from shared.usecases.erasure import ErasureBusy, ErasureDeps, erase_customer
+from shared.adapters.sender_tables import Claim, DeliveryStore, Identity, SenderIdentityStore
 from shared.core.failures import classify
-from shared.usecases.ingest import HttpResult, IngestDeps, problem, send_valid, wrap_valid
 from shared.core.normalise.datetimes import parse_aware
 from shared.core.normalise.email import normalise_email
 from shared.core.normalise.invalid import Invalid
 from shared.core.privacy import email_hash, mask_pointer
-from shared.core.sources.base import (CanonicalEvent, Erasure, Translation, Unreadable, WebhookRequest, digest,
-                                 parse_json)
+from shared.core.sources.base import (
+    CanonicalEvent,
+    Erasure,
+    Translation,
+    Unreadable,
+    WebhookRequest,
+    digest,
+    parse_json,
+)
 from shared.core.sources.config import SOURCE_NAME, WebhookConfig
 from shared.core.sources.models import WebhookAnswer
 from shared.core.sources.registry import SourceRegistry
 from shared.core.sources.signatures import Headers, SignatureRejected
-from shared.adapters.sender_tables import Claim, DeliveryStore, Identity, SenderIdentityStore
 from shared.core.validation import EventResult, validate_batch
+from shared.usecases.erasure import ErasureBusy, ErasureDeps, erase_customer
+from shared.usecases.ingest import HttpResult, IngestDeps, problem, send_valid, wrap_valid
 
 log = logging.getLogger("customer_sync.webhooks")
 
@@ -107,8 +115,7 @@ def _moment(value: Any) -> datetime | None:
 class _Delivery:
     """One authentic delivery being stored."""
 
-    def __init__(self, deps: WebhookDeps, source: str, request: WebhookRequest, correlation_id: str,
-                 now: datetime):
+    def __init__(self, deps: WebhookDeps, source: str, request: WebhookRequest, correlation_id: str, now: datetime):
         self.deps, self.source, self.request = deps, source, request
         self.correlation_id, self.now = correlation_id, now
         self.telemetry = deps.ingest.telemetry
@@ -121,28 +128,49 @@ class _Delivery:
         return email_hash(key, self.hash_key) if key else ""
 
     def _dead_letter(self, *, event_id: str, email: Any, reason: str, message: str, envelope: str) -> None:
-        letter = DeadLetter(email_hash=self._hash_of(email), event_id=event_id, reason=reason,
-                            message=message, error_resource_id=None, status=None, attempts=0,
-                            first_seen_at=self.now, dead_lettered_at=self.now, envelope=envelope)
+        letter = DeadLetter(
+            email_hash=self._hash_of(email),
+            event_id=event_id,
+            reason=reason,
+            message=message,
+            error_resource_id=None,
+            status=None,
+            attempts=0,
+            first_seen_at=self.now,
+            dead_lettered_at=self.now,
+            envelope=envelope,
+        )
         try:
             self.deps.deadletters.put(letter)
         except Exception as error:  # noqa: BLE001 - reported as a 503 so the sender retries
             raise _StorageFailed(error, "dead letter") from None
-        self.telemetry.dead_lettered(event_id=event_id, email_hash=letter.email_hash or None, reason=reason,
-                                     error_resource_id=None, correlation_id=self.correlation_id, attempts=0)
+        self.telemetry.dead_lettered(
+            event_id=event_id,
+            email_hash=letter.email_hash or None,
+            reason=reason,
+            error_resource_id=None,
+            correlation_id=self.correlation_id,
+            attempts=0,
+        )
 
     def _envelope(self, topic: str | None, **content: Any) -> str:
-        return json.dumps({"v": "webhook", "source": self.source, "topic": topic, **content},
-                          ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(
+            {"v": "webhook", "source": self.source, "topic": topic, **content},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
     def unreadable(self, reason: str, topic: str | None = None) -> HttpResult:
         text = self.request.body.decode("utf-8", errors="replace")[:MAX_STORED_BODY]
-        self._dead_letter(event_id=f"{self.source}:{digest(self.request.body)}", email=None,
-                          reason=REASON_UNREADABLE, envelope=self._envelope(topic, body=text),
-                          message=f"{self.source}: an authentic delivery could not be read ({reason}); "
-                                  "nothing was applied. The body is kept in the Envelope column.")
-        log.warning("webhook %s: authentic delivery unreadable (%s); kept as a dead letter",
-                    self.source, reason)
+        self._dead_letter(
+            event_id=f"{self.source}:{digest(self.request.body)}",
+            email=None,
+            reason=REASON_UNREADABLE,
+            envelope=self._envelope(topic, body=text),
+            message=f"{self.source}: an authentic delivery could not be read ({reason}); "
+            "nothing was applied. The body is kept in the Envelope column.",
+        )
+        log.warning("webhook %s: authentic delivery unreadable (%s); kept as a dead letter", self.source, reason)
         self.telemetry.webhook_delivery(self.source, "unreadable")
         return _answer("unreadable", self.source, self.correlation_id)
 
@@ -179,15 +207,17 @@ class _Delivery:
             customer["email"] = known.email
         return known
 
-    def _remember(self, items: list[CanonicalEvent], results: list[EventResult], queued: set[str],
-                  known: list[Identity | None]) -> None:
-        for item, result, identity in zip(items, results, known):
+    def _remember(
+        self, items: list[CanonicalEvent], results: list[EventResult], queued: set[str], known: list[Identity | None]
+    ) -> None:
+        for item, result, identity in zip(items, results, known, strict=False):
             event = result.event
             if not item.sender_id or event is None or event.event_id not in queued:
                 continue
             try:
-                self.deps.identities.remember(self.source, item.sender_id, event.email, event.occurred_at,
-                                              identity, email_hash=event.email_hash)
+                self.deps.identities.remember(
+                    self.source, item.sender_id, event.email, event.occurred_at, identity, email_hash=event.email_hash
+                )
             except Exception as error:  # noqa: BLE001
                 raise _StorageFailed(error, "sender-id map write") from None
 
@@ -220,18 +250,25 @@ class _Delivery:
             except Exception as error:  # noqa: BLE001 - every step is idempotent: the retry runs it again
                 raise _StorageFailed(error, "erasure") from None
             account = f" (Commerce account {report.account_number})" if report.account_number else ""
-            done += (f"; the sync ledger entry is forgotten, {report.dead_letters} dead letter(s) and "
-                     f"{report.poison_messages} poison message(s) deleted. Erase the Commerce customer"
-                     f"{account} in headquarters")
+            done += (
+                f"; the sync ledger entry is forgotten, {report.dead_letters} dead letter(s) and "
+                f"{report.poison_messages} poison message(s) deleted. Erase the Commerce customer"
+                f"{account} in headquarters"
+            )
         else:
-            done += ("; the email is missing or invalid, so nothing else could be found: erase the "
-                     "Commerce customer and its ledger entry by hand (python -m tools.customer --forget)")
+            done += (
+                "; the email is missing or invalid, so nothing else could be found: erase the "
+                "Commerce customer and its ledger entry by hand (python -m tools.customer --forget)"
+            )
         subject = erasure.sender_id or key or digest(self.request.body)
         self._dead_letter(
-            event_id=f"{self.source}:erasure:{digest(self.source, subject)}", email=erasure.email,
-            reason=REASON_ERASURE, envelope="",
+            event_id=f"{self.source}:erasure:{digest(self.source, subject)}",
+            email=erasure.email,
+            reason=REASON_ERASURE,
+            envelope="",
             message=f"{self.source} {erasure.topic}: the sender asks for this customer's personal data to "
-                    f"be erased. {done} (docs/sources.md#erasure).")
+            f"be erased. {done} (docs/sources.md#erasure).",
+        )
 
     # --- the events -------------------------------------------------------------------------------
     def store(self, translation: Translation, claim: Claim) -> HttpResult:
@@ -241,23 +278,32 @@ class _Delivery:
         ignored = [_safe_topic(t) for t in translation.ignored]
         for item in translation.events:
             customer = item.raw.get("customer") if isinstance(item.raw, dict) else None
-            if (self.source != "standard" and isinstance(customer, dict)
-                    and not set(customer) - IDENTITY_FIELDS):
+            if self.source != "standard" and isinstance(customer, dict) and not set(customer) - IDENTITY_FIELDS:
                 ignored.append(_safe_topic(item.topic) + " (nothing to apply)")
                 continue
             items.append(item)
         known = [self._resolve(item) for item in items]
 
         settings = self.deps.ingest.settings
-        results = validate_batch([i.raw for i in items], now=self.now,
-                                 settings=self.options.mapping(settings.mapping), hash_key=self.hash_key)
+        results = validate_batch(
+            [i.raw for i in items],
+            now=self.now,
+            settings=self.options.mapping(settings.mapping),
+            hash_key=self.hash_key,
+        )
         if self.options.create_defaults is not None:
-            results = [r if r.event is None else r.model_copy(update={"event": r.event.model_copy(
-                update={"create_defaults": self.options.create_defaults})}) for r in results]
+            results = [
+                r
+                if r.event is None
+                else r.model_copy(
+                    update={"event": r.event.model_copy(update={"create_defaults": self.options.create_defaults})}
+                )
+                for r in results
+            ]
         envelopes, oversized = wrap_valid(results, self.now, self.correlation_id)
 
         rejected: list[str] = []
-        for item, result in zip(items, results):
+        for item, result in zip(items, results, strict=False):
             if result.index in envelopes:
                 continue
             problems = result.errors + oversized.get(result.index, [])
@@ -265,14 +311,22 @@ class _Delivery:
             customer = item.raw.get("customer") if isinstance(item.raw, dict) else None
             email = customer.get("email") if isinstance(customer, dict) else None
             listed = "; ".join(f"{mask_pointer(p.pointer) or '/'} {p.code}" for p in problems[:20])
-            hint = (" (the sender gave no email and none is known for its customer id yet)"
-                    if email is None and item.sender_id else "")
-            self._dead_letter(event_id=event_id, email=email, reason=REASON_REJECTED,
-                              envelope=self._envelope(item.topic, event=item.raw),
-                              message=f"{self.source} {_safe_topic(item.topic)}: refused: {listed}{hint}")
+            hint = (
+                " (the sender gave no email and none is known for its customer id yet)"
+                if email is None and item.sender_id
+                else ""
+            )
+            self._dead_letter(
+                event_id=event_id,
+                email=email,
+                reason=REASON_REJECTED,
+                envelope=self._envelope(item.topic, event=item.raw),
+                message=f"{self.source} {_safe_topic(item.topic)}: refused: {listed}{hint}",
+            )
             rejected.append(event_id)
-            log.warning("webhook %s: event %s refused for its data (%s); kept as a dead letter",
-                        self.source, event_id, listed)
+            log.warning(
+                "webhook %s: event %s refused for its data (%s); kept as a dead letter", self.source, event_id, listed
+            )
 
         queued, failure = send_valid(results, envelopes, self.deps.ingest, self.correlation_id)
         if failure is not None:
@@ -285,39 +339,66 @@ class _Delivery:
         outcome = "accepted" if queued or rejected or translation.erasures else "ignored"
         telemetry.webhook_delivery(self.source, outcome)
         try:
-            self.deps.deliveries.complete(claim, self.now, queued=len(queued), rejected=len(rejected),
-                                          outcome=outcome)
+            self.deps.deliveries.complete(claim, self.now, queued=len(queued), rejected=len(rejected), outcome=outcome)
         except Exception as error:  # noqa: BLE001 - stored already: a redelivery is then a harmless duplicate
-            log.warning("webhook %s: delivery stored but not recorded as done (%s): a redelivery will be "
-                        "queued again and skipped by the ledger", self.source, classify(error).reason)
-        log.info("webhook %s: queued %d event(s), refused %d, ignored %d", self.source, len(queued),
-                 len(rejected), len(ignored))
-        return _answer(outcome, self.source, self.correlation_id, accepted=queued, rejected=rejected,
-                       ignored=ignored, erasures=len(translation.erasures))
+            log.warning(
+                "webhook %s: delivery stored but not recorded as done (%s): a redelivery will be "
+                "queued again and skipped by the ledger",
+                self.source,
+                classify(error).reason,
+            )
+        log.info(
+            "webhook %s: queued %d event(s), refused %d, ignored %d",
+            self.source,
+            len(queued),
+            len(rejected),
+            len(ignored),
+        )
+        return _answer(
+            outcome,
+            self.source,
+            self.correlation_id,
+            accepted=queued,
+            rejected=rejected,
+            ignored=ignored,
+            erasures=len(translation.erasures),
+        )
 
 
 def _rejected(deps: WebhookDeps, source: str | None, reason: str, correlation_id: str) -> HttpResult:
     shown = source or "unknown"
     deps.ingest.telemetry.webhook_rejected(source=shown, reason=reason, correlation_id=correlation_id)
     log.warning("webhook refused: source %s, %s", shown, reason)
-    return problem(401, "Unauthorized", "The delivery could not be authenticated for this source; "
-                   "nothing was stored.", correlation_id, reason=reason)
+    return problem(
+        401,
+        "Unauthorized",
+        "The delivery could not be authenticated for this source; nothing was stored.",
+        correlation_id,
+        reason=reason,
+    )
 
 
 def _storage_failed(deps: WebhookDeps, source: str, failed: _StorageFailed, correlation_id: str) -> HttpResult:
     failure = classify(failed.error)
-    log.error("webhook %s: %s failed: %s (%s); answered 503 so the sender retries", source, failed.step,
-              failure.reason, failure.message)
+    log.error(
+        "webhook %s: %s failed: %s (%s); answered 503 so the sender retries",
+        source,
+        failed.step,
+        failure.reason,
+        failure.message,
+    )
     deps.ingest.telemetry.ingest_failure(status=503, reason=failure.reason, correlation_id=correlation_id)
     deps.ingest.telemetry.webhook_delivery(source, "failed")
-    result = problem(503, "Storage unavailable", "The delivery could not be stored; send it again later.",
-                     correlation_id)
+    result = problem(
+        503, "Storage unavailable", "The delivery could not be stored; send it again later.", correlation_id
+    )
     result.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return result
 
 
-def handle_webhook(source: str, method: str, url: str, headers: Mapping[str, str], body: bytes,
-                   correlation_id: str, deps: WebhookDeps) -> HttpResult:
+def handle_webhook(
+    source: str, method: str, url: str, headers: Mapping[str, str], body: bytes, correlation_id: str, deps: WebhookDeps
+) -> HttpResult:
     now = deps.ingest.clock()
     named = source.lower() if isinstance(source, str) and SOURCE_NAME.match(source.lower()) else None
     adapter = deps.registry.get(named) if named else None
@@ -363,8 +444,12 @@ def handle_webhook(source: str, method: str, url: str, headers: Mapping[str, str
             return _answer("duplicate", source, correlation_id)
         if claim.state == "in_flight":
             deps.ingest.telemetry.webhook_delivery(source, "in_flight")
-            result = problem(409, "Delivery in progress", "The same delivery is being stored by another "
-                             "request; send it again shortly.", correlation_id)
+            result = problem(
+                409,
+                "Delivery in progress",
+                "The same delivery is being stored by another request; send it again shortly.",
+                correlation_id,
+            )
             result.headers["Retry-After"] = str(IN_FLIGHT_RETRY_AFTER_SECONDS)
             return result
         if reason is not None:
@@ -379,8 +464,7 @@ def handle_webhook(source: str, method: str, url: str, headers: Mapping[str, str
                 if len(translation.events) > limit:
                     _release_quietly(deps, claim, source)
                     deps.ingest.telemetry.webhook_delivery(source, "too_large")
-                    return problem(413, "Content Too Large", f"at most {limit} events per delivery",
-                                   correlation_id)
+                    return problem(413, "Content Too Large", f"at most {limit} events per delivery", correlation_id)
                 if not translation.events and not translation.erasures:
                     ignored = [_safe_topic(t) for t in translation.ignored]
                     deps.ingest.telemetry.webhook_delivery(source, "ignored")
@@ -400,8 +484,12 @@ def handle_webhook(source: str, method: str, url: str, headers: Mapping[str, str
     except _Busy as busy:  # an erasure while a worker writes this customer to Commerce
         _release_quietly(deps, claim, source)
         deps.ingest.telemetry.webhook_delivery(source, "in_flight")
-        result = problem(409, "Customer being written", "The customer is being written to Commerce; send "
-                         "the erasure request again shortly.", correlation_id)
+        result = problem(
+            409,
+            "Customer being written",
+            "The customer is being written to Commerce; send the erasure request again shortly.",
+            correlation_id,
+        )
         result.headers["Retry-After"] = str(max(1, int(busy.retry_after) + 1))
         return result
     except Exception:

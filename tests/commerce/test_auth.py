@@ -99,16 +99,20 @@ class FailingCredential:
 
 def test_credential_failures_are_classified(clock):
     with pytest.raises(CommerceAuthError) as auth_error:
-        CachedTokenProvider(FailingCredential(ClientAuthenticationError("AADSTS7000215: Invalid client secret")),
-                            "s").get_token()
+        CachedTokenProvider(
+            FailingCredential(ClientAuthenticationError("AADSTS7000215: Invalid client secret")), "s"
+        ).get_token()
     assert auth_error.value.operation == "token"
     with pytest.raises(CommerceConnectionError):
         CachedTokenProvider(FailingCredential(ServiceRequestError("unreachable")), "s").get_token()
 
 
 # --- build_token_provider --------------------------------------------------------------------------
-ENTRA = dict(tenant_id="00000000-0000-0000-0000-000000000001", client_id="00000000-0000-0000-0000-000000000002",
-             server_resource_id="api://retail-server-app")
+ENTRA = dict(
+    tenant_id="00000000-0000-0000-0000-000000000001",
+    client_id="00000000-0000-0000-0000-000000000002",
+    server_resource_id="api://retail-server-app",
+)
 
 
 def test_static_dev_token_warns(caplog):
@@ -121,15 +125,22 @@ def test_static_dev_token_warns(caplog):
     assert "t-123" not in caplog.text and "t-123" not in repr(provider)
 
 
-@pytest.mark.parametrize("mode,settings,credential_type", [
-    (AuthMode.CLIENT_SECRET, dict(ENTRA, client_secret="shh"), "ClientSecretCredential"),
-    (AuthMode.MANAGED_IDENTITY, dict(managed_identity_client_id="mi-id", server_resource_id="api://x"),
-     "ManagedIdentityCredential"),
-    (AuthMode.WORKLOAD_IDENTITY, dict(ENTRA, managed_identity_client_id="mi-id"), "ClientAssertionCredential"),
-])
+@pytest.mark.parametrize(
+    "mode,settings,credential_type",
+    [
+        (AuthMode.CLIENT_SECRET, dict(ENTRA, client_secret="shh"), "ClientSecretCredential"),
+        (
+            AuthMode.MANAGED_IDENTITY,
+            dict(managed_identity_client_id="mi-id", server_resource_id="api://x"),
+            "ManagedIdentityCredential",
+        ),
+        (AuthMode.WORKLOAD_IDENTITY, dict(ENTRA, managed_identity_client_id="mi-id"), "ClientAssertionCredential"),
+    ],
+)
 def test_builds_the_credential_for_the_mode(mode, settings, credential_type, caplog):
-    provider = build_token_provider(make_settings(auth_mode=mode, static_dev_token="", **settings),
-                                    logger=logging.getLogger("test.auth"))
+    provider = build_token_provider(
+        make_settings(auth_mode=mode, static_dev_token="", **settings), logger=logging.getLogger("test.auth")
+    )
     assert isinstance(provider, CachedTokenProvider)
     assert type(provider._credential).__name__ == credential_type
     assert provider._scope == settings["server_resource_id"] + "/.default"
@@ -144,12 +155,12 @@ def test_certificate_mode_builds_certificate_credential(monkeypatch):
             built.update(tenant_id=tenant_id, client_id=client_id, certificate_path=certificate_path)
 
     import azure.identity
+
     monkeypatch.setattr(azure.identity, "CertificateCredential", FakeCertificateCredential)
     settings = make_settings(auth_mode=AuthMode.CERTIFICATE, client_certificate_path="/certs/app.pem", **ENTRA)
     provider = build_token_provider(settings, logger=logging.getLogger("test.auth"))
     assert isinstance(provider._credential, FakeCertificateCredential)
-    assert built == dict(tenant_id=ENTRA["tenant_id"], client_id=ENTRA["client_id"],
-                         certificate_path="/certs/app.pem")
+    assert built == dict(tenant_id=ENTRA["tenant_id"], client_id=ENTRA["client_id"], certificate_path="/certs/app.pem")
 
 
 def test_workload_identity_assertion_uses_managed_identity_exchange_token(monkeypatch, clock):
@@ -170,6 +181,7 @@ def test_workload_identity_assertion_uses_managed_identity_exchange_token(monkey
             captured.update(tenant_id=tenant_id, client_id=client_id, func=func)
 
     import azure.identity
+
     monkeypatch.setattr(azure.identity, "ManagedIdentityCredential", FakeManagedIdentity)
     monkeypatch.setattr(azure.identity, "ClientAssertionCredential", FakeAssertionCredential)
     settings = make_settings(auth_mode=AuthMode.WORKLOAD_IDENTITY, managed_identity_client_id="mi-id", **ENTRA)
@@ -179,15 +191,24 @@ def test_workload_identity_assertion_uses_managed_identity_exchange_token(monkey
     assert calls == [("mi", "mi-id"), ("mi-token", ("api://AzureADTokenExchange/.default",))]
 
 
-@pytest.mark.parametrize("mode,present,missing", [
-    (AuthMode.CLIENT_SECRET, dict(ENTRA), ["COMMERCE_CLIENT_SECRET"]),
-    (AuthMode.CERTIFICATE, dict(tenant_id="t", client_id="c"),
-     ["COMMERCE_CLIENT_CERTIFICATE_PATH", "COMMERCE_SERVER_RESOURCE_ID"]),
-    (AuthMode.MANAGED_IDENTITY, dict(server_resource_id="api://x"), ["COMMERCE_MANAGED_IDENTITY_CLIENT_ID"]),
-    (AuthMode.WORKLOAD_IDENTITY, dict(managed_identity_client_id="m", server_resource_id="api://x"),
-     ["COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID"]),
-    (AuthMode.STATIC_DEV_TOKEN, {}, ["COMMERCE_STATIC_DEV_TOKEN"]),
-])
+@pytest.mark.parametrize(
+    "mode,present,missing",
+    [
+        (AuthMode.CLIENT_SECRET, dict(ENTRA), ["COMMERCE_CLIENT_SECRET"]),
+        (
+            AuthMode.CERTIFICATE,
+            dict(tenant_id="t", client_id="c"),
+            ["COMMERCE_CLIENT_CERTIFICATE_PATH", "COMMERCE_SERVER_RESOURCE_ID"],
+        ),
+        (AuthMode.MANAGED_IDENTITY, dict(server_resource_id="api://x"), ["COMMERCE_MANAGED_IDENTITY_CLIENT_ID"]),
+        (
+            AuthMode.WORKLOAD_IDENTITY,
+            dict(managed_identity_client_id="m", server_resource_id="api://x"),
+            ["COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID"],
+        ),
+        (AuthMode.STATIC_DEV_TOKEN, {}, ["COMMERCE_STATIC_DEV_TOKEN"]),
+    ],
+)
 def test_incomplete_settings_name_the_missing_setting(mode, present, missing):
     settings = replace(make_settings(static_dev_token=""), auth_mode=mode, **present)
     with pytest.raises(SettingsError) as error:

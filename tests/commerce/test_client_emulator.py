@@ -9,9 +9,18 @@ import uuid
 
 import pytest
 
-from shared.adapters.commerce import (CallRecord, CommerceAuthError, CommerceClient, CommerceConnectionError,
-                             CommerceNotFoundError, CommerceServerError, CommerceThrottledError,
-                             CommerceTimeoutError, CommerceValidationError, StaticTokenProvider)
+from shared.adapters.commerce import (
+    CallRecord,
+    CommerceAuthError,
+    CommerceClient,
+    CommerceConnectionError,
+    CommerceNotFoundError,
+    CommerceServerError,
+    CommerceThrottledError,
+    CommerceTimeoutError,
+    CommerceValidationError,
+    StaticTokenProvider,
+)
 from shared.core.commerce_errors import RUNTIME_PREFIX
 
 from .conftest import make_settings
@@ -24,8 +33,9 @@ PHONE = "+16135551111"
 
 def make_client(emulator, *, token=None, records=None, **settings) -> CommerceClient:
     settings = make_settings(base_url=emulator.base_url, static_dev_token=token or emulator.token, **settings)
-    return CommerceClient(settings, StaticTokenProvider(token or emulator.token),
-                          on_call=records.append if records is not None else None)
+    return CommerceClient(
+        settings, StaticTokenProvider(token or emulator.token), on_call=records.append if records is not None else None
+    )
 
 
 @pytest.fixture
@@ -36,10 +46,24 @@ def client(emulator):
 
 
 def new_customer(email=EMAIL, **extra) -> dict:
-    return {"Email": email, "FirstName": "Ann", "LastName": "O'Brien", "Phone": PHONE,
-            "CustomerTypeValue": 1, "Addresses": [{"Street": "1 Main St", "City": "Ottawa", "State": "ON",
-                                                   "ZipCode": "K1A 0B1", "ThreeLetterISORegionName": "CAN",
-                                                   "AddressTypeValue": 7}], **extra}
+    return {
+        "Email": email,
+        "FirstName": "Ann",
+        "LastName": "O'Brien",
+        "Phone": PHONE,
+        "CustomerTypeValue": 1,
+        "Addresses": [
+            {
+                "Street": "1 Main St",
+                "City": "Ottawa",
+                "State": "ON",
+                "ZipCode": "K1A 0B1",
+                "ThreeLetterISORegionName": "CAN",
+                "AddressTypeValue": 7,
+            }
+        ],
+        **extra,
+    }
 
 
 # --- every operation -------------------------------------------------------------------------------
@@ -89,8 +113,10 @@ def test_key_escaping_o_brien(emulator, client):
 def test_exact_match_filtering_and_paging_over_prefix_results(emulator):
     # 8 prefix matches of the term, the exact one seeded last (highest RecordId): with $top=3 it is on
     # the third and last page. "anna.obrienne@..." is a full-text near miss (every word a prefix).
-    near = [f"{EMAIL}.{tld}" for tld in ("au", "uk", "nz", "ie", "za")] + ["ANN.OBRIEN@EXAMPLE.COMMUNITY",
-                                                                          "anna.obrienne@example.com"]
+    near = [f"{EMAIL}.{tld}" for tld in ("au", "uk", "nz", "ie", "za")] + [
+        "ANN.OBRIEN@EXAMPLE.COMMUNITY",
+        "anna.obrienne@example.com",
+    ]
     emulator.seed([{"Email": e} for e in near] + [{"Email": "other@example.com"}, {"Email": EMAIL}])
     emulator.reset_calls()
     client = make_client(emulator, search_page_size=3)
@@ -252,8 +278,9 @@ def test_connection_refused(emulator):
     assert not error.value.dropped
 
 
-@pytest.mark.parametrize("fault,expected", [
-    ("throttle", 1.0), ("throttle_no_retry_after", None), ("throttle_http_date", "date")])
+@pytest.mark.parametrize(
+    "fault,expected", [("throttle", 1.0), ("throttle_no_retry_after", None), ("throttle_http_date", "date")]
+)
 def test_throttled(emulator, client, fault, expected):
     emulator.set_faults(script=[{"operation": "search", "fault": fault}])
     with pytest.raises(CommerceThrottledError) as error:
@@ -339,24 +366,36 @@ def test_no_email_phone_or_token_in_logs(emulator, caplog):
     client.search_customers_by_email(EMAIL)
     client.get_customer(account)
     client.update_customer(account, {"Phone": "+4530123456", "Email": "ann.new@example.org"})
-    for fault, call in [("drop", lambda: client.get_customer(account)),
-                        ("throttle", lambda: client.search_customers_by_email(EMAIL)),
-                        ("commit_then_fail", lambda: client.update_customer(account, {"FirstName": "Z"}))]:
+    for fault, call in [
+        ("drop", lambda: client.get_customer(account)),
+        ("throttle", lambda: client.search_customers_by_email(EMAIL)),
+        ("commit_then_fail", lambda: client.update_customer(account, {"FirstName": "Z"})),
+    ]:
         emulator.set_faults(script=[{"operation": "any", "fault": fault}])
         try:
             call()
         except Exception as exc:  # noqa: BLE001 - logged as a caller would
             logging.getLogger("test.caller").warning("call failed: %s", exc)
-    for bad_call in (lambda: client.create_customer(new_customer(email="ann.obrien at example.com")),
-                     lambda: make_client(emulator, token="secret-wrong-token").get_customer(account)):
+    for bad_call in (
+        lambda: client.create_customer(new_customer(email="ann.obrien at example.com")),
+        lambda: make_client(emulator, token="secret-wrong-token").get_customer(account),
+    ):
         with pytest.raises(Exception) as error:
             bad_call()
         logging.getLogger("test.caller").warning("call failed: %s", error.value)
 
     assert caplog.records, "expected DEBUG records (client and urllib3)"
     assert any(r.name.startswith("shared.adapters.commerce") for r in caplog.records)
-    text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {getattr(r, '__dict__', {})!r}"
-                     for r in caplog.records)
-    for secret in (EMAIL, "ann.obrien", "example.com", "ann.new@example.org", PHONE, "6135551111",
-                   "+4530123456", token, "secret-wrong-token"):
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {getattr(r, '__dict__', {})!r}" for r in caplog.records)
+    for secret in (
+        EMAIL,
+        "ann.obrien",
+        "example.com",
+        "ann.new@example.org",
+        PHONE,
+        "6135551111",
+        "+4530123456",
+        token,
+        "secret-wrong-token",
+    ):
         assert secret.lower() not in text.lower(), secret

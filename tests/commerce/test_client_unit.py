@@ -9,8 +9,15 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from shared.adapters.commerce import (CallRecord, CommerceClient, CommerceConnectionError, CommerceNotFoundError,
-                             CommercePermanentError, CommerceServerError, StaticTokenProvider)
+from shared.adapters.commerce import (
+    CallRecord,
+    CommerceClient,
+    CommerceConnectionError,
+    CommerceNotFoundError,
+    CommercePermanentError,
+    CommerceServerError,
+    StaticTokenProvider,
+)
 from shared.adapters.commerce.auth import CachedTokenProvider
 from shared.adapters.commerce.client import odata_key
 
@@ -27,8 +34,12 @@ def gc(email: str, account: str, **extra) -> dict:
 
 def client_for(handler, *, token="tok-abc", records=None, **settings):
     session, adapter = scripted_session(handler)
-    client = CommerceClient(make_settings(**settings), StaticTokenProvider(token), session=session,
-                            on_call=records.append if records is not None else None)
+    client = CommerceClient(
+        make_settings(**settings),
+        StaticTokenProvider(token),
+        session=session,
+        on_call=records.append if records is not None else None,
+    )
     return client, adapter
 
 
@@ -45,9 +56,12 @@ def test_search_request_shape():
     assert sent.url.startswith(BASE + "/Customers/SearchByFields?")
     assert "$top=50" in sent.url and "$skip=0" in sent.url  # '$' kept literal, as in the samples
     assert query_of(sent.url) == {"$top": "50", "$skip": "0", "api-version": "7.3"}
-    assert sent.body == {"CustomerSearchByFieldCriteria": {
-        "Criteria": [{"SearchTerm": "Ann@X.com", "SearchField": {"Name": "Email", "Value": 3}}],
-        "DataLevelValue": 1}}
+    assert sent.body == {
+        "CustomerSearchByFieldCriteria": {
+            "Criteria": [{"SearchTerm": "Ann@X.com", "SearchField": {"Name": "Email", "Value": 3}}],
+            "DataLevelValue": 1,
+        }
+    }
     assert sent.headers["OUN"] == "052"
     assert sent.headers["Authorization"] == "id_token tok-abc"
     assert sent.headers["Accept"] == "application/json"
@@ -62,8 +76,14 @@ def test_bearer_scheme_and_no_api_version():
 
 
 def test_search_returns_only_exact_matches_case_insensitively():
-    results = [gc("ann@x.com.au", "1"), gc("ANN@X.COM", "2"), gc("anna@x.com", "3"),
-               gc("ann@x.community", "4"), {"AccountNumber": "5"}, gc("ann@x.com", "6", IsAsyncCustomer=True)]
+    results = [
+        gc("ann@x.com.au", "1"),
+        gc("ANN@X.COM", "2"),
+        gc("anna@x.com", "3"),
+        gc("ann@x.community", "4"),
+        {"AccountNumber": "5"},
+        gc("ann@x.com", "6", IsAsyncCustomer=True),
+    ]
     client, _ = client_for(lambda s: (200, {"value": results}, {}))
     found = client.search_customers_by_email("Ann@x.com")
     assert [c["AccountNumber"] for c in found] == ["2", "6"]
@@ -76,7 +96,7 @@ def test_search_pages_until_short_page_and_finds_match_on_last_page():
     def handler(sent):
         q = query_of(sent.url)
         skip, top = int(q["$skip"]), int(q["$top"])
-        return 200, {"value": rows[skip:skip + top]}, {}
+        return 200, {"value": rows[skip : skip + top]}, {}
 
     client, adapter = client_for(handler, search_page_size=3)
     assert [c["AccountNumber"] for c in client.search_customers_by_email("ann@x.com")] == ["exact"]
@@ -85,8 +105,9 @@ def test_search_pages_until_short_page_and_finds_match_on_last_page():
 
 def test_search_full_last_page_needs_one_more_empty_page():
     rows = [gc("ann@x.com.au", "1"), gc("ann@x.com", "2")]
-    client, adapter = client_for(lambda s: (200, {"value": rows if query_of(s.url)["$skip"] == "0" else []}, {}),
-                                 search_page_size=2)
+    client, adapter = client_for(
+        lambda s: (200, {"value": rows if query_of(s.url)["$skip"] == "0" else []}, {}), search_page_size=2
+    )
     assert [c["AccountNumber"] for c in client.search_customers_by_email("ann@x.com")] == ["2"]
     assert len(adapter.sent) == 2
 
@@ -111,7 +132,7 @@ def test_search_follows_server_driven_paging_below_its_top():
 
     def handler(sent):
         skip = int(query_of(sent.url)["$skip"])
-        page = {"value": rows[skip:skip + 2]}
+        page = {"value": rows[skip : skip + 2]}
         if skip + 2 < len(rows):
             page["@odata.nextLink"] = f"{BASE}/Customers/SearchByFields?$top=2&$skip={skip + 2}"
         return 200, page, {}
@@ -149,8 +170,9 @@ def test_search_rejects_empty_email():
 
 
 # --- get / create / update -------------------------------------------------------------------------
-@pytest.mark.parametrize("key,literal", [("004075", "('004075')"), ("O'Brien", "('O%27%27Brien')"),
-                                         ("a b/c", "('a%20b%2Fc')"), ("", "('')")])
+@pytest.mark.parametrize(
+    "key,literal", [("004075", "('004075')"), ("O'Brien", "('O%27%27Brien')"), ("a b/c", "('a%20b%2Fc')"), ("", "('')")]
+)
 def test_odata_key(key, literal):
     assert odata_key(key) == literal
     inner = unquote(literal[2:-2])
@@ -166,8 +188,13 @@ def test_get_customer_escapes_key():
 
 
 def test_get_not_found():
-    client, _ = client_for(lambda s: (404, {"error": {"code": "Microsoft_Dynamics_Commerce_Runtime_CustomerNotFound",
-                                                      "message": "not found"}}, {}))
+    client, _ = client_for(
+        lambda s: (
+            404,
+            {"error": {"code": "Microsoft_Dynamics_Commerce_Runtime_CustomerNotFound", "message": "not found"}},
+            {},
+        )
+    )
     with pytest.raises(CommerceNotFoundError):
         client.get_customer("404404")
 
@@ -182,8 +209,7 @@ def test_create_forces_empty_account_number_and_accepts_200_or_201(status):
     assert sent.body == {"AccountNumber": "", "Email": "ann@x.com", "FirstName": "Ann"}
 
 
-@pytest.mark.parametrize("status,body", [(202, {"AccountNumber": "1"}), (204, None), (201, "<html/>"),
-                                         (201, [1])])
+@pytest.mark.parametrize("status,body", [(202, {"AccountNumber": "1"}), (204, None), (201, "<html/>"), (201, [1])])
 def test_create_unusable_success_is_permanent(status, body):
     client, _ = client_for(lambda s: (status, body, {}))
     with pytest.raises(CommercePermanentError):
@@ -211,12 +237,14 @@ def test_update_204_reads_the_customer_back():
 # --- connection failures and the single retry ------------------------------------------------------
 def dropped():
     return requests.exceptions.ConnectionError(
-        ProtocolError("Connection aborted.", http.client.RemoteDisconnected("closed without response")))
+        ProtocolError("Connection aborted.", http.client.RemoteDisconnected("closed without response"))
+    )
 
 
 def refused():
     return requests.exceptions.ConnectionError(
-        MaxRetryError(None, "/", NewConnectionError(None, "Failed to establish a new connection: refused")))
+        MaxRetryError(None, "/", NewConnectionError(None, "Failed to establish a new connection: refused"))
+    )
 
 
 def failing_then(exc_factory, failures: int, ok_body):
@@ -234,13 +262,16 @@ def failing_then(exc_factory, failures: int, ok_body):
 @pytest.mark.parametrize("operation", ["get", "search"])
 def test_idempotent_call_retried_once_after_drop(operation):
     records: list[CallRecord] = []
-    client, adapter = client_for(failing_then(dropped, 1, lambda s: {"value": [], "AccountNumber": "1"}),
-                                 records=records)
+    client, adapter = client_for(
+        failing_then(dropped, 1, lambda s: {"value": [], "AccountNumber": "1"}), records=records
+    )
     call = client.get_customer if operation == "get" else client.search_customers_by_email
     call("1" if operation == "get" else "ann@x.com")
     assert len(adapter.sent) == 2
     assert [(r.operation, r.status, r.error) for r in records] == [
-        (operation, None, "CommerceConnectionError"), (operation, 200, None)]
+        (operation, None, "CommerceConnectionError"),
+        (operation, 200, None),
+    ]
 
 
 @pytest.mark.parametrize("operation", ["get", "search"])
@@ -290,9 +321,17 @@ def test_on_call_failure_does_not_fail_the_call():
 
 
 def test_error_text_never_contains_the_token():
-    client, _ = client_for(lambda s: (401, {"ErrorResourceId": "Microsoft_Dynamics_Commerce_Runtime_AuthenticationFailed",
-                                            "LocalizedMessage": f"token {s.headers['Authorization']} rejected"}, {}),
-                           token="plain-secret-token")
+    client, _ = client_for(
+        lambda s: (
+            401,
+            {
+                "ErrorResourceId": "Microsoft_Dynamics_Commerce_Runtime_AuthenticationFailed",
+                "LocalizedMessage": f"token {s.headers['Authorization']} rejected",
+            },
+            {},
+        ),
+        token="plain-secret-token",
+    )
     with pytest.raises(Exception) as error:
         client.get_customer("1")
     assert "plain-secret-token" not in str(error.value) and "rejected" in str(error.value)
@@ -310,8 +349,9 @@ def test_n_calls_one_token_and_expired_token_never_sent(clock):
         return 200, {"AccountNumber": "1"}, {}
 
     session, _ = scripted_session(handler)
-    client = CommerceClient(make_settings(), CachedTokenProvider(credential, "api://r/.default", clock=clock),
-                            session=session)
+    client = CommerceClient(
+        make_settings(), CachedTokenProvider(credential, "api://r/.default", clock=clock), session=session
+    )
     start = clock.now
     for step in range(8):  # 0.0 .. 2.1 s
         clock.now = start + round(step * 0.3, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
@@ -36,14 +36,22 @@ class FakeResponse:
 
 
 def odata(rid: str, message: str, members: list[str] | None = None) -> dict:
-    return {"error": {"code": rid, "message": message,
-                      "innererror": {"ErrorResourceId": rid, "LocalizedMessage": message,
-                                     "MemberNames": members or []}}}
+    return {
+        "error": {
+            "code": rid,
+            "message": message,
+            "innererror": {"ErrorResourceId": rid, "LocalizedMessage": message, "MemberNames": members or []},
+        }
+    }
 
 
 def flat(rid: str, message: str, members: list[str] | None = None) -> dict:
-    return {"TypeName": "Microsoft.Dynamics.Commerce.Runtime.DataValidationException",
-            "ErrorResourceId": rid, "LocalizedMessage": message, "MemberNames": members or []}
+    return {
+        "TypeName": "Microsoft.Dynamics.Commerce.Runtime.DataValidationException",
+        "ErrorResourceId": rid,
+        "LocalizedMessage": message,
+        "MemberNames": members or [],
+    }
 
 
 # --- parse_error_body ------------------------------------------------------------------------------
@@ -56,25 +64,44 @@ def test_parse_both_envelopes(envelope):
 
 
 def test_parse_odata_without_innererror_and_with_details():
-    body = {"error": {"code": "BadRequest", "message": {"lang": "en-US", "value": "Bad property"},
-                      "details": [{"code": "x", "message": "m", "target": "Foo"}]}}
+    body = {
+        "error": {
+            "code": "BadRequest",
+            "message": {"lang": "en-US", "value": "Bad property"},
+            "details": [{"code": "x", "message": "m", "target": "Foo"}],
+        }
+    }
     assert parse_error_body(json.dumps(body)) == ("BadRequest", "Bad property", ["Foo"])
 
 
 def test_parse_flat_aggregate_collects_member_names():
-    body = {"ErrorResourceId": RUNTIME_PREFIX + "AggregateValidationError",
-            "LocalizedMessage": "Several problems",
-            "ValidationResults": [
-                {"ErrorResourceId": RUNTIME_PREFIX + "InvalidEmailAddress", "MemberNames": ["Email"]},
-                {"ErrorResourceId": RUNTIME_PREFIX + "InvalidCountryRegion",
-                 "MemberNames": ["ThreeLetterISORegionName"]}]}
+    body = {
+        "ErrorResourceId": RUNTIME_PREFIX + "AggregateValidationError",
+        "LocalizedMessage": "Several problems",
+        "ValidationResults": [
+            {"ErrorResourceId": RUNTIME_PREFIX + "InvalidEmailAddress", "MemberNames": ["Email"]},
+            {"ErrorResourceId": RUNTIME_PREFIX + "InvalidCountryRegion", "MemberNames": ["ThreeLetterISORegionName"]},
+        ],
+    }
     rid, msg, names = parse_error_body(json.dumps(body))
     assert rid == RUNTIME_PREFIX + "AggregateValidationError"
     assert names == ["Email", "ThreeLetterISORegionName"]
 
 
-@pytest.mark.parametrize("junk", [b"", "", "<html><body>502 Bad Gateway</body></html>", "null", "[1,2]",
-                                  '"a string"', "{not json", b"\xff\xfe\x00garbage", None])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"",
+        "",
+        "<html><body>502 Bad Gateway</body></html>",
+        "null",
+        "[1,2]",
+        '"a string"',
+        "{not json",
+        b"\xff\xfe\x00garbage",
+        None,
+    ],
+)
 def test_parse_junk(junk):
     assert parse_error_body(junk) == (None, None, [])
 
@@ -85,37 +112,63 @@ def test_parse_utf8_bom():
 
 
 # --- parse_retry_after -----------------------------------------------------------------------------
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("0", 0.0), ("1", 1.0), ("120", 120.0), (" 7 ", 7.0), ("1.5", 1.5),
-    (format_datetime(datetime(2026, 11, 26, 12, 0, 30, tzinfo=timezone.utc), usegmt=True), 30.0),
-    ("Thu, 26 Nov 2026 12:02:00 GMT", 120.0),
-    ("Thu, 26 Nov 2026 11:59:00 GMT", 0.0),  # already past: retry now
-    ("-5", None), ("soon", None), ("", None), (None, None), ("nan", None), ("inf", None),
-    ("Thu, 99 Nov 2026 12:00:00 GMT", None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("0", 0.0),
+        ("1", 1.0),
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("1.5", 1.5),
+        (format_datetime(datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC), usegmt=True), 30.0),
+        ("Thu, 26 Nov 2026 12:02:00 GMT", 120.0),
+        ("Thu, 26 Nov 2026 11:59:00 GMT", 0.0),  # already past: retry now
+        ("-5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+        ("inf", None),
+        ("Thu, 99 Nov 2026 12:00:00 GMT", None),
+    ],
+)
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value, NOW) == expected
     assert parse_retry_after(value, NOW.timestamp()) == expected
 
 
 def test_parse_retry_after_defaults_to_current_time():
-    soon = datetime.now(timezone.utc).timestamp() + 60
-    value = format_datetime(datetime.fromtimestamp(soon, timezone.utc), usegmt=True)
+    soon = datetime.now(UTC).timestamp() + 60
+    value = format_datetime(datetime.fromtimestamp(soon, UTC), usegmt=True)
     assert 55 <= parse_retry_after(value) <= 60
 
 
 # --- classification --------------------------------------------------------------------------------
-@pytest.mark.parametrize("status,expected", [
-    (400, CommercePermanentError), (401, CommerceAuthError), (403, CommerceAuthError),
-    (404, CommerceNotFoundError), (405, CommercePermanentError), (409, CommercePermanentError),
-    (413, CommercePermanentError), (408, CommerceServerError), (423, CommerceServerError),
-    (429, CommerceThrottledError), (500, CommerceServerError), (501, CommercePermanentError),
-    (502, CommerceServerError), (503, CommerceServerError), (504, CommerceServerError),
-    (507, CommerceServerError), (302, CommercePermanentError),
-])
+@pytest.mark.parametrize(
+    "status,expected",
+    [
+        (400, CommercePermanentError),
+        (401, CommerceAuthError),
+        (403, CommerceAuthError),
+        (404, CommerceNotFoundError),
+        (405, CommercePermanentError),
+        (409, CommercePermanentError),
+        (413, CommercePermanentError),
+        (408, CommerceServerError),
+        (423, CommerceServerError),
+        (429, CommerceThrottledError),
+        (500, CommerceServerError),
+        (501, CommercePermanentError),
+        (502, CommerceServerError),
+        (503, CommerceServerError),
+        (504, CommerceServerError),
+        (507, CommerceServerError),
+        (302, CommercePermanentError),
+    ],
+)
 def test_status_table(status, expected):
     error = error_from_response("get", FakeResponse(status, "<html>oops</html>"))
     assert type(error) is expected
@@ -123,23 +176,26 @@ def test_status_table(status, expected):
 
 
 @pytest.mark.parametrize("envelope", [odata, flat])
-@pytest.mark.parametrize("rid,status,expected", [
-    ("InvalidEmailAddress", 400, CommerceValidationError),
-    ("RequiredValueNotFound", 400, CommerceValidationError),
-    ("AggregateValidationError", 400, CommerceValidationError),
-    ("InvalidCountryRegion", 400, CommerceValidationError),
-    ("InvalidFormat", 400, CommerceValidationError),
-    ("InvalidSomethingNew", 400, CommerceValidationError),
-    ("CustomerNotFound", 404, CommerceNotFoundError),
-    ("CustomerNotFound", 400, CommerceNotFoundError),  # not-found status unknown: the id decides
-    ("ObjectNotFound", 400, CommerceNotFoundError),
-    ("AuthenticationFailed", 400, CommerceAuthError),
-    ("AuthenticationFailed", 401, CommerceAuthError),
-    ("DuplicateObject", 400, CommercePermanentError),
-    ("InvalidEmailAddress", 409, CommercePermanentError),  # validation only on 400
-    ("CustomerNotFound", 503, CommerceServerError),  # a transient status is never overridden
-    ("CustomerNotFound", 429, CommerceThrottledError),
-])
+@pytest.mark.parametrize(
+    "rid,status,expected",
+    [
+        ("InvalidEmailAddress", 400, CommerceValidationError),
+        ("RequiredValueNotFound", 400, CommerceValidationError),
+        ("AggregateValidationError", 400, CommerceValidationError),
+        ("InvalidCountryRegion", 400, CommerceValidationError),
+        ("InvalidFormat", 400, CommerceValidationError),
+        ("InvalidSomethingNew", 400, CommerceValidationError),
+        ("CustomerNotFound", 404, CommerceNotFoundError),
+        ("CustomerNotFound", 400, CommerceNotFoundError),  # not-found status unknown: the id decides
+        ("ObjectNotFound", 400, CommerceNotFoundError),
+        ("AuthenticationFailed", 400, CommerceAuthError),
+        ("AuthenticationFailed", 401, CommerceAuthError),
+        ("DuplicateObject", 400, CommercePermanentError),
+        ("InvalidEmailAddress", 409, CommercePermanentError),  # validation only on 400
+        ("CustomerNotFound", 503, CommerceServerError),  # a transient status is never overridden
+        ("CustomerNotFound", 429, CommerceThrottledError),
+    ],
+)
 def test_error_resource_id_refines_4xx(envelope, rid, status, expected):
     error = error_from_response("update", FakeResponse(status, envelope(RUNTIME_PREFIX + rid, "msg", ["Email"])))
     assert type(error) is expected
@@ -148,8 +204,9 @@ def test_error_resource_id_refines_4xx(envelope, rid, status, expected):
 
 
 def test_retail_server_bad_request_is_permanent_not_validation():
-    error = error_from_response("create", FakeResponse(400, odata("Microsoft_Dynamics_RetailServer_BadRequest",
-                                                                  "Unknown property Foo")))
+    error = error_from_response(
+        "create", FakeResponse(400, odata("Microsoft_Dynamics_RetailServer_BadRequest", "Unknown property Foo"))
+    )
     assert type(error) is CommercePermanentError
 
 
@@ -165,8 +222,9 @@ def test_hierarchy():
 def test_retry_after_read_from_header(status, cls):
     error = error_from_response("search", FakeResponse(status, b"", {"retry-after": "3"}))
     assert type(error) is cls and error.retry_after == 3.0
-    date = error_from_response("search", FakeResponse(status, b"", {"Retry-After": "Thu, 26 Nov 2026 12:00:10 GMT"}),
-                               now=NOW.timestamp())
+    date = error_from_response(
+        "search", FakeResponse(status, b"", {"Retry-After": "Thu, 26 Nov 2026 12:00:10 GMT"}), now=NOW.timestamp()
+    )
     assert date.retry_after == 10.0
     assert error_from_response("search", FakeResponse(status, b"")).retry_after is None
 
@@ -177,8 +235,10 @@ JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJhcGk6Ly9yZXRhaWwifQ.c2lnb
 
 @pytest.mark.parametrize("envelope", [odata, flat])
 def test_str_never_contains_email_phone_or_token(envelope):
-    message = (f"Customer with email Ann.O'Brien+vip@Example.co.uk and phone +1 (613) 555-1111 / 0045 12345678 "
-               f"is invalid; token {JWT}; secret sk-local-value")
+    message = (
+        f"Customer with email Ann.O'Brien+vip@Example.co.uk and phone +1 (613) 555-1111 / 0045 12345678 "
+        f"is invalid; token {JWT}; secret sk-local-value"
+    )
     body = envelope(RUNTIME_PREFIX + "InvalidEmailAddress", message, ["Email"])
     error = error_from_response("create", FakeResponse(400, body), secrets=["sk-local-value"])
     text = f"{error} {error!r} {error.message} {error.args}"
@@ -213,9 +273,20 @@ def test_errors_survive_copy_and_pickle():
 
 
 @pytest.mark.parametrize("envelope", [odata, flat])
-@pytest.mark.parametrize("echo", ["ann%40example.com", "ANN%2540EXAMPLE.COM", "ann\\u0040example.com",
-                                  "ann&#64;example.com", "ann&commat;example.com", "%2B4930123456",
-                                  "a/ann@example.com", "{ann}@example.com", "ann=x&y?z|w@example.com"])
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "ann%40example.com",
+        "ANN%2540EXAMPLE.COM",
+        "ann\\u0040example.com",
+        "ann&#64;example.com",
+        "ann&commat;example.com",
+        "%2B4930123456",
+        "a/ann@example.com",
+        "{ann}@example.com",
+        "ann=x&y?z|w@example.com",
+    ],
+)
 def test_encoded_echoes_are_masked_and_code_status_members_survive(envelope, echo):
     rid = RUNTIME_PREFIX + "InvalidEmailAddress"
     body = envelope(rid, f"The value '{echo}' is not valid for Email.", ["Email", "Addresses[0].ZipCode"])

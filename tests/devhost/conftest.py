@@ -50,8 +50,9 @@ def make_host(recorder, work_queue):
 
     def make(*, storage_connection: str = "UseDevelopmentStorage=true", host_json=None, env=None, **kwargs):
         environment = {"WORK_QUEUE": work_queue, "TICK_SCHEDULE": NEVER, **(env or {})}
-        host = LocalHost(app, host_json=host_json or FAST_HOST_JSON, env=environment,
-                         storage_connection=storage_connection, **kwargs)
+        host = LocalHost(
+            app, host_json=host_json or FAST_HOST_JSON, env=environment, storage_connection=storage_connection, **kwargs
+        )
         hosts.append(host)
         return host.start()
 

@@ -42,8 +42,12 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
         "x_test": req.headers.get("x-test"),
         "body": req.get_body().decode("utf-8"),
     }
-    return func.HttpResponse(json.dumps(payload), status_code=int(req.params.get("status", "200")),
-                             headers={"X-Echo": "yes"}, mimetype="application/json")
+    return func.HttpResponse(
+        json.dumps(payload),
+        status_code=int(req.params.get("status", "200")),
+        headers={"X-Echo": "yes"},
+        mimetype="application/json",
+    )
 
 
 @app.route(route="items/special", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -72,8 +76,15 @@ def work(msg: func.QueueMessage) -> None:
     with RECORDER.lock:
         RECORDER.running += 1
         RECORDER.max_running = max(RECORDER.max_running, RECORDER.running)
-        RECORDER.work.append({"id": msg.id, "body": body, "dequeue_count": msg.dequeue_count,
-                              "at": time.monotonic(), "insertion_time": msg.insertion_time})
+        RECORDER.work.append(
+            {
+                "id": msg.id,
+                "body": body,
+                "dequeue_count": msg.dequeue_count,
+                "at": time.monotonic(),
+                "insertion_time": msg.insertion_time,
+            }
+        )
     try:
         if body.startswith("hold:"):  # simulated work, so invocations overlap
             time.sleep(float(body.split(":", 1)[1]))

@@ -23,9 +23,15 @@ def ingest_app():
 
 
 def facts(functions, **kw):
-    base = dict(functions=functions, http_base="http://localhost:7071/api", settings_file="local.settings.json",
-                processes=["Storage: Azurite started"], sample_event=Path("samples/event.json"),
-                emulator_url="http://127.0.0.1:7075", now=datetime(2026, 1, 1, 10, 2, 0))
+    base = dict(
+        functions=functions,
+        http_base="http://localhost:7071/api",
+        settings_file="local.settings.json",
+        processes=["Storage: Azurite started"],
+        sample_event=Path("samples/event.json"),
+        emulator_url="http://127.0.0.1:7075",
+        now=datetime(2026, 1, 1, 10, 2, 0),
+    )
     return BannerFacts(**{**base, **kw})
 
 
@@ -34,14 +40,19 @@ def test_banner_lists_functions_keys_note_and_try_it():
     assert "ingest: [POST] http://localhost:7071/api/customers/events  (authLevel function)" in text
     assert "health: [GET] http://localhost:7071/api/health  (authLevel anonymous)" in text
     assert "NOT enforced locally" in text
-    assert ("curl -i -X POST -H 'Content-Type: application/json' --data @samples/event.json "
-            "http://localhost:7071/api/customers/events") in text
+    assert (
+        "curl -i -X POST -H 'Content-Type: application/json' --data @samples/event.json "
+        "http://localhost:7071/api/customers/events"
+    ) in text
     assert "curl http://127.0.0.1:7075/_emulator/customers" in text
 
 
 def test_banner_falls_back_to_an_inline_event_and_shows_queues_and_timers():
-    text = banner(facts(discover(app, {"WORK_QUEUE": "w", "TICK_SCHEDULE": "0 */5 * * * *"}),
-                        sample_event=None, emulator_url=None))
+    text = banner(
+        facts(
+            discover(app, {"WORK_QUEUE": "w", "TICK_SCHEDULE": "0 */5 * * * *"}), sample_event=None, emulator_url=None
+        )
+    )
     assert '"eventId":"demo-0001"' in text
     assert "work: queueTrigger on 'w'" in text
     assert "tick: timerTrigger '0 */5 * * * *' (UTC, next 2026-01-01T10:05:00Z)" in text

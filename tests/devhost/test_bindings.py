@@ -23,8 +23,7 @@ def test_discovers_every_trigger_from_the_app():
         "boom": (["POST"], "boom", "function"),
         "async_hello": (["GET"], "async-hello", "function"),
     }
-    assert {q.name: q.queue_name for q in found.queues} == {"work": "orders",
-                                                            "collect_poison": "orders-poison"}
+    assert {q.name: q.queue_name for q in found.queues} == {"work": "orders", "collect_poison": "orders-poison"}
     assert all(q.connection == "AzureWebJobsStorage" for q in found.queues)
     (timer,) = found.timers
     assert timer.schedule.expression == "0 */5 * * * *"

@@ -30,26 +30,31 @@ def test_project_host_json():
 
 
 def test_route_prefix_and_numeric_polling_interval():
-    options = host_options({"extensions": {"http": {"routePrefix": "/v1/"},
-                                           "queues": {"maxPollingInterval": 250}}})
+    options = host_options({"extensions": {"http": {"routePrefix": "/v1/"}, "queues": {"maxPollingInterval": 250}}})
     assert options.route_prefix == "v1"
     assert options.queues.max_polling_interval == timedelta(milliseconds=250)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("00:00:30", timedelta(seconds=30)),
-    ("00:00:00.200", timedelta(milliseconds=200)),
-    ("1.02:03:04", timedelta(days=1, hours=2, minutes=3, seconds=4)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("00:00:30", timedelta(seconds=30)),
+        ("00:00:00.200", timedelta(milliseconds=200)),
+        ("1.02:03:04", timedelta(days=1, hours=2, minutes=3, seconds=4)),
+    ],
+)
 def test_timespans(text, expected):
     assert parse_timespan(text) == expected
 
 
-@pytest.mark.parametrize("raw", [
-    {"extensions": {"queues": {"batchSize": 64}}},
-    {"extensions": {"queues": {"messageEncoding": "utf8"}}},
-    {"extensions": {"queues": {"visibilityTimeout": "30s"}}},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"extensions": {"queues": {"batchSize": 64}}},
+        {"extensions": {"queues": {"messageEncoding": "utf8"}}},
+        {"extensions": {"queues": {"visibilityTimeout": "30s"}}},
+    ],
+)
 def test_invalid_values_are_refused(raw):
     with pytest.raises(ValueError):
         host_options(raw)

@@ -14,8 +14,9 @@ def http_host(make_host):
 
 
 def test_echo_maps_request_and_response(http_host):
-    r = requests.post(f"{http_host.http_url}/echo/Ann%20Lee?a=1&status=201", data="héllo".encode(),
-                      headers={"X-Test": "yes"})
+    r = requests.post(
+        f"{http_host.http_url}/echo/Ann%20Lee?a=1&status=201", data="héllo".encode(), headers={"X-Test": "yes"}
+    )
     assert r.status_code == 201
     assert r.headers["Content-Type"] == "application/json; charset=utf-8"
     assert r.headers["X-Echo"] == "yes"
@@ -67,8 +68,7 @@ def test_async_function(http_host):
 
 
 def test_route_prefix_from_host_json(make_host):
-    host = make_host(queues=False, timers=False,
-                     host_json={"extensions": {"http": {"routePrefix": "v1"}}})
+    host = make_host(queues=False, timers=False, host_json={"extensions": {"http": {"routePrefix": "v1"}}})
     assert host.http_url.endswith("/v1")
     assert requests.get(f"{host.http_url}/echo/z").json()["route"] == {"name": "z"}
     assert requests.get(host.http_url.replace("/v1", "/api") + "/echo/z").status_code == 404

@@ -62,19 +62,24 @@ REFUSED_AT_ONCE = [
     ("non-ASCII digit in Content-Length", post("Content-Length: \u00b2"), 400),
     ("differing Content-Length headers", post("Content-Length: 5", "Content-Length: 6", body=b"hello!"), 400),
     ("differing Content-Length list", post("Content-Length: 5, 6", body=b"hello!"), 400),
-    ("Content-Length and Transfer-Encoding",
-     post("Content-Length: 5", "Transfer-Encoding: chunked", body=b"0\r\n\r\n"), 400),
+    (
+        "Content-Length and Transfer-Encoding",
+        post("Content-Length: 5", "Transfer-Encoding: chunked", body=b"0\r\n\r\n"),
+        400,
+    ),
     ("Transfer-Encoding that is not chunked", post("Transfer-Encoding: gzip", body=b"hello"), 400),
     ("chunked not the only coding", post("Transfer-Encoding: gzip, chunked", body=b"0\r\n\r\n"), 400),
-    ("chunked twice", post("Transfer-Encoding: chunked", "Transfer-Encoding: chunked", body=b"0\r\n\r\n"),
-     400),
+    ("chunked twice", post("Transfer-Encoding: chunked", "Transfer-Encoding: chunked", body=b"0\r\n\r\n"), 400),
     ("chunk size not hexadecimal", post("Transfer-Encoding: chunked", body=b"zz\r\nhello\r\n0\r\n\r\n"), 400),
     ("negative chunk size", post("Transfer-Encoding: chunked", body=b"-5\r\nhello\r\n0\r\n\r\n"), 400),
     ("chunk extension", post("Transfer-Encoding: chunked", body=b"5;name=value\r\nhello\r\n0\r\n\r\n"), 400),
     ("missing CRLF after chunk data", post("Transfer-Encoding: chunked", body=b"5\r\nhelloXX0\r\n\r\n"), 400),
     ("bare LF after chunk size", post("Transfer-Encoding: chunked", body=b"5\nhello\r\n0\r\n\r\n"), 400),
-    ("chunk-size line of absurd length",
-     post("Transfer-Encoding: chunked", body=b"0" * 5000 + b"5\r\nhello\r\n0\r\n\r\n"), 400),
+    (
+        "chunk-size line of absurd length",
+        post("Transfer-Encoding: chunked", body=b"0" * 5000 + b"5\r\nhello\r\n0\r\n\r\n"),
+        400,
+    ),
     ("chunk size of absurd value", post("Transfer-Encoding: chunked", body=b"f" * 1000 + b"\r\nhello"), 413),
     ("Content-Length of absurd length", post("Content-Length: " + "9" * 5000, body=b"hello"), 413),
     ("Content-Length over the host limit", post(f"Content-Length: {server.MAX_BODY_BYTES + 1}"), 413),
@@ -82,8 +87,7 @@ REFUSED_AT_ONCE = [
 
 
 @pytest.mark.parametrize("name, request_bytes, status", REFUSED_AT_ONCE, ids=[c[0] for c in REFUSED_AT_ONCE])
-def test_malformed_framing_is_refused_at_once_and_closed(port, quiet, monkeypatch, name, request_bytes,
-                                                         status):
+def test_malformed_framing_is_refused_at_once_and_closed(port, quiet, monkeypatch, name, request_bytes, status):
     # No read timeout can produce the answer within FAST: it must come from the framing check itself.
     monkeypatch.setattr(server, "REQUEST_READ_TIMEOUT", 30.0)
     got, answer, elapsed = exchange(port, request_bytes)
@@ -143,12 +147,16 @@ def test_a_trickling_body_is_cut_off_even_though_no_single_read_times_out(port, 
 
 
 def test_good_requests_still_work_chunked_repeated_length_and_pipelined(port, quiet):
-    chunked = post("Transfer-Encoding: Chunked", "Connection: close",
-                   body=b"3\r\nhel\r\n0A\r\nlo, world!\r\n0\r\nX-Trailer: yes\r\n\r\n")
+    chunked = post(
+        "Transfer-Encoding: Chunked",
+        "Connection: close",
+        body=b"3\r\nhel\r\n0A\r\nlo, world!\r\n0\r\nX-Trailer: yes\r\n\r\n",
+    )
     status, answer, _ = exchange(port, chunked)
     assert status == 200 and b'"body": "hello, world!"' in answer, answer
-    status, answer, _ = exchange(port, post("Content-Length: 5, 5", "Content-Length: 5", "Connection: close",
-                                            body=b"hello"))
+    status, answer, _ = exchange(
+        port, post("Content-Length: 5, 5", "Content-Length: 5", "Connection: close", body=b"hello")
+    )
     assert status == 200 and b'"body": "hello"' in answer, answer
     # Two requests in one write on a kept-alive connection: both answered, in order.
     two = post("Content-Length: 3", body=b"one") + post("Content-Length: 3", "Connection: close", body=b"two")
@@ -187,6 +195,7 @@ def test_64_connections_at_once_are_all_answered(port, quiet):
 
 
 # --- the request head: one deadline, strict field lines, every request answered ----------------
+
 
 def executed(caplog) -> list[str]:
     """The request paths functions ran for: the host logs one "Executed" line per invocation."""
@@ -258,8 +267,7 @@ TRICKLED_BODY_LINES = [
 
 
 @pytest.mark.parametrize("name, prefix, unit", TRICKLED_BODY_LINES, ids=[c[0] for c in TRICKLED_BODY_LINES])
-def test_a_trickling_chunk_line_is_cut_off_by_the_rate_check(port, quiet, monkeypatch, caplog, name, prefix,
-                                                             unit):
+def test_a_trickling_chunk_line_is_cut_off_by_the_rate_check(port, quiet, monkeypatch, caplog, name, prefix, unit):
     # 5 bytes/s: the rate check must run on every read, not once the 1 KiB line is complete (200 s).
     monkeypatch.setattr(server, "REQUEST_READ_TIMEOUT", 0.5)
     answer, elapsed = trickle(port, prefix, unit, 0.2)
@@ -353,13 +361,21 @@ def test_a_waiting_connection_takes_the_slot_of_an_idle_kept_alive_one(make_host
 
 SMUGGLED = b"GET /api/echo/smuggled HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 REFUSED_HEADS = [
-    ("space before the colon, body smuggles a request",
-     b"POST /api/echo/x HTTP/1.1\r\nHost: t\r\nContent-Length : %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED, 400),
-    ("tab before the colon after a real Content-Length",
-     post("Content-Length: 5", "Content-Length\t: 99", body=b"hello"), 400),
-    ("header name with a space, hiding Transfer-Encoding",
-     b"POST /api/echo/x HTTP/1.1\r\nHost: t\r\nX Bad: y\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
-     400),
+    (
+        "space before the colon, body smuggles a request",
+        b"POST /api/echo/x HTTP/1.1\r\nHost: t\r\nContent-Length : %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED,
+        400,
+    ),
+    (
+        "tab before the colon after a real Content-Length",
+        post("Content-Length: 5", "Content-Length\t: 99", body=b"hello"),
+        400,
+    ),
+    (
+        "header name with a space, hiding Transfer-Encoding",
+        b"POST /api/echo/x HTTP/1.1\r\nHost: t\r\nX Bad: y\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+        400,
+    ),
     ("line without a colon", post("NoColonHere", "Content-Length: 0"), 400),
     ("empty header name", post(": value"), 400),
     ("obs-fold continuing a value", post("X-A: 1", " continued", "Connection: close"), 400),
@@ -387,8 +403,9 @@ REFUSED_HEADS = [
 
 
 @pytest.mark.parametrize("name, request_bytes, status", REFUSED_HEADS, ids=[c[0] for c in REFUSED_HEADS])
-def test_an_unreadable_head_is_refused_at_once_and_nothing_runs(port, quiet, monkeypatch, caplog, name,
-                                                                request_bytes, status):
+def test_an_unreadable_head_is_refused_at_once_and_nothing_runs(
+    port, quiet, monkeypatch, caplog, name, request_bytes, status
+):
     monkeypatch.setattr(server, "REQUEST_READ_TIMEOUT", 30.0)
     monkeypatch.setattr(server, "REQUEST_HEAD_TIMEOUT", 30.0)
     got, answer, elapsed = exchange(port, request_bytes)
@@ -405,8 +422,9 @@ def test_empty_lines_before_the_request_line_are_skipped(port, quiet, caplog):
 
 
 def test_absolute_form_is_routed_by_its_path_and_its_authority_replaces_host(port, quiet, caplog):
-    status, answer, _ = exchange(port, b"GET http://example.test:81/api/echo/x?a=1 HTTP/1.1\r\nHost: t\r\n"
-                                       b"Connection: close\r\n\r\n")
+    status, answer, _ = exchange(
+        port, b"GET http://example.test:81/api/echo/x?a=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
     assert status == 200 and b'"url": "http://example.test:81/api/echo/x?a=1"' in answer, answer
     assert b'"params": {"a": "1"}' in answer
     assert executed(caplog) == ["/api/echo/x"]
@@ -430,8 +448,9 @@ def test_nothing_after_the_function_ran_can_fail_its_answer(make_host, caplog):
     http = server.FunctionsHttpServer(("127.0.0.1", 0), host.functions.http, "api", executor)
     try:
         function, params, _ = http.routes.find("GET", "/api/echo/x")
-        request = func.HttpRequest(method="GET", url="http://[/api/echo/x", headers={}, params={},
-                                   route_params=params, body=b"")
+        request = func.HttpRequest(
+            method="GET", url="http://[/api/echo/x", headers={}, params={}, route_params=params, body=b""
+        )
         status, headers, body = http.invoke(function, request, "/api/echo/x")
     finally:
         http.server_close()

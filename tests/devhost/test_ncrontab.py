@@ -19,15 +19,18 @@ def test_every_second():
     assert next_occurrence(s, datetime(2026, 1, 1, 23, 59, 59, 500)) == datetime(2026, 1, 2, 0, 0, 0)
 
 
-@pytest.mark.parametrize("field,expected", [
-    ("5", {5}),
-    ("1-3", {1, 2, 3}),
-    ("1,4,9", {1, 4, 9}),
-    ("10-20/5", {10, 15, 20}),
-    ("*/20", {0, 20, 40}),
-    ("50/5", {50, 55}),
-    ("1-2,30-31", {1, 2, 30, 31}),
-])
+@pytest.mark.parametrize(
+    "field,expected",
+    [
+        ("5", {5}),
+        ("1-3", {1, 2, 3}),
+        ("1,4,9", {1, 4, 9}),
+        ("10-20/5", {10, 15, 20}),
+        ("*/20", {0, 20, 40}),
+        ("50/5", {50, 55}),
+        ("1-2,30-31", {1, 2, 30, 31}),
+    ],
+)
 def test_field_forms(field, expected):
     assert parse(f"0 {field} * * * *").minutes == expected
 
@@ -56,17 +59,20 @@ def test_month_and_year_rollover_and_leap_day():
     assert next_occurrence(parse("0 0 12 29 2 *"), datetime(2026, 3, 1)) == datetime(2028, 2, 29, 12)
 
 
-@pytest.mark.parametrize("expression", [
-    "*/5 * * * *",          # five fields: NCRONTAB in Functions needs six
-    "60 * * * * *",
-    "0 0 24 * * *",
-    "0 0 0 0 * *",
-    "0 0 0 * 13 *",
-    "0 */0 * * * *",
-    "0 5-1 * * * *",
-    "0 a * * * *",
-    "0 1,,2 * * * *",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "*/5 * * * *",  # five fields: NCRONTAB in Functions needs six
+        "60 * * * * *",
+        "0 0 24 * * *",
+        "0 0 0 0 * *",
+        "0 0 0 * 13 *",
+        "0 */0 * * * *",
+        "0 5-1 * * * *",
+        "0 a * * * *",
+        "0 1,,2 * * * *",
+    ],
+)
 def test_invalid_expressions(expression):
     with pytest.raises(CronError):
         parse(expression)

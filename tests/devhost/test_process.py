@@ -27,7 +27,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-
 def test_http_worker_and_queue_only_worker_share_azurite(azurite):
     queue = f"work-{uuid.uuid4().hex[:10]}"
     env = {"AzureWebJobsStorage": azurite.connection_string, "WORK_QUEUE": queue, "TICK_SCHEDULE": NEVER}
@@ -39,8 +38,9 @@ def test_http_worker_and_queue_only_worker_share_azurite(azurite):
         assert worker.http_url is None
         assert "NOT enforced locally" in web.output()
         # Both workers consume the queue: every message is processed and deleted.
-        client = QueueClient.from_connection_string(azurite.connection_string, queue,
-                                                    message_encode_policy=TextBase64EncodePolicy())
+        client = QueueClient.from_connection_string(
+            azurite.connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+        )
         for index in range(6):
             client.send_message(f"ok {index}")
         wait_for(lambda: client.get_queue_properties().approximate_message_count == 0)
@@ -53,13 +53,24 @@ def test_http_worker_and_queue_only_worker_share_azurite(azurite):
 
 def test_sigint_stops_the_host_and_the_azurite_and_emulator_it_started(tmp_path):
     blob, queue, table, emulator = (free_port() for _ in range(4))
-    storage = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={DEV_KEY};"
-               f"BlobEndpoint=http://127.0.0.1:{blob}/{ACCOUNT};QueueEndpoint=http://127.0.0.1:{queue}/{ACCOUNT};"
-               f"TableEndpoint=http://127.0.0.1:{table}/{ACCOUNT};")
-    env = {"AzureWebJobsStorage": storage, "COMMERCE_BASE_URL": f"http://127.0.0.1:{emulator}/Commerce",
-           "WORK_QUEUE": "work-sigint", "TICK_SCHEDULE": NEVER, "DEADLETTER_TABLE_NAME": "deadletters"}
-    handle = start_devhost_process(env=env, app=APP, timeout=60, args=[
-        "--port", "0", "--emulator-port", str(emulator), "--azurite-location", str(tmp_path)])
+    storage = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blob}/{ACCOUNT};QueueEndpoint=http://127.0.0.1:{queue}/{ACCOUNT};"
+        f"TableEndpoint=http://127.0.0.1:{table}/{ACCOUNT};"
+    )
+    env = {
+        "AzureWebJobsStorage": storage,
+        "COMMERCE_BASE_URL": f"http://127.0.0.1:{emulator}/Commerce",
+        "WORK_QUEUE": "work-sigint",
+        "TICK_SCHEDULE": NEVER,
+        "DEADLETTER_TABLE_NAME": "deadletters",
+    }
+    handle = start_devhost_process(
+        env=env,
+        app=APP,
+        timeout=60,
+        args=["--port", "0", "--emulator-port", str(emulator), "--azurite-location", str(tmp_path)],
+    )
     children = handle.children
     try:
         assert set(children) == {"azurite", "commerce-emulator"}

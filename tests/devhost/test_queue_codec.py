@@ -11,8 +11,7 @@ def test_base64_round_trip_utf8():
     assert decode_body(raw, "base64") == "héllo ✓".encode()
 
 
-@pytest.mark.parametrize("raw", ["not base64!", "aGVsbG8", "aGVs!bG8=", "aGVsbG8=\x00", "aGVsbG8=aGVs",
-                                 "aGVsbG8é"])
+@pytest.mark.parametrize("raw", ["not base64!", "aGVsbG8", "aGVs!bG8=", "aGVsbG8=\x00", "aGVsbG8=aGVs", "aGVsbG8é"])
 def test_what_the_host_cannot_decode_is_undecodable(raw):
     # Python's default b64decode would skip the stray "!" or NUL and decode some of these.
     assert decode_body(raw, "base64") is None

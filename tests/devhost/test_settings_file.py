@@ -8,8 +8,9 @@ from devhost.settings_file import merged, read_settings, settings_path
 def test_local_settings_preferred_over_sample(tmp_path):
     (tmp_path / "local.settings.sample.json").write_text(json.dumps({"Values": {"A": "sample"}}))
     assert settings_path(tmp_path).name == "local.settings.sample.json"
-    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {"A": "local", "N": 3},
-                                                              "Host": {"LocalHttpPort": 7072}}))
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps({"Values": {"A": "local", "N": 3}, "Host": {"LocalHttpPort": 7072}})
+    )
     path = settings_path(tmp_path)
     assert path.name == "local.settings.json"
     values, host = read_settings(path)

@@ -10,8 +10,12 @@ from commerce_emulator.odata import key_literal
 
 
 def search_body(term: str, field: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"CustomerSearchByFieldCriteria": {"Criteria": [
-        {"SearchTerm": term, "SearchField": field or {"Name": "Email", "Value": 3}}], "DataLevelValue": 1}}
+    return {
+        "CustomerSearchByFieldCriteria": {
+            "Criteria": [{"SearchTerm": term, "SearchField": field or {"Name": "Email", "Value": 3}}],
+            "DataLevelValue": 1,
+        }
+    }
 
 
 def new_customer(email: str = "ann@example.com", **extra: Any) -> dict[str, Any]:
@@ -21,8 +25,15 @@ def new_customer(email: str = "ann@example.com", **extra: Any) -> dict[str, Any]
 
 
 def us_address(**extra: Any) -> dict[str, Any]:
-    address = {"Street": "1 Main St", "City": "Albany", "State": "NY", "ZipCode": "12207",
-               "ThreeLetterISORegionName": "USA", "AddressTypeValue": 7, "IsPrimary": True}
+    address = {
+        "Street": "1 Main St",
+        "City": "Albany",
+        "State": "NY",
+        "ZipCode": "12207",
+        "ThreeLetterISORegionName": "USA",
+        "AddressTypeValue": 7,
+        "IsPrimary": True,
+    }
     address.update(extra)
     return address
 
@@ -35,17 +46,20 @@ class CommerceApi:
         self.session = requests.Session()
         self.headers = {"OUN": "052", "Authorization": f"id_token {token}"}
 
-    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None, timeout: Any = 10,
-                **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, timeout: Any = 10, **kwargs: Any
+    ) -> requests.Response:
         merged = {**self.headers, **(headers or {})}
         merged = {k: v for k, v in merged.items() if v is not None}  # None removes a default header
         separator = "&" if "?" in path else "?"
-        return self.session.request(method, f"{self.base_url}{path}{separator}api-version=7.3", headers=merged,
-                                    timeout=timeout, **kwargs)
+        return self.session.request(
+            method, f"{self.base_url}{path}{separator}api-version=7.3", headers=merged, timeout=timeout, **kwargs
+        )
 
     def search(self, term: str, query: str = "", **kwargs: Any) -> requests.Response:
-        return self.request("POST", "/Customers/SearchByFields" + (f"?{query}" if query else ""),
-                            json=search_body(term), **kwargs)
+        return self.request(
+            "POST", "/Customers/SearchByFields" + (f"?{query}" if query else ""), json=search_body(term), **kwargs
+        )
 
     def get(self, account: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", f"/Customers({key_literal(account)})", **kwargs)

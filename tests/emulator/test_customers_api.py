@@ -19,8 +19,14 @@ NOT_FOUND = "Microsoft_Dynamics_Commerce_Runtime_CustomerNotFound"
 
 
 def test_create_assigns_server_values_and_stores_a_complete_customer(api, emulator):
-    response = api.create(new_customer(Addresses=[us_address()], Contacts=[
-        {"Value": "ann@example.com", "IsPrimary": True, "IsOptedInMarketing": False, "AddressTypeValue": 2}]))
+    response = api.create(
+        new_customer(
+            Addresses=[us_address()],
+            Contacts=[
+                {"Value": "ann@example.com", "IsPrimary": True, "IsOptedInMarketing": False, "AddressTypeValue": 2}
+            ],
+        )
+    )
     assert response.status_code == 201
     assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     doc = response.json()
@@ -30,7 +36,11 @@ def test_create_assigns_server_values_and_stores_a_complete_customer(api, emulat
     assert datetime.strptime(doc["CreatedDateTime"], "%Y-%m-%dT%H:%M:%SZ")
     assert doc["Name"] == "Ann Lee" and doc["PartyNumber"] and doc["RecordId"] > 0
     assert (doc["CustomerTypeValue"], doc["CustomerGroup"], doc["CurrencyCode"], doc["Language"]) == (
-        1, "30", "USD", "en-us")
+        1,
+        "30",
+        "USD",
+        "en-us",
+    )
     stored = emulator.customer(doc["AccountNumber"])
     assert set(stored) == set(CUSTOMER)
     assert {k: v for k, v in doc.items() if not k.startswith("@odata.")} == stored
@@ -68,7 +78,12 @@ def test_patch_is_partial(api, emulator):
     assert response.status_code == 200
     doc = emulator.customer(account)
     assert (doc["LastName"], doc["IsB2b"], doc["Phone"], doc["MiddleName"], doc["FirstName"]) == (
-        "Smith", True, "+16135551111", "Q", "Ann")
+        "Smith",
+        True,
+        "+16135551111",
+        "Q",
+        "Ann",
+    )
     assert doc["Name"] == "Ann Q Lee"  # composed at create; a stored Name is not recomposed
     assert {k: v for k, v in response.json().items() if not k.startswith("@odata.")} == doc
 
@@ -82,24 +97,42 @@ def test_patch_needs_the_key_in_the_body_and_a_known_key(api):
 
 
 def test_patch_merges_addresses_and_contacts_by_record_id_and_adds_the_rest(api, emulator):
-    created = api.create(new_customer(Addresses=[us_address()], Contacts=[
-        {"Value": "+16135551111", "AddressTypeValue": 1, "IsPrimary": True}])).json()
+    created = api.create(
+        new_customer(
+            Addresses=[us_address()], Contacts=[{"Value": "+16135551111", "AddressTypeValue": 1, "IsPrimary": True}]
+        )
+    ).json()
     account, address, contact = created["AccountNumber"], created["Addresses"][0], created["Contacts"][0]
-    response = api.update(account, {"AccountNumber": account, "Addresses": [
-        {"RecordId": address["RecordId"], "City": "Troy", "ZipCode": "12180"},
-        {"Street": "9 Side Rd", "City": "Aarhus", "ZipCode": "8000", "ThreeLetterISORegionName": "DNK"}],
-        "Contacts": [{"RecordId": contact["RecordId"], "IsMobilePhone": True},
-                     {"Value": "ann@example.com", "AddressTypeValue": 2}]})
+    response = api.update(
+        account,
+        {
+            "AccountNumber": account,
+            "Addresses": [
+                {"RecordId": address["RecordId"], "City": "Troy", "ZipCode": "12180"},
+                {"Street": "9 Side Rd", "City": "Aarhus", "ZipCode": "8000", "ThreeLetterISORegionName": "DNK"},
+            ],
+            "Contacts": [
+                {"RecordId": contact["RecordId"], "IsMobilePhone": True},
+                {"Value": "ann@example.com", "AddressTypeValue": 2},
+            ],
+        },
+    )
     assert response.status_code == 200
     doc = emulator.customer(account)
     updated, added = doc["Addresses"]
     assert updated["RecordId"] == address["RecordId"]
     assert (updated["Street"], updated["City"], updated["State"], updated["IsPrimary"]) == (
-        "1 Main St", "Troy", "NY", True)
+        "1 Main St",
+        "Troy",
+        "NY",
+        True,
+    )
     assert updated["FullAddress"] == "1 Main St\nTroy, NY 12180\nUSA"
     assert added["RecordId"] not in (0, address["RecordId"]) and added["FullAddress"] == "9 Side Rd\nAarhus, 8000\nDNK"
     assert [(c["Value"], c["IsMobilePhone"]) for c in doc["Contacts"]] == [
-        ("+16135551111", True), ("ann@example.com", False)]
+        ("+16135551111", True),
+        ("ann@example.com", False),
+    ]
     unknown = api.update(account, {"AccountNumber": account, "Addresses": [{"RecordId": 1, "City": "X"}]})
     assert unknown.status_code == 400 and error_id(unknown) == "Microsoft_Dynamics_Commerce_Runtime_ObjectNotFound"
     assert emulator.customer(account) == doc
@@ -109,9 +142,13 @@ def test_patch_validates_what_is_sent(api, emulator):
     account = api.create(new_customer(Addresses=[us_address()])).json()["AccountNumber"]
     before = emulator.customer(account)
     bad_email = api.update(account, {"AccountNumber": account, "Email": "nope"})
-    assert bad_email.status_code == 400 and error_id(bad_email) == "Microsoft_Dynamics_Commerce_Runtime_InvalidEmailAddress"
-    bad_country = api.update(account, {"AccountNumber": account, "Addresses": [{"City": "X",
-                                                                                "ThreeLetterISORegionName": "ZZZ"}]})
+    assert (
+        bad_email.status_code == 400
+        and error_id(bad_email) == "Microsoft_Dynamics_Commerce_Runtime_InvalidEmailAddress"
+    )
+    bad_country = api.update(
+        account, {"AccountNumber": account, "Addresses": [{"City": "X", "ThreeLetterISORegionName": "ZZZ"}]}
+    )
     assert error_id(bad_country) == "Microsoft_Dynamics_Commerce_Runtime_InvalidCountryRegion"
     assert emulator.customer(account) == before
 
@@ -121,9 +158,14 @@ def _seed_emails(emulator, emails):
 
 
 def test_search_is_a_case_insensitive_prefix_match_from_seven_characters(api, emulator):
-    _seed_emails(emulator, ["ann@x.com", "Ann@X.com.au", "anna@x.com", "bob@x.com", "a@b.co", "a@b.com",
-                            "jo.ann@x.com", "ann.lee@x.com"])
-    found = lambda term: sorted(c["Email"] for c in api.search(term).json()["value"])
+    _seed_emails(
+        emulator,
+        ["ann@x.com", "Ann@X.com.au", "anna@x.com", "bob@x.com", "a@b.co", "a@b.com", "jo.ann@x.com", "ann.lee@x.com"],
+    )
+
+    def found(term):
+        return sorted(c["Email"] for c in api.search(term).json()["value"])
+
     # full-text: each word of the term is a prefix of a word of the email (ann* x* com*)
     assert found("ANN@x.com") == ["Ann@X.com.au", "ann@x.com", "anna@x.com", "jo.ann@x.com"]
     assert found("ann@x.c") == ["Ann@X.com.au", "ann@x.com", "anna@x.com", "jo.ann@x.com"]
@@ -139,7 +181,10 @@ def test_search_is_a_case_insensitive_prefix_match_from_seven_characters(api, em
 def test_search_index_follows_updates_syncs_and_failed_seeds(api, emulator):
     account = api.create(new_customer("first.last@example.com")).json()["AccountNumber"]
     assert api.update(account, {"AccountNumber": account, "Email": "other.name@example.org"}).status_code == 200
-    found = lambda term: [c["AccountNumber"] for c in api.search(term).json()["value"]]
+
+    def found(term):
+        return [c["AccountNumber"] for c in api.search(term).json()["value"]]
+
     assert found("first.last@example.com") == [] and found("last@example.com") == []
     assert found("name@example.org") == [account]  # a phrase inside the address
     with pytest.raises(RuntimeError):
@@ -148,9 +193,17 @@ def test_search_index_follows_updates_syncs_and_failed_seeds(api, emulator):
 
 
 def test_search_returns_global_customers_ordered_by_record_id(api, emulator):
-    emulator.seed([{"Email": "zed@example.com", "RecordId": 9000002, "FirstName": "Zed", "Addresses": [
-        us_address(IsPrimary=False, Street="2 Other"), us_address(Street="3 Primary")]},
-        {"Email": "zed@example.com.au", "RecordId": 9000001, "Name": "Z Two"}])
+    emulator.seed(
+        [
+            {
+                "Email": "zed@example.com",
+                "RecordId": 9000002,
+                "FirstName": "Zed",
+                "Addresses": [us_address(IsPrimary=False, Street="2 Other"), us_address(Street="3 Primary")],
+            },
+            {"Email": "zed@example.com.au", "RecordId": 9000001, "Name": "Z Two"},
+        ]
+    )
     response = api.search("zed@example.com")
     assert response.status_code == 200
     body = response.json()
@@ -164,7 +217,10 @@ def test_search_returns_global_customers_ordered_by_record_id(api, emulator):
 
 def test_search_paging(api, emulator):
     _seed_emails(emulator, [f"paging-{n:02d}@example.com" for n in range(55)])
-    page = lambda query: [c["Email"] for c in api.search("paging-", query).json()["value"]]
+
+    def page(query):
+        return [c["Email"] for c in api.search("paging-", query).json()["value"]]
+
     everything = page("$top=100")
     assert everything == [f"paging-{n:02d}@example.com" for n in range(55)]  # seeded in order: RecordId order
     assert page("") == everything[:50]
@@ -178,7 +234,10 @@ def test_search_paging(api, emulator):
 
 def test_search_next_link_only_for_server_driven_pages(api, emulator):
     _seed_emails(emulator, [f"paging-{n:02d}@example.com" for n in range(55)])
-    body = lambda query: api.search("paging-", query).json()
+
+    def body(query):
+        return api.search("paging-", query).json()
+
     assert "@odata.nextLink" not in body("$top=3")  # the client's own $top: no server paging
     assert body("")["@odata.nextLink"].endswith("/Customers/SearchByFields?$top=50&$skip=50")  # default page
     assert "@odata.nextLink" not in body("$skip=50")  # the last page
@@ -190,17 +249,28 @@ def test_search_next_link_only_for_server_driven_pages(api, emulator):
 
 def test_search_rejects_malformed_bodies_and_other_fields(api):
     path = "/Customers/SearchByFields"
-    assert api.request("POST", path, data="{not json", headers={"Content-Type": "application/json"}
-                       ).status_code == 400
+    assert api.request("POST", path, data="{not json", headers={"Content-Type": "application/json"}).status_code == 400
     assert api.request("POST", path, json={"Criteria": []}).status_code == 400
-    other = api.request("POST", path, json={"CustomerSearchByFieldCriteria": {"Criteria": [
-        {"SearchTerm": "+1613", "SearchField": {"Name": "Phone", "Value": 1}}], "DataLevelValue": 1}})
+    other = api.request(
+        "POST",
+        path,
+        json={
+            "CustomerSearchByFieldCriteria": {
+                "Criteria": [{"SearchTerm": "+1613", "SearchField": {"Name": "Phone", "Value": 1}}],
+                "DataLevelValue": 1,
+            }
+        },
+    )
     assert other.status_code == 400 and "error" in other.json()
 
 
 def test_keys_are_odata_string_literals(api, emulator):
-    emulator.seed([{"AccountNumber": "O'Brien", "Email": "ob@example.com"},
-                   {"AccountNumber": "A/B (1)", "Email": "ab@example.com"}])
+    emulator.seed(
+        [
+            {"AccountNumber": "O'Brien", "Email": "ob@example.com"},
+            {"AccountNumber": "A/B (1)", "Email": "ab@example.com"},
+        ]
+    )
     assert api.get("O'Brien").json()["Email"] == "ob@example.com"
     assert api.request("GET", "/Customers('O''Brien')").status_code == 200  # requests URL-encodes the quotes
     assert api.get("A/B (1)").json()["Email"] == "ab@example.com"
@@ -228,11 +298,18 @@ def test_async_mode_and_sync(api, emulator):
 
 def test_seed_keeps_given_values_and_assigns_the_rest(emulator):
     guid = str(uuid.uuid4())
-    seeded = emulator.seed([
-        {"AccountNumber": "004001", "RecordId": 7000000001, "Email": "one@example.com",
-         "Addresses": [{"RecordId": 7000000002, "City": "Oslo", "ThreeLetterISORegionName": "NOR"}]},
-        {"AccountNumber": guid, "IsAsyncCustomer": True, "Email": "two@example.com"},
-        {"Email": "three@example.com"}])
+    seeded = emulator.seed(
+        [
+            {
+                "AccountNumber": "004001",
+                "RecordId": 7000000001,
+                "Email": "one@example.com",
+                "Addresses": [{"RecordId": 7000000002, "City": "Oslo", "ThreeLetterISORegionName": "NOR"}],
+            },
+            {"AccountNumber": guid, "IsAsyncCustomer": True, "Email": "two@example.com"},
+            {"Email": "three@example.com"},
+        ]
+    )
     assert [(c["AccountNumber"], c["IsAsyncCustomer"]) for c in seeded[:2]] == [("004001", False), (guid, True)]
     assert seeded[0]["RecordId"] == 7000000001 and seeded[0]["Addresses"][0]["RecordId"] == 7000000002
     assert seeded[0]["Addresses"][0]["FullAddress"] == "Oslo\nNOR"

@@ -23,8 +23,15 @@ def _messages(body: dict) -> str:
 
 def _refused_create(api, emulator):
     emulator.configure(required_on_create=["Email", "TaxGroup"])
-    response = api.create(new_customer(EMAIL, FirstName="Zoë", LastName="O'Brien", Phone="+12065550142",
-                                       Addresses=[us_address(Street="9 Elm Rd", City="Seattle", ZipCode="98101")]))
+    response = api.create(
+        new_customer(
+            EMAIL,
+            FirstName="Zoë",
+            LastName="O'Brien",
+            Phone="+12065550142",
+            Addresses=[us_address(Street="9 Elm Rd", City="Seattle", ZipCode="98101")],
+        )
+    )
     assert response.status_code == 400
     return response
 
@@ -54,8 +61,9 @@ def test_on_aggregate_and_update_errors_echo_too(api, emulator):
     created = api.create(new_customer(EMAIL, TaxGroup="T", CustomerGroup="10"))
     assert created.status_code == 201
     account = created.json()["AccountNumber"]
-    refused = api.update(account, {"AccountNumber": account, "Email": "not an email", "LastName": "O'Brien",
-                                   "TaxGroup": ""})
+    refused = api.update(
+        account, {"AccountNumber": account, "Email": "not an email", "LastName": "O'Brien", "TaxGroup": ""}
+    )
     assert refused.status_code == 400
     text = _messages(refused.json())
     assert "not an email" in text and "O'Brien" in text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -36,7 +36,7 @@ def test_throttle_with_retry_after_http_date(api, emulator):
     response = api.get("004001")
     assert response.status_code == 429
     when = parsedate_to_datetime(response.headers["Retry-After"])
-    assert 100 <= (when - datetime.now(timezone.utc)).total_seconds() <= 121
+    assert 100 <= (when - datetime.now(UTC)).total_seconds() <= 121
 
 
 @pytest.mark.parametrize("fault,status", [("server_error", 500), ("unavailable", 503), ("not_found", 404)])
@@ -67,9 +67,13 @@ def test_drop_closes_without_answer_and_applies_nothing(api, emulator):
 
 
 def test_commit_then_fail_applies_the_write(api, emulator):
-    emulator.set_faults(script=[{"operation": "create", "fault": "commit_then_fail"},
-                                {"operation": "update", "fault": "commit_then_fail"},
-                                {"operation": "search", "fault": "commit_then_fail"}])
+    emulator.set_faults(
+        script=[
+            {"operation": "create", "fault": "commit_then_fail"},
+            {"operation": "update", "fault": "commit_then_fail"},
+            {"operation": "search", "fault": "commit_then_fail"},
+        ]
+    )
     assert api.create(new_customer()).status_code == 500
     [stored] = emulator.customers()
     account = stored["AccountNumber"]
@@ -80,8 +84,13 @@ def test_commit_then_fail_applies_the_write(api, emulator):
 
 
 def test_commit_then_hang_applies_the_write_and_never_answers(api, emulator):
-    emulator.set_faults(script=[{"operation": "create", "fault": "commit_then_hang"},
-                                {"operation": "get", "fault": "commit_then_hang"}], hang_seconds=30)
+    emulator.set_faults(
+        script=[
+            {"operation": "create", "fault": "commit_then_hang"},
+            {"operation": "get", "fault": "commit_then_hang"},
+        ],
+        hang_seconds=30,
+    )
     with pytest.raises(requests.exceptions.ReadTimeout):
         api.create(new_customer(), timeout=(3, 0.5))
     [stored] = emulator.customers()  # applied although the client saw only a timeout
@@ -97,9 +106,16 @@ def test_hang_outlasts_a_client_read_timeout_without_blocking_others(api, emulat
     with pytest.raises(requests.exceptions.ReadTimeout):
         api.get("004001", timeout=(3, 0.5))
     # while that handler hangs, other requests (new connections) are served
-    other = requests.post(f"{emulator.base_url}/Customers/SearchByFields", json={"CustomerSearchByFieldCriteria": {
-        "Criteria": [{"SearchTerm": "a@b.com", "SearchField": {"Name": "Email", "Value": 3}}]}},
-        headers=api.headers, timeout=5)
+    other = requests.post(
+        f"{emulator.base_url}/Customers/SearchByFields",
+        json={
+            "CustomerSearchByFieldCriteria": {
+                "Criteria": [{"SearchTerm": "a@b.com", "SearchField": {"Name": "Email", "Value": 3}}]
+            }
+        },
+        headers=api.headers,
+        timeout=5,
+    )
     assert other.status_code == 200
     assert emulator.calls()["faulted"] == 1
     assert time.monotonic() - started < 5

@@ -38,8 +38,9 @@ def test_a_request_in_flight_is_listed_with_its_clients_port_until_answered(api,
 
 def test_faults_injected_are_counted_by_operation_and_kind(api, emulator):
     emulator.reset_calls()
-    emulator.set_faults(script=[{"operation": "search", "fault": "throttle"},
-                                {"operation": "get", "fault": "server_error"}])
+    emulator.set_faults(
+        script=[{"operation": "search", "fault": "throttle"}, {"operation": "get", "fault": "server_error"}]
+    )
     assert api.search("a@b.com").status_code == 429 and api.get("004001").status_code == 500
     assert api.search("a@b.com").status_code == 200
     assert emulator.injected() == {"get:server_error": 1, "search:throttle": 1}

@@ -25,8 +25,11 @@ def test_keep_alive_serves_many_requests_on_one_connection(api, emulator):
     account = api.create(new_customer()).json()["AccountNumber"]
     local_ports = set()
     for _ in range(5):
-        for call in (lambda: api.get(account, stream=True), lambda: api.search("ann@example.com", stream=True),
-                     lambda: api.get("missing", stream=True)):  # errors keep the connection too
+        for call in (
+            lambda: api.get(account, stream=True),
+            lambda: api.search("ann@example.com", stream=True),
+            lambda: api.get("missing", stream=True),
+        ):  # errors keep the connection too
             response = call()  # streamed: its connection is still attached until the body is read
             local_ports.add(response.raw.connection.sock.getsockname()[1])
             assert response.status_code in (200, 404) and response.content
@@ -54,8 +57,9 @@ def test_concurrent_creates_are_thread_safe(emulator):
     def create_many(worker: int) -> list[str]:
         client = CommerceApi(emulator.base_url, emulator.token)
         try:
-            return [client.create(new_customer(f"w{worker}-{n}@example.com")).json()["AccountNumber"]
-                    for n in range(20)]
+            return [
+                client.create(new_customer(f"w{worker}-{n}@example.com")).json()["AccountNumber"] for n in range(20)
+            ]
         finally:
             client.session.close()
 
@@ -74,8 +78,11 @@ def test_in_process_server_stops_despite_hangs_and_idle_connections():
     server = EmulatorServer(port=0, config={"require_auth": False, "require_oun": False}).start()
     idle = requests.Session()
     assert idle.get(f"{server.url}/_emulator/calls", timeout=5).status_code == 200  # an idle keep-alive
-    requests.put(f"{server.url}/_emulator/faults", json={"script": [{"operation": "get", "fault": "hang"}],
-                                                         "hang_seconds": 60}, timeout=5)
+    requests.put(
+        f"{server.url}/_emulator/faults",
+        json={"script": [{"operation": "get", "fault": "hang"}], "hang_seconds": 60},
+        timeout=5,
+    )
     outcome: list[BaseException | int] = []
 
     def hang() -> None:
@@ -104,9 +111,13 @@ def test_chunked_request_bodies_are_read(emulator):
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
     body = json.dumps(new_customer("chunked@example.com")).encode()
     try:
-        conn.request("POST", "/Commerce/Customers", body=iter([body[:10], body[10:]]), encode_chunked=True,
-                     headers={"OUN": "052", "Authorization": f"id_token {emulator.token}",
-                              "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/Commerce/Customers",
+            body=iter([body[:10], body[10:]]),
+            encode_chunked=True,
+            headers={"OUN": "052", "Authorization": f"id_token {emulator.token}", "Content-Type": "application/json"},
+        )
         response = conn.getresponse()
         assert response.status == 201 and json.loads(response.read())["Email"] == "chunked@example.com"
     finally:
@@ -127,17 +138,24 @@ def _raw_exchange(emulator, data: bytes) -> bytes:
 def test_raw_http_edge_cases(emulator):
     assert _raw_exchange(emulator, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert _raw_exchange(emulator, b"GET /_emulator/calls HTTP/1.1\r\nno colon here\r\n\r\n").startswith(
-        b"HTTP/1.1 400 ")
+        b"HTTP/1.1 400 "
+    )
     # HTTP/1.0 without keep-alive: one answer, then the server closes (the read above would hang otherwise)
     answer = _raw_exchange(emulator, b"GET /_emulator/calls HTTP/1.0\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in answer
     # HTTP/1.1 pipelined keep-alive requests, the last asking to close; header names in any case
-    two = _raw_exchange(emulator, b"GET /_emulator/calls HTTP/1.1\r\nHost: x\r\n\r\n"
-                                  b"POST /_emulator/calls/reset HTTP/1.1\r\nhost: x\r\nCONTENT-LENGTH: 0\r\n"
-                                  b"connection: close\r\n\r\n")
+    two = _raw_exchange(
+        emulator,
+        b"GET /_emulator/calls HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /_emulator/calls/reset HTTP/1.1\r\nhost: x\r\nCONTENT-LENGTH: 0\r\n"
+        b"connection: close\r\n\r\n",
+    )
     assert two.count(b"HTTP/1.1 200 ") == 2
-    expect = _raw_exchange(emulator, b"POST /_emulator/customers HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                                     b"Expect: 100-continue\r\nConnection: close\r\n\r\n[]")
+    expect = _raw_exchange(
+        emulator,
+        b"POST /_emulator/customers HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        b"Expect: 100-continue\r\nConnection: close\r\n\r\n[]",
+    )
     assert expect.startswith(b"HTTP/1.1 100 Continue\r\n") and b"HTTP/1.1 200 " in expect
     bad_length = _raw_exchange(emulator, b"POST /_emulator/customers HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n")
     assert bad_length.startswith(b"HTTP/1.1 400 ")

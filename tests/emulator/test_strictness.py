@@ -22,10 +22,18 @@ def test_oun_header_is_required_in_any_case(api, emulator):
     assert api.search("ann@example.com", headers={"OUN": None}).status_code == 200
 
 
-@pytest.mark.parametrize("authorization,status", [
-    ("id_token local-dev-emulator-token", 200), ("Bearer local-dev-emulator-token", 200),
-    ("bearer local-dev-emulator-token", 200), ("Bearer wrong", 401), ("Basic local-dev-emulator-token", 401),
-    ("local-dev-emulator-token", 401), (None, 401)])
+@pytest.mark.parametrize(
+    "authorization,status",
+    [
+        ("id_token local-dev-emulator-token", 200),
+        ("Bearer local-dev-emulator-token", 200),
+        ("bearer local-dev-emulator-token", 200),
+        ("Bearer wrong", 401),
+        ("Basic local-dev-emulator-token", 401),
+        ("local-dev-emulator-token", 401),
+        (None, 401),
+    ],
+)
 def test_authorization_schemes_and_token(api, authorization, status):
     response = api.get("004001", headers={"Authorization": authorization})
     expected = status if status == 401 else 404  # authorised: the (unknown) customer is looked up
@@ -60,9 +68,17 @@ def test_unknown_properties_are_rejected_unless_switched_off(api, emulator):
     assert emulator.calls()["create"] == 4
 
 
-@pytest.mark.parametrize("body", [{"IsB2b": "true"}, {"CustomerTypeValue": "1"}, {"Email": 5},
-                                  {"Addresses": {"City": "x"}}, {"Addresses": [us_address(IsPrimary="yes")]},
-                                  {"CreditLimit": "10"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"IsB2b": "true"},
+        {"CustomerTypeValue": "1"},
+        {"Email": 5},
+        {"Addresses": {"City": "x"}},
+        {"Addresses": [us_address(IsPrimary="yes")]},
+        {"CreditLimit": "10"},
+    ],
+)
 def test_wrong_json_types_are_invalid_format(api, emulator, body):
     response = api.create(new_customer(**body))
     assert response.status_code == 400 and error_id(response) == RUNTIME + "InvalidFormat"
@@ -73,9 +89,12 @@ def test_flat_envelope(api, emulator):
     emulator.configure(envelope="flat")
     response = api.create(new_customer("not-an-email"))
     assert response.status_code == 400
-    assert response.json() == {"TypeName": "Microsoft.Dynamics.Commerce.Runtime.DataValidationException",
-                               "ErrorResourceId": RUNTIME + "InvalidEmailAddress",
-                               "LocalizedMessage": "The email address is not valid.", "MemberNames": ["Email"]}
+    assert response.json() == {
+        "TypeName": "Microsoft.Dynamics.Commerce.Runtime.DataValidationException",
+        "ErrorResourceId": RUNTIME + "InvalidEmailAddress",
+        "LocalizedMessage": "The email address is not valid.",
+        "MemberNames": ["Email"],
+    }
     assert set(api.get("nobody").json()) == {"TypeName", "ErrorResourceId", "LocalizedMessage", "MemberNames"}
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from pycep import BicepParser
 from pycep.models import BicepElement
@@ -43,12 +44,13 @@ TELEMETRY_JSON = INFRA / "telemetry-names.json"
 # parsing
 # --------------------------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def _parser() -> BicepParser:
     return BicepParser(cache=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse_text(text: str) -> dict[str, Any]:
     return _parser().parse(text=text)
 
@@ -100,6 +102,7 @@ def bicepparam_files() -> list[Path]:
 # --------------------------------------------------------------------------------------------------
 # evaluation
 # --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Unresolved:
@@ -195,7 +198,7 @@ class Evaluator:
             return name == "true"
         return Unresolved(name)
 
-    def with_locals(self, **values: Any) -> "Evaluator":
+    def with_locals(self, **values: Any) -> Evaluator:
         return Evaluator(self.tree, self.path, self.param_values, self.on_access, {**self.locals, **values})
 
     # --- expressions -------------------------------------------------------------------------
@@ -303,15 +306,29 @@ class Evaluator:
             file_path = self.eval(raw[0])
             return json.loads((self.path.parent / file_path).read_text(encoding="utf-8"))
         args = [self.eval(a) for a in raw if a is not None]  # pycep pads optional arguments with None
-        if name in ("resource_group", "subscription", "tenant", "deployment", "environment", "unique_string",
-                    "guid", "subscription_resource_id", "resource_id", "utc_now", "new_guid"):
+        if name in (
+            "resource_group",
+            "subscription",
+            "tenant",
+            "deployment",
+            "environment",
+            "unique_string",
+            "guid",
+            "subscription_resource_id",
+            "resource_id",
+            "utc_now",
+            "new_guid",
+        ):
             return Unresolved(f"{name}({', '.join(_render(a) for a in args)})")
         if any(isinstance(a, Unresolved) for a in args):
             return Unresolved(f"{name}({', '.join(_render(a) for a in args)})")
         simple: dict[str, Callable[..., Any]] = {
             "concat": lambda *xs: [y for x in xs for y in x] if isinstance(xs[0], list) else "".join(map(str, xs)),
-            "union": lambda *xs: (list(dict.fromkeys(y for x in xs for y in x)) if isinstance(xs[0], list)
-                                  else {k: v for x in xs for k, v in x.items()}),
+            "union": lambda *xs: (
+                list(dict.fromkeys(y for x in xs for y in x))
+                if isinstance(xs[0], list)
+                else {k: v for x in xs for k, v in x.items()}
+            ),
             "empty": lambda x: not x,
             "contains": lambda x, y: y in x,
             "length": len,
@@ -405,6 +422,7 @@ def resources(tree: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # role assignments
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RoleAssignment:
     principal: str  # the parameter that holds the principal id (principalId / operatorPrincipalId)
@@ -439,12 +457,14 @@ def role_assignments(path: Path = RBAC_BICEP) -> list[RoleAssignment]:
             scope = scope["operator"]["operands"]["operand_1"]
         if not _is_ref(scope) or str(scope) not in resources(tree):
             raise AssertionError(f"{name}: scope must be a resource declared in {path.name}, got {scope!r}")
-        found.append(RoleAssignment(
-            principal=str(body["properties"]["principalId"]),
-            role_definition_id=role_id,
-            scope_type=resources(tree)[str(scope)]["type"],
-            for_each=_loop_array(resource),
-        ))
+        found.append(
+            RoleAssignment(
+                principal=str(body["properties"]["principalId"]),
+                role_definition_id=role_id,
+                scope_type=resources(tree)[str(scope)]["type"],
+                for_each=_loop_array(resource),
+            )
+        )
     return found
 
 
@@ -452,19 +472,40 @@ def role_assignments(path: Path = RBAC_BICEP) -> list[RoleAssignment]:
 # alerts
 # --------------------------------------------------------------------------------------------------
 
+
 def _alert_definitions(on_access: Callable[[str, tuple[str, ...]], None] | None = None) -> list[dict[str, Any]]:
     tree = parse_bicep(ALERTS_BICEP)
     # Thresholds are main.bicep parameters passed straight through: use main.bicep's defaults, so the
     # queries are the ones a default deployment creates.
     main_defaults = parse_bicep(MAIN_BICEP)["parameters"]
-    thresholds = {name: main_defaults[name]["default"] for name, p in tree["parameters"].items()
-                  if p.get("default") is None and p["type"] == "int"}
+    thresholds = {
+        name: main_defaults[name]["default"]
+        for name, p in tree["parameters"].items()
+        if p.get("default") is None and p["type"] == "int"
+    }
     # Values main.bicep computes itself (not parameters), e.g. the ingest path shared with its output.
-    from_main = {name: value for name, value in module_params("alerts").items()
-                 if name in tree["parameters"] and name not in thresholds and isinstance(value, str)
-                 and tree["parameters"][name]["type"] == "string" and name != "location"}
-    ev = Evaluator(tree, ALERTS_BICEP, {"namePrefix": "custsync", "location": "westeurope", "appInsightsName": "appi",
-                                        "alertEmails": [], **from_main, **thresholds}, on_access)
+    from_main = {
+        name: value
+        for name, value in module_params("alerts").items()
+        if name in tree["parameters"]
+        and name not in thresholds
+        and isinstance(value, str)
+        and tree["parameters"][name]["type"] == "string"
+        and name != "location"
+    }
+    ev = Evaluator(
+        tree,
+        ALERTS_BICEP,
+        {
+            "namePrefix": "custsync",
+            "location": "westeurope",
+            "appInsightsName": "appi",
+            "alertEmails": [],
+            **from_main,
+            **thresholds,
+        },
+        on_access,
+    )
     return ev.eval(tree["variables"]["alertDefinitions"]["value"])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 
 import pytest
 
@@ -31,14 +32,18 @@ def test_each_required_alert_queries_the_exact_names():
     assert "success == false" in q["processor-failures"]
     # In the Functions OpenTelemetry mode a queue invocation may have no `requests` row: the app's own
     # outcome event for each failed attempt that will be retried is counted too, once per operation.
-    assert (f'customEvents | where name == "{tn.EVENT_SYNC_OUTCOME}" and '
-            f'tostring(customDimensions["outcome"]) == "{tn.Outcome.RETRYING.value}"') in q["processor-failures"]
+    assert (
+        f'customEvents | where name == "{tn.EVENT_SYNC_OUTCOME}" and '
+        f'tostring(customDimensions["outcome"]) == "{tn.Outcome.RETRYING.value}"'
+    ) in q["processor-failures"]
     assert q["processor-failures"].startswith("union (requests")
     assert "summarize by attempt = " in q["processor-failures"]
     assert q["dead-lettered"].startswith("customEvents") and f'name == "{tn.EVENT_DEAD_LETTERED}"' in q["dead-lettered"]
     assert f'name == "{tn.EVENT_COMMERCE_AUTH_FAILURE}"' in q["commerce-auth-failure"]
     # In OpenTelemetry mode an HTTP invocation's request is named "POST <route>": match the path too.
-    assert f'operation_Name == "{tn.FUNCTION_INGEST}"' in q["ingest-5xx"] and "toint(resultCode) >= 500" in q["ingest-5xx"]
+    assert (
+        f'operation_Name == "{tn.FUNCTION_INGEST}"' in q["ingest-5xx"] and "toint(resultCode) >= 500" in q["ingest-5xx"]
+    )
     assert 'url contains "/api/customers/events"' in q["ingest-5xx"]
     assert 'operation_Name endswith " api/customers/events"' in q["ingest-5xx"]
     assert f'name == "{tn.METRIC_QUEUE_DEPTH}"' in q["queue-backlog"] and "customDimensions" in q["queue-backlog"]
@@ -63,9 +68,16 @@ def test_alert_queries_use_no_name_that_the_code_does_not_define():
 
 def test_names_used_by_alerts_helper():
     used = m.telemetry_names_used_by_alerts()
-    assert used == {tn.FUNCTION_PROCESS, tn.FUNCTION_INGEST, tn.EVENT_DEAD_LETTERED, tn.EVENT_COMMERCE_AUTH_FAILURE,
-                    tn.EVENT_SYNC_OUTCOME, tn.METRIC_QUEUE_DEPTH, tn.METRIC_QUEUE_OLDEST_AGE,
-                    tn.EVENT_WEBHOOK_REJECTED}
+    assert used == {
+        tn.FUNCTION_PROCESS,
+        tn.FUNCTION_INGEST,
+        tn.EVENT_DEAD_LETTERED,
+        tn.EVENT_COMMERCE_AUTH_FAILURE,
+        tn.EVENT_SYNC_OUTCOME,
+        tn.METRIC_QUEUE_DEPTH,
+        tn.METRIC_QUEUE_OLDEST_AGE,
+        tn.EVENT_WEBHOOK_REJECTED,
+    }
     assert m.telemetry_values_used_by_alerts() == {"OUTCOME_RETRYING": tn.Outcome.RETRYING.value}
     assert m.telemetry_keys_used_by_alerts() <= set(m.telemetry_names_from_code())
 
@@ -85,14 +97,14 @@ def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_a
     # The processor alert's customEvents clause: one CustomerSyncOutcome with outcome "retrying" per
     # failed attempt that is released for another try (tests/integration sees the same end to end).
     import logging
-    from datetime import datetime, timezone
+    from datetime import datetime
 
+    from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
+    from shared.core.settings import load_settings
     from shared.usecases.ingest import IngestDeps, handle_ingest
     from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
-    from shared.core.settings import load_settings
-    from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
 
-    NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     settings = load_settings(json.loads((m.REPO / "local.settings.sample.json").read_text())["Values"])
 
     class Queue:
@@ -102,11 +114,19 @@ def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_a
             self.messages.append(message)
 
     queue = Queue()
-    event = {"specVersion": "1.0", "eventId": "evt-1", "eventType": "customer.created",
-             "occurredAt": "2026-11-26T11:59:00+01:00",
-             "customer": {"email": "person.1@example.com", "firstName": "Ada"}}
-    accepted = handle_ingest(json.dumps(event).encode(), "application/json", "corr-1",
-                             IngestDeps(settings=settings, queue=queue, telemetry=Telemetry(), clock=lambda: NOW))
+    event = {
+        "specVersion": "1.0",
+        "eventId": "evt-1",
+        "eventType": "customer.created",
+        "occurredAt": "2026-11-26T11:59:00+01:00",
+        "customer": {"email": "person.1@example.com", "firstName": "Ada"},
+    }
+    accepted = handle_ingest(
+        json.dumps(event).encode(),
+        "application/json",
+        "corr-1",
+        IngestDeps(settings=settings, queue=queue, telemetry=Telemetry(), clock=lambda: NOW),
+    )
     assert accepted.status == 202 and len(queue.messages) == 1
 
     class BrokenCommerce:
@@ -116,10 +136,21 @@ def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_a
     from tests.memory_ledger import MemoryLedger
 
     requeued: list[tuple[str, int]] = []
-    deps = ProcessorDeps(commerce=BrokenCommerce(), deadletters=None, telemetry=Telemetry(),
-                         mapping=settings.mapping, max_dequeue_count=5, calls=CallCounter(),
-                         clock=lambda: NOW, ledger=MemoryLedger(), requeue=lambda m, d: requeued.append((m, d)),
-                         retry=settings.retry, lease_seconds=60, call_budget=10, hash_key=b"k" * 16)
+    deps = ProcessorDeps(
+        commerce=BrokenCommerce(),
+        deadletters=None,
+        telemetry=Telemetry(),
+        mapping=settings.mapping,
+        max_dequeue_count=5,
+        calls=CallCounter(),
+        clock=lambda: NOW,
+        ledger=MemoryLedger(),
+        requeue=lambda m, d: requeued.append((m, d)),
+        retry=settings.retry,
+        lease_seconds=60,
+        call_budget=10,
+        hash_key=b"k" * 16,
+    )
     with caplog.at_level(logging.INFO):
         process_message(queue.messages[0], 1, deps)
     assert len(requeued) == 1  # the attempt is retried by a new message, not by the host
@@ -146,11 +177,21 @@ def rules():
     resource = m.resources(tree)["rules"]
     assert resource["type"] == "Microsoft.Insights/scheduledQueryRules"
     assert str(resource["config"]["loop_type"]["detail"]["array_name"]) == "alertDefinitions"
-    ev = m.Evaluator(tree, m.ALERTS_BICEP, {"namePrefix": "p", "location": "westeurope", "appInsightsName": "a",
-                                            "ingestPath": m.module_params("alerts")["ingestPath"],
-                                            "alertEmails": ["x@example.invalid"], "failedProcessorThreshold": 10,
-                                            "ingestServerErrorThreshold": 0, "queueDepthThreshold": 1000,
-                                            "queueOldestAgeSecondsThreshold": 900})
+    ev = m.Evaluator(
+        tree,
+        m.ALERTS_BICEP,
+        {
+            "namePrefix": "p",
+            "location": "westeurope",
+            "appInsightsName": "a",
+            "ingestPath": m.module_params("alerts")["ingestPath"],
+            "alertEmails": ["x@example.invalid"],
+            "failedProcessorThreshold": 10,
+            "ingestServerErrorThreshold": 0,
+            "queueDepthThreshold": 1000,
+            "queueOldestAgeSecondsThreshold": 900,
+        },
+    )
     return ev.eval(resource["config"])
 
 
@@ -182,8 +223,14 @@ def test_queue_alerts_split_per_queue(rules):
 
 def test_thresholds_are_parameters():
     params = m.parse_bicep(m.MAIN_BICEP)["parameters"]
-    for name in ("failedProcessorThreshold", "ingestServerErrorThreshold", "queueDepthThreshold",
-                 "queueOldestAgeSecondsThreshold", "webhookRejectedThreshold", "backfillOldestAgeSecondsThreshold"):
+    for name in (
+        "failedProcessorThreshold",
+        "ingestServerErrorThreshold",
+        "queueDepthThreshold",
+        "queueOldestAgeSecondsThreshold",
+        "webhookRejectedThreshold",
+        "backfillOldestAgeSecondsThreshold",
+    ):
         assert params[name]["type"] == "int"
     alerts = m.module_params("alerts", queueDepthThreshold=77)
     assert alerts["queueDepthThreshold"] == 77
@@ -193,8 +240,13 @@ def test_action_group_is_global_with_email_receivers():
     tree = m.parse_bicep(m.ALERTS_BICEP)
     group = m.resources(tree)["actionGroup"]
     assert group["type"] == "Microsoft.Insights/actionGroups"
-    ev = m.Evaluator(tree, m.ALERTS_BICEP, {"namePrefix": "p", "alertEmails": ["a@example.invalid", "b@example.invalid"]})
+    ev = m.Evaluator(
+        tree, m.ALERTS_BICEP, {"namePrefix": "p", "alertEmails": ["a@example.invalid", "b@example.invalid"]}
+    )
     body = ev.eval(group["config"])
     assert body["location"] == "global"
-    assert [r["emailAddress"] for r in body["properties"]["emailReceivers"]] == ["a@example.invalid", "b@example.invalid"]
+    assert [r["emailAddress"] for r in body["properties"]["emailReceivers"]] == [
+        "a@example.invalid",
+        "b@example.invalid",
+    ]
     assert len(body["properties"]["groupShortName"]) <= 12

@@ -24,8 +24,14 @@ LOCAL_ONLY: dict[str, str] = {
 }
 # Never in Azure app settings on Flex Consumption: the runtime is functionAppConfig.runtime and the
 # package comes from the deployment blob container.
-FORBIDDEN_ON_FLEX = {"FUNCTIONS_WORKER_RUNTIME", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
-                     "WEBSITE_CONTENTSHARE", "AzureWebJobsDashboard", "APPINSIGHTS_INSTRUMENTATIONKEY"}
+FORBIDDEN_ON_FLEX = {
+    "FUNCTIONS_WORKER_RUNTIME",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTSHARE",
+    "AzureWebJobsDashboard",
+    "APPINSIGHTS_INSTRUMENTATIONKEY",
+}
 
 # Versionless reference into this deployment's vault: https://<vault name><keyvaultDns>/secrets/<name>/
 KEY_VAULT_REFERENCE = re.compile(
@@ -69,7 +75,9 @@ def test_local_sample_matches_the_registry():
     values = json.loads(LOCAL_SAMPLE.read_text())["Values"]
     in_sample = {logical(n) for n in values}
     expected = registry_names("local")
-    assert expected - in_sample == set(), "declared in shared/core/settings.py but missing from local.settings.sample.json"
+    assert expected - in_sample == set(), (
+        "declared in shared/core/settings.py but missing from local.settings.sample.json"
+    )
     assert in_sample - expected - set(LOCAL_ONLY) == set(), "in local.settings.sample.json but not declared"
 
 
@@ -95,7 +103,9 @@ def test_bicep_defaults_equal_the_registry_defaults(settings):
         s = by_name.get(name)
         if s is None or s.default is None or s.secret:
             continue
-        assert value == s.default, f"{name}: main.bicep default {value!r} != shared/core/settings.py default {s.default!r}"
+        assert value == s.default, (
+            f"{name}: main.bicep default {value!r} != shared/core/settings.py default {s.default!r}"
+        )
         checked += 1
     assert checked >= 15
 

@@ -11,8 +11,14 @@ from tests.infra import bicep_model as m
 
 AZURE_YAML = m.REPO / "azure.yaml"
 # Variables azd sets in every environment itself (azd env new / azd provision).
-AZD_VARIABLES = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP",
-                 "AZURE_PRINCIPAL_ID", "AZURE_TENANT_ID"}
+AZD_VARIABLES = {
+    "AZURE_ENV_NAME",
+    "AZURE_LOCATION",
+    "AZURE_SUBSCRIPTION_ID",
+    "AZURE_RESOURCE_GROUP",
+    "AZURE_PRINCIPAL_ID",
+    "AZURE_TENANT_ID",
+}
 README = m.REPO / "README.md"
 
 
@@ -95,7 +101,7 @@ def test_provisioning_needs_no_prompt_and_the_readme_names_what_to_set():
     needed = {var for value in given.values() for var, has_default in _environment_reads(value) if not has_default}
     assert needed >= {"COMMERCE_BASE_URL", "COMMERCE_OUN", "COMMERCE_CLIENT_ID", "ALERT_EMAILS"}
     readme = README.read_text(encoding="utf-8")
-    section = readme[readme.index("azd up"):]
+    section = readme[readme.index("azd up") :]
     missing = {var for var in needed if f"azd env set {var}" not in section}
     assert not missing, f"README's azd steps do not set {missing}"
 
@@ -103,8 +109,11 @@ def test_provisioning_needs_no_prompt_and_the_readme_names_what_to_set():
 def test_the_python_version_reaches_the_flex_runtime():
     given = m.parse_bicepparam(m.MAIN_BICEPPARAM).params
     assert _environment_reads(given["pythonVersion"]) == [("CUSTSYNC_PYTHON_VERSION", True)]
-    allowed = next(d["argument"] for d in m.parse_bicep(m.MAIN_BICEP)["parameters"]["pythonVersion"]["decorators"]
-                   if d["type"] == "allowed")
+    allowed = next(
+        d["argument"]
+        for d in m.parse_bicep(m.MAIN_BICEP)["parameters"]["pythonVersion"]["decorators"]
+        if d["type"] == "allowed"
+    )
     assert allowed == ["3.11", "3.12", "3.13"]
     for version in allowed:
         site = m.module_params("functionApp", pythonVersion=version)

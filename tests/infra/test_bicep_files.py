@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from lark.exceptions import LarkError  # pycep-parser's parser
 
 from tests.infra import bicep_model as m
 
@@ -35,11 +36,11 @@ def test_bicepparam_file_parses_and_targets_an_existing_template(path: Path):
 def test_a_syntax_error_is_reported(tmp_path: Path):
     broken = tmp_path / "broken.bicep"
     broken.write_text("param name string\nresource x 'Microsoft.Storage/storageAccounts@2025-01-01' = {\n  name: \n")
-    with pytest.raises(Exception):
+    with pytest.raises(LarkError):
         m.parse_bicep(broken)
     bad_params = tmp_path / "broken.bicepparam"
     bad_params.write_text("using './main.bicep'\nparam name = = 'x'\n")
-    with pytest.raises(Exception):
+    with pytest.raises(LarkError):
         m.parse_bicepparam(bad_params)
 
 

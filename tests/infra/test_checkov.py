@@ -36,7 +36,9 @@ def test_checkov_bicep_policies_pass():
         pytest.skip("checkov not installed (see this module's docstring: it needs its own virtualenv)")
     result = subprocess.run(
         [cmd, "--framework", "bicep", "-d", str(m.INFRA), "--skip-download", "--output", "json", "--quiet"],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
     )
     report = json.loads(result.stdout)

@@ -33,7 +33,8 @@ SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     "Entra client secret": re.compile(r"\b[A-Za-z0-9_\-.]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}\b|\b[A-Za-z0-9_\-.]{3}8Q~"),
     "GUID (client secret, key or tenant-specific id)": re.compile(
-        r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+    ),
     "function key in a URL": re.compile(r"[?&]code=[A-Za-z0-9_\-=%]{20,}"),
     "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
 }
@@ -42,8 +43,12 @@ BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
 
 def looks_like_base64_key(token: str) -> bool:
     """Long, mixed-case, with digits: a key, not an identifier or a path."""
-    return (len(token) >= 32 and sum(c.isdigit() for c in token) >= 4 and sum(c.isupper() for c in token) >= 4
-            and sum(c.islower() for c in token) >= 4)
+    return (
+        len(token) >= 32
+        and sum(c.isdigit() for c in token) >= 4
+        and sum(c.isupper() for c in token) >= 4
+        and sum(c.islower() for c in token) >= 4
+    )
 
 
 def allowed(value: str) -> bool:
@@ -148,20 +153,51 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return False
 
 
-@pytest.mark.parametrize("path", [
-    ".git/config", ".gitignore", ".venv/bin/python", "node_modules/azurite/package.json", "tests/infra/x.py",
-    "bench/__main__.py", "commerce_emulator/app.py", "devhost/cli.py", "docs/deploy.md", "samples/event.json",
-    "infra/main.bicep", "local.settings.json", "__azurite_db_queue__.json", "__blobstorage__/x",
-    "__queuestorage__/x", ".pytest_cache/v", ".hypothesis/x", "Makefile", "package.json", "package-lock.json",
-    ".ci/run", "requirements-dev.txt", "requirements-checkov.txt", "tools/replay.py", "tools/preflight.py",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".git/config",
+        ".gitignore",
+        ".venv/bin/python",
+        "node_modules/azurite/package.json",
+        "tests/infra/x.py",
+        "bench/__main__.py",
+        "commerce_emulator/app.py",
+        "devhost/cli.py",
+        "docs/deploy.md",
+        "samples/event.json",
+        "infra/main.bicep",
+        "local.settings.json",
+        "__azurite_db_queue__.json",
+        "__blobstorage__/x",
+        "__queuestorage__/x",
+        ".pytest_cache/v",
+        ".hypothesis/x",
+        "Makefile",
+        "package.json",
+        "package-lock.json",
+        ".ci/run",
+        "requirements-dev.txt",
+        "requirements-checkov.txt",
+        "tools/replay.py",
+        "tools/preflight.py",
+    ],
+)
 def test_funcignore_excludes_dev_and_test_files(path):
     assert ignored(path, ignore_patterns()), path
 
 
-@pytest.mark.parametrize("path", [
-    "function_app.py", "host.json", "requirements.txt", "shared/core/settings.py", "shared/core/telemetry_names.py",
-    "shared/adapters/commerce/client.py", "shared/core/logcontext.py",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "function_app.py",
+        "host.json",
+        "requirements.txt",
+        "shared/core/settings.py",
+        "shared/core/telemetry_names.py",
+        "shared/adapters/commerce/client.py",
+        "shared/core/logcontext.py",
+    ],
+)
 def test_funcignore_keeps_what_the_app_needs(path):
     assert not ignored(path, ignore_patterns()), path

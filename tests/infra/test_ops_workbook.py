@@ -6,25 +6,40 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from shared.core import telemetry_names as tn
 from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
+from shared.core import telemetry_names as tn
 from tests.infra import bicep_model as m
 
 WORKBOOK_BICEP = m.INFRA / "app" / "workbook.bicep"
-EXPECTED = {"events-by-source", "webhooks-by-source", "outcomes", "backfill-progress", "commerce-latency",
-            "commerce-errors", "commerce-throttling", "queue-depth", "queue-age", "deadletters-by-reason",
-            "deadletters-held", "webhook-rejections", "erasures"}
+EXPECTED = {
+    "events-by-source",
+    "webhooks-by-source",
+    "outcomes",
+    "backfill-progress",
+    "commerce-latency",
+    "commerce-errors",
+    "commerce-throttling",
+    "queue-depth",
+    "queue-age",
+    "deadletters-by-reason",
+    "deadletters-held",
+    "webhook-rejections",
+    "erasures",
+}
 
 
 def evaluator():
-    return m.Evaluator(m.parse_bicep(WORKBOOK_BICEP), WORKBOOK_BICEP,
-                       {"namePrefix": "p", "location": "westeurope", "appInsightsName": "appi"})
+    return m.Evaluator(
+        m.parse_bicep(WORKBOOK_BICEP),
+        WORKBOOK_BICEP,
+        {"namePrefix": "p", "location": "westeurope", "appInsightsName": "appi"},
+    )
 
 
 def charts() -> dict[str, dict]:
@@ -67,24 +82,32 @@ def test_queries_compare_only_with_names_defined_in_code():
 
 def _emitted(caplog) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Run the app's own telemetry paths; return custom event name -> dimensions, metric -> dimensions."""
-    from shared.usecases.backfill import pack  # noqa: F401 - the backfill's events carry source "backfill"
     from shared.core.bulkfile import SOURCE
+    from shared.core.settings import load_settings
+    from shared.usecases.backfill import pack  # noqa: F401 - the backfill's events carry source "backfill"
     from shared.usecases.erasure import ErasureDeps, erase_customer
     from shared.usecases.ingest import IngestDeps, handle_ingest
     from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
-    from shared.core.settings import load_settings
     from tests.memory_ledger import MemoryLedger
 
     reader = InMemoryMetricReader()
     telemetry = Telemetry(meter=MeterProvider(metric_readers=[reader]).get_meter("test"))
-    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     settings = load_settings(json.loads((m.REPO / "local.settings.sample.json").read_text())["Values"])
     queued: list[str] = []
     queue = type("Q", (), {"send": lambda self, message: queued.append(message)})()
-    event = {"eventId": "bf-1", "occurredAt": "2026-11-26T11:00:00Z", "source": SOURCE,
-             "customer": {"email": "a@example.com", "firstName": "Ada"}}
-    handle_ingest(json.dumps(event).encode(), "application/json", "c",
-                  IngestDeps(settings=settings, queue=queue, telemetry=telemetry, clock=lambda: now))
+    event = {
+        "eventId": "bf-1",
+        "occurredAt": "2026-11-26T11:00:00Z",
+        "source": SOURCE,
+        "customer": {"email": "a@example.com", "firstName": "Ada"},
+    }
+    handle_ingest(
+        json.dumps(event).encode(),
+        "application/json",
+        "c",
+        IngestDeps(settings=settings, queue=queue, telemetry=telemetry, clock=lambda: now),
+    )
 
     class Commerce:
         def search_customers_by_email(self, email):
@@ -92,10 +115,21 @@ def _emitted(caplog) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
             raise RuntimeError("throttled")
 
     letters = []
-    deps = ProcessorDeps(commerce=Commerce(), deadletters=type("D", (), {"put": lambda s, x: letters.append(x)})(),
-                         telemetry=telemetry, mapping=settings.mapping, max_dequeue_count=1, calls=CallCounter(),
-                         clock=lambda: now, ledger=MemoryLedger(), requeue=lambda m_, d: None, retry=settings.retry,
-                         lease_seconds=60, call_budget=10, hash_key=settings.email_hash_key)
+    deps = ProcessorDeps(
+        commerce=Commerce(),
+        deadletters=type("D", (), {"put": lambda s, x: letters.append(x)})(),
+        telemetry=telemetry,
+        mapping=settings.mapping,
+        max_dequeue_count=1,
+        calls=CallCounter(),
+        clock=lambda: now,
+        ledger=MemoryLedger(),
+        requeue=lambda m_, d: None,
+        retry=settings.retry,
+        lease_seconds=60,
+        call_budget=10,
+        hash_key=settings.email_hash_key,
+    )
     with caplog.at_level(logging.INFO):
         process_message(queued[0], 1, deps)  # retrying
         process_message("not an envelope", 1, deps)  # dead-lettered
@@ -104,8 +138,16 @@ def _emitted(caplog) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         telemetry.deadletter_count(1)
         telemetry.webhook_rejected(source="shopify", reason="bad_signature", correlation_id="c")
         telemetry.webhook_delivery("shopify", "accepted")
-        erase_customer("a" * 64, ErasureDeps(ledger=MemoryLedger(), deadletters=type("L", (), {
-            "query": lambda s, **k: []})(), poison_queues=[], clock=lambda: now, telemetry=telemetry))
+        erase_customer(
+            "a" * 64,
+            ErasureDeps(
+                ledger=MemoryLedger(),
+                deadletters=type("L", (), {"query": lambda s, **k: []})(),
+                poison_queues=[],
+                clock=lambda: now,
+                telemetry=telemetry,
+            ),
+        )
     events: dict[str, set[str]] = {}
     for record in caplog.records:
         name = getattr(record, CUSTOM_EVENT_ATTRIBUTE, None)

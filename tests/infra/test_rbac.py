@@ -38,8 +38,10 @@ EXPECTED = {
 
 
 def test_role_assignments_are_exactly_the_expected_set():
-    found = [(a.principal, ROLES.get(a.role_definition_id, a.role_definition_id), a.scope_type, a.for_each)
-             for a in m.role_assignments()]
+    found = [
+        (a.principal, ROLES.get(a.role_definition_id, a.role_definition_id), a.scope_type, a.for_each)
+        for a in m.role_assignments()
+    ]
     assert len(found) == len(set(found)), "duplicate role assignment"
     assert set(found) == EXPECTED
 

@@ -27,27 +27,51 @@ def test_every_queue_and_table_the_code_uses_is_provisioned():
     storage = m.module_params("storage")
     queues = {q["name"] for q in storage["queueServices"]["queues"]}
     tables = {t["name"] for t in storage["tableServices"]["tables"]}
-    assert {settings.events_queue, settings.poison_queue, settings.backfill_queue,
-            settings.backfill_poison_queue} <= queues
+    assert {
+        settings.events_queue,
+        settings.poison_queue,
+        settings.backfill_queue,
+        settings.backfill_poison_queue,
+    } <= queues
     from shared.core.sources.config import load_webhook_config
 
     webhooks = load_webhook_config({})
-    assert tables == {settings.deadletter_table, settings.ledger_table, webhooks.delivery_table,
-                      webhooks.identity_table}, "a table no code uses is provisioned"
+    assert tables == {
+        settings.deadletter_table,
+        settings.ledger_table,
+        webhooks.delivery_table,
+        webhooks.identity_table,
+    }, "a table no code uses is provisioned"
     assert settings.poison_queue == SETTINGS_BY_NAME["EVENTS_QUEUE_NAME"].default + "-poison"
 
 
 def test_queue_and_table_names_follow_their_parameters():
-    storage = m.module_params("storage", eventsQueueName="events-b", deadLetterTableName="dlq",
-                              ledgerTableName="ledgerb", additionalTableNames=["ledgerb", "extra"])
-    assert [q["name"] for q in storage["queueServices"]["queues"]] == ["events-b", "events-b-poison",
-                                                                      "events-b-backfill",
-                                                                      "events-b-backfill-poison"]
-    assert [t["name"] for t in storage["tableServices"]["tables"]] == ["dlq", "ledgerb", "webhookdeliveries",
-                                                                      "webhookidentities", "extra"]
+    storage = m.module_params(
+        "storage",
+        eventsQueueName="events-b",
+        deadLetterTableName="dlq",
+        ledgerTableName="ledgerb",
+        additionalTableNames=["ledgerb", "extra"],
+    )
+    assert [q["name"] for q in storage["queueServices"]["queues"]] == [
+        "events-b",
+        "events-b-poison",
+        "events-b-backfill",
+        "events-b-backfill-poison",
+    ]
+    assert [t["name"] for t in storage["tableServices"]["tables"]] == [
+        "dlq",
+        "ledgerb",
+        "webhookdeliveries",
+        "webhookidentities",
+        "extra",
+    ]
     settings = m.app_settings(eventsQueueName="events-b", deadLetterTableName="dlq", ledgerTableName="ledgerb")
     assert (settings["EVENTS_QUEUE_NAME"], settings["DEADLETTER_TABLE_NAME"], settings["LEDGER_TABLE_NAME"]) == (
-        "events-b", "dlq", "ledgerb")
+        "events-b",
+        "dlq",
+        "ledgerb",
+    )
 
 
 def test_storage_account_allows_no_keys_and_no_public_blobs():
@@ -83,8 +107,11 @@ def test_secrets_are_written_only_when_a_value_is_supplied():
             assert written is (bool(given) and extra.get("webhooksEnabled") is True)
     for resource in secrets.values():
         body = resource["config"]["config"]
-        assert m.Evaluator(tree, m.MAIN_BICEP).eval(body["name"]) in ("email-hash-key", "commerce-client-secret",
-                                                                      "webhook-secrets")
+        assert m.Evaluator(tree, m.MAIN_BICEP).eval(body["name"]) in (
+            "email-hash-key",
+            "commerce-client-secret",
+            "webhook-secrets",
+        )
         # the @secure() params
         assert str(body["properties"]["value"]) in ("emailHashKey", "commerceClientSecret", "webhookSecrets")
 

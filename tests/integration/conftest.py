@@ -17,8 +17,8 @@ import requests
 import function_app
 from devhost.local_host import LocalHost
 from shared.adapters.dead_letter_table import DeadLetter
-from shared.runtime import Runtime, build_runtime
 from shared.adapters.storage import StorageFactory
+from shared.runtime import Runtime, build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
@@ -28,9 +28,16 @@ PRODUCT_LOGGERS = ("customer_sync", "shared.adapters.commerce")
 # host.json for tests: the production semantics with shorter clocks.
 TEST_HOST_JSON = {
     "version": "2.0",
-    "extensions": {"queues": {"batchSize": 8, "newBatchThreshold": 4, "maxDequeueCount": 3,
-                              "visibilityTimeout": "00:00:01", "maxPollingInterval": "00:00:00.100",
-                              "messageEncoding": "base64"}},
+    "extensions": {
+        "queues": {
+            "batchSize": 8,
+            "newBatchThreshold": 4,
+            "maxDequeueCount": 3,
+            "visibilityTimeout": "00:00:01",
+            "maxPollingInterval": "00:00:00.100",
+            "messageEncoding": "base64",
+        }
+    },
 }
 
 
@@ -43,8 +50,11 @@ class TelemetryCapture(logging.Handler):
         self.records.append(record)
 
     def custom_events(self, name: str | None = None) -> list[logging.LogRecord]:
-        return [r for r in self.records if getattr(r, CUSTOM_EVENT, None)
-                and (name is None or getattr(r, CUSTOM_EVENT) == name)]
+        return [
+            r
+            for r in self.records
+            if getattr(r, CUSTOM_EVENT, None) and (name is None or getattr(r, CUSTOM_EVENT) == name)
+        ]
 
     def outcomes(self) -> list[str]:
         return [r.outcome for r in self.custom_events("CustomerSyncOutcome")]
@@ -87,11 +97,17 @@ class Stack:
         return list(self.runtime.deadletters.query())
 
 
-def event(i: int | str = 1, email: str = "ada.lovelace@example.com", occurred: str = "2026-11-26T10:00:00+00:00",
-          **customer) -> dict:
-    return {"specVersion": "1.0", "eventId": f"evt-{i}", "eventType": "customer.updated",
-            "occurredAt": occurred, "source": "tests",
-            "customer": {"email": email, **customer}}
+def event(
+    i: int | str = 1, email: str = "ada.lovelace@example.com", occurred: str = "2026-11-26T10:00:00+00:00", **customer
+) -> dict:
+    return {
+        "specVersion": "1.0",
+        "eventId": f"evt-{i}",
+        "eventType": "customer.updated",
+        "occurredAt": occurred,
+        "source": "tests",
+        "customer": {"email": email, **customer},
+    }
 
 
 def b64decode(text: str) -> str:
@@ -102,24 +118,43 @@ def test_env(azurite, emulator, **settings: str) -> dict[str, str]:
     """The sample settings pointed at this Azurite and emulator, with queue and table names unique
     to one test, so tests never see each other's messages or ledger entries."""
     suffix = uuid.uuid4().hex[:10]
-    return {**SAMPLE,
-            "AzureWebJobsStorage": azurite.connection_string,
-            "EVENTS_QUEUE_NAME": f"events-{suffix}",
-            "DEADLETTER_TABLE_NAME": f"dl{suffix}",
-            "LEDGER_TABLE_NAME": f"ledger{suffix}",
-            "COMMERCE_BASE_URL": emulator.base_url,
-            "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
-            **settings}
+    return {
+        **SAMPLE,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "EVENTS_QUEUE_NAME": f"events-{suffix}",
+        "DEADLETTER_TABLE_NAME": f"dl{suffix}",
+        "LEDGER_TABLE_NAME": f"ledger{suffix}",
+        "COMMERCE_BASE_URL": emulator.base_url,
+        "COMMERCE_STATIC_DEV_TOKEN": emulator.token,
+        **settings,
+    }
 
 
 test_env.__test__ = False  # a helper, not a test
 
 
-def make_stack(azurite, emulator, tmp_path, monkeypatch, *, settings: dict | None = None,
-               host_json: dict | None = None, queues: bool = True, poison: bool = True) -> Stack:
+def make_stack(
+    azurite,
+    emulator,
+    tmp_path,
+    monkeypatch,
+    *,
+    settings: dict | None = None,
+    host_json: dict | None = None,
+    queues: bool = True,
+    poison: bool = True,
+) -> Stack:
     # Short clocks, like TEST_HOST_JSON's: a retried event comes back after 1-2 s, not 3-5 s.
-    env = test_env(azurite, emulator, **{"COMMERCE_READ_TIMEOUT_SECONDS": "1.0", "RETRY_BASE_DELAY_SECONDS": "1",
-                                         "RETRY_MAX_DELAY_SECONDS": "2", **(settings or {})})
+    env = test_env(
+        azurite,
+        emulator,
+        **{
+            "COMMERCE_READ_TIMEOUT_SECONDS": "1.0",
+            "RETRY_BASE_DELAY_SECONDS": "1",
+            "RETRY_MAX_DELAY_SECONDS": "2",
+            **(settings or {}),
+        },
+    )
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     path = tmp_path / "host.json"
@@ -133,8 +168,15 @@ def make_stack(azurite, emulator, tmp_path, monkeypatch, *, settings: dict | Non
     from shared.core import telemetry_names as names
 
     functions = None if poison else [names.FUNCTION_INGEST, names.FUNCTION_HEALTH, names.FUNCTION_PROCESS]
-    host = LocalHost(function_app.app, host_json=path, env=env, functions=functions,
-                     storage_connection=azurite.connection_string, timers=False, queues=queues)
+    host = LocalHost(
+        function_app.app,
+        host_json=path,
+        env=env,
+        functions=functions,
+        storage_connection=azurite.connection_string,
+        timers=False,
+        queues=queues,
+    )
     host.start()
     return Stack(host, runtime, env, emulator, runtime.storage, capture, path)
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -51,9 +51,15 @@ EVENTS, EMAILS, REDELIVERED_SHARE, BATCH, WORKERS = 2_000, 300, 0.20, 100, 8
 GROUP_SHARE = 0.5  # each field group is carried by an event with this probability (some carry none)
 TIE_SHARE = 0.10  # events sharing their instant with another event of the same email (eventId decides)
 # commit_then_fail is drawn last of the rate faults, so 7% configured is about 6% of the writes.
-FAULTS = {"seed": SEED, "rates": {"throttle": 0.10, "unavailable": 0.05, "hang": 0.02, "commit_then_fail": 0.07},
-          "throttle_retry_after_ratio": 0.5, "retry_after_seconds": 1, "hang_seconds": 1.5,
-          "latency_ms": 30, "latency_jitter_ms": 40}
+FAULTS = {
+    "seed": SEED,
+    "rates": {"throttle": 0.10, "unavailable": 0.05, "hang": 0.02, "commit_then_fail": 0.07},
+    "throttle_retry_after_ratio": 0.5,
+    "retry_after_seconds": 1,
+    "hang_seconds": 1.5,
+    "latency_ms": 30,
+    "latency_jitter_ms": 40,
+}
 MIN_COMMIT_THEN_FAIL_SHARE = 0.04  # of the creates and updates
 KILLS, KILL_EVERY_SECONDS = 3, 3.0  # while posting: the killed workers' messages come back meanwhile
 # No event may age out: the maximum age is far beyond the run, so a dead letter means a defect.
@@ -72,7 +78,7 @@ def chaos_events(seed: int) -> tuple[list[GroupEvent], list[list[dict]], set[str
     rnd = random.Random(seed)
     emails = [f"chaos.{i:04d}@example.com" for i in range(EMAILS)]
     places = {email: rnd.choice(PLACES) for email in emails}
-    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=1)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     events: list[GroupEvent] = []
     instants: dict[str, list[datetime]] = defaultdict(list)
     for i in range(EVENTS):
@@ -86,7 +92,7 @@ def chaos_events(seed: int) -> tuple[list[GroupEvent], list[list[dict]], set[str
         events.append(group_event(f"chaos-{i:05d}", email, with_offset(instant, rnd), i, places[email], groups, rnd))
     order = events[:]
     rnd.shuffle(order)
-    batches = [[e.raw for e in order[start:start + BATCH]] for start in range(0, EVENTS, BATCH)]
+    batches = [[e.raw for e in order[start : start + BATCH]] for start in range(0, EVENTS, BATCH)]
     twice = rnd.sample(range(EVENTS), int(EVENTS * REDELIVERED_SHARE))
     extra: list[dict] = []
     for position in twice:
@@ -102,6 +108,7 @@ def chaos_events(seed: int) -> tuple[list[GroupEvent], list[list[dict]], set[str
 
 
 # --- killing workers mid-call ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Kill:
@@ -167,6 +174,7 @@ class Killer:
 
 # --- reconciliation ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Observed:
     """What the independent sources say once the queues are drained."""
@@ -215,7 +223,8 @@ def reconcile(events: list[GroupEvent], seen: Observed) -> Reconciliation:
         dead[letter.event_id] = letter.reason
         transient = letter.reason.startswith(TRANSIENT_DEAD_LETTER)
         problems["dead-lettered for a transient reason" if transient else "dead-lettered"].append(
-            f"{letter.event_id}: {letter.reason}")
+            f"{letter.event_id}: {letter.reason}"
+        )
 
     grouped = by_email(seen.customers)
     for email in set(grouped) - set(of_email):
@@ -238,10 +247,16 @@ def reconcile(events: list[GroupEvent], seen: Observed) -> Reconciliation:
             winner = winners[email][group] = max(carriers, key=lambda e: e.order_key)
             if holds[group] != winner.groups[group]:
                 holders = [e for e in carriers if e.groups[group] == holds[group]]
-                kind = ("an older event's value" if holders and all(h.order_key < winner.order_key for h in holders)
-                        else "a value no event sent" if not holders else "an ambiguous value")
+                kind = (
+                    "an older event's value"
+                    if holders and all(h.order_key < winner.order_key for h in holders)
+                    else "a value no event sent"
+                    if not holders
+                    else "an ambiguous value"
+                )
                 problems[f"{group} not at the latest event that carried it (holds {kind})"].append(
-                    f"{email}: wants {winner.event_id} {winner.groups[group]}, holds {holds[group]}")
+                    f"{email}: wants {winner.event_id} {winner.groups[group]}, holds {holds[group]}"
+                )
         latest = max(sent, key=lambda e: e.order_key)
         entry = seen.ledger.get(seen.email_hashes[email])
         if entry is None:
@@ -249,11 +264,13 @@ def reconcile(events: list[GroupEvent], seen: Observed) -> Reconciliation:
             continue
         if entry.get("LastEventId") != latest.event_id:
             problems["ledger LastEventId is not the latest event"].append(
-                f"{email}: {entry.get('LastEventId')} != {latest.event_id}")
+                f"{email}: {entry.get('LastEventId')} != {latest.event_id}"
+            )
         if entry.get("State") != "applied" or entry.get("LeaseOwner") or entry.get("UncertainGroups"):
             problems["ledger entry not settled (state, lease, uncertain groups)"].append(
                 f"{email}: {entry.get('State')} lease={entry.get('LeaseOwner')!r} "
-                f"uncertain={entry.get('UncertainGroups')!r}")
+                f"uncertain={entry.get('UncertainGroups')!r}"
+            )
         keys = _group_keys(entry)
         wrong = {g: (keys.get(g), w.event_id) for g, w in winners[email].items() if keys.get(g) != w.event_id}
         if wrong:
@@ -288,20 +305,25 @@ def describe(events: list[GroupEvent], redelivered: set[str]) -> str:
         at_instant[(e.email, e.occurred_utc)].append(e)
     tied = [group for group in at_instant.values() if len(group) > 1]
     disjoint = sum(1 for group in tied if not set.intersection(*(set(e.groups) for e in group)))
-    return (f"groups per event {dict(sorted(sizes.items()))} (5 = a full snapshot); {len(tied)} instants shared "
-            f"by 2+ events of one email ({disjoint} of them with no group in common); {len(redelivered)} sent twice")
+    return (
+        f"groups per event {dict(sorted(sizes.items()))} (5 = a full snapshot); {len(tied)} instants shared "
+        f"by 2+ events of one email ({disjoint} of them with no group in common); {len(redelivered)} sent twice"
+    )
 
 
 def test_chaos_every_field_group_ends_at_the_latest_event_that_carried_it(azurite, emulator, tmp_path, capsys):
     events, batches, redelivered = chaos_events(SEED)
     started = time.monotonic()
-    with running_pipeline(azurite, emulator, tmp_path, workers=WORKERS, settings=SETTINGS,
-                          host_json=HOST_JSON) as pipeline:
+    with running_pipeline(
+        azurite, emulator, tmp_path, workers=WORKERS, settings=SETTINGS, host_json=HOST_JSON
+    ) as pipeline:
         emulator.reset_calls()
         emulator.set_faults(**FAULTS)
         ready = time.monotonic()
-        cpu_before = {"azurite": process_cpu_seconds(azurite.process.pid),
-                      "emulator": process_cpu_seconds(emulator.process.pid)}
+        cpu_before = {
+            "azurite": process_cpu_seconds(azurite.process.pid),
+            "emulator": process_cpu_seconds(emulator.process.pid),
+        }
         killer = Killer(pipeline, emulator)
         killer.start()
         replies = pipeline.post_all(batches)
@@ -309,37 +331,59 @@ def test_chaos_every_field_group_ends_at_the_latest_event_that_carried_it(azurit
         killer.join()
         drained_after = pipeline.wait_until_drained(DRAIN_TIMEOUT)
         done = time.monotonic()
-        cpu_after = {"azurite": process_cpu_seconds(azurite.process.pid),
-                     "emulator": process_cpu_seconds(emulator.process.pid)}
+        cpu_after = {
+            "azurite": process_cpu_seconds(azurite.process.pid),
+            "emulator": process_cpu_seconds(emulator.process.pid),
+        }
         calls, injected = emulator.calls(), emulator.injected()
         emulator.clear_faults()
-        seen = Observed(replies=replies, depths=pipeline.queue_depths(), stranded=pipeline.stranded(),
-                        letters=pipeline.deadletters(), ledger=pipeline.ledger(),
-                        customers=emulator.customers(),
-                        email_hashes={e.email: pipeline.email_hash(e.email) for e in events})
+        seen = Observed(
+            replies=replies,
+            depths=pipeline.queue_depths(),
+            stranded=pipeline.stranded(),
+            letters=pipeline.deadletters(),
+            ledger=pipeline.ledger(),
+            customers=emulator.customers(),
+            email_hashes={e.email: pipeline.email_hash(e.email) for e in events},
+        )
         result = reconcile(events, seen)
         summary = outcome_summary(pipeline.outcomes())
         writes = calls["create"] + calls["update"]
-        commit_then_fail = sum(n for name, n in injected.items()
-                               if name in ("create:commit_then_fail", "update:commit_then_fail"))
+        commit_then_fail = sum(
+            n for name, n in injected.items() if name in ("create:commit_then_fail", "update:commit_then_fail")
+        )
 
         with capsys.disabled():  # the counts belong in the CI log, passed or not
-            print(f"\nchaos seed {SEED}: {len(events)} events for {len(seen.email_hashes)} emails, "
-                  f"{sum(len(b) for b in batches)} deliveries in {len(batches)} requests, {WORKERS} workers")
+            print(
+                f"\nchaos seed {SEED}: {len(events)} events for {len(seen.email_hashes)} emails, "
+                f"{sum(len(b) for b in batches)} deliveries in {len(batches)} requests, {WORKERS} workers"
+            )
             print(describe(events, redelivered))
             print(f"customers in Commerce: {len(seen.customers)}; events accounted: {dict(result.accounted)}")
-            print(f"outcomes (worker output, for information): deliveries {dict(summary['deliveries'])}; "
-                  f"events by first final outcome {dict(summary['final'])}")
-            print(f"workers killed mid-call: {[(k.operation, k.seconds_in_flight, k.in_flight_after) for k in killer.kills]}"
-                  f" (operation, seconds in flight, still in flight after the kill){' ' + str(killer.errors) if killer.errors else ''}")
-            print(f"emulator calls: {calls}; faults injected: {injected}; commit-then-fail "
-                  f"{commit_then_fail}/{writes} writes = {commit_then_fail / max(writes, 1):.1%}")
+            print(
+                f"outcomes (worker output, for information): deliveries {dict(summary['deliveries'])}; "
+                f"events by first final outcome {dict(summary['final'])}"
+            )
+            print(
+                "workers killed mid-call:",
+                [(k.operation, k.seconds_in_flight, k.in_flight_after) for k in killer.kills],
+                "(operation, seconds in flight, still in flight after the kill)",
+                killer.errors or "",
+            )
+            print(
+                f"emulator calls: {calls}; faults injected: {injected}; commit-then-fail "
+                f"{commit_then_fail}/{writes} writes = {commit_then_fail / max(writes, 1):.1%}"
+            )
             print(f"dead letters by reason: {dict(Counter(result.dead.values()))}")
-            print(f"wall time: start {ready - started:.1f} s, post {posted - ready:.1f} s, "
-                  f"drain {drained_after:.1f} s after posting and killing, total {done - started:.1f} s")
-            print("CPU seconds of azurite and the emulator while posting and draining: " + ", ".join(
-                f"{name} {cpu_after[name] - cpu_before[name]:.1f}" for name in cpu_after)
-                  + f" (of {2 * (done - ready):.0f} available on 2 cores)")
+            print(
+                f"wall time: start {ready - started:.1f} s, post {posted - ready:.1f} s, "
+                f"drain {drained_after:.1f} s after posting and killing, total {done - started:.1f} s"
+            )
+            print(
+                "CPU seconds of azurite and the emulator while posting and draining: "
+                + ", ".join(f"{name} {cpu_after[name] - cpu_before[name]:.1f}" for name in cpu_after)
+                + f" (of {2 * (done - ready):.0f} available on 2 cores)"
+            )
             for kind, items in result.problems.items():
                 print(f"PROBLEM {kind}: {len(items)}, e.g. {items[:5]}")
 

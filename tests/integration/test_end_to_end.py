@@ -16,9 +16,13 @@ from tools import replay
 
 pytestmark = pytest.mark.integration
 
-ADA = dict(firstName="Ada", lastName="Lovelace", phone="+1 206 555 0100", isOptedInMarketing=True,
-           address={"street": "1 Main St", "city": "Seattle", "state": "Washington",
-                    "postalCode": "98101", "country": "US"})
+ADA = dict(
+    firstName="Ada",
+    lastName="Lovelace",
+    phone="+1 206 555 0100",
+    isOptedInMarketing=True,
+    address={"street": "1 Main St", "city": "Seattle", "state": "Washington", "postalCode": "98101", "country": "US"},
+)
 
 
 def customers_with(emulator, email: str) -> list[dict]:
@@ -75,10 +79,12 @@ def test_an_unchanged_event_sends_no_patch(stack):
 
 
 def test_several_exact_matches_update_the_lowest_record_id(stack):
-    seeded = stack.emulator.seed([
-        {"AccountNumber": "C-200", "RecordId": 200, "Email": "dup@example.com", "FirstName": "Old"},
-        {"AccountNumber": "C-100", "RecordId": 100, "Email": "DUP@example.com", "FirstName": "Old"},
-    ])
+    seeded = stack.emulator.seed(
+        [
+            {"AccountNumber": "C-200", "RecordId": 200, "Email": "dup@example.com", "FirstName": "Old"},
+            {"AccountNumber": "C-100", "RecordId": 100, "Email": "DUP@example.com", "FirstName": "Old"},
+        ]
+    )
     assert len(seeded) == 2
     stack.post(event(1, email="dup@example.com", firstName="New"))
     stack.wait()
@@ -111,8 +117,9 @@ def test_an_async_customer_found_by_email_is_updated_not_created_again(stack):
     assert stack.emulator.calls()["create"] == 1
 
 
-@pytest.mark.parametrize("fault", ["throttle", "throttle_no_retry_after", "unavailable", "server_error",
-                                   "drop", "hang"])
+@pytest.mark.parametrize(
+    "fault", ["throttle", "throttle_no_retry_after", "unavailable", "server_error", "drop", "hang"]
+)
 def test_each_transient_fault_is_retried_to_success(stack, fault):
     stack.emulator.set_faults(script=[{"operation": "create", "fault": fault}], hang_seconds=3)
     stack.post(event(1, **ADA))
@@ -144,8 +151,9 @@ def test_an_email_change_and_the_next_event_for_the_new_address_leave_one_custom
     new = "ada.king@example.com"
     # The change and the sender's next event for the new address, in one batch: processed concurrently,
     # in either order.
-    change = event(2, email=new, occurred="2026-11-26T11:00:00+00:00",
-                   **{**ADA, "previousEmail": "ada.lovelace@example.com"})
+    change = event(
+        2, email=new, occurred="2026-11-26T11:00:00+00:00", **{**ADA, "previousEmail": "ada.lovelace@example.com"}
+    )
     after = event(3, email=new, occurred="2026-11-26T11:01:00+00:00", **{**ADA, "lastName": "King"})
     assert stack.post([change, after]).status_code == 202
     stack.wait()
@@ -179,8 +187,9 @@ def test_commerce_validation_error_is_dead_lettered_at_once_with_its_reason(stac
 
 
 def test_a_transient_failure_is_retried_by_new_messages_until_the_maximum_age(stack_factory):
-    stack = stack_factory(settings={"RETRY_MAX_AGE_SECONDS": "3", "RETRY_BASE_DELAY_SECONDS": "1",
-                                    "RETRY_MAX_DELAY_SECONDS": "1"})
+    stack = stack_factory(
+        settings={"RETRY_MAX_AGE_SECONDS": "3", "RETRY_BASE_DELAY_SECONDS": "1", "RETRY_MAX_DELAY_SECONDS": "1"}
+    )
     stack.emulator.set_faults(rates={"unavailable": 1.0}, operations=["search"])
     started = time.monotonic()
     stack.post(event(1, **ADA))
@@ -216,13 +225,17 @@ def test_a_message_the_processor_cannot_finish_goes_to_poison_then_to_dead_lette
 
     stack.runtime.deadletters.put = real_put
     stack.host.stop()
-    from devhost.local_host import LocalHost
     import function_app
-
+    from devhost.local_host import LocalHost
     from shared.core import telemetry_names as names
 
-    host = LocalHost(function_app.app, host_json=stack.host_json, env=stack.env,
-                     functions=[names.FUNCTION_POISON], storage_connection=stack.env["AzureWebJobsStorage"])
+    host = LocalHost(
+        function_app.app,
+        host_json=stack.host_json,
+        env=stack.env,
+        functions=[names.FUNCTION_POISON],
+        storage_connection=stack.env["AzureWebJobsStorage"],
+    )
     host.start()
     try:
         host.wait_idle(20)
@@ -270,8 +283,7 @@ def test_queued_messages_are_base64_envelopes_that_never_expire(stack_factory):
     assert stack.post([event(1, **ADA), event(2, email="grace@example.com")]).status_code == 202
     from azure.storage.queue import QueueClient
 
-    raw = QueueClient.from_connection_string(stack.env["AzureWebJobsStorage"],
-                                             stack.runtime.settings.events_queue)
+    raw = QueueClient.from_connection_string(stack.env["AzureWebJobsStorage"], stack.runtime.settings.events_queue)
     messages = list(raw.peek_messages(max_messages=32))
     assert len(messages) == 2
     for message in messages:
@@ -280,7 +292,10 @@ def test_queued_messages_are_base64_envelopes_that_never_expire(stack_factory):
         assert body["event"]["eventId"] in {"evt-1", "evt-2"}
         assert message.expires_on.year == 9999  # time_to_live=-1: never expires
         assert len(message.content) < 64 * 1024
-    first = next(json.loads(b64decode(m.content)) for m in messages
-                 if json.loads(b64decode(m.content))["event"]["eventId"] == "evt-1")
+    first = next(
+        json.loads(b64decode(m.content))
+        for m in messages
+        if json.loads(b64decode(m.content))["event"]["eventId"] == "evt-1"
+    )
     assert first["event"]["phone"] == "+12065550100"
     assert first["event"]["address"]["country"] == "USA"

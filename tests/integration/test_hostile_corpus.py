@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode, checks
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode, checks
 
 from tests.integration.conftest import event
 
@@ -58,8 +58,9 @@ def _raw_exchange(url: str, request: str, timeout: float) -> bytes:
             chunks.append(data)
             if b"\r\n\r\n" in b"".join(chunks):
                 head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
-                length = next((int(h.split(b":")[1]) for h in head.split(b"\r\n")
-                               if h.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")), 0
+                )
                 if len(rest) >= length:
                     break
         return b"".join(chunks)
@@ -75,8 +76,7 @@ def ingest_only(azurite, emulator_process, tmp_path_factory):
     from tests.integration.conftest import make_stack
 
     monkeypatch = pytest.MonkeyPatch()
-    stack = make_stack(azurite, emulator_process, tmp_path_factory.mktemp("hostile"), monkeypatch,
-                       queues=False)
+    stack = make_stack(azurite, emulator_process, tmp_path_factory.mktemp("hostile"), monkeypatch, queues=False)
     yield stack
     stack.host.stop()
     monkeypatch.undo()
@@ -134,17 +134,24 @@ def test_health_answers_while_the_worst_body_is_being_refused(ingest_only):
 # --- schemathesis ------------------------------------------------------------------------------
 SCHEMA = schemathesis.openapi.from_path(str(OPENAPI))
 # Requests per operation and mode: positive data follows the schema, negative data breaks it.
-BUDGET = {("/api/customers/events", "POST", GenerationMode.POSITIVE): 400,
-          ("/api/customers/events", "POST", GenerationMode.NEGATIVE): 300,
-          ("/api/health", "GET", GenerationMode.POSITIVE): 10,
-          # Unsigned by construction: every answer is a documented refusal, never a 5xx.
-          ("/api/webhooks/{source}", "POST", GenerationMode.POSITIVE): 60,
-          ("/api/webhooks/{source}", "POST", GenerationMode.NEGATIVE): 60}
+BUDGET = {
+    ("/api/customers/events", "POST", GenerationMode.POSITIVE): 400,
+    ("/api/customers/events", "POST", GenerationMode.NEGATIVE): 300,
+    ("/api/health", "GET", GenerationMode.POSITIVE): 10,
+    # Unsigned by construction: every answer is a documented refusal, never a 5xx.
+    ("/api/webhooks/{source}", "POST", GenerationMode.POSITIVE): 60,
+    ("/api/webhooks/{source}", "POST", GenerationMode.NEGATIVE): 60,
+}
 # Not positive_data_acceptance: the schema cannot say everything validation refuses (a real email,
 # a country's postal format), so a schema-valid event may rightly get a 422.
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_schema_conformance, checks.response_headers_conformance,
-          checks.negative_data_rejection]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+    checks.negative_data_rejection,
+]
 SENT: Counter[tuple[str, int]] = Counter()
 
 
@@ -154,8 +161,13 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(ingest_only, path,
     base_url = ingest_only.host.http_url.removesuffix("/api")
     label = f"{method} {path} {mode.value}"
 
-    @settings(max_examples=BUDGET[(path, method, mode)], deadline=None, database=None,
-              derandomize=True, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=BUDGET[(path, method, mode)],
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case):
         response = case.call(base_url=base_url, timeout=30)

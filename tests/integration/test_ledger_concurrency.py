@@ -7,7 +7,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,12 +24,15 @@ def same_email_events(email: str, count: int, seed: int, first_serial: int = 0):
     """``count`` full events for ``email`` with distinct data and distinct occurredAt, shuffled,
     the latest one first in the batch (so "the last one written wins" gives the wrong answer)."""
     rnd = random.Random(seed)
-    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     minutes = rnd.sample(range(1, 150), count)
     run = uuid.uuid4().hex[:8]  # event ids are logged: they carry no part of the email
-    events = [customer_event(f"evt-{run}-{first_serial + i:03d}", email,
-                             base + timedelta(minutes=m), first_serial + i, PLACES[0], rnd)
-              for i, m in enumerate(minutes)]
+    events = [
+        customer_event(
+            f"evt-{run}-{first_serial + i:03d}", email, base + timedelta(minutes=m), first_serial + i, PLACES[0], rnd
+        )
+        for i, m in enumerate(minutes)
+    ]
     latest = max(events, key=lambda e: e.order_key)
     rnd.shuffle(events)
     events.remove(latest)
@@ -40,8 +43,10 @@ def workers_that_processed(pipeline, event_ids: set[str]) -> set[int]:
     """The worker processes that logged an outcome for one of the events (and, for information,
     prints the outcomes by kind and by worker)."""
     outcomes = [(index, outcome) for index, outcome, event_id, _ in pipeline.outcomes() if event_id in event_ids]
-    print(f"\noutcomes: {dict(Counter(o for _, o in outcomes))} over workers "
-          f"{dict(sorted(Counter(i for i, _ in outcomes).items()))}")
+    print(
+        f"\noutcomes: {dict(Counter(o for _, o in outcomes))} over workers "
+        f"{dict(sorted(Counter(i for i, _ in outcomes).items()))}"
+    )
     return {index for index, _ in outcomes}
 
 
@@ -52,9 +57,11 @@ def assert_latest_won(emulator, email, events, latest):
     [customer] = customers
     if differences(customer, latest.expected):
         holder = which_event(customer, events)
-        pytest.fail(f"the customer does not hold the latest event ({latest.event_id}): it differs in "
-                    f"{differences(customer, latest.expected)}; it holds "
-                    f"{holder.event_id + ' (older)' if holder else 'a mix of events'}")
+        pytest.fail(
+            f"the customer does not hold the latest event ({latest.event_id}): it differs in "
+            f"{differences(customer, latest.expected)}; it holds "
+            f"{holder.event_id + ' (older)' if holder else 'a mix of events'}"
+        )
     return customer
 
 
@@ -81,7 +88,7 @@ def test_concurrent_events_for_a_new_email_create_one_customer_with_the_latest_d
 def test_concurrent_updates_of_an_existing_customer_leave_the_latest_data(azurite, emulator, tmp_path, existing):
     email = f"ledger.old.{uuid.uuid4().hex[:8]}@example.com"
     rnd = random.Random(12)
-    old = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=2)
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
     first = customer_event(f"evt-{uuid.uuid4().hex[:8]}-first", email, old, 9_000, PLACES[0], rnd)
     events, latest = same_email_events(email, EVENTS, seed=13, first_serial=100)
     with running_pipeline(azurite, emulator, tmp_path, workers=WORKERS) as pipeline:

@@ -10,10 +10,9 @@ from datetime import timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.core.commerce_errors import CommerceTimeoutError
-from shared.core.ledger_rules import Lease, LedgerEntry, OrderKey, State
-from shared.core.ledger_rules import LedgerConflict
 from shared.adapters.ledger_table import LedgerStore
+from shared.core.commerce_errors import CommerceTimeoutError
+from shared.core.ledger_rules import Lease, LedgerConflict, LedgerEntry, OrderKey, State
 from shared.core.telemetry_names import Outcome
 from tests.unit.test_ledger import full_entry
 from tests.unit.test_processor import FULL, NEW_EMAIL, NOW, OLD_EMAIL, World, at, envelope, event

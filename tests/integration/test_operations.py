@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -39,11 +39,18 @@ def test_a_customer_account_of_someone_else_is_ignored_and_the_email_decides(sta
 
 
 def test_among_duplicates_a_real_account_wins_over_an_older_async_one(stack):
-    stack.emulator.seed([
-        {"AccountNumber": "9f1c2d4e-0000-4000-8000-000000000001", "RecordId": 10, "IsAsyncCustomer": True,
-         "Email": "twice@example.com", "FirstName": "Old"},
-        {"AccountNumber": "C-500", "RecordId": 500, "Email": "twice@example.com", "FirstName": "Old"},
-    ])
+    stack.emulator.seed(
+        [
+            {
+                "AccountNumber": "9f1c2d4e-0000-4000-8000-000000000001",
+                "RecordId": 10,
+                "IsAsyncCustomer": True,
+                "Email": "twice@example.com",
+                "FirstName": "Old",
+            },
+            {"AccountNumber": "C-500", "RecordId": 500, "Email": "twice@example.com", "FirstName": "Old"},
+        ]
+    )
     stack.post(event(1, email="twice@example.com", firstName="New"))
     stack.wait()
     names = {c["AccountNumber"]: c["FirstName"] for c in stack.emulator.customers()}
@@ -51,8 +58,11 @@ def test_among_duplicates_a_real_account_wins_over_an_older_async_one(stack):
 
 
 def test_pick_customer_is_deterministic():
-    matches = [{"AccountNumber": "B", "RecordId": 7}, {"AccountNumber": "A", "RecordId": 7},
-               {"AccountNumber": "Z", "RecordId": 1, "IsAsyncCustomer": True}]
+    matches = [
+        {"AccountNumber": "B", "RecordId": 7},
+        {"AccountNumber": "A", "RecordId": 7},
+        {"AccountNumber": "Z", "RecordId": 1, "IsAsyncCustomer": True},
+    ]
     assert pick_customer(matches)["AccountNumber"] == "A"
     assert pick_customer(list(reversed(matches)))["AccountNumber"] == "A"
     assert pick_customer([matches[2]])["AccountNumber"] == "Z"
@@ -60,9 +70,18 @@ def test_pick_customer_is_deterministic():
 
 def _letter(i: int, reason: str, when: datetime, email_hash: str = "a" * 64) -> DeadLetter:
     envelope = json.dumps({"v": 1, "event": {"eventId": f"evt-{i}"}})
-    return DeadLetter(email_hash=email_hash, event_id=f"evt-{i}", reason=reason, message="m",
-                      error_resource_id=None, status=None, attempts=1, first_seen_at=when,
-                      dead_lettered_at=when, envelope=envelope)
+    return DeadLetter(
+        email_hash=email_hash,
+        event_id=f"evt-{i}",
+        reason=reason,
+        message="m",
+        error_resource_id=None,
+        status=None,
+        attempts=1,
+        first_seen_at=when,
+        dead_lettered_at=when,
+        envelope=envelope,
+    )
 
 
 def _replay(*args: str) -> str:
@@ -72,7 +91,7 @@ def _replay(*args: str) -> str:
 
 
 def test_replay_filters_select_exactly_what_they_say(stack):
-    t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 20, tzinfo=UTC)
     store = stack.runtime.deadletters
     store.put(_letter(1, "commerce_rejected", t0))
     store.put(_letter(2, "retries_exhausted:commerce_throttled", t0 + timedelta(days=1)))
@@ -93,7 +112,7 @@ def test_replay_filters_select_exactly_what_they_say(stack):
 
 def test_replay_keeps_a_dead_letter_that_was_replaced_meanwhile(stack):
     store = stack.runtime.deadletters
-    t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 20, tzinfo=UTC)
     store.put(_letter(1, "commerce_rejected", t0))
     [as_read] = list(store.query())
     store.put(_letter(1, "commerce_rejected", t0 + timedelta(hours=1)))  # the event failed again
@@ -116,14 +135,13 @@ def test_replay_refuses_to_run_without_a_filter_and_rejects_a_bad_email(stack, c
 
 def test_retention_purges_old_dead_letters_and_queue_readings_are_reported(stack_factory):
     stack = stack_factory(queues=False)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = stack.runtime.deadletters
     store.put(_letter(1, "commerce_rejected", now - timedelta(days=40)))
     store.put(_letter(2, "commerce_rejected", now - timedelta(days=10)))
     assert stack.post([event(1), event(2, email="grace@example.com")]).status_code == 202
 
-    readings = report(stack.runtime.monitored_queues(), store, 30, stack.runtime.telemetry,
-                      now + timedelta(seconds=30))
+    readings = report(stack.runtime.monitored_queues(), store, 30, stack.runtime.telemetry, now + timedelta(seconds=30))
     by_queue = {r.queue: r for r in readings}
     main = by_queue[stack.runtime.settings.events_queue]
     assert main.depth == 2 and 25 <= main.oldest_age_s <= 60
@@ -135,8 +153,11 @@ def test_every_log_line_of_one_event_carries_its_ids(stack):
     stack.emulator.set_faults(script=[{"operation": "create", "fault": "unavailable"}])
     stack.post(event(1, email="ids@example.com"))
     stack.wait()
-    product = [r for r in stack.telemetry.records
-               if r.name.startswith(("customer_sync.processor", "shared.adapters.commerce", "customer_sync.telemetry"))]
+    product = [
+        r
+        for r in stack.telemetry.records
+        if r.name.startswith(("customer_sync.processor", "shared.adapters.commerce", "customer_sync.telemetry"))
+    ]
     assert any(r.name.startswith("shared.adapters.commerce") for r in product)
     for record in product:
         assert record.event_id == "evt-1", (record.name, record.getMessage())
@@ -152,8 +173,9 @@ def test_a_defect_in_validation_is_a_logged_500_not_the_senders_fault(stack, mon
 
     monkeypatch.setattr(shared.core.validation, "normalise_language", broken)
     caplog.set_level(logging.ERROR, logger="customer_sync")
-    response = stack.post(event(1, email="grace@example.com", language="en-US"),
-                          headers={"x-correlation-id": "defect-1"})
+    response = stack.post(
+        event(1, email="grace@example.com", language="en-US"), headers={"x-correlation-id": "defect-1"}
+    )
     assert response.status_code == 500
     assert response.json()["correlationId"] == "defect-1"
     [line] = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]

@@ -7,20 +7,37 @@ import csv
 import io
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.core.bulkfile import SHOPIFY_COLUMNS, SHOPIFY_ADDRESS2, SHOPIFY_ADDRESS_PHONE
+from shared.core.bulkfile import SHOPIFY_ADDRESS2, SHOPIFY_ADDRESS_PHONE, SHOPIFY_COLUMNS
 from tools import backfill
 
 pytestmark = pytest.mark.integration
 
-HEADER = ["Customer ID", "First Name", "Last Name", "Email", "Accepts Email Marketing", "Default Address Company",
-          "Default Address Address1", "Default Address Address2", "Default Address City",
-          "Default Address Province Code", "Default Address Country Code", "Default Address Zip",
-          "Default Address Phone", "Phone", "Accepts SMS Marketing", "Total Spent", "Total Orders", "Note",
-          "Tax Exempt", "Tags"]
+HEADER = [
+    "Customer ID",
+    "First Name",
+    "Last Name",
+    "Email",
+    "Accepts Email Marketing",
+    "Default Address Company",
+    "Default Address Address1",
+    "Default Address Address2",
+    "Default Address City",
+    "Default Address Province Code",
+    "Default Address Country Code",
+    "Default Address Zip",
+    "Default Address Phone",
+    "Phone",
+    "Accepts SMS Marketing",
+    "Total Spent",
+    "Total Orders",
+    "Note",
+    "Tax Exempt",
+    "Tags",
+]
 BAD = {5: ("Email", "not-an-email"), 12: ("Default Address Country Code", "QQ"), 20: ("Phone", "+1 555")}
 
 
@@ -30,11 +47,20 @@ def shopify_export(path, rows: int = 30) -> None:
         writer = csv.writer(f)
         writer.writerow(HEADER)
         for i in range(1, rows + 1):
-            row = {"Customer ID": str(7000 + i), "First Name": f"Ada{i}", "Last Name": "Lovelace",
-                   "Email": f"person.{i}@example.com", "Accepts Email Marketing": "yes" if i % 2 else "no",
-                   "Default Address Address1": f"{i} Main Street", "Default Address City": "Ottawa",
-                   "Default Address Province Code": "ON", "Default Address Country Code": "CA",
-                   "Default Address Zip": "K1A 0B1", "Phone": f"'+1613555{i:04d}", "Note": "likes tea"}
+            row = {
+                "Customer ID": str(7000 + i),
+                "First Name": f"Ada{i}",
+                "Last Name": "Lovelace",
+                "Email": f"person.{i}@example.com",
+                "Accepts Email Marketing": "yes" if i % 2 else "no",
+                "Default Address Address1": f"{i} Main Street",
+                "Default Address City": "Ottawa",
+                "Default Address Province Code": "ON",
+                "Default Address Country Code": "CA",
+                "Default Address Zip": "K1A 0B1",
+                "Phone": f"'+1613555{i:04d}",
+                "Note": "likes tea",
+            }
             if i in BAD:
                 column, value = BAD[i]
                 row[column] = value
@@ -42,7 +68,7 @@ def shopify_export(path, rows: int = 30) -> None:
 
 
 def as_of() -> str:
-    return (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0).isoformat()
+    return (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()
 
 
 def test_a_resumed_backfill_applies_every_valid_row_once_and_rejects_the_rest(stack, tmp_path, monkeypatch):
@@ -86,7 +112,8 @@ def test_a_resumed_backfill_applies_every_valid_row_once_and_rejects_the_rest(st
     assert set(outcomes) - {"deferred"} == {"created", "duplicate"}
     customers = stack.emulator.customers()
     assert sorted(c["Email"] for c in customers) == sorted(
-        f"person.{i}@example.com" for i in range(1, 31) if i not in BAD)
+        f"person.{i}@example.com" for i in range(1, 31) if i not in BAD
+    )
     calls = stack.emulator.calls()
     assert (calls["create"], calls["update"]) == (27, 0)
     first = next(c for c in customers if c["Email"] == "person.1@example.com")
@@ -99,8 +126,11 @@ def test_a_resumed_backfill_applies_every_valid_row_once_and_rejects_the_rest(st
     # The rejects file: each refused record once, by row and column, never the value.
     with (tmp_path / "customers_export.csv.rejects.csv").open(newline="") as f:
         rejects = list(csv.DictReader(f))
-    assert [(int(r["row"]), r["field"]) for r in rejects] == [(5, "Email"), (12, "Default Address Country Code"),
-                                                              (20, "Phone")]
+    assert [(int(r["row"]), r["field"]) for r in rejects] == [
+        (5, "Email"),
+        (12, "Default Address Country Code"),
+        (20, "Phone"),
+    ]
     text = (tmp_path / "customers_export.csv.rejects.csv").read_text()
     assert "not-an-email" not in text and "QQ" not in text
 
@@ -125,13 +155,24 @@ def test_ctrl_c_saves_the_checkpoint_and_a_different_as_of_cannot_resume_it(stac
     from shared.core.settings import load_settings
     from tools.fileargs import open_run
 
-    parser_args = type("A", (), {"file": export, "as_of": datetime(2026, 11, 30, tzinfo=timezone.utc),
-                                 "format": "auto", "map": [], "mapping": None})()
+    parser_args = type(
+        "A",
+        (),
+        {"file": export, "as_of": datetime(2026, 11, 30, tzinfo=UTC), "format": "auto", "map": [], "mapping": None},
+    )()
     settings = load_settings(stack.env)
     run = open_run(parser_args)
     with pytest.raises(KeyboardInterrupt):
-        backfill.run_backfill(run, parser_args, settings, send, rejects_path=tmp_path / "r.csv",
-                              checkpoint_path=tmp_path / "cp.json", concurrency=1, stop=stop)
+        backfill.run_backfill(
+            run,
+            parser_args,
+            settings,
+            send,
+            rejects_path=tmp_path / "r.csv",
+            checkpoint_path=tmp_path / "cp.json",
+            concurrency=1,
+            stop=stop,
+        )
     saved = json.loads((tmp_path / "cp.json").read_text())
     first_rows = [int(e["event"]["eventId"].rsplit("-", 1)[1]) for m in sent for e in json.loads(m)["batch"]]
     # Everything sent was confirmed before the checkpoint was saved; what was only in the message being
@@ -139,15 +180,39 @@ def test_ctrl_c_saves_the_checkpoint_and_a_different_as_of_cannot_resume_it(stac
     assert saved["queued"] == len(first_rows) >= 4 and not saved["complete"]
     assert saved["rows_done"] >= max(first_rows)
     # Another export time would give the same ids other times: refused.
-    code = backfill.main(["--as-of", "2026-11-29T00:00:00Z", "--checkpoint", str(tmp_path / "cp.json"),
-                          "--rejects", str(tmp_path / "r.csv"), "--no-progress", str(export)],
-                         out=io.StringIO(), err=(err := io.StringIO()), send=lambda m: None)
+    code = backfill.main(
+        [
+            "--as-of",
+            "2026-11-29T00:00:00Z",
+            "--checkpoint",
+            str(tmp_path / "cp.json"),
+            "--rejects",
+            str(tmp_path / "r.csv"),
+            "--no-progress",
+            str(export),
+        ],
+        out=io.StringIO(),
+        err=(err := io.StringIO()),
+        send=lambda m: None,
+    )
     assert code == 2 and "another file, --as-of" in err.getvalue()
     # The same one resumes after record 4.
     rest: list[str] = []
-    code = backfill.main(["--as-of", "2026-11-30T00:00:00Z", "--checkpoint", str(tmp_path / "cp.json"),
-                          "--rejects", str(tmp_path / "r.csv"), "--no-progress", str(export)],
-                         out=io.StringIO(), err=io.StringIO(), send=rest.append)
+    code = backfill.main(
+        [
+            "--as-of",
+            "2026-11-30T00:00:00Z",
+            "--checkpoint",
+            str(tmp_path / "cp.json"),
+            "--rejects",
+            str(tmp_path / "r.csv"),
+            "--no-progress",
+            str(export),
+        ],
+        out=io.StringIO(),
+        err=io.StringIO(),
+        send=rest.append,
+    )
     assert code == 0
     rows = [int(e["event"]["eventId"].rsplit("-", 1)[1]) for m in rest for e in json.loads(m)["batch"]]
     assert min(rows) > saved["rows_done"]  # the resumed run starts after the checkpoint

@@ -6,7 +6,7 @@ import base64
 import io
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -42,14 +42,28 @@ def plant_failures(stack, email: str, event_id: str) -> None:
     from shared.core.validation import validate_event
 
     settings = stack.runtime.settings
-    now = datetime.now(timezone.utc)
-    result = validate_event(event(event_id, email=email, firstName="Ada"), now=now, settings=settings.mapping,
-                            hash_key=settings.email_hash_key)
+    now = datetime.now(UTC)
+    result = validate_event(
+        event(event_id, email=email, firstName="Ada"),
+        now=now,
+        settings=settings.mapping,
+        hash_key=settings.email_hash_key,
+    )
     text = Envelope.wrap(result.event, ingested_at=now, correlation_id="c").to_json()
-    stack.runtime.deadletters.put(DeadLetter(
-        email_hash=result.event.email_hash, event_id=result.event.event_id, reason="commerce_rejected",
-        message=f"rejected {email}", error_resource_id=None, status=400, attempts=1, first_seen_at=now,
-        dead_lettered_at=now, envelope=text))
+    stack.runtime.deadletters.put(
+        DeadLetter(
+            email_hash=result.event.email_hash,
+            event_id=result.event.event_id,
+            reason="commerce_rejected",
+            message=f"rejected {email}",
+            error_resource_id=None,
+            status=400,
+            attempts=1,
+            first_seen_at=now,
+            dead_lettered_at=now,
+            envelope=text,
+        )
+    )
     poison = stack.storage.queue_service().get_queue_client(settings.poison_queue)
     try:
         poison.create_queue()
@@ -96,8 +110,13 @@ def test_erasure_keeps_ordering_and_a_late_event_cannot_bring_the_data_back(stac
         code, out, err = run(["--forget", "--yes"], ADA)
     assert code == 0, err
     report = json.loads(out.splitlines()[0])
-    assert report == {"emailHash": hashed(stack, ADA), "ledger": "forgotten", "deadLetters": 1,
-                      "poisonMessages": 1, "senderRecords": 0}
+    assert report == {
+        "emailHash": hashed(stack, ADA),
+        "ledger": "forgotten",
+        "deadLetters": 1,
+        "poisonMessages": 1,
+        "senderRecords": 0,
+    }
     assert before.account_number in out  # named to the operator once, for headquarters
     # The tombstone: ordering key and recent ids, nothing else.
     entry = stack.runtime.ledger.read(hashed(stack, ADA))
@@ -125,7 +144,7 @@ def test_erasure_keeps_ordering_and_a_late_event_cannot_bring_the_data_back(stac
     stack.wait()
     assert stack.telemetry.outcomes()[-1] == "duplicate"
     # An event after the erasure is a new story: found by search, updated.
-    stack.post(event(3, email=ADA, occurred=datetime.now(timezone.utc).isoformat(), firstName="Augusta"))
+    stack.post(event(3, email=ADA, occurred=datetime.now(UTC).isoformat(), firstName="Augusta"))
     stack.wait()
     assert stack.telemetry.outcomes()[-1] == "updated"
     assert stack.emulator.calls()["search"] == 1

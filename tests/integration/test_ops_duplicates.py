@@ -14,21 +14,28 @@ pytestmark = pytest.mark.integration
 
 
 def test_emails_with_several_customers_are_listed_for_the_data_steward(stack, tmp_path):
-    stack.emulator.seed([
-        {"AccountNumber": "C-30", "RecordId": 30, "Email": "twice@example.com"},
-        {"AccountNumber": "C-10", "RecordId": 10, "Email": "TWICE@example.com"},
-        {"AccountNumber": "9f1c2d4e-0000-4000-8000-000000000001", "RecordId": 1, "IsAsyncCustomer": True,
-         "Email": "twice@example.com"},
-        {"AccountNumber": "C-40", "RecordId": 40, "Email": "once@example.com"},
-        {"AccountNumber": "C-50", "RecordId": 50, "Email": "twice@example.com.au"},  # a prefix, not a match
-    ])
+    stack.emulator.seed(
+        [
+            {"AccountNumber": "C-30", "RecordId": 30, "Email": "twice@example.com"},
+            {"AccountNumber": "C-10", "RecordId": 10, "Email": "TWICE@example.com"},
+            {
+                "AccountNumber": "9f1c2d4e-0000-4000-8000-000000000001",
+                "RecordId": 1,
+                "IsAsyncCustomer": True,
+                "Email": "twice@example.com",
+            },
+            {"AccountNumber": "C-40", "RecordId": 40, "Email": "once@example.com"},
+            {"AccountNumber": "C-50", "RecordId": 50, "Email": "twice@example.com.au"},  # a prefix, not a match
+        ]
+    )
     export = tmp_path / "crm.csv"
-    export.write_text("Mail,Name\ntwice@example.com,A\nonce@example.com,B\nnew@example.com,C\n"
-                      "Twice@Example.com,D\nbroken,E\n", encoding="utf-8")
+    export.write_text(
+        "Mail,Name\ntwice@example.com,A\nonce@example.com,B\nnew@example.com,C\nTwice@Example.com,D\nbroken,E\n",
+        encoding="utf-8",
+    )
     stack.emulator.reset_calls()
     out = io.StringIO()
-    code = duplicates.main([str(export), "--map", "customer.email=Mail", "--no-progress"], out=out,
-                           err=io.StringIO())
+    code = duplicates.main([str(export), "--map", "customer.email=Mail", "--no-progress"], out=out, err=io.StringIO())
     assert code == 0
     assert "5 record(s), 3 distinct valid email(s), 1 invalid; 1 email(s)" in out.getvalue()
     with (tmp_path / "crm.csv.duplicates.csv").open(newline="") as f:

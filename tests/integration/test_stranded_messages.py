@@ -20,25 +20,31 @@ from azure.storage.queue import QueueClient
 import function_app
 from devhost.bindings import discover
 from devhost.invoke import FunctionExecutor
+from shared.adapters.storage import ensure_queue
 from shared.core import telemetry_names as names
 from shared.usecases.queue_monitor import report
-from shared.adapters.storage import ensure_queue
 from tests.integration.conftest import Stack, event
 
 pytestmark = pytest.mark.integration
 
 EMAIL_HASH = "ab" * 32
 # A sender that queued the envelope's JSON itself, without base64: readable to a person, not to the host.
-PLAIN_JSON = json.dumps({"v": 1, "ingestedAt": "2026-11-26T10:00:00+00:00", "correlationId": "c-1",
-                         "event": {"eventId": "evt-plain", "emailHash": EMAIL_HASH,
-                                   "email": "ada.lovelace@example.com"}})
+PLAIN_JSON = json.dumps(
+    {
+        "v": 1,
+        "ingestedAt": "2026-11-26T10:00:00+00:00",
+        "correlationId": "c-1",
+        "event": {"eventId": "evt-plain", "emailHash": EMAIL_HASH, "email": "ada.lovelace@example.com"},
+    }
+)
 JUNK = "%% not base64: grace@example.com %%"
 
 
 def raw(stack: Stack, suffix: str = "", *, create: bool = False) -> QueueClient:
     """A client that reads and writes message text as stored, with no base64 either way."""
-    client = QueueClient.from_connection_string(stack.env["AzureWebJobsStorage"],
-                                                stack.runtime.settings.events_queue + suffix)
+    client = QueueClient.from_connection_string(
+        stack.env["AzureWebJobsStorage"], stack.runtime.settings.events_queue + suffix
+    )
     if create:
         ensure_queue(client)
     return client
@@ -91,7 +97,8 @@ def test_non_base64_messages_on_the_event_queue_end_as_dead_letters(stack, caplo
 
 
 def test_a_message_stuck_in_the_poison_queue_is_collected_and_a_readable_one_left_to_the_collector(
-        stack_factory, caplog):
+    stack_factory, caplog
+):
     """In Azure the host may not create -poison-poison: the unreadable message stays in -poison."""
     stack = stack_factory(queues=False)
     poison = raw(stack, "-poison", create=True)
@@ -162,8 +169,9 @@ def test_a_message_stays_queued_when_its_dead_letter_cannot_be_written(stack_fac
     stack.runtime.deadletters.put = refuse
     caplog.set_level(logging.WARNING)
     rt = stack.runtime
-    readings = report(rt.monitored_queues(), rt.deadletters, 30, rt.telemetry, function_app.utcnow(),
-                      stranded=rt.stranded_queues())
+    readings = report(
+        rt.monitored_queues(), rt.deadletters, 30, rt.telemetry, function_app.utcnow(), stranded=rt.stranded_queues()
+    )
 
     assert (stored(poison), stored(last)) == (1, 1)  # invisible for a while, then back for the next run
     assert caplog.text.count("dead letter not written (ConnectionError)") == 2

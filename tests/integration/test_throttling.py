@@ -74,7 +74,6 @@ def test_a_429_with_retry_after_is_a_new_delayed_message_and_the_original_comple
 
     _invoke(resent)  # the retry goes through
     queue.delete_message(resent)
-    assert sorted(c["Email"] for c in stack.emulator.customers()) == ["ada.lovelace@example.com",
-                                                                      "warm.up@example.com"]
+    assert sorted(c["Email"] for c in stack.emulator.customers()) == ["ada.lovelace@example.com", "warm.up@example.com"]
     outcomes = stack.telemetry.custom_events(names.EVENT_SYNC_OUTCOME)
     assert [(r.outcome, r.attempt) for r in outcomes][-1] == ("created", 2)

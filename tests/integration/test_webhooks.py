@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,9 @@ def post(stack, source: str, body: bytes, headers: dict) -> requests.Response:
     return requests.post(f"{stack.host.http_url}/webhooks/{source}", data=body, headers=headers, timeout=30)
 
 
-def shopify(stack, body: bytes = CREATE, topic: str = "customers/create", event_id: str = "evt-1",
-            secret: str = SHOPIFY, **kw) -> requests.Response:
+def shopify(
+    stack, body: bytes = CREATE, topic: str = "customers/create", event_id: str = "evt-1", secret: str = SHOPIFY, **kw
+) -> requests.Response:
     return post(stack, "shopify", body, sign.shopify(body, secret, topic=topic, event_id=event_id, **kw))
 
 
@@ -56,6 +58,7 @@ def queue_is_empty(stack) -> bool:
 
 # --- every source, ending with the right customer in Commerce ------------------------------------
 
+
 def test_shopify_customer_create_becomes_a_commerce_customer_within_shopify_s_5_seconds(stack):
     started = time.monotonic()
     response = shopify(stack)
@@ -67,8 +70,13 @@ def test_shopify_customer_create_becomes_a_commerce_customer_within_shopify_s_5_
     [customer] = customers_with(stack.emulator, "bob.biller@example.com")
     assert (customer["FirstName"], customer["LastName"], customer["Phone"]) == ("Bob", "Biller", "+12065550135")
     [address] = customer["Addresses"]
-    assert (address["Street"], address["City"], address["State"], address["ZipCode"],
-            address["ThreeLetterISORegionName"]) == ("1 Main St, Suite 200", "Seattle", "WA", "98101", "USA")
+    assert (
+        address["Street"],
+        address["City"],
+        address["State"],
+        address["ZipCode"],
+        address["ThreeLetterISORegionName"],
+    ) == ("1 Main St, Suite 200", "Seattle", "WA", "98101", "USA")
     assert customer["CurrencyCode"] == "USD"
 
 
@@ -97,10 +105,12 @@ def test_hubspot_workflow_webhook_behind_the_front_end(stack_factory):
     stack = stack_factory(settings=webhook_settings(WEBHOOK_PUBLIC_BASE_URL="https://sync.example.com"))
     body = (WEBHOOKS / "hubspot/workflow-contact.json").read_bytes()
     # HubSpot signs the URL it was given; the local host sees http://127.0.0.1:<port>/api/...
-    headers = sign.hubspot(body, "local-dev-hubspot-secret",
-                           uri="https://sync.example.com/api/webhooks/hubspot?code=the-key")
-    response = requests.post(f"{stack.host.http_url}/webhooks/hubspot?code=the-key", data=body,
-                             headers=headers, timeout=30)
+    headers = sign.hubspot(
+        body, "local-dev-hubspot-secret", uri="https://sync.example.com/api/webhooks/hubspot?code=the-key"
+    )
+    response = requests.post(
+        f"{stack.host.http_url}/webhooks/hubspot?code=the-key", data=body, headers=headers, timeout=30
+    )
     assert response.status_code == 200, response.text
     stack.wait()
     [customer] = customers_with(stack.emulator, "katherine.johnson@example.com")
@@ -109,8 +119,7 @@ def test_hubspot_workflow_webhook_behind_the_front_end(stack_factory):
 
 def test_standard_webhooks_with_the_canonical_event(stack):
     body = (ROOT / "samples" / "event.json").read_bytes()
-    response = post(stack, "standard", body, sign.standard(body, "local-dev-standard-webhooks-key",
-                                                           msg_id="msg_2Kzx"))
+    response = post(stack, "standard", body, sign.standard(body, "local-dev-standard-webhooks-key", msg_id="msg_2Kzx"))
     assert response.status_code == 200, response.text
     stack.wait()
     email = json.loads(body)["customer"]["email"]
@@ -128,6 +137,7 @@ def test_a_mapping_file_source_with_no_code(stack):
 
 # --- refused, redelivered, wrong data ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("case", ["unsigned", "tampered", "expired", "unknown source"])
 def test_unauthentic_deliveries_are_401_and_nothing_is_queued(stack, case):
     body = (ROOT / "samples" / "event.json").read_bytes()
@@ -138,10 +148,9 @@ def test_unauthentic_deliveries_are_401_and_nothing_is_queued(stack, case):
     elif case == "tampered":
         body = body.replace(b"Jane", b"Joan") if b"Jane" in body else body + b" "
     elif case == "expired":
-        from datetime import datetime, timedelta, timezone
+        from datetime import datetime, timedelta
 
-        headers = sign.standard(body, "local-dev-standard-webhooks-key",
-                                at=datetime.now(timezone.utc) - timedelta(minutes=10))
+        headers = sign.standard(body, "local-dev-standard-webhooks-key", at=datetime.now(UTC) - timedelta(minutes=10))
     else:
         source = "marketo"
     response = post(stack, source, body, headers)
@@ -179,15 +188,23 @@ def test_a_data_problem_is_200_and_kept_for_operators(stack):
 
 
 def test_rotation_two_secrets_are_accepted_at_once(stack_factory):
-    stack = stack_factory(settings=webhook_settings(
-        WEBHOOK_SECRETS=json.dumps({"shopify": ["local-dev-shopify-next", SHOPIFY]})))
+    stack = stack_factory(
+        settings=webhook_settings(WEBHOOK_SECRETS=json.dumps({"shopify": ["local-dev-shopify-next", SHOPIFY]}))
+    )
     assert shopify(stack, secret=SHOPIFY).status_code == 200
     renamed = CREATE.replace(b'"first_name": "Bob"', b'"first_name": "Robert"').replace(
-        b'"updated_at": "2026-11-26T05:00:00-05:00"', b'"updated_at": "2026-11-26T05:05:00-05:00"')
-    assert shopify(stack, renamed, topic="customers/update", event_id="evt-2",
-                   secret="local-dev-shopify-next").status_code == 200
-    assert shopify(stack, renamed, topic="customers/update", event_id="evt-3",
-                   secret="local-dev-shopify-retired").status_code == 401
+        b'"updated_at": "2026-11-26T05:00:00-05:00"', b'"updated_at": "2026-11-26T05:05:00-05:00"'
+    )
+    assert (
+        shopify(stack, renamed, topic="customers/update", event_id="evt-2", secret="local-dev-shopify-next").status_code
+        == 200
+    )
+    assert (
+        shopify(
+            stack, renamed, topic="customers/update", event_id="evt-3", secret="local-dev-shopify-retired"
+        ).status_code
+        == 401
+    )
     stack.wait()
     [customer] = customers_with(stack.emulator, "bob.biller@example.com")
     assert customer["FirstName"] == "Robert"
@@ -215,10 +232,18 @@ def test_customer_update_and_consent_with_the_same_updated_at_both_apply(stack):
     update.update(last_name="Billington", updated_at=at)
     consent = json.loads((WEBHOOKS / "shopify/customers-email-marketing-consent-update.json").read_text())
     consent["email_marketing_consent"]["consent_updated_at"] = at
-    assert shopify(stack, json.dumps(consent).encode(), topic="customers/email_marketing_consent_update",
-                   event_id="evt-consent").status_code == 200
-    assert shopify(stack, json.dumps(update).encode(), topic="customers/update",
-                   event_id="evt-update").status_code == 200
+    assert (
+        shopify(
+            stack,
+            json.dumps(consent).encode(),
+            topic="customers/email_marketing_consent_update",
+            event_id="evt-consent",
+        ).status_code
+        == 200
+    )
+    assert (
+        shopify(stack, json.dumps(update).encode(), topic="customers/update", event_id="evt-update").status_code == 200
+    )
     stack.wait()
     [customer] = customers_with(stack.emulator, "bob.biller@example.com")
     assert customer["LastName"] == "Billington"

@@ -16,30 +16,33 @@ import re
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import requests
 
 from devhost.queue_listener import POISON_SUFFIX
 from devhost.testing import DevhostProcess, start_devhost_process
-from shared.core import telemetry_names as names
 from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore
+from shared.adapters.storage import StorageFactory, ensure_queue, ensure_table
+from shared.core import telemetry_names as names
 from shared.core.privacy import email_hash
 from shared.core.settings import Settings, load_settings
-from shared.adapters.storage import StorageFactory, ensure_queue, ensure_table
 from tests.integration.conftest import TEST_HOST_JSON, test_env
 
 # host.json of the worker processes: the in-process tests' one, with the production
 # maxDequeueCount (the processor reads it from the deployed host.json) and a slower poll, as 9
 # processes poll the same Azurite.
 _TEST_QUEUES = TEST_HOST_JSON["extensions"]["queues"]
-WORKER_HOST_JSON = {**TEST_HOST_JSON, "extensions": {"queues": {
-    **_TEST_QUEUES, "maxDequeueCount": 5, "maxPollingInterval": "00:00:00.200"}}}
+WORKER_HOST_JSON = {
+    **TEST_HOST_JSON,
+    "extensions": {"queues": {**_TEST_QUEUES, "maxDequeueCount": 5, "maxPollingInterval": "00:00:00.200"}},
+}
 # App settings scaled down the same way (the lease must stay >= 2 x (connect + read timeout)).
 SCALED_SETTINGS = {
     "COMMERCE_CONNECT_TIMEOUT_SECONDS": "0.5",
@@ -103,8 +106,12 @@ class Pipeline:
 
     def post(self, events: Sequence[dict]) -> IngestReply:
         """One request ``{"events": [...]}``; the reply keeps the ids the ingest says it queued."""
-        response = requests.post(self.events_url, data=json.dumps({"events": list(events)}),
-                                 headers={"Content-Type": "application/json"}, timeout=60)
+        response = requests.post(
+            self.events_url,
+            data=json.dumps({"events": list(events)}),
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
         body = response.json()
         if response.status_code == 202:
             accepted = tuple(body["accepted"])
@@ -133,14 +140,22 @@ class Pipeline:
     def stranded(self) -> int:
         """Messages in ``<queue>-poison-poison``: where the local host puts a poison message whose
         collector failed maxDequeueCount times. Nothing reads that queue: such events are lost."""
-        return self.storage.queue(self.settings.poison_queue + POISON_SUFFIX).get_queue_properties() \
-            .approximate_message_count or 0
+        return (
+            self.storage.queue(self.settings.poison_queue + POISON_SUFFIX)
+            .get_queue_properties()
+            .approximate_message_count
+            or 0
+        )
 
     def queue_depths(self) -> dict[str, tuple[int, int]]:
         """Per queue: (approximate count, messages a peek sees now)."""
-        return {q.queue_name: (q.get_queue_properties().approximate_message_count or 0,
-                               len(q.peek_messages(max_messages=32)))
-                for q in self.queues()}
+        return {
+            q.queue_name: (
+                q.get_queue_properties().approximate_message_count or 0,
+                len(q.peek_messages(max_messages=32)),
+            )
+            for q in self.queues()
+        }
 
     def wait_until_drained(self, timeout: float, *, quiet_for: float = 1.5, interval: float = 0.25) -> float:
         """Until the events and poison queues are both empty (approximate count 0 and a peek finds
@@ -159,8 +174,7 @@ class Pipeline:
             else:
                 quiet_since = None
             if now - started > timeout:
-                raise TimeoutError(f"queues not drained after {timeout:g} s: "
-                                   f"(approximate count, peeked) = {depths}")
+                raise TimeoutError(f"queues not drained after {timeout:g} s: (approximate count, peeked) = {depths}")
             time.sleep(interval)
 
     # --- reading the outcome -----------------------------------------------------------------------
@@ -187,13 +201,16 @@ class Pipeline:
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by the ingest process and by all workers together."""
-        return {"ingest": process_cpu_seconds(self.ingest.process.pid),
-                f"{len(self.workers)} workers": sum(process_cpu_seconds(w.process.pid) for w in self.workers)}
+        return {
+            "ingest": process_cpu_seconds(self.ingest.process.pid),
+            f"{len(self.workers)} workers": sum(process_cpu_seconds(w.process.pid) for w in self.workers),
+        }
 
     def output_tails(self, lines: int = 12) -> str:
         parts = []
-        for name, process in [("ingest", self.ingest)] + [(f"worker {i}", w) for i, w in
-                                                          enumerate(self.workers + self.killed)]:
+        for name, process in [("ingest", self.ingest)] + [
+            (f"worker {i}", w) for i, w in enumerate(self.workers + self.killed)
+        ]:
             tail = "".join(process.lines[-lines:])
             parts.append(f"----- {name} (pid {process.process.pid}, exit {process.process.poll()}) -----\n{tail}")
         return "\n".join(parts)
@@ -265,8 +282,7 @@ def stop_all(processes: Sequence[DevhostProcess]) -> None:
 def _start_all(env: dict[str, str], args_list: Sequence[Sequence[str]]) -> list[DevhostProcess]:
     """Start the processes side by side; if any fails, stop those that started and raise."""
     with ThreadPoolExecutor(len(args_list)) as pool:
-        futures = [pool.submit(start_devhost_process, env=env, args=list(args), timeout=60)
-                   for args in args_list]
+        futures = [pool.submit(start_devhost_process, env=env, args=list(args), timeout=60) for args in args_list]
         started, errors = [], []
         for future in futures:
             try:
@@ -280,8 +296,16 @@ def _start_all(env: dict[str, str], args_list: Sequence[Sequence[str]]) -> list[
 
 
 @contextmanager
-def running_pipeline(azurite, emulator, tmp_path: Path, *, workers: int = 8, start_workers: bool = True,
-                     settings: dict[str, str] | None = None, host_json: dict | None = None) -> Iterator[Pipeline]:
+def running_pipeline(
+    azurite,
+    emulator,
+    tmp_path: Path,
+    *,
+    workers: int = 8,
+    start_workers: bool = True,
+    settings: dict[str, str] | None = None,
+    host_json: dict | None = None,
+) -> Iterator[Pipeline]:
     """Start the ingest process and (unless ``start_workers`` is False: then call
     ``Pipeline.start_workers``) ``workers`` queue-only processes, yield the Pipeline, and stop every
     process whatever happens. On a failure the tail of each process's output is printed (pytest
@@ -292,8 +316,7 @@ def running_pipeline(azurite, emulator, tmp_path: Path, *, workers: int = 8, sta
     common = ["--no-azurite", "--no-emulator", "--host-json", host_json]
     ingest_args = [*common, "--port", "0", "--functions", names.FUNCTION_INGEST, names.FUNCTION_HEALTH]
     [ingest] = _start_all(env, [ingest_args])
-    pipeline = Pipeline(ingest, [], env, cfg, storage, worker_args=[*common, "--only-queues"],
-                        worker_count=workers)
+    pipeline = Pipeline(ingest, [], env, cfg, storage, worker_args=[*common, "--only-queues"], worker_count=workers)
     try:
         if start_workers:
             pipeline.start_workers()
@@ -306,6 +329,7 @@ def running_pipeline(azurite, emulator, tmp_path: Path, *, workers: int = 8, sta
 
 
 # --- customer events whose Commerce result is known in advance ------------------------------------
+
 
 @dataclass(frozen=True)
 class Place:
@@ -327,15 +351,47 @@ PLACES = (
     Place("US", "USA", "Seattle", "Washington", "WA", "98101", "98101", "+1 206 555 {:04d}", "{} Pine St"),
     Place("USA", "USA", "New York", "NY", "NY", "10001", "10001", "+1 212 555 {:04d}", "{} W 34th St"),
     Place("CAN", "CAN", "Ottawa", "Ontario", "ON", "k1a0b1", "K1A 0B1", "+1 613 555 {:04d}", "{} Sussex Drive"),
-    Place("United Kingdom", "GBR", "London", None, None, "sw1a2aa", "SW1A 2AA", "+44 20 7946 {:04d}",
-          "{} Downing Street"),
-    Place("DE", "DEU", "Berlin", None, None, "10115", "10115", "+49 30 9018 {:04d}", "Beispielstraße",
-          numbered=True),
+    Place(
+        "United Kingdom", "GBR", "London", None, None, "sw1a2aa", "SW1A 2AA", "+44 20 7946 {:04d}", "{} Downing Street"
+    ),
+    Place("DE", "DEU", "Berlin", None, None, "10115", "10115", "+49 30 9018 {:04d}", "Beispielstraße", numbered=True),
 )
-FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret",
-               "Niklaus", "Radia", "Tony", "Katherine", "John", "Hedy", "Dennis")
-LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
-              "Hamilton", "Wirth", "Perlman", "Hoare", "Johnson", "Backus", "Lamarr", "Ritchie")
+FIRST_NAMES = (
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Niklaus",
+    "Radia",
+    "Tony",
+    "Katherine",
+    "John",
+    "Hedy",
+    "Dennis",
+)
+LAST_NAMES = (
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Wirth",
+    "Perlman",
+    "Hoare",
+    "Johnson",
+    "Backus",
+    "Lamarr",
+    "Ritchie",
+)
 
 
 def _letters(n: int, width: int = 3) -> str:
@@ -364,30 +420,54 @@ class SentEvent:
         return self.occurred_utc, self.event_id
 
 
-def customer_event(event_id: str, email: str, occurred: datetime, serial: int, place: Place,
-                   rnd: random.Random) -> SentEvent:
+def customer_event(
+    event_id: str, email: str, occurred: datetime, serial: int, place: Place, rnd: random.Random
+) -> SentEvent:
     """A full event (names, phone, address, consent) with values unique to ``serial``."""
     first = rnd.choice(FIRST_NAMES)
     last = rnd.choice(LAST_NAMES) + _letters(serial)  # unique per event: tells which event won
     phone = place.phone_format.format(serial % 10_000)
     number = str(1 + serial % 9_999)
-    address = {"street": place.street_format if place.numbered else place.street_format.format(number),
-               "city": place.city, "postalCode": place.postal_in, "country": place.country_in}
+    address = {
+        "street": place.street_format if place.numbered else place.street_format.format(number),
+        "city": place.city,
+        "postalCode": place.postal_in,
+        "country": place.country_in,
+    }
     if place.numbered:
         address["streetNumber"] = number
     if place.state_in:
         address["state"] = place.state_in
     opted_in = rnd.random() < 0.5
-    raw = {"specVersion": "1.0", "eventId": event_id, "eventType": "customer.updated",
-           "occurredAt": occurred.isoformat(), "source": "tests",
-           "customer": {"email": email, "firstName": first, "lastName": last, "phone": phone,
-                        "isOptedInMarketing": opted_in, "address": address}}
-    expected = {"Email": email, "FirstName": first, "LastName": last,
-                "Phone": "+" + re.sub(r"\D", "", phone), "IsOptedInMarketing": opted_in,
-                "Street": address["street"], "StreetNumber": address.get("streetNumber"),
-                "City": place.city, "State": place.state_id, "ZipCode": place.postal_stored,
-                "ThreeLetterISORegionName": place.country3}
-    return SentEvent(raw, email, occurred.astimezone(timezone.utc), expected)
+    raw = {
+        "specVersion": "1.0",
+        "eventId": event_id,
+        "eventType": "customer.updated",
+        "occurredAt": occurred.isoformat(),
+        "source": "tests",
+        "customer": {
+            "email": email,
+            "firstName": first,
+            "lastName": last,
+            "phone": phone,
+            "isOptedInMarketing": opted_in,
+            "address": address,
+        },
+    }
+    expected = {
+        "Email": email,
+        "FirstName": first,
+        "LastName": last,
+        "Phone": "+" + re.sub(r"\D", "", phone),
+        "IsOptedInMarketing": opted_in,
+        "Street": address["street"],
+        "StreetNumber": address.get("streetNumber"),
+        "City": place.city,
+        "State": place.state_id,
+        "ZipCode": place.postal_stored,
+        "ThreeLetterISORegionName": place.country3,
+    }
+    return SentEvent(raw, email, occurred.astimezone(UTC), expected)
 
 
 def with_offset(instant: datetime, rnd: random.Random) -> datetime:
@@ -469,8 +549,9 @@ class GroupEvent:
         return self.occurred_utc, self.event_id
 
 
-def group_event(event_id: str, email: str, occurred: datetime, serial: int, place: Place, groups: Sequence[str],
-                rnd: random.Random) -> GroupEvent:
+def group_event(
+    event_id: str, email: str, occurred: datetime, serial: int, place: Place, groups: Sequence[str], rnd: random.Random
+) -> GroupEvent:
     """An event carrying exactly ``groups``, each whole, with values unique to ``serial`` where the
     group has room for it (name, phone, address), so that which event won a group can be told."""
     customer: dict[str, Any] = {"email": email}
@@ -495,18 +576,34 @@ def group_event(event_id: str, email: str, occurred: datetime, serial: int, plac
         expected["consent"] = {opted_in}
     if "address" in groups:
         number = str(1 + serial % 9_999)
-        address = {"street": place.street_format if place.numbered else place.street_format.format(number),
-                   "city": place.city, "postalCode": place.postal_in, "country": place.country_in}
+        address = {
+            "street": place.street_format if place.numbered else place.street_format.format(number),
+            "city": place.city,
+            "postalCode": place.postal_in,
+            "country": place.country_in,
+        }
         if place.numbered:
             address["streetNumber"] = number
         if place.state_in:
             address["state"] = place.state_in
         customer["address"] = address
-        expected["address"] = (address["street"], address.get("streetNumber") or "", place.city,
-                               place.state_id or "", place.postal_stored, place.country3)
-    raw = {"specVersion": "1.0", "eventId": event_id, "eventType": "customer.updated",
-           "occurredAt": occurred.isoformat(), "source": "tests", "customer": customer}
-    return GroupEvent(raw, email, occurred.astimezone(timezone.utc), expected)
+        expected["address"] = (
+            address["street"],
+            address.get("streetNumber") or "",
+            place.city,
+            place.state_id or "",
+            place.postal_stored,
+            place.country3,
+        )
+    raw = {
+        "specVersion": "1.0",
+        "eventId": event_id,
+        "eventType": "customer.updated",
+        "occurredAt": occurred.isoformat(),
+        "source": "tests",
+        "customer": customer,
+    }
+    return GroupEvent(raw, email, occurred.astimezone(UTC), expected)
 
 
 def group_values(customer: dict) -> dict[str, Any]:
@@ -516,13 +613,24 @@ def group_values(customer: dict) -> dict[str, Any]:
     phone_contact = _primary(contacts, 1)
     address = _primary(customer.get("Addresses")) or {}
     return {
-        "name": (customer.get("FirstName") or "", customer.get("MiddleName") or "",
-                 customer.get("LastName") or "", customer.get("Name") or ""),
-        "phone": ("+" + re.sub(r"\D", "", customer.get("Phone") or ""),
-                  "+" + re.sub(r"\D", "", (phone_contact or {}).get("Value") or "")),
-        "profile": ((customer.get("Language") or "").lower(), customer.get("CurrencyCode") or "",
-                    customer.get("CustomerGroup") or ""),
+        "name": (
+            customer.get("FirstName") or "",
+            customer.get("MiddleName") or "",
+            customer.get("LastName") or "",
+            customer.get("Name") or "",
+        ),
+        "phone": (
+            "+" + re.sub(r"\D", "", customer.get("Phone") or ""),
+            "+" + re.sub(r"\D", "", (phone_contact or {}).get("Value") or ""),
+        ),
+        "profile": (
+            (customer.get("Language") or "").lower(),
+            customer.get("CurrencyCode") or "",
+            customer.get("CustomerGroup") or "",
+        ),
         "consent": {bool(c.get("IsOptedInMarketing")) for c in contacts if c.get("AddressTypeValue") in (1, 2)},
-        "address": tuple(address.get(p) or "" for p in ("Street", "StreetNumber", "City", "State", "ZipCode",
-                                                         "ThreeLetterISORegionName")),
+        "address": tuple(
+            address.get(p) or ""
+            for p in ("Street", "StreetNumber", "City", "State", "ZipCode", "ThreeLetterISORegionName")
+        ),
     }

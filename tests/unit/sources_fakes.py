@@ -7,26 +7,26 @@ import itertools
 import json
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.adapters.dead_letter_table import DeadLetterStore
-from shared.usecases.erasure import ErasureDeps
-from shared.usecases.ingest import IngestDeps
+from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
+from shared.adapters.telemetry import Telemetry
 from shared.core.settings import load_settings
 from shared.core.sources.config import load_webhook_config
 from shared.core.sources.registry import SourceRegistry
-from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
+from shared.usecases.erasure import ErasureDeps
+from shared.usecases.ingest import IngestDeps
 from shared.usecases.webhooks import WebhookDeps
-from shared.adapters.telemetry import Telemetry
 from tests.memory_ledger import MemoryLedger
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 WEBHOOKS = ROOT / "samples" / "webhooks"
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class Entity(dict):
@@ -98,7 +98,7 @@ class MemoryTable:
         self._check()
         params = parameters or {}
         rows = []
-        for (pk, rk), row in list(self.rows.items()):
+        for (_pk, _rk), row in list(self.rows.items()):
             ok = True
             for clause in query.split(" and "):
                 m = re.match(r"(\w+) (eq|ge|lt) @(\w+)", clause.strip())
@@ -140,16 +140,27 @@ class Fixture:
         self.telemetry = Telemetry()
         self.ledger = MemoryLedger()
         self.deps = WebhookDeps(
-            ingest=IngestDeps(settings=self.settings, queue=self.queue, telemetry=self.telemetry,
-                              clock=lambda: self.now, ledger=self.ledger),
-            config=self.config, registry=SourceRegistry(self.config),
+            ingest=IngestDeps(
+                settings=self.settings,
+                queue=self.queue,
+                telemetry=self.telemetry,
+                clock=lambda: self.now,
+                ledger=self.ledger,
+            ),
+            config=self.config,
+            registry=SourceRegistry(self.config),
             deliveries=DeliveryStore(self.deliveries_table),
             identities=SenderIdentityStore(self.identities_table, self.settings.email_hash_key),
             deadletters=DeadLetterStore(self.deadletter_table),
-            erasure=ErasureDeps(ledger=self.ledger, deadletters=DeadLetterStore(self.deadletter_table),
-                                poison_queues=[], clock=lambda: self.now, telemetry=self.telemetry,
-                                senders=SenderIdentityStore(self.identities_table,
-                                                            self.settings.email_hash_key)))
+            erasure=ErasureDeps(
+                ledger=self.ledger,
+                deadletters=DeadLetterStore(self.deadletter_table),
+                poison_queues=[],
+                clock=lambda: self.now,
+                telemetry=self.telemetry,
+                senders=SenderIdentityStore(self.identities_table, self.settings.email_hash_key),
+            ),
+        )
 
     def secrets(self, source: str) -> tuple[str, ...]:
         return self.config.secrets[source]

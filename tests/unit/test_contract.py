@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
-from shared.core import contract
-from shared.core import validation
+from shared.core import contract, validation
 from shared.core.contract import (
     CLEARABLE_ADDRESS_FIELDS,
     CLEARABLE_CUSTOMER_FIELDS,
@@ -38,19 +37,28 @@ def test_published_length_limits_match_the_validator():
 
 def test_models_refuse_unknown_properties():
     with pytest.raises(ValidationError):
-        CustomerEvent.model_validate({"eventId": "e", "occurredAt": "2026-01-01T00:00:00Z",
-                                      "customer": {"email": "a@example.com", "nick": "x"}})
+        CustomerEvent.model_validate(
+            {"eventId": "e", "occurredAt": "2026-01-01T00:00:00Z", "customer": {"email": "a@example.com", "nick": "x"}}
+        )
 
 
 def test_model_accepts_a_valid_event_like_the_validator():
-    raw = {"eventId": "e", "occurredAt": "2026-01-01T00:00:00Z",
-           "customer": {"email": "a@example.com", "address": {"country": "US"}}}
+    raw = {
+        "eventId": "e",
+        "occurredAt": "2026-01-01T00:00:00Z",
+        "customer": {"email": "a@example.com", "address": {"country": "US"}},
+    }
     assert CustomerEvent.model_validate(raw).customer.address.country == "US"
 
 
 def _event(**kw) -> NormalisedEvent:
-    base = dict(event_id="e-1", occurred_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-                email="Ada@example.com", email_match_key="ada@example.com", email_hash="h")
+    base = dict(
+        event_id="e-1",
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+        email="Ada@example.com",
+        email_match_key="ada@example.com",
+        email_hash="h",
+    )
     return NormalisedEvent(**{**base, **kw})
 
 
@@ -76,14 +84,23 @@ def test_present_is_canonical_so_equal_events_serialise_identically():
 
 
 def test_address_round_trip():
-    address = NormalisedAddress(country="CAN", country_alpha2="CA", postal_code="K1A 0B1",
-                                county=None, present=("county", "postalCode", "country"))
+    address = NormalisedAddress(
+        country="CAN",
+        country_alpha2="CA",
+        postal_code="K1A 0B1",
+        county=None,
+        present=("county", "postalCode", "country"),
+    )
     e = _event(address=address, present=("address",))
     assert NormalisedEvent.model_validate_json(e.to_json()) == e
 
 
 def test_problem_model_shape():
-    p = Problem(title="Bad Request", status=400, correlationId="c", errors=[
-        contract.EventError(index=0, eventId="e", pointer="/customer/email", message="m", code="c")])
+    p = Problem(
+        title="Bad Request",
+        status=400,
+        correlationId="c",
+        errors=[contract.EventError(index=0, eventId="e", pointer="/customer/email", message="m", code="c")],
+    )
     dumped = p.model_dump()
     assert dumped["type"] == "about:blank" and dumped["errors"][0]["pointer"] == "/customer/email"

@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from shared.core.commerce_bodies.patch import build_patch
 from shared.core.commerce_bodies.create import build_create_body
+from shared.core.commerce_bodies.patch import build_patch
 from tests.unit.test_mapping import (
     ADDRESS_PROPERTIES,
     CONTACT_PROPERTIES,
@@ -20,15 +20,38 @@ from tests.unit.test_mapping import (
 )
 
 _ids = itertools.count(5637144576)
-_NUMBERS = {"AddressTypeValue", "CustomerTypeValue", "BlockedType", "ReceiptSettings", "CreditLimit",
-            "Balance", "SortOrder", "RoleCount"}
-_COLLECTIONS = {"CustomerAffiliations", "Addresses", "Attributes", "Images", "Contacts",
-                "ExtensionProperties"}
-_BOOLEANS = {"IsCustomerTaxInclusive", "MandatoryCreditLimit", "Blocked", "UseOrderNumberReference",
-             "UsePurchaseRequest", "NonChargeableAccount", "OptOutPersonalization",
-             "OptOutWebActivityTracking", "IsAsyncCustomer", "IsFloorLimitBlocked", "IsB2b", "IsB2bAdmin",
-             "AllowOnAccountPayment", "Deactivate", "IsPrimary", "IsPrivate", "IsAsyncAddress",
-             "IsMobilePhone", "IsOptedInMarketing"}
+_NUMBERS = {
+    "AddressTypeValue",
+    "CustomerTypeValue",
+    "BlockedType",
+    "ReceiptSettings",
+    "CreditLimit",
+    "Balance",
+    "SortOrder",
+    "RoleCount",
+}
+_COLLECTIONS = {"CustomerAffiliations", "Addresses", "Attributes", "Images", "Contacts", "ExtensionProperties"}
+_BOOLEANS = {
+    "IsCustomerTaxInclusive",
+    "MandatoryCreditLimit",
+    "Blocked",
+    "UseOrderNumberReference",
+    "UsePurchaseRequest",
+    "NonChargeableAccount",
+    "OptOutPersonalization",
+    "OptOutWebActivityTracking",
+    "IsAsyncCustomer",
+    "IsFloorLimitBlocked",
+    "IsB2b",
+    "IsB2bAdmin",
+    "AllowOnAccountPayment",
+    "Deactivate",
+    "IsPrimary",
+    "IsPrivate",
+    "IsAsyncAddress",
+    "IsMobilePhone",
+    "IsOptedInMarketing",
+}
 
 
 def _complete(item: dict, properties: frozenset[str]) -> dict:
@@ -51,8 +74,9 @@ def _complete(item: dict, properties: frozenset[str]) -> dict:
 
 
 def stored(create_body: dict) -> dict:
-    doc = _complete({**create_body, "AccountNumber": "004075", "CreatedDateTime": "2026-11-26T12:00:00Z"},
-                    CUSTOMER_PROPERTIES)
+    doc = _complete(
+        {**create_body, "AccountNumber": "004075", "CreatedDateTime": "2026-11-26T12:00:00Z"}, CUSTOMER_PROPERTIES
+    )
     doc["Addresses"] = [_complete(a, ADDRESS_PROPERTIES) for a in create_body["Addresses"]]
     doc["Contacts"] = [_complete(c, CONTACT_PROPERTIES) for c in create_body["Contacts"]]
     return doc
@@ -66,9 +90,16 @@ def check(existing: dict, **customer):
     return patch
 
 
-@pytest.mark.parametrize("customer", [FULL, {}, {"firstName": "Ada"},
-                                      {"address": {"country": "GB", "postalCode": "sw1a1aa"}},
-                                      {"phone": "+44 20 7946 0123", "isOptedInMarketing": False}])
+@pytest.mark.parametrize(
+    "customer",
+    [
+        FULL,
+        {},
+        {"firstName": "Ada"},
+        {"address": {"country": "GB", "postalCode": "sw1a1aa"}},
+        {"phone": "+44 20 7946 0123", "isOptedInMarketing": False},
+    ],
+)
 def test_create_then_same_event_gives_none(customer):
     existing = stored(build_create_body(normalised(**customer), mapping()))
     assert check(existing, **customer) is None
@@ -95,8 +126,11 @@ def test_phone_change_updates_phone_and_its_contact_in_place():
     existing = stored(build_create_body(normalised(**FULL), mapping()))
     phone_id = existing["Contacts"][1]["RecordId"]
     patch = check(existing, phone="+44 20 7946 0123")
-    assert patch == {"AccountNumber": "004075", "Phone": "+442079460123",
-                     "Contacts": [{"RecordId": phone_id, "Value": "+442079460123"}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "Phone": "+442079460123",
+        "Contacts": [{"RecordId": phone_id, "Value": "+442079460123"}],
+    }
 
 
 def test_stored_phone_in_another_format_is_equal():
@@ -110,9 +144,13 @@ def test_marketing_consent_updates_both_contacts_by_record_id():
     existing = stored(build_create_body(normalised(**FULL), mapping()))
     ids = [c["RecordId"] for c in existing["Contacts"]]
     patch = check(existing, isOptedInMarketing=False)
-    assert patch == {"AccountNumber": "004075", "Contacts": [
-        {"RecordId": ids[0], "IsOptedInMarketing": False},
-        {"RecordId": ids[1], "IsOptedInMarketing": False}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "Contacts": [
+            {"RecordId": ids[0], "IsOptedInMarketing": False},
+            {"RecordId": ids[1], "IsOptedInMarketing": False},
+        ],
+    }
 
 
 def test_missing_contacts_are_added():
@@ -122,36 +160,59 @@ def test_missing_contacts_are_added():
     assert patch["Phone"] == "+12025550142"
     assert patch["Contacts"] == [
         {"Value": "ada@example.com", "AddressTypeValue": 2, "IsPrimary": True, "IsOptedInMarketing": True},
-        {"Value": "+12025550142", "AddressTypeValue": 1, "IsPrimary": True, "IsOptedInMarketing": True}]
+        {"Value": "+12025550142", "AddressTypeValue": 1, "IsPrimary": True, "IsOptedInMarketing": True},
+    ]
 
 
 def test_primary_address_is_updated_in_place_with_only_changed_properties():
     existing = stored(build_create_body(normalised(**FULL), mapping()))
-    existing["Addresses"].insert(0, {**copy.deepcopy(existing["Addresses"][0]), "IsPrimary": False,
-                                     "RecordId": 1, "City": "Elsewhere"})
+    existing["Addresses"].insert(
+        0, {**copy.deepcopy(existing["Addresses"][0]), "IsPrimary": False, "RecordId": 1, "City": "Elsewhere"}
+    )
     primary_id = existing["Addresses"][1]["RecordId"]
     patch = check(existing, address={"country": "US", "city": "Redmond", "postalCode": "98052"})
-    assert patch == {"AccountNumber": "004075", "Addresses": [{
-        "RecordId": primary_id, "City": "Redmond", "ZipCode": "98052",
-        "FullAddress": "Example Avenue 12\nRedmond, WA 98052\nUSA"}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "Addresses": [
+            {
+                "RecordId": primary_id,
+                "City": "Redmond",
+                "ZipCode": "98052",
+                "FullAddress": "Example Avenue 12\nRedmond, WA 98052\nUSA",
+            }
+        ],
+    }
 
 
 def test_address_null_components_clear_and_country_change_is_sent():
     existing = stored(build_create_body(normalised(**FULL), mapping()))
     primary_id = existing["Addresses"][0]["RecordId"]
-    patch = check(existing, address={"country": "CA", "state": "ON", "county": None,
-                                     "postalCode": "K1A0B1"})
-    assert patch["Addresses"] == [{
-        "RecordId": primary_id, "County": "", "State": "ON", "StateName": "Ontario",
-        "ZipCode": "K1A 0B1", "ThreeLetterISORegionName": "CAN",
-        "FullAddress": "Example Avenue 12\nSeattle, ON K1A 0B1\nCAN"}]
+    patch = check(existing, address={"country": "CA", "state": "ON", "county": None, "postalCode": "K1A0B1"})
+    assert patch["Addresses"] == [
+        {
+            "RecordId": primary_id,
+            "County": "",
+            "State": "ON",
+            "StateName": "Ontario",
+            "ZipCode": "K1A 0B1",
+            "ThreeLetterISORegionName": "CAN",
+            "FullAddress": "Example Avenue 12\nSeattle, ON K1A 0B1\nCAN",
+        }
+    ]
 
 
 def test_address_is_added_without_record_id_when_there_is_no_primary():
     existing = stored(build_create_body(normalised(), mapping()))
     patch = check(existing, address={"country": "DK", "city": "Aarhus"})
-    assert patch["Addresses"] == [{"City": "Aarhus", "ThreeLetterISORegionName": "DNK",
-                                   "FullAddress": "Aarhus\nDNK", "IsPrimary": True, "AddressTypeValue": 7}]
+    assert patch["Addresses"] == [
+        {
+            "City": "Aarhus",
+            "ThreeLetterISORegionName": "DNK",
+            "FullAddress": "Aarhus\nDNK",
+            "IsPrimary": True,
+            "AddressTypeValue": 7,
+        }
+    ]
 
 
 def test_codes_compare_case_insensitively():
@@ -168,12 +229,16 @@ def test_email_change_updates_email_receipt_email_and_contact():
     existing = stored(build_create_body(normalised(), mapping()))
     email_id = existing["Contacts"][0]["RecordId"]
     new = normalised(email="new@example.com")
-    changed = new.model_copy(update={"previous_email": "ada@example.com",
-                                     "previous_email_match_key": "ada@example.com"})
+    changed = new.model_copy(
+        update={"previous_email": "ada@example.com", "previous_email_match_key": "ada@example.com"}
+    )
     patch = build_patch(existing, changed, mapping())
-    assert patch == {"AccountNumber": "004075", "Email": "new@example.com",
-                     "ReceiptEmail": "new@example.com",
-                     "Contacts": [{"RecordId": email_id, "Value": "new@example.com"}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "Email": "new@example.com",
+        "ReceiptEmail": "new@example.com",
+        "Contacts": [{"RecordId": email_id, "Value": "new@example.com"}],
+    }
 
 
 def test_email_differing_in_case_only_is_unchanged():

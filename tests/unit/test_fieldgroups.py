@@ -9,8 +9,8 @@ import re
 import pytest
 
 from commerce_emulator.documents import apply_patch
-from shared.core.commerce_bodies.patch import build_patch
 from shared.core.commerce_bodies.groups import GROUPS, blind_patch, changed_groups, group_hashes
+from shared.core.commerce_bodies.patch import build_patch
 from shared.core.ledger_rules import LedgerEntry, State, learn
 from tests.unit.test_ledger import FakeIds, event, stored_customer
 from tests.unit.test_mapping import FULL, KEY, mapping
@@ -20,8 +20,9 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 def known_entry(customer: dict, ev, **overrides) -> LedgerEntry:
     """The ledger entry after ``ev`` created ``customer``: ids and empty parts learned from it."""
-    fields = dict(state=State.APPLIED, account_number=customer["AccountNumber"],
-                  hashes=group_hashes(ev, KEY), **learn(customer))
+    fields = dict(
+        state=State.APPLIED, account_number=customer["AccountNumber"], hashes=group_hashes(ev, KEY), **learn(customer)
+    )
     fields.update(overrides)
     return LedgerEntry(ev.email_hash, **fields)
 
@@ -37,11 +38,11 @@ def patch_for(before: dict, after: dict, customer: dict | None = None, **overrid
 
 # --- group_hashes --------------------------------------------------------------------------------------
 
+
 def test_absent_groups_have_no_hash():
     assert set(group_hashes(event(), KEY)) == {"email"}  # the email is always there
     assert set(group_hashes(event(middleName=None), KEY)) == {"email", "name"}
-    assert set(group_hashes(event(language="en-GB", isOptedInMarketing=False), KEY)) == \
-        {"email", "profile", "consent"}
+    assert set(group_hashes(event(language="en-GB", isOptedInMarketing=False), KEY)) == {"email", "profile", "consent"}
     assert set(group_hashes(event(**FULL), KEY)) == set(GROUPS)
 
 
@@ -81,8 +82,19 @@ def test_the_key_matters():
 def test_no_raw_value_appears_in_the_hashes():
     hashes = group_hashes(event(**FULL), KEY)
     text = repr(hashes).lower()
-    for value in ("ada", "lovelace", "king", "example", "2025550142", "555", "seattle", "98101", "en-gb",
-                  "gbp", "home"):
+    for value in (
+        "ada",
+        "lovelace",
+        "king",
+        "example",
+        "2025550142",
+        "555",
+        "seattle",
+        "98101",
+        "en-gb",
+        "gbp",
+        "home",
+    ):
         assert value not in text
     assert all(_HEX32.match(h) for h in hashes.values())
 
@@ -94,6 +106,7 @@ def test_changed_groups():
 
 
 # --- blind_patch ---------------------------------------------------------------------------------------
+
 
 def test_name_change_with_all_parts():
     patch, _, groups = patch_for(FULL, {**FULL, "firstName": "Grace", "middleName": "B", "lastName": "Hopper"})
@@ -120,8 +133,17 @@ def test_clearing_the_middle_name():
 
 
 def test_address_change_by_record_id_with_full_address_composed():
-    new = {**FULL, "address": {**FULL["address"], "street": "Pine St", "streetNumber": "7", "city": "Portland",
-                               "state": "OR", "postalCode": "97201"}}
+    new = {
+        **FULL,
+        "address": {
+            **FULL["address"],
+            "street": "Pine St",
+            "streetNumber": "7",
+            "city": "Portland",
+            "state": "OR",
+            "postalCode": "97201",
+        },
+    }
     patch, customer, groups = patch_for(FULL, new)
     assert groups == ["address"]
     [address] = patch["Addresses"]
@@ -129,8 +151,13 @@ def test_address_change_by_record_id_with_full_address_composed():
     assert address["RecordId"] == customer["Addresses"][0]["RecordId"]
     assert isinstance(address["RecordId"], int)  # Int64 in Commerce, text in the ledger
     assert address["FullAddress"] == "Pine St 7\nPortland, OR 97201\nUSA"
-    assert (address["Street"], address["City"], address["State"], address["StateName"], address["ZipCode"]) == \
-        ("Pine St", "Portland", "OR", "Oregon", "97201")
+    assert (address["Street"], address["City"], address["State"], address["StateName"], address["ZipCode"]) == (
+        "Pine St",
+        "Portland",
+        "OR",
+        "Oregon",
+        "97201",
+    )
     assert address["ThreeLetterISORegionName"] == "USA"
 
 
@@ -144,32 +171,51 @@ def test_partial_address_with_missing_parts_all_known_empty():
     before = {"address": {"street": "Main St", "country": "DK"}}
     patch, customer, _ = patch_for(before, {"address": {"street": "Nørregade", "country": "DK"}})
     [address] = patch["Addresses"]
-    assert address == {"RecordId": customer["Addresses"][0]["RecordId"], "Street": "Nørregade",
-                       "ThreeLetterISORegionName": "DNK", "FullAddress": "Nørregade\nDNK"}
+    assert address == {
+        "RecordId": customer["Addresses"][0]["RecordId"],
+        "Street": "Nørregade",
+        "ThreeLetterISORegionName": "DNK",
+        "FullAddress": "Nørregade\nDNK",
+    }
 
 
 def test_a_new_address_when_the_ledger_knows_no_record_id():
-    patch, customer, groups = patch_for({"firstName": "Ada"}, {"firstName": "Ada",
-                                                               "address": {"city": "Aarhus", "country": "DK"}})
+    patch, customer, groups = patch_for(
+        {"firstName": "Ada"}, {"firstName": "Ada", "address": {"city": "Aarhus", "country": "DK"}}
+    )
     assert customer["Addresses"] == [] and groups == ["address"]
-    assert patch == {"Addresses": [{"City": "Aarhus", "ThreeLetterISORegionName": "DNK",
-                                    "FullAddress": "Aarhus\nDNK", "IsPrimary": True, "AddressTypeValue": 7}]}
+    assert patch == {
+        "Addresses": [
+            {
+                "City": "Aarhus",
+                "ThreeLetterISORegionName": "DNK",
+                "FullAddress": "Aarhus\nDNK",
+                "IsPrimary": True,
+                "AddressTypeValue": 7,
+            }
+        ]
+    }
 
 
 def test_phone_change_updates_the_known_contact_by_record_id():
     patch, customer, _ = patch_for(FULL, {**FULL, "phone": "+1 202 555 0199"})
     phone_contact = customer["Contacts"][1]
     assert phone_contact["AddressTypeValue"] == 1
-    assert patch == {"Phone": "+12025550199",
-                     "Contacts": [{"RecordId": phone_contact["RecordId"], "Value": "+12025550199"}]}
+    assert patch == {
+        "Phone": "+12025550199",
+        "Contacts": [{"RecordId": phone_contact["RecordId"], "Value": "+12025550199"}],
+    }
 
 
 def test_a_first_phone_is_a_new_contact():
-    patch, customer, _ = patch_for({"isOptedInMarketing": True},
-                                   {"isOptedInMarketing": True, "phone": "+1 202 555 0199"})
+    patch, customer, _ = patch_for(
+        {"isOptedInMarketing": True}, {"isOptedInMarketing": True, "phone": "+1 202 555 0199"}
+    )
     assert len(customer["Contacts"]) == 1
-    assert patch == {"Phone": "+12025550199", "Contacts": [
-        {"Value": "+12025550199", "AddressTypeValue": 1, "IsPrimary": True, "IsOptedInMarketing": True}]}
+    assert patch == {
+        "Phone": "+12025550199",
+        "Contacts": [{"Value": "+12025550199", "AddressTypeValue": 1, "IsPrimary": True, "IsOptedInMarketing": True}],
+    }
 
 
 def test_clearing_the_phone_sends_an_empty_phone_and_keeps_the_contact():
@@ -181,8 +227,12 @@ def test_consent_goes_to_the_email_and_phone_contacts_by_record_id():
     patch, customer, groups = patch_for(FULL, {**FULL, "isOptedInMarketing": False})
     email_contact, phone_contact = customer["Contacts"]
     assert groups == ["consent"]
-    assert patch == {"Contacts": [{"RecordId": email_contact["RecordId"], "IsOptedInMarketing": False},
-                                  {"RecordId": phone_contact["RecordId"], "IsOptedInMarketing": False}]}
+    assert patch == {
+        "Contacts": [
+            {"RecordId": email_contact["RecordId"], "IsOptedInMarketing": False},
+            {"RecordId": phone_contact["RecordId"], "IsOptedInMarketing": False},
+        ]
+    }
 
 
 def test_consent_and_phone_together_touch_the_phone_contact_once():
@@ -230,11 +280,24 @@ CROSS_CASES = {
     "consent": (FULL, {**FULL, "isOptedInMarketing": False}),
     "phone and consent": (FULL, {**FULL, "phone": "+1 202 555 0199", "isOptedInMarketing": False}),
     "profile": (FULL, {**FULL, "language": "da-DK", "currencyCode": "DKK", "customerGroup": "50"}),
-    "address": (FULL, {**FULL, "address": {**FULL["address"], "street": "Pine St", "state": "OR",
-                                           "postalCode": "97201", "city": "Portland"}}),
+    "address": (
+        FULL,
+        {
+            **FULL,
+            "address": {
+                **FULL["address"],
+                "street": "Pine St",
+                "state": "OR",
+                "postalCode": "97201",
+                "city": "Portland",
+            },
+        },
+    ),
     "address part cleared": (FULL, {**FULL, "address": {**FULL["address"], "streetNumber": None}}),
-    "partial address, rest empty": ({"address": {"street": "Main St", "country": "DK"}},
-                                    {"address": {"street": "Nørregade", "country": "DK"}}),
+    "partial address, rest empty": (
+        {"address": {"street": "Main St", "country": "DK"}},
+        {"address": {"street": "Nørregade", "country": "DK"}},
+    ),
     "first address": ({"firstName": "Ada"}, {"firstName": "Ada", "address": {"city": "Aarhus", "country": "DK"}}),
 }
 
@@ -245,8 +308,9 @@ NEW_IDS = 9_000_000_000_000  # above any id the stored customer has
 def after_patch(customer: dict, patch: dict) -> dict:
     """The customer after ``patch`` (the emulator's pure PATCH semantics), new items' ids blanked:
     they depend only on the order the items were sent in."""
-    doc, problems = apply_patch(copy.deepcopy(customer), {**patch, "AccountNumber": customer["AccountNumber"]},
-                                FakeIds(NEW_IDS))
+    doc, problems = apply_patch(
+        copy.deepcopy(customer), {**patch, "AccountNumber": customer["AccountNumber"]}, FakeIds(NEW_IDS)
+    )
     assert problems == []
     for item in doc["Addresses"] + doc["Contacts"]:
         if item["RecordId"] >= NEW_IDS:
@@ -273,19 +337,31 @@ def test_blind_patch_gives_the_customer_build_patch_gives(before, after):
     assert blind and read, (blind, read)  # every case here is a real change, patchable without a read
 
 
-_NAMES = {"firstName": ["Ada", "Grace"], "middleName": ["King", None, "B"], "lastName": ["Lovelace", "Hopper"],
-          "phone": ["+1 202 555 0142", "+1 202 555 0199", None], "isOptedInMarketing": [True, False],
-          "language": ["en-GB", "da-DK"], "currencyCode": ["GBP", "DKK"], "customerGroup": ["40", "50"]}
-_ADDRESS = {"name": ["Home", None], "street": ["Main St", "Pine St"], "streetNumber": ["12", None],
-            "city": ["Seattle", "Portland"], "county": ["KING", None], "state": ["WA", "OR", None],
-            "postalCode": ["98101", "97201", None]}
+_NAMES = {
+    "firstName": ["Ada", "Grace"],
+    "middleName": ["King", None, "B"],
+    "lastName": ["Lovelace", "Hopper"],
+    "phone": ["+1 202 555 0142", "+1 202 555 0199", None],
+    "isOptedInMarketing": [True, False],
+    "language": ["en-GB", "da-DK"],
+    "currencyCode": ["GBP", "DKK"],
+    "customerGroup": ["40", "50"],
+}
+_ADDRESS = {
+    "name": ["Home", None],
+    "street": ["Main St", "Pine St"],
+    "streetNumber": ["12", None],
+    "city": ["Seattle", "Portland"],
+    "county": ["KING", None],
+    "state": ["WA", "OR", None],
+    "postalCode": ["98101", "97201", None],
+}
 
 
 def _random_customer(rnd: random.Random) -> dict:
     customer = {k: rnd.choice(v) for k, v in _NAMES.items() if rnd.random() < 0.6}
     if rnd.random() < 0.6:
-        customer["address"] = {"country": "US", **{k: rnd.choice(v) for k, v in _ADDRESS.items()
-                                                   if rnd.random() < 0.6}}
+        customer["address"] = {"country": "US", **{k: rnd.choice(v) for k, v in _ADDRESS.items() if rnd.random() < 0.6}}
     return customer
 
 
@@ -300,6 +376,7 @@ def test_blind_patch_agrees_with_build_patch_on_random_pairs():
 
 # --- restrict: an older event narrowed to the groups it may still write -------------------------------
 
+
 def test_restrict_drops_the_fields_of_the_other_groups():
     from shared.core.commerce_bodies.groups import restrict
     from shared.core.ledger_rules import carried_groups
@@ -311,8 +388,9 @@ def test_restrict_drops_the_fields_of_the_other_groups():
     assert (only.first_name, only.is_opted_in_marketing) == ("Ada", True)
     assert (only.email, only.event_id, only.customer_account) == (ev.email, ev.event_id, ev.customer_account)
     assert set(group_hashes(only, KEY)) == {"email", "name", "consent"}
-    assert {g: h for g, h in group_hashes(ev, KEY).items() if g in {"email", "name", "consent"}} == \
-        group_hashes(only, KEY)
+    assert {g: h for g, h in group_hashes(ev, KEY).items() if g in {"email", "name", "consent"}} == group_hashes(
+        only, KEY
+    )
     assert restrict(ev, frozenset(GROUPS) - {"email"}) is ev  # nothing to drop
     bare = restrict(ev, frozenset())
     assert bare.present == ("createdDateTime", "customerAccount")  # not fields of any group
@@ -333,8 +411,9 @@ def test_a_contact_added_after_a_read_takes_the_customers_consent():
     [added] = patch["Contacts"]
     assert added["AddressTypeValue"] == 1 and added["IsOptedInMarketing"] is True
     # the event's own consent, when it carries one, wins and goes to every contact
-    patch = build_patch(copy.deepcopy(customer), event("evt-1", phone="+1 202 555 0199", isOptedInMarketing=False),
-                        mapping())
+    patch = build_patch(
+        copy.deepcopy(customer), event("evt-1", phone="+1 202 555 0199", isOptedInMarketing=False), mapping()
+    )
     assert sorted(c["IsOptedInMarketing"] for c in patch["Contacts"]) == [False, False]
     # an email contact added to a customer with only a phone contact takes that one's consent
     seeded = copy.deepcopy(stored_customer(event("evt-0", phone="+1 202 555 0142", isOptedInMarketing=True)))

@@ -1,20 +1,20 @@
 """Ingest decisions over a recording queue port (the Azurite-backed path is in tests/integration)."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from shared.core.envelope import Envelope
-from shared.usecases.ingest import IngestDeps, handle_ingest
-from shared.core.settings import load_settings
 from shared.adapters.telemetry import Telemetry
+from shared.core.envelope import Envelope
+from shared.core.settings import load_settings
+from shared.usecases.ingest import IngestDeps, handle_ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = load_settings(json.loads((ROOT / "local.settings.sample.json").read_text())["Values"])
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class RecordingQueue:
@@ -29,9 +29,13 @@ class RecordingQueue:
 
 
 def event(i: int = 1, **customer) -> dict:
-    return {"specVersion": "1.0", "eventId": f"evt-{i}", "eventType": "customer.created",
-            "occurredAt": "2026-11-26T11:59:00+01:00",
-            "customer": {"email": f"Person.{i}@Example.com", "firstName": "Ada", **customer}}
+    return {
+        "specVersion": "1.0",
+        "eventId": f"evt-{i}",
+        "eventType": "customer.created",
+        "occurredAt": "2026-11-26T11:59:00+01:00",
+        "customer": {"email": f"Person.{i}@Example.com", "firstName": "Ada", **customer},
+    }
 
 
 def ingest(body, queue=None, content_type="application/json"):
@@ -74,12 +78,15 @@ def test_all_invalid_is_a_422_problem_listing_every_field():
     assert "nope" not in result.json()
 
 
-@pytest.mark.parametrize("body, content_type, status", [
-    (b"{not json", "application/json", 400),
-    (b'"a string"', "application/json", 400),
-    (b"{}", "text/plain", 415),
-    (b"[" + b'{"a":1},' * 200_000 + b"{}]", "application/json", 413),
-])
+@pytest.mark.parametrize(
+    "body, content_type, status",
+    [
+        (b"{not json", "application/json", 400),
+        (b'"a string"', "application/json", 400),
+        (b"{}", "text/plain", 415),
+        (b"[" + b'{"a":1},' * 200_000 + b"{}]", "application/json", 413),
+    ],
+)
 def test_unusable_requests_are_refused_whole(body, content_type, status):
     result, queue = ingest(body, content_type=content_type)
     assert result.status == status

@@ -4,11 +4,20 @@ the lease it renews (and out of the other lease of an email change)."""
 
 from __future__ import annotations
 
-
 from shared.core.ledger_rules import State
 from shared.core.telemetry_names import Outcome
-from tests.unit.test_processor import (CALL_BUDGET, FULL, NEW_EMAIL, OLD_EMAIL, RecordingLedger, World, at, created,
-                                       envelope, event)
+from tests.unit.test_processor import (
+    CALL_BUDGET,
+    FULL,
+    NEW_EMAIL,
+    OLD_EMAIL,
+    RecordingLedger,
+    World,
+    at,
+    created,
+    envelope,
+    event,
+)
 
 
 class SlowRenewals(RecordingLedger):
@@ -21,8 +30,13 @@ class SlowRenewals(RecordingLedger):
 
     def write(self, entry):
         current = self.entries.get(entry.email_hash)
-        renewal = (entry.lease is not None and current is not None and current.lease is not None
-                   and current.lease.owner == entry.lease.owner and entry.lease.until > current.lease.until)
+        renewal = (
+            entry.lease is not None
+            and current is not None
+            and current.lease is not None
+            and current.lease.owner == entry.lease.owner
+            and entry.lease.until > current.lease.until
+        )
         stored = super().write(entry)
         if renewal:
             self.clock.advance(self.slow.get(entry.email_hash, 0))

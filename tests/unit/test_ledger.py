@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import count
 
 from commerce_emulator.config import DEFAULT_CONFIG
 from commerce_emulator.documents import build_customer
-from shared.core.ledger_rules import (RECENT_EVENT_IDS, Lease, LedgerEntry, OrderKey, State, Verdict, applied, judge,
-                           learn, moved, release, renew_lease, settle, take_lease, uncertain)
 from shared.core.commerce_bodies.create import build_create_body
+from shared.core.ledger_rules import (
+    RECENT_EVENT_IDS,
+    Lease,
+    LedgerEntry,
+    OrderKey,
+    State,
+    Verdict,
+    applied,
+    judge,
+    learn,
+    moved,
+    release,
+    renew_lease,
+    settle,
+    take_lease,
+    uncertain,
+)
 from shared.core.validation import validate_event
 from tests.unit.test_mapping import FULL, KEY, mapping
 
-NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
-T0 = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
 
 
 def event(event_id: str = "evt-1", at: datetime = T0, email: str = "ada@example.com", **customer):
@@ -58,14 +73,22 @@ def key(event_id: str, at: datetime = T0) -> OrderKey:
     return OrderKey(at, event_id)
 
 
-def applied_entry(last: OrderKey, *, state: State = State.APPLIED, recent: tuple[str, ...] | None = None,
-                  **kw) -> LedgerEntry:
-    return LedgerEntry("h" * 64, state=state, account_number="004000", last=last,
-                       recent_event_ids=recent if recent is not None else (last.event_id,),
-                       hashes={"email": "e1", "name": "n1"}, **kw)
+def applied_entry(
+    last: OrderKey, *, state: State = State.APPLIED, recent: tuple[str, ...] | None = None, **kw
+) -> LedgerEntry:
+    return LedgerEntry(
+        "h" * 64,
+        state=state,
+        account_number="004000",
+        last=last,
+        recent_event_ids=recent if recent is not None else (last.event_id,),
+        hashes={"email": "e1", "name": "n1"},
+        **kw,
+    )
 
 
 # --- judge -------------------------------------------------------------------------------------------
+
 
 def test_no_entry_or_no_last_event_applies():
     assert judge(None, event()) is Verdict.APPLY
@@ -98,8 +121,7 @@ def test_same_time_orders_by_event_id():
 def test_offsets_are_compared_in_utc():
     entry = applied_entry(key("evt-1", T0))
     # 11:30+02:00 is 09:30Z: older than 10:00Z even though the wall clock reads later
-    raw = {"eventId": "evt-2", "occurredAt": "2026-11-26T11:30:00+02:00",
-           "customer": {"email": "ada@example.com"}}
+    raw = {"eventId": "evt-2", "occurredAt": "2026-11-26T11:30:00+02:00", "customer": {"email": "ada@example.com"}}
     ev = validate_event(raw, now=NOW, settings=mapping(), hash_key=KEY).event
     assert judge(entry, ev) is Verdict.STALE
 
@@ -122,6 +144,7 @@ def test_force_applies_duplicates_and_stale_events():
 
 
 # --- settle and leases -------------------------------------------------------------------------------
+
 
 def test_settle_keeps_a_live_lease_untouched():
     pending = key("evt-2", T0 + timedelta(minutes=1))
@@ -174,6 +197,7 @@ def test_knows_customer():
 
 # --- uncertain ---------------------------------------------------------------------------------------
 
+
 def test_uncertain_with_a_newer_event_drops_hashes_and_becomes_last():
     entry = applied_entry(key("evt-1"), lease=Lease("w", NOW, key("evt-2", T0 + timedelta(minutes=1))))
     after = uncertain(entry, key("evt-2", T0 + timedelta(minutes=1)))
@@ -197,6 +221,7 @@ def test_uncertain_on_a_new_entry():
 
 # --- applied -----------------------------------------------------------------------------------------
 
+
 def test_applied_records_the_event_and_the_customer():
     ev = event("evt-1", **FULL)
     customer = stored_customer(ev)
@@ -205,7 +230,7 @@ def test_applied_records_the_event_and_the_customer():
     assert after.state is State.APPLIED and after.lease is None and after.account_number == "004000"
     assert after.last == OrderKey.of(ev) and after.recent_event_ids == ("evt-1",)
     assert after.hashes == {"name": "x"}
-    address, = customer["Addresses"]
+    (address,) = customer["Addresses"]
     email_contact, phone_contact = customer["Contacts"]
     assert after.address_record_id == str(address["RecordId"])
     assert after.email_contact_record_id == str(email_contact["RecordId"])
@@ -221,25 +246,36 @@ def test_applied_never_moves_last_backwards():
 
 
 def test_applied_without_a_customer_keeps_the_known_ids():
-    entry = applied_entry(key("evt-1"), address_record_id="11", email_contact_record_id="12",
-                          phone_contact_record_id="13", empty_fields=frozenset({"MiddleName"}))
-    after = applied(entry, event("evt-2", T0 + timedelta(minutes=1)), customer=None, account_number="004000",
-                    hashes={"email": "e2"})
-    assert (after.address_record_id, after.email_contact_record_id, after.phone_contact_record_id) == \
-        ("11", "12", "13")
+    entry = applied_entry(
+        key("evt-1"),
+        address_record_id="11",
+        email_contact_record_id="12",
+        phone_contact_record_id="13",
+        empty_fields=frozenset({"MiddleName"}),
+    )
+    after = applied(
+        entry, event("evt-2", T0 + timedelta(minutes=1)), customer=None, account_number="004000", hashes={"email": "e2"}
+    )
+    assert (after.address_record_id, after.email_contact_record_id, after.phone_contact_record_id) == ("11", "12", "13")
     assert after.empty_fields == {"MiddleName"} and after.hashes == {"email": "e2"}
 
 
 def test_applied_keeps_at_most_the_latest_recent_ids_without_repeats():
     entry = LedgerEntry("h" * 64)
     for i in range(RECENT_EVENT_IDS + 5):
-        entry = applied(entry, event(f"evt-{i:02d}", T0 + timedelta(seconds=i)), customer=None,
-                        account_number="1", hashes={})
+        entry = applied(
+            entry, event(f"evt-{i:02d}", T0 + timedelta(seconds=i)), customer=None, account_number="1", hashes={}
+        )
     assert len(entry.recent_event_ids) == RECENT_EVENT_IDS == 16
     assert entry.recent_event_ids[-1] == f"evt-{RECENT_EVENT_IDS + 4:02d}"
     assert entry.recent_event_ids[0] == "evt-05"
-    again = applied(entry, event("evt-10", T0 + timedelta(seconds=10)), customer=None, account_number="1",
-                    hashes={}, )
+    again = applied(
+        entry,
+        event("evt-10", T0 + timedelta(seconds=10)),
+        customer=None,
+        account_number="1",
+        hashes={},
+    )
     assert again.recent_event_ids.count("evt-10") == 1 and again.recent_event_ids[-1] == "evt-10"
     assert len(again.recent_event_ids) == 16
 
@@ -252,9 +288,11 @@ def test_applied_clears_a_tombstone():
 
 # --- learn -------------------------------------------------------------------------------------------
 
+
 def test_learn_from_a_customer_with_missing_parts():
-    ev = event("evt-1", firstName="Ada", lastName="Lovelace",
-               address={"street": "Main St", "city": "Aarhus", "country": "DK"})
+    ev = event(
+        "evt-1", firstName="Ada", lastName="Lovelace", address={"street": "Main St", "city": "Aarhus", "country": "DK"}
+    )
     customer = stored_customer(ev)
     learned = learn(customer)
     assert learned["empty_fields"] == {"MiddleName", "StreetNumber", "State", "ZipCode", "PhoneExt"}
@@ -277,14 +315,28 @@ def test_learn_an_async_customer():
 
 def test_learn_picks_primary_items_by_type():
     customer = {
-        "FirstName": "A", "MiddleName": "", "LastName": "B", "IsAsyncCustomer": False,
-        "Addresses": [{"RecordId": 1, "IsPrimary": False, "Street": "x"},
-                      {"RecordId": 2, "IsPrimary": True, "Street": "y", "StreetNumber": "", "City": "c",
-                       "State": "s", "ZipCode": "z"}],
-        "Contacts": [{"RecordId": 10, "AddressTypeValue": 1, "IsPrimary": False},
-                     {"RecordId": 11, "AddressTypeValue": 2, "IsPrimary": False},
-                     {"RecordId": 12, "AddressTypeValue": 1, "IsPrimary": True},
-                     {"RecordId": 0, "AddressTypeValue": 2, "IsPrimary": True}],
+        "FirstName": "A",
+        "MiddleName": "",
+        "LastName": "B",
+        "IsAsyncCustomer": False,
+        "Addresses": [
+            {"RecordId": 1, "IsPrimary": False, "Street": "x"},
+            {
+                "RecordId": 2,
+                "IsPrimary": True,
+                "Street": "y",
+                "StreetNumber": "",
+                "City": "c",
+                "State": "s",
+                "ZipCode": "z",
+            },
+        ],
+        "Contacts": [
+            {"RecordId": 10, "AddressTypeValue": 1, "IsPrimary": False},
+            {"RecordId": 11, "AddressTypeValue": 2, "IsPrimary": False},
+            {"RecordId": 12, "AddressTypeValue": 1, "IsPrimary": True},
+            {"RecordId": 0, "AddressTypeValue": 2, "IsPrimary": True},
+        ],
     }
     learned = learn(customer)
     assert learned["address_record_id"] == "2"
@@ -295,9 +347,9 @@ def test_learn_picks_primary_items_by_type():
 
 # --- moved -------------------------------------------------------------------------------------------
 
+
 def test_moved_leaves_a_tombstone_that_makes_older_events_stale():
-    entry = applied_entry(key("evt-1"), address_record_id="11", lease=Lease("me", NOW, key("evt-2")),
-                          etag="e7")
+    entry = applied_entry(key("evt-1"), address_record_id="11", lease=Lease("me", NOW, key("evt-2")), etag="e7")
     move = event("evt-2", T0 + timedelta(minutes=1), email="new@example.com", previousEmail="ada@example.com")
     tomb = moved(entry, OrderKey.of(move), move.email_hash)
     assert tomb.state is State.MOVED and tomb.moved_to == move.email_hash and tomb.etag == "e7"
@@ -320,23 +372,35 @@ def test_order_key_orders_by_time_then_id():
 
 # --- the table entity (shared.adapters.ledger_table's pure half) --------------------------------------------------
 
+
 def full_entry() -> LedgerEntry:
     return LedgerEntry(
-        "a" * 64, state=State.UNCERTAIN, account_number="004075", is_async=True, address_record_id="5637144577",
-        email_contact_record_id="5637144578", phone_contact_record_id="5637144579",
-        last=OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=timezone.utc), "évt/1 ?#"),
-        recent_event_ids=("a", "évt/1 ?#", "c" * 128), hashes={"email": "0" * 32, "name": "1" * 32},
+        "a" * 64,
+        state=State.UNCERTAIN,
+        account_number="004075",
+        is_async=True,
+        address_record_id="5637144577",
+        email_contact_record_id="5637144578",
+        phone_contact_record_id="5637144579",
+        last=OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC), "évt/1 ?#"),
+        recent_event_ids=("a", "évt/1 ?#", "c" * 128),
+        hashes={"email": "0" * 32, "name": "1" * 32},
         empty_fields=frozenset({"MiddleName", "ZipCode"}),
         lease=Lease("worker-1", NOW + timedelta(seconds=120), OrderKey(T0 + timedelta(minutes=1), "evt-2")),
-        moved_to="b" * 64, moved_from="c" * 64)
+        moved_to="b" * 64,
+        moved_from="c" * 64,
+    )
 
 
 def test_entity_round_trip_keeps_every_field():
     from shared.adapters.ledger_table import from_entity, to_entity
 
-    for entry in (full_entry(), LedgerEntry("d" * 64),
-                  replace(full_entry(), lease=Lease("w", NOW, None), state=State.MOVED),
-                  applied_entry(key("evt-1"))):
+    for entry in (
+        full_entry(),
+        LedgerEntry("d" * 64),
+        replace(full_entry(), lease=Lease("w", NOW, None), state=State.MOVED),
+        applied_entry(key("evt-1")),
+    ):
         entity = to_entity(entry)
         assert entity["PartitionKey"] == entry.email_hash and entity["RowKey"] == "ledger"
         assert all(isinstance(v, (str, bool)) for v in entity.values())  # no Int64 / datetime typing
@@ -350,8 +414,9 @@ def test_entity_holds_no_personal_data():
 
     ev = event("evt-1", **FULL)
     customer = stored_customer(ev)
-    entry = applied(LedgerEntry(ev.email_hash), ev, customer=customer, account_number="004000",
-                    hashes={"name": "x" * 32})
+    entry = applied(
+        LedgerEntry(ev.email_hash), ev, customer=customer, account_number="004000", hashes={"name": "x" * 32}
+    )
     text = repr(to_entity(entry)).lower()
     for value in ("ada", "lovelace", "example.com", "2025550142", "seattle", "98101"):
         assert value not in text
@@ -360,8 +425,9 @@ def test_entity_holds_no_personal_data():
 def test_entity_of_an_older_row_without_pending_or_state_reads():
     from shared.adapters.ledger_table import from_entity
 
-    entry = from_entity({"PartitionKey": "e" * 64, "RowKey": "ledger", "LeaseOwner": "w",
-                         "LeaseUntil": NOW.isoformat()})
+    entry = from_entity(
+        {"PartitionKey": "e" * 64, "RowKey": "ledger", "LeaseOwner": "w", "LeaseUntil": NOW.isoformat()}
+    )
     assert entry.state is State.NEW and entry.lease == Lease("w", NOW, None) and entry.last is None
     assert entry.hashes == {} and entry.recent_event_ids == () and entry.empty_fields == frozenset()
 
@@ -390,13 +456,19 @@ def test_expect_change_marks_only_where_the_change_can_still_matter():
 from shared.core.ledger_rules import ORDERED_GROUPS, Judgement, assess, carried_groups  # noqa: E402
 
 
-def grouped_entry(keys: dict[str, OrderKey], *, state: State = State.APPLIED, unsure=frozenset(),
-                  **kw) -> LedgerEntry:
+def grouped_entry(keys: dict[str, OrderKey], *, state: State = State.APPLIED, unsure=frozenset(), **kw) -> LedgerEntry:
     """An entry written since groups are ordered on their own: ``keys`` per group, last = the newest,
     the events of the groups not ``unsure`` among the recent ids (an uncertain write adds none)."""
-    return LedgerEntry("h" * 64, state=state, account_number="004000", last=max(keys.values()),
-                       recent_event_ids=tuple(sorted({k.event_id for g, k in keys.items() if g not in unsure})),
-                       group_keys=keys, uncertain_groups=frozenset(unsure), **kw)
+    return LedgerEntry(
+        "h" * 64,
+        state=state,
+        account_number="004000",
+        last=max(keys.values()),
+        recent_event_ids=tuple(sorted({k.event_id for g, k in keys.items() if g not in unsure})),
+        group_keys=keys,
+        uncertain_groups=frozenset(unsure),
+        **kw,
+    )
 
 
 NAME = dict(firstName="Grace", middleName=None, lastName="Hopper")
@@ -406,8 +478,7 @@ ADDRESS = dict(address={"street": "Pine St", "city": "Seattle", "country": "US"}
 def test_carried_groups_never_include_the_email():
     assert carried_groups(event()) == frozenset()
     assert carried_groups(event(middleName=None, isOptedInMarketing=True)) == {"name", "consent"}
-    assert carried_groups(event(**FULL)) == set(ORDERED_GROUPS) == {"name", "phone", "profile", "consent",
-                                                                    "address"}
+    assert carried_groups(event(**FULL)) == set(ORDERED_GROUPS) == {"name", "phone", "profile", "consent", "address"}
 
 
 def test_an_older_event_applies_only_the_groups_no_newer_event_wrote():
@@ -429,8 +500,9 @@ def test_an_older_event_whose_groups_were_all_written_since_is_stale():
 
 def test_a_group_never_written_is_fresh_for_any_event():
     entry = grouped_entry({"name": key("evt-9", T0 + timedelta(hours=1))})
-    assert assess(entry, event("evt-1", T0, isOptedInMarketing=True, **NAME)) == \
-        Judgement(Verdict.APPLY, frozenset({"consent"}))
+    assert assess(entry, event("evt-1", T0, isOptedInMarketing=True, **NAME)) == Judgement(
+        Verdict.APPLY, frozenset({"consent"})
+    )
 
 
 def test_same_instant_events_touching_different_groups_both_apply():
@@ -453,9 +525,10 @@ def test_duplicates_stay_per_event_id():
 
 
 def test_an_email_change_is_ordered_as_a_whole():
-    entry = grouped_entry({"address": key("evt-7", T0 + timedelta(minutes=6))}, )
-    change = event("evt-6", T0 + timedelta(minutes=5), email="ada@example.com", previousEmail="old@example.com",
-                   **NAME)
+    entry = grouped_entry(
+        {"address": key("evt-7", T0 + timedelta(minutes=6))},
+    )
+    change = event("evt-6", T0 + timedelta(minutes=5), email="ada@example.com", previousEmail="old@example.com", **NAME)
     assert assess(entry, change) == Judgement(Verdict.STALE)  # its name group is fresh, but it moves the entry
     newer = event("evt-8", T0 + timedelta(minutes=8), previousEmail="old@example.com", **NAME)
     assert assess(entry, newer) == Judgement(Verdict.APPLY, frozenset({"name"}))
@@ -470,20 +543,27 @@ def test_an_uncertain_write_counts_for_the_groups_it_carried_and_only_its_event_
     e1, e7 = key("evt-1"), key("evt-7", T0 + timedelta(minutes=6))
     entry = grouped_entry({**dict.fromkeys(ORDERED_GROUPS, e1), "address": e7})
     e6 = event("evt-6", T0 + timedelta(minutes=5), **NAME, isOptedInMarketing=False)
-    after = uncertain(take_lease(entry, "w", NOW, 120, OrderKey.of(e6), groups=frozenset({"name", "consent"})),
-                      OrderKey.of(e6), frozenset({"name", "consent"}))
+    after = uncertain(
+        take_lease(entry, "w", NOW, 120, OrderKey.of(e6), groups=frozenset({"name", "consent"})),
+        OrderKey.of(e6),
+        frozenset({"name", "consent"}),
+    )
     assert after.state is State.APPLIED and after.last == e7 and after.hashes == {}  # e7 is still the last
-    assert after.group_keys == {**dict.fromkeys(ORDERED_GROUPS, e1), "address": e7,
-                                "name": OrderKey.of(e6), "consent": OrderKey.of(e6)}
+    assert after.group_keys == {
+        **dict.fromkeys(ORDERED_GROUPS, e1),
+        "address": e7,
+        "name": OrderKey.of(e6),
+        "consent": OrderKey.of(e6),
+    }
     assert after.uncertain_groups == {"name", "consent"}
     # e6 itself retries both; an older event for those groups is stale, for the others it still applies
     assert assess(after, e6) == Judgement(Verdict.APPLY, frozenset({"name", "consent"}))
     assert judge(after, event("evt-5", T0 + timedelta(minutes=4), **NAME)) is Verdict.STALE
-    assert assess(after, event("evt-5", T0 + timedelta(minutes=4), **NAME, phone="+1 202 555 0199")) == \
-        Judgement(Verdict.APPLY, frozenset({"phone"}))
+    assert assess(after, event("evt-5", T0 + timedelta(minutes=4), **NAME, phone="+1 202 555 0199")) == Judgement(
+        Verdict.APPLY, frozenset({"phone"})
+    )
     # once e6 is applied, its groups are certain and it is a duplicate
-    done = applied(after, e6, customer=None, account_number="004000", hashes={}, groups=frozenset({"name",
-                                                                                                   "consent"}))
+    done = applied(after, e6, customer=None, account_number="004000", hashes={}, groups=frozenset({"name", "consent"}))
     assert done.uncertain_groups == frozenset() and done.last == e7 and done.state is State.APPLIED
     assert judge(done, e6) is Verdict.DUPLICATE
 
@@ -492,21 +572,24 @@ def test_a_newer_write_of_an_uncertain_group_makes_it_certain():
     e3 = key("evt-3", T0 + timedelta(minutes=3))
     entry = grouped_entry({"consent": e3, "name": e3}, state=State.UNCERTAIN, unsure={"consent", "name"})
     e4 = event("evt-4", T0 + timedelta(minutes=4), isOptedInMarketing=True)
-    after = applied(entry, e4, customer=None, account_number="004000", hashes={"consent": "c"},
-                    groups=frozenset({"consent"}))
+    after = applied(
+        entry, e4, customer=None, account_number="004000", hashes={"consent": "c"}, groups=frozenset({"consent"})
+    )
     assert after.state is State.APPLIED and after.uncertain_groups == {"name"}
     assert after.group_keys["consent"] == OrderKey.of(e4) and after.group_keys["name"] == e3
     # evt-3 is retried for its name only
-    assert assess(after, event("evt-3", T0 + timedelta(minutes=3), isOptedInMarketing=False, **NAME)) == \
-        Judgement(Verdict.APPLY, frozenset({"name"}))
+    assert assess(after, event("evt-3", T0 + timedelta(minutes=3), isOptedInMarketing=False, **NAME)) == Judgement(
+        Verdict.APPLY, frozenset({"name"})
+    )
 
 
 def test_an_older_event_applied_while_the_last_write_is_unknown_leaves_the_entry_uncertain():
     e3 = key("evt-3", T0 + timedelta(minutes=3))
     entry = grouped_entry({"consent": e3}, state=State.UNCERTAIN, unsure={"consent"})
     older = event("evt-1", T0, **NAME)
-    after = applied(entry, older, customer=None, account_number="004000", hashes={"name": "n"},
-                    groups=frozenset({"name"}))
+    after = applied(
+        entry, older, customer=None, account_number="004000", hashes={"name": "n"}, groups=frozenset({"name"})
+    )
     assert after.state is State.UNCERTAIN and after.last == e3 and after.hashes == {}
     assert after.group_keys == {"consent": e3, "name": OrderKey.of(older)}
     assert judge(after, event("evt-3", T0 + timedelta(minutes=3), isOptedInMarketing=True)) is Verdict.APPLY
@@ -539,12 +622,29 @@ def test_an_entry_written_before_group_keys_reads_every_group_at_its_last_event(
 
     last = OrderKey(T0 + timedelta(minutes=5), "evt-5")
     # an entity exactly as the previous version stored it: no GroupKeys, UncertainGroups, PendingGroups
-    old = {"PartitionKey": "f" * 64, "RowKey": "ledger", "State": "applied", "AccountNumber": "004000",
-           "IsAsync": False, "AddressRecordId": "11", "EmailContactRecordId": "12", "PhoneContactRecordId": "",
-           "LastOccurredAt": last.occurred_at.isoformat(), "LastEventId": "evt-5",
-           "RecentEventIds": '["evt-1", "evt-5"]', "Hashes": '{"email": "e", "name": "n"}', "EmptyFields": "",
-           "LeaseOwner": "", "LeaseUntil": "", "PendingOccurredAt": "", "PendingEventId": "", "MovedTo": "",
-           "MovedFrom": "", "MovedFromOccurredAt": "", "MovedFromEventId": ""}
+    old = {
+        "PartitionKey": "f" * 64,
+        "RowKey": "ledger",
+        "State": "applied",
+        "AccountNumber": "004000",
+        "IsAsync": False,
+        "AddressRecordId": "11",
+        "EmailContactRecordId": "12",
+        "PhoneContactRecordId": "",
+        "LastOccurredAt": last.occurred_at.isoformat(),
+        "LastEventId": "evt-5",
+        "RecentEventIds": '["evt-1", "evt-5"]',
+        "Hashes": '{"email": "e", "name": "n"}',
+        "EmptyFields": "",
+        "LeaseOwner": "",
+        "LeaseUntil": "",
+        "PendingOccurredAt": "",
+        "PendingEventId": "",
+        "MovedTo": "",
+        "MovedFrom": "",
+        "MovedFromOccurredAt": "",
+        "MovedFromEventId": "",
+    }
     entry = from_entity(old)
     assert entry.group_keys is None and entry.keys() == dict.fromkeys(ORDERED_GROUPS, last)
     assert entry.unsure() == frozenset()
@@ -553,17 +653,26 @@ def test_an_entry_written_before_group_keys_reads_every_group_at_its_last_event(
     newer = event("evt-6", T0 + timedelta(minutes=6), **NAME)
     after = applied(entry, newer, customer=None, account_number="004000", hashes={"email": "e", "name": "n2"})
     assert after.group_keys == {**dict.fromkeys(ORDERED_GROUPS, last), "name": OrderKey.of(newer)}
-    assert assess(after, event("evt-5b", T0 + timedelta(minutes=5, seconds=1), **NAME, phone="+1 202 555 0199")) \
-        == Judgement(Verdict.APPLY, frozenset({"phone"}))
+    assert assess(
+        after, event("evt-5b", T0 + timedelta(minutes=5, seconds=1), **NAME, phone="+1 202 555 0199")
+    ) == Judgement(Verdict.APPLY, frozenset({"phone"}))
     # an old uncertain entry: every group is uncertain at its last event, which retries them all
     old_uncertain = from_entity({**old, "State": "uncertain", "Hashes": "{}"})
     assert old_uncertain.unsure() == set(ORDERED_GROUPS)
-    assert assess(old_uncertain, event("evt-5", last.occurred_at, **FULL)) == \
-        Judgement(Verdict.APPLY, frozenset(ORDERED_GROUPS))
+    assert assess(old_uncertain, event("evt-5", last.occurred_at, **FULL)) == Judgement(
+        Verdict.APPLY, frozenset(ORDERED_GROUPS)
+    )
     assert judge(old_uncertain, event("evt-4", T0 + timedelta(minutes=4), **FULL)) is Verdict.STALE
     # a lease taken by the previous version (no PendingGroups) folds every group
-    leased = from_entity({**old, "LeaseOwner": "w", "LeaseUntil": NOW.isoformat(),
-                          "PendingOccurredAt": (T0 + timedelta(minutes=6)).isoformat(), "PendingEventId": "evt-6"})
+    leased = from_entity(
+        {
+            **old,
+            "LeaseOwner": "w",
+            "LeaseUntil": NOW.isoformat(),
+            "PendingOccurredAt": (T0 + timedelta(minutes=6)).isoformat(),
+            "PendingEventId": "evt-6",
+        }
+    )
     assert leased.lease.groups is None and settle(leased, NOW).unsure() == set(ORDERED_GROUPS)
 
 
@@ -576,11 +685,11 @@ def test_applied_records_the_groups_it_wrote_and_never_moves_a_group_back():
 
 
 def test_an_applied_email_change_and_a_tombstone_order_every_group_at_the_change():
-    change = event("evt-5", T0 + timedelta(minutes=5), email="new@example.com", previousEmail="ada@example.com",
-                   **NAME)
+    change = event("evt-5", T0 + timedelta(minutes=5), email="new@example.com", previousEmail="ada@example.com", **NAME)
     key5 = OrderKey.of(change)
-    new = applied(LedgerEntry(change.email_hash), change, customer=None, account_number="004000", hashes={},
-                  moved_at=key5)
+    new = applied(
+        LedgerEntry(change.email_hash), change, customer=None, account_number="004000", hashes={}, moved_at=key5
+    )
     assert new.group_keys == dict.fromkeys(ORDERED_GROUPS, key5)
     assert judge(new, event("evt-4", T0 + timedelta(minutes=4), email="new@example.com", **FULL)) is Verdict.STALE
     old = grouped_entry({"address": key("evt-1")})
@@ -592,11 +701,16 @@ def test_an_applied_email_change_and_a_tombstone_order_every_group_at_the_change
 def test_entity_round_trip_keeps_group_keys_uncertain_groups_and_pending_groups():
     from shared.adapters.ledger_table import from_entity, to_entity
 
-    keys = {"name": OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=timezone.utc), "évt/1 ?#"),
-            "consent": key("evt-2", T0 + timedelta(minutes=1))}
-    for entry in (grouped_entry(keys, unsure={"consent"}), LedgerEntry("d" * 64, group_keys={}),
-                  replace(full_entry(), group_keys=keys, lease=Lease("w", NOW, key("evt-3"), frozenset())),
-                  replace(full_entry(), lease=Lease("w", NOW, key("evt-3"), frozenset({"phone", "name"})))):
+    keys = {
+        "name": OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC), "évt/1 ?#"),
+        "consent": key("evt-2", T0 + timedelta(minutes=1)),
+    }
+    for entry in (
+        grouped_entry(keys, unsure={"consent"}),
+        LedgerEntry("d" * 64, group_keys={}),
+        replace(full_entry(), group_keys=keys, lease=Lease("w", NOW, key("evt-3"), frozenset())),
+        replace(full_entry(), lease=Lease("w", NOW, key("evt-3"), frozenset({"phone", "name"}))),
+    ):
         entity = to_entity(entry)
         assert all(isinstance(v, (str, bool)) for v in entity.values())
         assert from_entity(entity) == entry

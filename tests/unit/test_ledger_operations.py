@@ -12,11 +12,10 @@ from datetime import timedelta
 import pytest
 
 from shared.core.ledger_rules import Lease, LedgerConflict, OrderKey, State
-from shared.usecases.processor import EntryPresence, process_message
 from shared.core.telemetry_names import Outcome
+from shared.usecases.processor import EntryPresence, process_message
 from tests.unit.test_ledger import event
-from tests.unit.test_processor import (FULL, NOW, OLD_EMAIL, RecordingLedger, World, at, created, envelope,
-                                       simulate)
+from tests.unit.test_processor import FULL, NOW, OLD_EMAIL, RecordingLedger, World, at, created, envelope, simulate
 
 
 class OpsLedger(RecordingLedger):
@@ -68,6 +67,7 @@ def ops_of(world: World, ev) -> list[tuple[str, bool]]:
 
 
 # --- a new email: the insert takes the lease -------------------------------------------------------------
+
 
 def test_a_new_email_costs_an_insert_with_the_lease_and_the_record(world):
     world.deps.presence = Always(True)
@@ -129,6 +129,7 @@ def test_a_guessed_new_email_change_takes_both_leases_as_before(world):
 
 
 # --- an event with nothing to write: one conditional replace, no lease -----------------------------------
+
 
 def test_unchanged_data_costs_a_read_and_one_replace_and_never_leases(world):
     created(world)
@@ -221,7 +222,9 @@ def test_an_older_events_unchanged_fresh_groups_are_recorded_for_those_groups_on
     result, ops = ops_of(world, event("evt-5", at(5), **FULL))  # older: its name, phone... are fresh
     assert result.outcome is Outcome.UNCHANGED and [op for op, _ in ops] == ["read", "replace"]
     entry = world.entry(event("x", at(0), **FULL).email_hash)
-    assert entry.group_keys["address"] == OrderKey(at(9), "evt-9") and entry.group_keys["name"] == OrderKey(at(5), "evt-5")
+    assert entry.group_keys["address"] == OrderKey(at(9), "evt-9") and entry.group_keys["name"] == OrderKey(
+        at(5), "evt-5"
+    )
     assert entry.last == OrderKey(at(9), "evt-9")
 
 
@@ -234,6 +237,7 @@ def test_a_forced_replay_still_takes_the_lease_and_reads(world):
 
 
 # --- the guess itself --------------------------------------------------------------------------------------
+
 
 def test_the_guess_starts_open_and_follows_what_unseen_emails_turned_out_to_be():
     presence, ev = EntryPresence(), event("evt-1", at(0), **FULL)
@@ -267,6 +271,7 @@ def test_the_guess_remembers_a_bounded_number_of_emails():
 
 
 # --- the randomized deliveries of test_processor, with every first operation an insert -------------------
+
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_deliveries_end_in_the_latest_data_when_every_first_operation_is_an_insert(seed):

@@ -19,8 +19,7 @@ from shared.core.normalise.invalid import Invalid
 from shared.core.normalise.phone import Phone, normalise_phone
 from shared.core.normalise.postal import MAX_POSTAL_CODE, normalise_postal_code, rules_for
 
-TYPES = [t for name, t in vars(Type).items() if name.isupper() and t not in (Type.UNKNOWN,
-                                                                             Type.FIXED_LINE_OR_MOBILE)]
+TYPES = [t for name, t in vars(Type).items() if name.isupper() and t not in (Type.UNKNOWN, Type.FIXED_LINE_OR_MOBILE)]
 
 
 def report(capsys, line: str) -> None:
@@ -48,17 +47,19 @@ def forms(region: str | None, number) -> list[tuple[str, str, str | None, str | 
     international = phonenumbers.format_number(number, Fmt.INTERNATIONAL)
     e164 = phonenumbers.format_number(number, Fmt.E164)
     tel = phonenumbers.format_number(number, Fmt.RFC3966)
-    out = [("international", international, None, None), ("E.164", e164, None, None),
-           ("00-prefixed", "00 " + international[1:], "DE", None),  # DE dials abroad with 00
-           ("011-prefixed", "011 " + international[1:], "US", None),  # North America with 011
-           ("tel: URI", tel, None, None),
-           ("international + ext.", international + " ext. 12", None, "12"),
-           ("international + x", international + " x12", None, "12"),
-           ("tel: URI + ;ext=", tel + ";ext=12", None, "12")]
+    out = [
+        ("international", international, None, None),
+        ("E.164", e164, None, None),
+        ("00-prefixed", "00 " + international[1:], "DE", None),  # DE dials abroad with 00
+        ("011-prefixed", "011 " + international[1:], "US", None),  # North America with 011
+        ("tel: URI", tel, None, None),
+        ("international + ext.", international + " ext. 12", None, "12"),
+        ("international + x", international + " x12", None, "12"),
+        ("tel: URI + ;ext=", tel + ";ext=12", None, "12"),
+    ]
     if region is not None:
         national = phonenumbers.format_number(number, Fmt.NATIONAL)
-        out += [("national", national, region, None),
-                ("national + ext.", national + " ext. 12", region, "12")]
+        out += [("national", national, region, None), ("national + ext.", national + " ext. 12", region, "12")]
     return out
 
 
@@ -79,9 +80,12 @@ def test_every_phonenumbers_example_in_every_form(capsys):
                 counts[form] += 1
             else:
                 failures.append((region, form, text, result))
-    report(capsys, f"{total} phonenumbers example numbers ({len(phonenumbers.SUPPORTED_REGIONS)} "
-                   f"regions and the non-geographic networks): {sum(counts.values())} forms right, "
-                   f"{len(failures)} wrong or refused; by form: {dict(sorted(counts.items()))}")
+    report(
+        capsys,
+        f"{total} phonenumbers example numbers ({len(phonenumbers.SUPPORTED_REGIONS)} "
+        f"regions and the non-geographic networks): {sum(counts.values())} forms right, "
+        f"{len(failures)} wrong or refused; by form: {dict(sorted(counts.items()))}",
+    )
     assert failures == []
 
 
@@ -100,10 +104,16 @@ def test_vanity_numbers_stay_refused():
 def postal_forms(alpha2: str, example: str) -> set[str]:
     rules = rules_for(alpha2)
     compact = "".join(c for c in example if c.isalnum())
-    loose = {example, example.lower(), compact, compact.lower(), f"  {example.replace(' ', '  ')} ",
-             example.replace(" ", "-") if " " in example else example.replace("-", " ")}
+    loose = {
+        example,
+        example.lower(),
+        compact,
+        compact.lower(),
+        f"  {example.replace(' ', '  ')} ",
+        example.replace(" ", "-") if " " in example else example.replace("-", " "),
+    }
     if rules.prefix and example.startswith(rules.prefix):
-        loose.add(example[len(rules.prefix):].lstrip("- "))  # the prefix left out
+        loose.add(example[len(rules.prefix) :].lstrip("- "))  # the prefix left out
     for prefix in rules.optional_prefixes:
         loose |= {f"{prefix}-{example}", f"{prefix} {example}", f"{prefix.lower()}{compact}"}
     return loose
@@ -131,9 +141,12 @@ def test_every_postal_example_in_loose_and_canonical_forms(capsys):
                 if result != expected:
                     failures.append((country.alpha_2, example, text, result))
     n_examples = sum(len(rules_for(c.alpha_2).examples) for c in pycountry.countries)
-    report(capsys, f"{n_examples} libaddressinput postal examples of {countries} countries: "
-                   f"{tuples} loose and canonical forms, {tuples - len(failures)} stored in the "
-                   f"canonical form, {len(failures)} not")
+    report(
+        capsys,
+        f"{n_examples} libaddressinput postal examples of {countries} countries: "
+        f"{tuples} loose and canonical forms, {tuples - len(failures)} stored in the "
+        f"canonical form, {len(failures)} not",
+    )
     assert failures == []
 
 

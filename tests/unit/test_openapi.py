@@ -10,8 +10,7 @@ from tools import openapi
 
 
 def test_committed_document_matches_the_models():
-    assert openapi.DOCUMENT.read_text(encoding="utf-8") == openapi.render(), \
-        "run: python -m tools.openapi --write"
+    assert openapi.DOCUMENT.read_text(encoding="utf-8") == openapi.render(), "run: python -m tools.openapi --write"
 
 
 def test_check_mode_exit_codes(tmp_path, monkeypatch):
@@ -45,8 +44,7 @@ def test_structure():
     assert post["responses"]["503"]["content"]["application/problem+json"]
     assert "get" in doc["paths"]["/api/health"]
     schemes = doc["components"]["securitySchemes"]
-    assert {(s["in"], s["name"]) for s in schemes.values()} == {("header", "x-functions-key"),
-                                                               ("query", "code")}
+    assert {(s["in"], s["name"]) for s in schemes.values()} == {("header", "x-functions-key"), ("query", "code")}
     assert doc["security"]
     schemas = doc["components"]["schemas"]
     for ref in _refs(doc):

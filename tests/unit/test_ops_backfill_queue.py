@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import json
 
+from shared.core.envelope import MAX_MESSAGE_BYTES
 from shared.usecases import backfill
 from shared.usecases.backfill import BackfillDeps, BackfillGate, Packer, pack, unpack
-from shared.core.envelope import MAX_MESSAGE_BYTES
 
 
 def envelope(i: int, size: int = 0) -> str:
@@ -58,10 +58,19 @@ class Clock:
 
 def deps(monkeypatch, *, limit=1, step=0.0, budget=100.0):
     processed, sent = [], []
-    monkeypatch.setattr(backfill, "process_message",
-                        lambda body, count, _deps: processed.append((json.loads(body)["event"]["eventId"], count)))
-    d = BackfillDeps(processor=None, gate=BackfillGate(limit), send=lambda text, delay: sent.append((text, delay)),
-                     budget_seconds=budget, slot_wait_seconds=0.01, monotonic=Clock(step))
+    monkeypatch.setattr(
+        backfill,
+        "process_message",
+        lambda body, count, _deps: processed.append((json.loads(body)["event"]["eventId"], count)),
+    )
+    d = BackfillDeps(
+        processor=None,
+        gate=BackfillGate(limit),
+        send=lambda text, delay: sent.append((text, delay)),
+        budget_seconds=budget,
+        slot_wait_seconds=0.01,
+        monotonic=Clock(step),
+    )
     return d, processed, sent
 
 

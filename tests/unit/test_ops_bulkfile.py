@@ -5,21 +5,32 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from shared.core.bulkfile import (FileFormatError, check, detect_format, event_id, file_digest, mapping_from_file,
-                             mapping_from_pairs, parse_as_of, read_records)
+from shared.core.bulkfile import (
+    FileFormatError,
+    check,
+    detect_format,
+    event_id,
+    file_digest,
+    mapping_from_file,
+    mapping_from_pairs,
+    parse_as_of,
+    read_records,
+)
 from shared.core.settings import load_settings
 
-AS_OF = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 SETTINGS = load_settings(json.loads(open("local.settings.sample.json").read())["Values"])
-SHOPIFY = ("Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address Company,"
-           "Default Address Address1,Default Address Address2,Default Address City,Default Address Province Code,"
-           "Default Address Country Code,Default Address Zip,Default Address Phone,Phone,Accepts SMS Marketing,"
-           "Total Spent,Total Orders,Note,Tax Exempt,Tags\n")
+SHOPIFY = (
+    "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address Company,"
+    "Default Address Address1,Default Address Address2,Default Address City,Default Address Province Code,"
+    "Default Address Country Code,Default Address Zip,Default Address Phone,Phone,Accepts SMS Marketing,"
+    "Total Spent,Total Orders,Note,Tax Exempt,Tags\n"
+)
 
 
 def records(path, **kwargs):
@@ -27,22 +38,36 @@ def records(path, **kwargs):
 
 
 def checked(path, **kwargs):
-    return [check(r, now=NOW, settings=SETTINGS.mapping, hash_key=SETTINGS.email_hash_key)
-            for r in records(path, **kwargs)]
+    return [
+        check(r, now=NOW, settings=SETTINGS.mapping, hash_key=SETTINGS.email_hash_key) for r in records(path, **kwargs)
+    ]
 
 
 def test_a_shopify_export_maps_to_the_contract(tmp_path):
     path = tmp_path / "customers_export.csv"
-    path.write_text(SHOPIFY + '1,Ada,Lovelace,ADA@example.com,yes,Analytical Ltd,1 Main St,Apt 2,Ottawa,ON,CA,'
-                    "'K1A 0B1,'+16135550101,,no,12.00,3,\"a note, with a comma\",no,vip\n"
-                    "2,Bob,,bob@example.com,no,,,,,,,,,,no,0,0,,no,\n", encoding="utf-8")
+    path.write_text(
+        SHOPIFY + '1,Ada,Lovelace,ADA@example.com,yes,Analytical Ltd,1 Main St,Apt 2,Ottawa,ON,CA,'
+        "'K1A 0B1,'+16135550101,,no,12.00,3,\"a note, with a comma\",no,vip\n"
+        "2,Bob,,bob@example.com,no,,,,,,,,,,no,0,0,,no,\n",
+        encoding="utf-8",
+    )
     assert detect_format(path) == "shopify"
     first, second = records(path)
     assert first.event["customer"] == {
-        "email": "ADA@example.com", "firstName": "Ada", "lastName": "Lovelace", "isOptedInMarketing": True,
+        "email": "ADA@example.com",
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "isOptedInMarketing": True,
         "phone": "+16135550101",  # Phone empty: the default address's phone, its spreadsheet quote removed
-        "address": {"name": "Analytical Ltd", "street": "1 Main St, Apt 2", "city": "Ottawa", "state": "ON",
-                    "country": "CA", "postalCode": "K1A 0B1"}}
+        "address": {
+            "name": "Analytical Ltd",
+            "street": "1 Main St, Apt 2",
+            "city": "Ottawa",
+            "state": "ON",
+            "country": "CA",
+            "postalCode": "K1A 0B1",
+        },
+    }
     assert first.event["occurredAt"] == "2026-11-30T06:00:00+00:00" and first.event["source"] == "backfill"
     # Empty cells are absent (unchanged), never null: a backfill never clears what Commerce holds.
     assert second.event["customer"] == {"email": "bob@example.com", "firstName": "Bob", "isOptedInMarketing": False}
@@ -65,8 +90,9 @@ def test_event_ids_are_deterministic_per_file_content_and_row_and_order_rows_wit
 
 def test_rejected_records_name_the_column_the_reason_and_never_the_value(tmp_path):
     path = tmp_path / "export.csv"
-    path.write_text(SHOPIFY + "1,Ada,,not-an-email,maybe,,,,,,QQ,,,,no,,,,,\n\n" + ",,,,,,,,,,,,,,,,,,,\n",
-                    encoding="utf-8")
+    path.write_text(
+        SHOPIFY + "1,Ada,,not-an-email,maybe,,,,,,QQ,,,,no,,,,,\n\n" + ",,,,,,,,,,,,,,,,,,,\n", encoding="utf-8"
+    )
     [bad, blank, empty] = checked(path)
     fields = {f for f, _, _ in bad.problems}
     assert {"Email", "Accepts Email Marketing"} <= fields
@@ -77,9 +103,17 @@ def test_rejected_records_name_the_column_the_reason_and_never_the_value(tmp_pat
 
 def test_json_lines_get_the_backfill_id_and_time(tmp_path):
     path = tmp_path / "events.jsonl"
-    path.write_text(json.dumps({"eventId": "theirs", "occurredAt": "2030-01-01T00:00:00Z",
-                                "customer": {"email": "a@example.com", "lastName": "Ng"}}) + "\n\nnot json\n[1]\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "eventId": "theirs",
+                "occurredAt": "2030-01-01T00:00:00Z",
+                "customer": {"email": "a@example.com", "lastName": "Ng"},
+            }
+        )
+        + "\n\nnot json\n[1]\n",
+        encoding="utf-8",
+    )
     one, two, three = records(path)
     assert one.event["eventId"] == event_id(file_digest(path), 1)
     assert one.event["occurredAt"] == "2026-11-30T06:00:00+00:00"
@@ -92,17 +126,33 @@ def test_any_csv_with_a_column_mapping(tmp_path):
     path.write_text("E-mail,Given,Opt in,Town\nz@example.com,Zoe,Y,Oslo\n", encoding="utf-8")
     with pytest.raises(FileFormatError, match="column mapping"):
         records(path)
-    by_flags = mapping_from_pairs(["customer.email=E-mail", "customer.firstName=Given",
-                                   "customer.isOptedInMarketing=Opt in"])
-    assert records(path, mapping=by_flags)[0].event["customer"] == {"email": "z@example.com", "firstName": "Zoe",
-                                                                    "isOptedInMarketing": True}
-    by_file = mapping_from_file(json.dumps({
-        "signature": {"scheme": "shopify"}, "fields": {
-            "eventId": "id", "customer.email": "E-mail", "customer.address.city": "Town",
-            "customer.isOptedInMarketing": {"path": "Opt in", "map": {"y": False}}},
-        "defaults": {"customer.address.country": "NO", "eventType": "customer.updated"}}))
+    by_flags = mapping_from_pairs(
+        ["customer.email=E-mail", "customer.firstName=Given", "customer.isOptedInMarketing=Opt in"]
+    )
+    assert records(path, mapping=by_flags)[0].event["customer"] == {
+        "email": "z@example.com",
+        "firstName": "Zoe",
+        "isOptedInMarketing": True,
+    }
+    by_file = mapping_from_file(
+        json.dumps(
+            {
+                "signature": {"scheme": "shopify"},
+                "fields": {
+                    "eventId": "id",
+                    "customer.email": "E-mail",
+                    "customer.address.city": "Town",
+                    "customer.isOptedInMarketing": {"path": "Opt in", "map": {"y": False}},
+                },
+                "defaults": {"customer.address.country": "NO", "eventType": "customer.updated"},
+            }
+        )
+    )
     assert records(path, mapping=by_file)[0].event["customer"] == {
-        "email": "z@example.com", "isOptedInMarketing": False, "address": {"city": "Oslo", "country": "NO"}}
+        "email": "z@example.com",
+        "isOptedInMarketing": False,
+        "address": {"city": "Oslo", "country": "NO"},
+    }
     with pytest.raises(FileFormatError, match="not a contract field"):
         mapping_from_pairs(["customer.shoeSize=Size", "customer.email=E-mail"])
     with pytest.raises(FileFormatError, match="header"):

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from shared.usecases.dryrun import DryRun, OverlayLedger, _fields
+from shared.adapters.telemetry import Telemetry
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import LedgerConflict, LedgerEntry
-from shared.usecases.processor import CallCounter, ProcessorDeps
 from shared.core.settings import load_settings
-from shared.adapters.telemetry import Telemetry
 from shared.core.validation import validate_event
+from shared.usecases.dryrun import DryRun, OverlayLedger, _fields
+from shared.usecases.processor import CallCounter, ProcessorDeps
 from tests.memory_ledger import MemoryLedger
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SETTINGS = load_settings(json.loads(open("local.settings.sample.json").read())["Values"])
 
 
@@ -45,10 +45,23 @@ def envelope(i: int, email: str, **customer) -> Envelope:
 
 
 def dry(commerce, ledger) -> DryRun:
-    return DryRun(ProcessorDeps(commerce=commerce, deadletters=None, telemetry=Telemetry(), mapping=SETTINGS.mapping,
-                                max_dequeue_count=5, calls=CallCounter(), clock=lambda: NOW, ledger=ledger,
-                                requeue=lambda m, d: pytest.fail("requeued"), retry=SETTINGS.retry,
-                                lease_seconds=60, call_budget=10, hash_key=SETTINGS.email_hash_key))
+    return DryRun(
+        ProcessorDeps(
+            commerce=commerce,
+            deadletters=None,
+            telemetry=Telemetry(),
+            mapping=SETTINGS.mapping,
+            max_dequeue_count=5,
+            calls=CallCounter(),
+            clock=lambda: NOW,
+            ledger=ledger,
+            requeue=lambda m, d: pytest.fail("requeued"),
+            retry=SETTINGS.retry,
+            lease_seconds=60,
+            call_budget=10,
+            hash_key=SETTINGS.email_hash_key,
+        )
+    )
 
 
 def test_create_then_the_same_email_again_sees_the_simulated_state():
@@ -64,8 +77,12 @@ def test_create_then_the_same_email_again_sees_the_simulated_state():
 
 
 def test_several_customers_with_the_email_are_ambiguous_and_name_the_one_written():
-    commerce = Commerce([{"AccountNumber": "C-9", "RecordId": 9, "Email": "t@example.com", "FirstName": "A"},
-                         {"AccountNumber": "C-2", "RecordId": 2, "Email": "t@example.com", "FirstName": "B"}])
+    commerce = Commerce(
+        [
+            {"AccountNumber": "C-9", "RecordId": 9, "Email": "t@example.com", "FirstName": "A"},
+            {"AccountNumber": "C-2", "RecordId": 2, "Email": "t@example.com", "FirstName": "B"},
+        ]
+    )
     decision = dry(commerce, MemoryLedger()).decide(envelope(1, "t@example.com", firstName="C"))
     assert decision.decision == "ambiguous" and decision.account == "C-2" and decision.matches == 2
     assert ("FirstName", "B", "C") in decision.changes

@@ -5,33 +5,51 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 
+from shared.core.ledger_rules import (
+    ORDERED_GROUPS,
+    LedgerEntry,
+    OrderKey,
+    State,
+    Verdict,
+    assess,
+    forgotten,
+    take_lease,
+)
 from shared.usecases.backfill import pack, unpack
 from shared.usecases.erasure import ErasureBusy, ErasureDeps, erase_customer
-from shared.core.ledger_rules import (ORDERED_GROUPS, LedgerEntry, OrderKey, State, Verdict, assess, forgotten, take_lease)
 from tests.memory_ledger import MemoryLedger
 
-T = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
-ERASED = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+T = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+ERASED = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 H = "a" * 64
 
 
 def event(event_id: str, at: datetime, **fields):
     present = tuple(fields)
-    return SimpleNamespace(event_id=event_id, occurred_at=at, changes_email=False,
-                           has=lambda name: name in present)
+    return SimpleNamespace(event_id=event_id, occurred_at=at, changes_email=False, has=lambda name: name in present)
 
 
 def applied_entry() -> LedgerEntry:
     last = OrderKey(T, "evt-2")
-    return LedgerEntry(H, state=State.APPLIED, account_number="C-1", address_record_id="5",
-                       email_contact_record_id="6", last=last, recent_event_ids=("evt-1", "evt-2"),
-                       group_keys=dict.fromkeys(ORDERED_GROUPS, last), hashes={"name": "x"},
-                       empty_fields=frozenset({"MiddleName"}), moved_from="b" * 64, etag="e1")
+    return LedgerEntry(
+        H,
+        state=State.APPLIED,
+        account_number="C-1",
+        address_record_id="5",
+        email_contact_record_id="6",
+        last=last,
+        recent_event_ids=("evt-1", "evt-2"),
+        group_keys=dict.fromkeys(ORDERED_GROUPS, last),
+        hashes={"name": "x"},
+        empty_fields=frozenset({"MiddleName"}),
+        moved_from="b" * 64,
+        etag="e1",
+    )
 
 
 def test_the_tombstone_keeps_only_the_ordering_key_and_the_recent_ids():
@@ -39,8 +57,15 @@ def test_the_tombstone_keeps_only_the_ordering_key_and_the_recent_ids():
     assert tomb.state is State.FORGOTTEN and tomb.last == OrderKey(ERASED, "")
     assert tomb.recent_event_ids == ("evt-1", "evt-2") and tomb.etag == "e1"
     assert tomb.group_keys == dict.fromkeys(ORDERED_GROUPS, OrderKey(ERASED, ""))
-    assert (tomb.account_number, tomb.address_record_id, tomb.email_contact_record_id, tomb.hashes,
-            tomb.empty_fields, tomb.moved_from, tomb.lease) == (None, None, None, {}, frozenset(), None, None)
+    assert (
+        tomb.account_number,
+        tomb.address_record_id,
+        tomb.email_contact_record_id,
+        tomb.hashes,
+        tomb.empty_fields,
+        tomb.moved_from,
+        tomb.lease,
+    ) == (None, None, None, {}, frozenset(), None, None)
     assert not tomb.knows_customer
     # No entry at all: a tombstone is written anyway, so late events still cannot create the customer.
     assert forgotten(None, H, ERASED).last == OrderKey(ERASED, "") and forgotten(None, H, ERASED).etag is None
@@ -69,8 +94,9 @@ class Letters:
 
 class Queue:
     def __init__(self, texts):
-        self.messages = [SimpleNamespace(id=i, content=base64.b64encode(t.encode()).decode())
-                         for i, t in enumerate(texts)]
+        self.messages = [
+            SimpleNamespace(id=i, content=base64.b64encode(t.encode()).decode()) for i, t in enumerate(texts)
+        ]
         self.released = 0
 
     def receive_messages(self, **_):
@@ -105,8 +131,13 @@ def test_erase_customer_removes_this_email_only():
     poison = Queue([envelope(H, "e1"), envelope(other, "e2")])
     backfill = Queue([pack([envelope(H, "e3"), envelope(other, "e4")]), pack([envelope(H, "e5")])])
     report = erase_customer(H, deps(ledger, letters, [poison, backfill]))
-    assert report.summary() == {"emailHash": H, "ledger": "forgotten", "deadLetters": 1, "poisonMessages": 3,
-                                "senderRecords": 0}
+    assert report.summary() == {
+        "emailHash": H,
+        "ledger": "forgotten",
+        "deadLetters": 1,
+        "poisonMessages": 3,
+        "senderRecords": 0,
+    }
     assert report.account_number == "C-1" and stored.etag is not None
     assert ledger.read(H).state is State.FORGOTTEN
     assert [x.email_hash for x in letters.letters] == [other]
@@ -145,8 +176,12 @@ def test_erasure_forgets_the_senders_records_by_hash_never_by_address():
             return 2
 
     senders = Senders()
-    report = erase_customer(H, ErasureDeps(ledger=MemoryLedger(), deadletters=Letters([]), poison_queues=[],
-                                           clock=lambda: ERASED, senders=senders))
+    report = erase_customer(
+        H,
+        ErasureDeps(
+            ledger=MemoryLedger(), deadletters=Letters([]), poison_queues=[], clock=lambda: ERASED, senders=senders
+        ),
+    )
     assert senders.asked == [H] and report.summary()["senderRecords"] == 2
 
 
@@ -191,8 +226,12 @@ def test_an_entry_written_between_two_tries_is_the_one_reported():
             if not self.raced:
                 self.raced = True
                 current = self.read(entry.email_hash)
-                MemoryLedger.write(self, LedgerEntry(H, state=State.APPLIED, account_number="C-2",
-                                                     last=OrderKey(T, "evt-3"), etag=current.etag))
+                MemoryLedger.write(
+                    self,
+                    LedgerEntry(
+                        H, state=State.APPLIED, account_number="C-2", last=OrderKey(T, "evt-3"), etag=current.etag
+                    ),
+                )
             return super().write(entry)
 
     ledger = Racing()

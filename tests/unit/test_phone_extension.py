@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from shared.core.commerce_bodies.patch import build_patch
-from shared.core.commerce_bodies.groups import blind_patch, changed_groups, group_hashes
 from shared.core.commerce_bodies.create import build_create_body
+from shared.core.commerce_bodies.groups import blind_patch, changed_groups, group_hashes
+from shared.core.commerce_bodies.patch import build_patch
 from shared.core.settings import InvalidFieldPolicy, PhoneClear, load_settings
 from shared.core.validation import validate_event
 from tests.unit.test_diff import check, stored
@@ -19,7 +19,7 @@ from tests.unit.test_fieldgroups import known_entry
 from tests.unit.test_ledger import event, stored_customer
 from tests.unit.test_mapping import FULL, KEY, assert_only_reference_properties, mapping, normalised
 
-NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
 
 def clearing(mode: PhoneClear):
@@ -27,18 +27,28 @@ def clearing(mode: PhoneClear):
 
 
 def result(policy=InvalidFieldPolicy.REJECT, **customer):
-    raw = {"eventId": "evt-1", "occurredAt": "2026-11-26T11:00:00Z",
-           "customer": {"email": "ada@example.com", **customer}}
+    raw = {
+        "eventId": "evt-1",
+        "occurredAt": "2026-11-26T11:00:00Z",
+        "customer": {"email": "ada@example.com", **customer},
+    }
     settings = dataclasses.replace(mapping(), invalid_field_policy=policy)
     return validate_event(raw, now=NOW, settings=settings, hash_key=KEY)
 
 
 # --- validation -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("phone, extension", [
-    ("(202) 555-0142 ext. 12", None), ("tel:+1-202-555-0142;ext=12", None),
-    ("(202) 555-0142", "12"), ("(202) 555-0142", "x12"), ("(202) 555-0142 x12", "12"),
-])
+
+@pytest.mark.parametrize(
+    "phone, extension",
+    [
+        ("(202) 555-0142 ext. 12", None),
+        ("tel:+1-202-555-0142;ext=12", None),
+        ("(202) 555-0142", "12"),
+        ("(202) 555-0142", "x12"),
+        ("(202) 555-0142 x12", "12"),
+    ],
+)
 def test_an_extension_written_in_phone_or_sent_apart(phone, extension):
     customer = {"phone": phone} if extension is None else {"phone": phone, "phoneExtension": extension}
     e = result(**customer).event
@@ -63,44 +73,62 @@ def test_an_extension_alone_changes_only_the_extension():
     assert e.phone_extension is None and e.has("phoneExtension") and not e.has("phone")
 
 
-@pytest.mark.parametrize("customer, pointer, code", [
-    ({"phone": "(202) 555-0142 x12", "phoneExtension": "13"}, "/customer/phoneExtension", "conflict"),
-    ({"phone": None, "phoneExtension": "13"}, "/customer/phoneExtension", "conflict"),
-    ({"phoneExtension": "twelve"}, "/customer/phoneExtension", "invalid_phone_extension"),
-    ({"phoneExtension": "12345678901"}, "/customer/phoneExtension", "too_long"),
-    ({"phone": "1-800-FLOWERS"}, "/customer/phone", "invalid_phone"),
-])
+@pytest.mark.parametrize(
+    "customer, pointer, code",
+    [
+        ({"phone": "(202) 555-0142 x12", "phoneExtension": "13"}, "/customer/phoneExtension", "conflict"),
+        ({"phone": None, "phoneExtension": "13"}, "/customer/phoneExtension", "conflict"),
+        ({"phoneExtension": "twelve"}, "/customer/phoneExtension", "invalid_phone_extension"),
+        ({"phoneExtension": "12345678901"}, "/customer/phoneExtension", "too_long"),
+        ({"phone": "1-800-FLOWERS"}, "/customer/phone", "invalid_phone"),
+    ],
+)
 def test_bad_extensions_are_refused(customer, pointer, code):
     r = result(**customer)
     assert r.event is None and {p.pointer: p.code for p in r.errors}[pointer] == code
 
 
 def test_under_the_drop_policy_every_dropped_field_is_a_warning():
-    r = result(InvalidFieldPolicy.DROP, phone="(202) 555-0142 x12", phoneExtension="13",
-               firstName="Ada", address={"country": "Narnia"})
+    r = result(
+        InvalidFieldPolicy.DROP,
+        phone="(202) 555-0142 x12",
+        phoneExtension="13",
+        firstName="Ada",
+        address={"country": "Narnia"},
+    )
     assert r.event is not None and r.event.first_name == "Ada"
     assert not r.event.has("phone") and not r.event.has("phoneExtension") and r.event.address is None
     assert {(w.pointer, w.code) for w in r.warnings} == {
-        ("/customer/phone", "conflict"), ("/customer/phoneExtension", "conflict"),
-        ("/customer/address/country", "invalid_country")}
+        ("/customer/phone", "conflict"),
+        ("/customer/phoneExtension", "conflict"),
+        ("/customer/address/country", "invalid_country"),
+    }
     r = result(InvalidFieldPolicy.DROP, phone="1-800-FLOWERS", phoneExtension="13")
     assert not r.event.has("phone") and not r.event.has("phoneExtension")
     assert {(w.pointer, w.code) for w in r.warnings} == {
-        ("/customer/phone", "invalid_phone"), ("/customer/phoneExtension", "phone_dropped")}
+        ("/customer/phone", "invalid_phone"),
+        ("/customer/phoneExtension", "phone_dropped"),
+    }
 
 
 def test_a_dropped_field_is_a_warning_in_the_answer_and_in_the_log(caplog):
     """The log record is the telemetry: every log line is a trace in Application Insights."""
     import json
-    from shared.usecases.ingest import IngestDeps, handle_ingest
+
     from shared.adapters.telemetry import Telemetry
+    from shared.usecases.ingest import IngestDeps, handle_ingest
     from tests.unit.test_ingest import SETTINGS, RecordingQueue
-    settings = dataclasses.replace(SETTINGS, mapping=dataclasses.replace(
-        SETTINGS.mapping, invalid_field_policy=InvalidFieldPolicy.DROP))
+
+    settings = dataclasses.replace(
+        SETTINGS, mapping=dataclasses.replace(SETTINGS.mapping, invalid_field_policy=InvalidFieldPolicy.DROP)
+    )
     queue = RecordingQueue()
     deps = IngestDeps(settings=settings, queue=queue, telemetry=Telemetry(), clock=lambda: NOW)
-    body = {"eventId": "evt-1", "occurredAt": "2026-11-26T11:00:00Z", "customer": {
-        "email": "ada@example.com", "phone": "1-800-FLOWERS", "phoneExtension": "13"}}
+    body = {
+        "eventId": "evt-1",
+        "occurredAt": "2026-11-26T11:00:00Z",
+        "customer": {"email": "ada@example.com", "phone": "1-800-FLOWERS", "phoneExtension": "13"},
+    }
     caplog.set_level(logging.WARNING)
     answer = handle_ingest(json.dumps(body).encode(), "application/json", "corr-1", deps)
     assert answer.status == 202 and len(queue.messages) == 1
@@ -111,6 +139,7 @@ def test_a_dropped_field_is_a_warning_in_the_answer_and_in_the_log(caplog):
 
 
 # --- create, PATCH, blind PATCH ---------------------------------------------------------------
+
 
 def test_the_create_body_carries_the_extension_on_the_customer_and_the_contact():
     body = build_create_body(normalised(**{**FULL, "phone": "(202) 555-0142 ext. 12"}), mapping())
@@ -130,14 +159,23 @@ def test_a_changed_extension_patches_both_in_place():
     phone_id = existing["Contacts"][1]["RecordId"]
     assert check(existing, **{**FULL, "phone": "(202) 555-0142 x12"}) is None
     patch = check(existing, **{**FULL, "phone": "(202) 555-0142 x13"})
-    assert patch == {"AccountNumber": "004075", "PhoneExt": "13",
-                     "Contacts": [{"RecordId": phone_id, "ValueExtension": "13"}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "PhoneExt": "13",
+        "Contacts": [{"RecordId": phone_id, "ValueExtension": "13"}],
+    }
     patch = check(existing, **{**FULL, "phone": "(202) 555-0142"})
-    assert patch == {"AccountNumber": "004075", "PhoneExt": "",
-                     "Contacts": [{"RecordId": phone_id, "ValueExtension": ""}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "PhoneExt": "",
+        "Contacts": [{"RecordId": phone_id, "ValueExtension": ""}],
+    }
     patch = check(existing, phoneExtension="99")
-    assert patch == {"AccountNumber": "004075", "PhoneExt": "99",
-                     "Contacts": [{"RecordId": phone_id, "ValueExtension": "99"}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "PhoneExt": "99",
+        "Contacts": [{"RecordId": phone_id, "ValueExtension": "99"}],
+    }
 
 
 def test_the_blind_patch_sends_the_extension_when_set_or_when_one_may_be_stored():
@@ -148,8 +186,11 @@ def test_the_blind_patch_sends_the_extension_when_set_or_when_one_may_be_stored(
     phone_id = customer["Contacts"][1]["RecordId"]
     ev1 = event("evt-1", **{**FULL, "phone": "+1 202 555 0199 ext. 4"})
     patch = blind_patch(ev1, entry, changed_groups(entry.hashes, group_hashes(ev1, KEY)), mapping())
-    assert patch == {"Phone": "+12025550199", "PhoneExt": "4", "Contacts": [
-        {"RecordId": phone_id, "Value": "+12025550199", "ValueExtension": "4"}]}
+    assert patch == {
+        "Phone": "+12025550199",
+        "PhoneExt": "4",
+        "Contacts": [{"RecordId": phone_id, "Value": "+12025550199", "ValueExtension": "4"}],
+    }
     # an extension may be stored: a phone without one clears it
     stored_ext = dataclasses.replace(entry, empty_fields=entry.empty_fields - {"PhoneExt"})
     ev2 = event("evt-2", **{**FULL, "phone": "+1 202 555 0177"})
@@ -163,8 +204,10 @@ def test_the_blind_patch_sends_the_extension_when_set_or_when_one_may_be_stored(
 
 # --- PHONE_CLEAR_CONTACT ----------------------------------------------------------------------
 
+
 def test_the_setting_defaults_to_keep_and_reads_every_mode():
     from tests.unit.test_settings import SAMPLE
+
     env = {k: v for k, v in SAMPLE.items() if k != "PHONE_CLEAR_CONTACT"}
     assert load_settings(env).mapping.phone_clear is PhoneClear.KEEP
     for mode in PhoneClear:
@@ -185,8 +228,12 @@ def test_keep_leaves_the_phone_contact_as_it_is():
 def test_blank_empties_the_phone_contacts_number_and_extension():
     existing, patch = _cleared(PhoneClear.BLANK)
     phone_id = existing["Contacts"][1]["RecordId"]
-    assert patch == {"AccountNumber": "004075", "Phone": "", "PhoneExt": "",
-                     "Contacts": [{"RecordId": phone_id, "Value": "", "ValueExtension": ""}]}
+    assert patch == {
+        "AccountNumber": "004075",
+        "Phone": "",
+        "PhoneExt": "",
+        "Contacts": [{"RecordId": phone_id, "Value": "", "ValueExtension": ""}],
+    }
     assert_only_reference_properties(patch)
 
 
@@ -205,13 +252,16 @@ def test_clear_modes_in_the_blind_patch():
     ev1 = event("evt-1", **{**FULL, "phone": None})
     assert blind_patch(ev1, entry, ["phone"], clearing(PhoneClear.KEEP)) == {"Phone": ""}
     assert blind_patch(ev1, entry, ["phone"], clearing(PhoneClear.BLANK)) == {
-        "Phone": "", "Contacts": [{"RecordId": phone_id, "Value": "", "ValueExtension": ""}]}
+        "Phone": "",
+        "Contacts": [{"RecordId": phone_id, "Value": "", "ValueExtension": ""}],
+    }
     assert blind_patch(ev1, entry, ["phone"], clearing(PhoneClear.OMIT)) is None  # read, then diff
 
 
 def test_the_emulator_accepts_and_stores_a_blank_phone_contact():
     from commerce_emulator.documents import apply_patch
     from tests.unit.test_ledger import FakeIds
+
     ev0 = event("evt-0", **{**FULL, "phone": "+1 202 555 0142 x12"})
     customer = stored_customer(ev0)
     ev1 = event("evt-1", **{**FULL, "phone": None})

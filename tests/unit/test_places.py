@@ -18,8 +18,10 @@ from shared.core.normalise.country import DATA_FILE, SUBDIVISIONS, find_country,
 from shared.core.normalise.invalid import Invalid
 from tools import build_country_names as gen
 
-pytestmark = pytest.mark.skipif(not (gen.NODE_MODULES / "cldr-localenames-full").exists(),
-                                reason="needs the CLDR packages of package.json: run npm ci")
+pytestmark = pytest.mark.skipif(
+    not (gen.NODE_MODULES / "cldr-localenames-full").exists(),
+    reason="needs the CLDR packages of package.json: run npm ci",
+)
 
 
 def report(capsys, line: str) -> None:
@@ -65,6 +67,7 @@ def test_only_iso_3166_1_countries_are_kept(iso):
 
 def test_every_cldr_locale_names_every_country_right_or_is_refused_as_ambiguous(iso, capsys):
     from babel import localedata
+
     locales = [loc for loc in localedata.locale_identifiers() if loc != "root"]
     counts: Counter[str] = Counter()
     wrong, refused = [], []
@@ -75,9 +78,12 @@ def test_every_cldr_locale_names_every_country_right_or_is_refused_as_ambiguous(
             wrong.append((locale, code))
         elif result == "refused":
             refused.append((locale, code))
-    report(capsys, f"{len(locales)} CLDR locales x ISO country names: {sum(counts.values())} pairs: "
-                   f"{counts['right']} resolved right, {counts['ambiguous']} refused as ambiguous, "
-                   f"{counts['refused']} refused otherwise, {counts['wrong']} wrong")
+    report(
+        capsys,
+        f"{len(locales)} CLDR locales x ISO country names: {sum(counts.values())} pairs: "
+        f"{counts['right']} resolved right, {counts['ambiguous']} refused as ambiguous, "
+        f"{counts['refused']} refused otherwise, {counts['wrong']} wrong",
+    )
     assert wrong == [] and refused == []
     assert counts["ambiguous"] < 0.002 * sum(counts.values())
 
@@ -117,8 +123,13 @@ def test_every_iso_code_and_english_name(capsys):
 def test_former_names_resolve_to_the_successor(iso):
     for code, name in gen.former_names(iso):
         assert outcome(name, code) == "right", (code, name)
-    for name, alpha3 in (("Zaire", "COD"), ("Burma", "MMR"), ("Upper Volta", "BFA"),
-                         ("Dahomey", "BEN"), ("East Timor", "TLS")):
+    for name, alpha3 in (
+        ("Zaire", "COD"),
+        ("Burma", "MMR"),
+        ("Upper Volta", "BFA"),
+        ("Dahomey", "BEN"),
+        ("East Timor", "TLS"),
+    ):
         assert find_country(name).alpha3 == alpha3
 
 
@@ -131,6 +142,7 @@ def test_the_everyday_names_no_library_holds(iso):
 
 def test_every_subdivision_code_and_name(capsys):
     import pycountry
+
     counts: Counter[str] = Counter()
     for s in pycountry.subdivisions:
         country = find_country(s.country_code)
@@ -151,12 +163,15 @@ def test_every_subdivision_code_and_name(capsys):
                 other = pycountry.subdivisions.get(code=found)
                 assert other.parent_code is None or kind == "code without prefix", (s.code, label, found)
                 counts[f"{kind}: another subdivision's first"] += 1
-    report(capsys, f"{len(pycountry.subdivisions)} ISO 3166-2 subdivisions, every code right; "
-                   f"{dict(sorted(counts.items()))}")
+    report(
+        capsys,
+        f"{len(pycountry.subdivisions)} ISO 3166-2 subdivisions, every code right; {dict(sorted(counts.items()))}",
+    )
 
 
 def test_every_cldr_english_subdivision_name(capsys):
     import pycountry
+
     data = json.loads(DATA_FILE.read_text("utf-8"))
     counts: Counter[str] = Counter()
     for code, name in sorted(gen.cldr_subdivision_names().items()):
@@ -184,13 +199,17 @@ def test_iran_is_the_only_country_whose_cldr_subdivision_names_are_not_used():
 
 
 def test_importing_the_lookup_loads_neither_babel_nor_pycountry():
-    code = ("import sys, shared.core.normalise.country as c; "
-            "print(sorted(m for m in ('babel', 'pycountry') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=gen.ROOT).stdout.strip()
+    code = (
+        "import sys, shared.core.normalise.country as c; "
+        "print(sorted(m for m in ('babel', 'pycountry') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=gen.ROOT
+    ).stdout.strip()
     assert out == "[]"
 
 
 def test_the_generated_file_is_deployed():
     from tests.infra.test_hygiene import ignore_patterns, ignored
+
     assert not ignored(str(DATA_FILE.relative_to(gen.ROOT)), ignore_patterns())

@@ -10,8 +10,18 @@ import urllib.parse
 import pytest
 
 from shared.core.commerce_errors import mask_text
-from shared.core.privacy import (ADDRESS, EMAIL, NAME, PHONE, Sensitive, mask_free_text, mask_pointer, sensitive,
-                            sensitive_values, sensitive_values_from_envelope)
+from shared.core.privacy import (
+    ADDRESS,
+    EMAIL,
+    NAME,
+    PHONE,
+    Sensitive,
+    mask_free_text,
+    mask_pointer,
+    sensitive,
+    sensitive_values,
+    sensitive_values_from_envelope,
+)
 from tests.unit.test_ingest import event as ingest_event
 from tests.unit.test_ingest import ingest
 from tests.unit.test_ledger import event
@@ -70,9 +80,23 @@ def test_an_email_is_masked_in_every_encoding(form):
     assert masked == "Customer with email '<email>' is not valid.", masked
 
 
-PHONE_FORMS = ["+12065550142", "(206) 555-0142", "206 555 0142", "206.555.0142", "206-555-0142",
-               "+1 206 555 0142", "+1.206.555.0142", "%2B12065550142", "%252B12065550142", "+1%20206%20555%200142",
-               "\\u002b12065550142", "&#43;12065550142", "+49 30 1234567", "0049 (30) 123-4567", "555-0142"]
+PHONE_FORMS = [
+    "+12065550142",
+    "(206) 555-0142",
+    "206 555 0142",
+    "206.555.0142",
+    "206-555-0142",
+    "+1 206 555 0142",
+    "+1.206.555.0142",
+    "%2B12065550142",
+    "%252B12065550142",
+    "+1%20206%20555%200142",
+    "\\u002b12065550142",
+    "&#43;12065550142",
+    "+49 30 1234567",
+    "0049 (30) 123-4567",
+    "555-0142",
+]
 
 
 @pytest.mark.parametrize("form", PHONE_FORMS)
@@ -122,28 +146,58 @@ def test_identifiers_codes_and_member_names_stay_readable(text):
 
 
 def test_only_the_matched_span_is_replaced_and_the_rest_is_untouched():
-    text = "create HTTP 400 Microsoft_Dynamics_Commerce_Runtime_InvalidEmailAddress: 'ada%40example.com' (members: Email)"
-    assert mask_text(text) == ("create HTTP 400 Microsoft_Dynamics_Commerce_Runtime_InvalidEmailAddress: '<email>' "
-                               "(members: Email)")
+    text = (
+        "create HTTP 400 Microsoft_Dynamics_Commerce_Runtime_InvalidEmailAddress: 'ada%40example.com' (members: Email)"
+    )
+    assert mask_text(text) == (
+        "create HTTP 400 Microsoft_Dynamics_Commerce_Runtime_InvalidEmailAddress: '<email>' (members: Email)"
+    )
 
 
 # --- the values an event sent ----------------------------------------------------------------------
-SENT = sensitive([(EMAIL, "zoë.o'brien+news@example.com"), (NAME, "Zoë"), (NAME, "O'Brien"),
-                  (NAME, "Mary Ann"), (PHONE, "+12065550142"), (ADDRESS, "1 Main St"), (ADDRESS, "Seattle"),
-                  (ADDRESS, "98101")])
+SENT = sensitive(
+    [
+        (EMAIL, "zoë.o'brien+news@example.com"),
+        (NAME, "Zoë"),
+        (NAME, "O'Brien"),
+        (NAME, "Mary Ann"),
+        (PHONE, "+12065550142"),
+        (ADDRESS, "1 Main St"),
+        (ADDRESS, "Seattle"),
+        (ADDRESS, "98101"),
+    ]
+)
 
 
 def value_forms(value: str) -> list[str]:
     once = [urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)]
-    return [value, value.upper(), value.lower(), value.title(), *once,
-            *(urllib.parse.quote(x, safe="") for x in once), _json_escaped(value),
-            _json_escaped(value).replace("\\", "\\\\"), json.dumps(value)[1:-1], _entities(value),
-            value.replace("'", "&apos;")]
+    return [
+        value,
+        value.upper(),
+        value.lower(),
+        value.title(),
+        *once,
+        *(urllib.parse.quote(x, safe="") for x in once),
+        _json_escaped(value),
+        _json_escaped(value).replace("\\", "\\\\"),
+        json.dumps(value)[1:-1],
+        _entities(value),
+        value.replace("'", "&apos;"),
+    ]
 
 
-@pytest.mark.parametrize("value,label", [("Zoë", NAME), ("O'Brien", NAME), ("Mary Ann", NAME),
-                                         ("1 Main St", ADDRESS), ("Seattle", ADDRESS), ("98101", ADDRESS),
-                                         ("zoë.o'brien+news@example.com", EMAIL)])
+@pytest.mark.parametrize(
+    "value,label",
+    [
+        ("Zoë", NAME),
+        ("O'Brien", NAME),
+        ("Mary Ann", NAME),
+        ("1 Main St", ADDRESS),
+        ("Seattle", ADDRESS),
+        ("98101", ADDRESS),
+        ("zoë.o'brien+news@example.com", EMAIL),
+    ],
+)
 def test_a_sent_value_is_masked_in_every_encoding_and_case(value, label):
     for form in value_forms(value):
         masked = mask_free_text(f"The value '{form}' of the member FirstName is invalid.", SENT)
@@ -169,7 +223,7 @@ def test_a_sent_phone_is_masked_with_any_separators_and_prefix():
 
 def _utf16_escaped(text: str, form: str) -> str:
     units = text.encode("utf-16-be")
-    return "".join(form.format(int.from_bytes(units[i:i + 2], "big")) for i in range(0, len(units), 2))
+    return "".join(form.format(int.from_bytes(units[i : i + 2], "big")) for i in range(0, len(units), 2))
 
 
 ASTRAL = sensitive([(NAME, "𠮷田"), (NAME, "Zoë😀")])
@@ -203,9 +257,20 @@ def test_sql_and_odata_doubled_quotes_are_masked(form):
 FOLDED = sensitive([(ADDRESS, "Straße 1"), (NAME, "Işık"), (NAME, "İlker"), (NAME, "Zoë")])
 
 
-@pytest.mark.parametrize("form,label", [("STRASSE 1", ADDRESS), ("strasse 1", ADDRESS), ("STRAẞE 1", ADDRESS),
-                                        ("IŞIK", NAME), ("ışık", NAME), ("ILKER", NAME), ("ilker", NAME),
-                                        ("Zoe\u0308", NAME), ("ZOE\u0308", NAME)])
+@pytest.mark.parametrize(
+    "form,label",
+    [
+        ("STRASSE 1", ADDRESS),
+        ("strasse 1", ADDRESS),
+        ("STRAẞE 1", ADDRESS),
+        ("IŞIK", NAME),
+        ("ışık", NAME),
+        ("ILKER", NAME),
+        ("ilker", NAME),
+        ("Zoe\u0308", NAME),
+        ("ZOE\u0308", NAME),
+    ],
+)
 def test_case_mappings_that_change_letters_and_decomposed_accents_are_masked(form, label):
     assert mask_free_text(f"value '{form}' refused", FOLDED) == f"value '{label}' refused", form
 
@@ -214,20 +279,41 @@ def test_a_decomposed_value_is_still_a_whole_word():
     assert mask_free_text("Zoe\u0308lle and Zoe\u0308", FOLDED) == "Zoe\u0308lle and <name>"
 
 
-TRUNCATED = sensitive([(NAME, "Christopher"), (NAME, "O'Sullivan-Smythe"), (ADDRESS, "1234 Long Street Name"),
-                       (EMAIL, "christopher.o'sullivan@example.com")])
+TRUNCATED = sensitive(
+    [
+        (NAME, "Christopher"),
+        (NAME, "O'Sullivan-Smythe"),
+        (ADDRESS, "1234 Long Street Name"),
+        (EMAIL, "christopher.o'sullivan@example.com"),
+    ]
+)
 
 
-@pytest.mark.parametrize("quoted", ["'Christop'", '"CHRISTOP"', "'Chri'", "`Christophe`", "\u2018Christop\u2019",
-                                    "'O'Sulli'", "'O''Sulli'", "'1234 Long Str'", "%27Christop%27",
-                                    "'christopher.o'sulliv'"])
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        "'Christop'",
+        '"CHRISTOP"',
+        "'Chri'",
+        "`Christophe`",
+        "\u2018Christop\u2019",
+        "'O'Sulli'",
+        "'O''Sulli'",
+        "'1234 Long Str'",
+        "%27Christop%27",
+        "'christopher.o'sulliv'",
+    ],
+)
 def test_a_quoted_prefix_of_a_value_is_masked_anywhere(quoted):
     # SQL Server error 2628 quotes the cut value in the middle of the message.
-    text = (f"String or binary data would be truncated in table 'crt.dbo.CUSTTABLE', column 'NAME'. "
-            f"Truncated value: {quoted}. The statement has been terminated.")
+    text = (
+        f"String or binary data would be truncated in table 'crt.dbo.CUSTTABLE', column 'NAME'. "
+        f"Truncated value: {quoted}. The statement has been terminated."
+    )
     masked = mask_free_text(text, TRUNCATED)
-    assert masked.startswith("String or binary data would be truncated in table 'crt.dbo.CUSTTABLE', column 'NAME'. "
-                             "Truncated value: ") and masked.endswith(". The statement has been terminated."), masked
+    assert masked.startswith(
+        "String or binary data would be truncated in table 'crt.dbo.CUSTTABLE', column 'NAME'. Truncated value: "
+    ) and masked.endswith(". The statement has been terminated."), masked
     assert "chri" not in masked.lower() and "sulli" not in masked.lower() and "long" not in masked.lower(), masked
 
 
@@ -246,17 +332,32 @@ def test_two_letter_words_of_a_name_are_not_masked_alone():
     assert mask_free_text(text, values) == "<name>: do not retry; <name>, <name>, Le, Jo, <name>"
 
 
-@pytest.mark.parametrize("cut", ["Zo%C3%AB.O%27Bri", "zoë.o'brien+ne", "Seatt", "Mary A", "O%27Br",
-                                 "zo%C3%AB.o%27brien%2Bnews%4", "O\\u0027Bri\\u00"])
+@pytest.mark.parametrize(
+    "cut",
+    [
+        "Zo%C3%AB.O%27Bri",
+        "zoë.o'brien+ne",
+        "Seatt",
+        "Mary A",
+        "O%27Br",
+        "zo%C3%AB.o%27brien%2Bnews%4",
+        "O\\u0027Bri\\u00",
+    ],
+)
 def test_a_text_cut_inside_a_value_masks_the_cut_value(cut):
     masked = mask_free_text("refused: " + cut, SENT)
     assert masked.startswith("refused: <") and masked.endswith(">"), masked
 
 
 def test_sensitive_values_of_an_event_and_of_its_queue_message():
-    ev = event("evt-1", email="Zoë.O'Brien@Example.com", firstName="Zoë", lastName="O'Brien",
-               phone="(206) 555-0142", address={"street": "1 Main St", "city": "Seattle", "postalCode": "98101",
-                                                "country": "US"})
+    ev = event(
+        "evt-1",
+        email="Zoë.O'Brien@Example.com",
+        firstName="Zoë",
+        lastName="O'Brien",
+        phone="(206) 555-0142",
+        address={"street": "1 Main St", "city": "Seattle", "postalCode": "98101", "country": "US"},
+    )
     values = sensitive_values(ev)
     texts = {text for text, _ in values.texts}
     assert {"zoë.o'brien@example.com", "zoë", "o'brien", "1 main st", "seattle", "98101"} <= texts
@@ -330,15 +431,18 @@ def test_masking_time_grows_linearly_on_adversarial_input(unit):
 
 
 # --- JSON pointers -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("pointer,masked", [
-    ("/customer/address/sessionToken" + "a1" * 20, "/customer/address/<redacted>"),
-    ("/customer/ada@example.com", "/customer/<email>"),
-    ("/customer/a~1b@example.com/x", "/customer/<email>/x"),
-    ("/customer/phones/0/+1 206 555 0142", "/customer/phones/0/<digits>"),
-    ("/customer/address/zip", "/customer/address/zip"),
-    ("", ""),
-    ("/", "/"),
-])
+@pytest.mark.parametrize(
+    "pointer,masked",
+    [
+        ("/customer/address/sessionToken" + "a1" * 20, "/customer/address/<redacted>"),
+        ("/customer/ada@example.com", "/customer/<email>"),
+        ("/customer/a~1b@example.com/x", "/customer/<email>/x"),
+        ("/customer/phones/0/+1 206 555 0142", "/customer/phones/0/<digits>"),
+        ("/customer/address/zip", "/customer/address/zip"),
+        ("", ""),
+        ("/", "/"),
+    ],
+)
 def test_a_pointer_is_masked_token_by_token(pointer, masked):
     assert mask_pointer(pointer) == masked
 

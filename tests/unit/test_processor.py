@@ -5,32 +5,40 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
 from commerce_emulator.config import DEFAULT_CONFIG
 from commerce_emulator.documents import apply_patch, build_customer
-from shared.core.commerce_errors import (RUNTIME_PREFIX, CommerceAuthError, CommerceConnectionError, CommerceError,
-                                    CommerceNotFoundError, CommercePermanentError, CommerceServerError,
-                                    CommerceThrottledError, CommerceTimeoutError)
-from shared.core.envelope import Envelope
-from shared.core.commerce_bodies.groups import group_hashes
-from shared.core.ledger_rules import ORDERED_GROUPS, Lease, LedgerEntry, OrderKey, State, carried_groups
-from shared.core.ledger_rules import LedgerConflict
-from shared.usecases.processor import CallCounter, ProcessorDeps, ProcessResult, RetryLater, process_message
-from shared.core.settings import RetrySettings
 from shared.adapters.telemetry import Telemetry
+from shared.core.commerce_bodies.groups import group_hashes
+from shared.core.commerce_errors import (
+    RUNTIME_PREFIX,
+    CommerceAuthError,
+    CommerceConnectionError,
+    CommerceError,
+    CommerceNotFoundError,
+    CommercePermanentError,
+    CommerceServerError,
+    CommerceThrottledError,
+    CommerceTimeoutError,
+)
+from shared.core.envelope import Envelope
+from shared.core.ledger_rules import ORDERED_GROUPS, Lease, LedgerConflict, LedgerEntry, OrderKey, State, carried_groups
+from shared.core.settings import RetrySettings
 from shared.core.telemetry_names import Outcome
+from shared.usecases.processor import CallCounter, ProcessorDeps, ProcessResult, RetryLater, process_message
 from tests.memory_ledger import MemoryLedger
 from tests.unit.test_ledger import FakeIds, event
 from tests.unit.test_mapping import FULL, KEY, mapping
 
-NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
-T0 = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
 LEASE_SECONDS = 120
 CALL_BUDGET = 25
 OLD_EMAIL, NEW_EMAIL = "ada@example.com", "ada.lovelace@example.org"
@@ -43,6 +51,7 @@ def at(minutes: float) -> datetime:
 
 
 # --- fakes -------------------------------------------------------------------------------------------
+
 
 class FakeClock:
     def __init__(self, now: datetime):
@@ -90,14 +99,22 @@ class FakeCommerce:
         return fault
 
     def _not_found(self, op: str) -> CommerceNotFoundError:
-        return CommerceNotFoundError("no such customer", operation=op, status=404,
-                                     error_resource_id=RUNTIME_PREFIX + "CustomerNotFound")
+        return CommerceNotFoundError(
+            "no such customer", operation=op, status=404, error_resource_id=RUNTIME_PREFIX + "CustomerNotFound"
+        )
 
     def search_customers_by_email(self, email: str) -> list[dict]:
         self._call("search", email)
-        return [{"AccountNumber": c["AccountNumber"], "RecordId": c["RecordId"],
-                 "IsAsyncCustomer": c["IsAsyncCustomer"], "Email": c["Email"]}
-                for c in self.customers.values() if c["Email"].lower() == email.lower()]
+        return [
+            {
+                "AccountNumber": c["AccountNumber"],
+                "RecordId": c["RecordId"],
+                "IsAsyncCustomer": c["IsAsyncCustomer"],
+                "Email": c["Email"],
+            }
+            for c in self.customers.values()
+            if c["Email"].lower() == email.lower()
+        ]
 
     def get_customer(self, account_number: str) -> dict:
         self._call("get", account_number)
@@ -117,8 +134,9 @@ class FakeCommerce:
         fault = self._call("update", (account_number, changes))
         if account_number not in self.customers:
             raise self._not_found("update")
-        doc, problems = apply_patch(self.customers[account_number],
-                                    {**changes, "AccountNumber": account_number}, self._ids)
+        doc, problems = apply_patch(
+            self.customers[account_number], {**changes, "AccountNumber": account_number}, self._ids
+        )
         assert problems == [], problems  # the processor sent a PATCH Commerce would refuse
         self.customers[account_number] = doc
         if fault is not None:
@@ -188,11 +206,22 @@ class World:
         self.commerce = FakeCommerce(self.calls)
         owners = iter(range(1, 10_000))
         self.deps = ProcessorDeps(
-            commerce=self.commerce, deadletters=self.deadletters, telemetry=self.telemetry,
-            mapping=mapping(), max_dequeue_count=5, calls=self.calls, clock=self.clock, ledger=self.ledger,
-            requeue=self._requeue, retry=RetrySettings(base_delay=5, max_delay=900, max_age=86400),
-            lease_seconds=LEASE_SECONDS, call_budget=CALL_BUDGET, hash_key=KEY, rng=random.Random(7),
-            new_owner=lambda: f"worker-{next(owners)}")
+            commerce=self.commerce,
+            deadletters=self.deadletters,
+            telemetry=self.telemetry,
+            mapping=mapping(),
+            max_dequeue_count=5,
+            calls=self.calls,
+            clock=self.clock,
+            ledger=self.ledger,
+            requeue=self._requeue,
+            retry=RetrySettings(base_delay=5, max_delay=900, max_age=86400),
+            lease_seconds=LEASE_SECONDS,
+            call_budget=CALL_BUDGET,
+            hash_key=KEY,
+            rng=random.Random(7),
+            new_owner=lambda: f"worker-{next(owners)}",
+        )
 
     def _requeue(self, text: str, delay: int) -> None:
         if self.requeue_error is not None:
@@ -202,8 +231,7 @@ class World:
     def send(self, message: Envelope | str, dequeue_count: int = 1) -> ProcessResult:
         """One delivery; checks that it ended in exactly one outcome."""
         before = len(self.telemetry.outcomes)
-        result = process_message(message if isinstance(message, str) else message.to_json(), dequeue_count,
-                                 self.deps)
+        result = process_message(message if isinstance(message, str) else message.to_json(), dequeue_count, self.deps)
         assert [o for o, _ in self.telemetry.outcomes[before:]] == [result.outcome]
         return result
 
@@ -234,6 +262,7 @@ def created(world: World, event_id: str = "evt-1", minutes: float = 0, **custome
 
 
 # --- the happy paths ---------------------------------------------------------------------------------
+
 
 def test_a_new_email_is_searched_then_created_and_recorded(world):
     ev = event("evt-1", at(0), **FULL)
@@ -329,6 +358,7 @@ def test_a_patch_that_needs_an_unknown_part_reads_first(world):
 
 # --- leases ------------------------------------------------------------------------------------------
 
+
 def test_a_live_lease_of_another_worker_defers_the_event(world):
     ev1 = created(world)
     entry = world.entry(ev1.email_hash)
@@ -392,10 +422,10 @@ def test_a_lease_with_time_left_is_not_renewed(world):
 
 # --- failures ----------------------------------------------------------------------------------------
 
+
 def test_a_throttled_create_is_requeued_after_retry_after_and_releases_the_lease(world):
     ev = event("evt-1", at(0), **FULL)
-    world.commerce.fail("create", CommerceThrottledError("slow down", operation="create", status=429,
-                                                         retry_after=3))
+    world.commerce.fail("create", CommerceThrottledError("slow down", operation="create", status=429, retry_after=3))
     result = world.send(envelope(ev))
     assert result.outcome is Outcome.RETRYING and result.failure.reason == "commerce_throttled"
     again, delay = world.last_requeued()
@@ -414,8 +444,7 @@ def test_a_throttled_create_is_requeued_after_retry_after_and_releases_the_lease
 def test_a_throttled_patch_keeps_the_entry_certain(world):
     ev1 = created(world)
     before = world.entry(ev1.email_hash)
-    world.commerce.fail("update", CommerceThrottledError("slow down", operation="update", status=429,
-                                                         retry_after=3))
+    world.commerce.fail("update", CommerceThrottledError("slow down", operation="update", status=429, retry_after=3))
     ev2 = event("evt-2", at(1), **{**FULL, "phone": "+1 202 555 0199"})
     assert world.send(envelope(ev2)).outcome is Outcome.RETRYING
     after = world.entry(ev1.email_hash)
@@ -434,7 +463,7 @@ def test_backoff_without_retry_after_grows_with_the_attempt(world):
         assert message.attempt == attempt + 1
         delays.append(delay)
     steps = [5, 10, 20, 40, 80]
-    assert all(s / 2 <= d <= s for d, s in zip(delays, steps)), delays
+    assert all(s / 2 <= d <= s for d, s in zip(delays, steps, strict=False)), delays
 
 
 def _connection_error(op: str, dropped: bool) -> CommerceError:
@@ -449,16 +478,20 @@ def _timeout(op: str, sent: bool) -> CommerceError:
     return error
 
 
-@pytest.mark.parametrize("error, uncertain", [
-    (_timeout("update", sent=True), True),
-    (_timeout("update", sent=False), False),  # no free slot / connect timeout: never left
-    (_connection_error("update", dropped=True), True),
-    (_connection_error("update", dropped=False), False),
-    (CommerceServerError("bad gateway", operation="update", status=502), True),
-    (CommerceServerError("locked", operation="update", status=423), False),
-    (CommerceThrottledError("slow down", operation="update", status=429), False),
-    (CommerceAuthError("expired", operation="update", status=401), False),
-], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v))
+@pytest.mark.parametrize(
+    "error, uncertain",
+    [
+        (_timeout("update", sent=True), True),
+        (_timeout("update", sent=False), False),  # no free slot / connect timeout: never left
+        (_connection_error("update", dropped=True), True),
+        (_connection_error("update", dropped=False), False),
+        (CommerceServerError("bad gateway", operation="update", status=502), True),
+        (CommerceServerError("locked", operation="update", status=423), False),
+        (CommerceThrottledError("slow down", operation="update", status=429), False),
+        (CommerceAuthError("expired", operation="update", status=401), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
 def test_only_a_write_that_may_have_committed_makes_the_entry_uncertain(world, error, uncertain):
     ev1 = created(world)
     world.commerce.fail("update", error)
@@ -566,8 +599,7 @@ def test_a_404_on_the_stored_account_resolves_by_email_again(world):
 
 def test_past_the_maximum_age_a_transient_failure_is_dead_lettered(world):
     ev = event("evt-1", at(0), **FULL)
-    world.commerce.fail("search", CommerceThrottledError("slow down", operation="search", status=429,
-                                                         retry_after=3))
+    world.commerce.fail("search", CommerceThrottledError("slow down", operation="search", status=429, retry_after=3))
     result = world.send(envelope(ev, ingested_at=NOW - timedelta(days=1, seconds=1)))
     assert result.outcome is Outcome.DEAD_LETTERED
     assert result.failure.reason == "retries_exhausted:commerce_throttled"  # the outcome's reason too
@@ -581,8 +613,12 @@ def test_past_the_maximum_age_a_transient_failure_is_dead_lettered(world):
 
 def test_a_permanent_refusal_is_dead_lettered_at_once(world):
     ev = event("evt-1", at(0), **FULL)
-    world.commerce.fail("create", CommercePermanentError("bad data", operation="create", status=400,
-                                                         error_resource_id=RUNTIME_PREFIX + "InvalidFormat"))
+    world.commerce.fail(
+        "create",
+        CommercePermanentError(
+            "bad data", operation="create", status=400, error_resource_id=RUNTIME_PREFIX + "InvalidFormat"
+        ),
+    )
     result = world.send(envelope(ev))
     assert result.outcome is Outcome.DEAD_LETTERED
     [letter] = world.deadletters.letters
@@ -614,6 +650,7 @@ def test_losing_the_lease_before_recording_is_retried(world):
     def take_over(op: str) -> None:  # another worker overran ours and wrote meanwhile
         if op == "update":
             world.ledger.put(replace(world.entry(ev1.email_hash), lease=None))
+
     world.commerce.before_call = take_over
     result = world.send(envelope(ev2))
     assert result.outcome is Outcome.RETRYING and result.failure.reason == "ledger_conflict"
@@ -622,6 +659,7 @@ def test_losing_the_lease_before_recording_is_retried(world):
 
 
 # --- email changes -----------------------------------------------------------------------------------
+
 
 def test_an_email_change_updates_the_customer_and_moves_the_entry(world):
     ev1 = created(world)
@@ -645,8 +683,10 @@ def test_an_email_change_updates_the_customer_and_moves_the_entry(world):
     # older events for the old address are stale; the new address is updated blind
     world.commerce.log.clear()
     assert world.send(envelope(event("evt-1b", at(0.5), **FULL))).outcome is Outcome.STALE
-    assert world.send(envelope(event("evt-3", at(2), email=NEW_EMAIL, **{**FULL, "customerGroup": "50"}))
-                      ).outcome is Outcome.UPDATED
+    assert (
+        world.send(envelope(event("evt-3", at(2), email=NEW_EMAIL, **{**FULL, "customerGroup": "50"}))).outcome
+        is Outcome.UPDATED
+    )
     assert world.commerce.ops == ["update"] and len(world.commerce.customers) == 1
 
 
@@ -668,6 +708,7 @@ def test_an_email_change_whose_final_ledger_write_fails_lets_go_of_the_old_email
     def storage_down(op: str) -> None:  # the table fails once the customer is updated
         if op == "update":
             world.ledger.fail_next_write = HttpResponseError(message="server busy", response=None)
+
     world.commerce.before_call = storage_down
     result = world.send(envelope(ev2))
     assert result.outcome is Outcome.RETRYING and result.failure.reason == "storage_unavailable"
@@ -699,6 +740,7 @@ def test_an_email_change_for_an_email_the_ledger_never_saw_searches_the_previous
 
 
 # --- forced replays ----------------------------------------------------------------------------------
+
 
 def test_force_reapplies_a_stale_event_without_moving_last_back(world):
     ev1 = created(world, "evt-1", 0, **{**FULL, "firstName": "Old"})
@@ -732,6 +774,7 @@ def test_force_on_a_new_stale_event_that_was_never_seen(world):
 
 # --- the sender's customerAccount hint ---------------------------------------------------------------
 
+
 def test_the_senders_account_hint_is_used_when_its_email_matches(world):
     seeded = world.commerce.create_customer({"Email": OLD_EMAIL.upper(), "Contacts": []})
     world.commerce.log.clear()
@@ -751,8 +794,7 @@ def test_an_account_hint_for_another_email_is_ignored(world):
 
 def test_a_newer_event_for_the_new_email_during_a_retried_email_change_does_not_duplicate(world):
     ev1 = created(world)
-    world.commerce.fail("update", CommerceThrottledError("slow down", operation="update", status=429,
-                                                         retry_after=3))
+    world.commerce.fail("update", CommerceThrottledError("slow down", operation="update", status=429, retry_after=3))
     change = event("evt-2", at(1), email=NEW_EMAIL, previousEmail=OLD_EMAIL, **FULL)
     assert world.send(envelope(change)).outcome is Outcome.RETRYING
     retry, _ = world.last_requeued()
@@ -768,26 +810,37 @@ def test_a_newer_event_for_the_new_email_during_a_retried_email_change_does_not_
 
 # --- many deliveries, faults, crashes and concurrent workers -----------------------------------------
 
+
 class WorkerDied(BaseException):
     """The worker process vanished mid-call: nothing after this runs (no release, no outcome)."""
 
 
-FINAL = {Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.DUPLICATE, Outcome.STALE,
-         Outcome.DEAD_LETTERED}
+FINAL = {Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.DUPLICATE, Outcome.STALE, Outcome.DEAD_LETTERED}
 HOST_VISIBILITY_SECONDS = 30  # a crashed delivery's message becomes visible again after this
 
 
 def partial_customer(rnd: random.Random) -> dict:
     """A random subset of the field groups, each carried whole (so its value is one event's)."""
     values = {
-        "name": lambda: {"firstName": rnd.choice(["Ada", "Grace", "Ida"]), "middleName": rnd.choice(["King", None]),
-                         "lastName": rnd.choice(["Lovelace", "Hopper"])},
+        "name": lambda: {
+            "firstName": rnd.choice(["Ada", "Grace", "Ida"]),
+            "middleName": rnd.choice(["King", None]),
+            "lastName": rnd.choice(["Lovelace", "Hopper"]),
+        },
         "phone": lambda: {"phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None])},
-        "profile": lambda: {"language": rnd.choice(["en-GB", "da-DK"]), "currencyCode": rnd.choice(["GBP", "DKK"]),
-                            "customerGroup": rnd.choice(["40", "50"])},
+        "profile": lambda: {
+            "language": rnd.choice(["en-GB", "da-DK"]),
+            "currencyCode": rnd.choice(["GBP", "DKK"]),
+            "customerGroup": rnd.choice(["40", "50"]),
+        },
         "consent": lambda: {"isOptedInMarketing": rnd.choice([True, False])},
-        "address": lambda: {"address": {**FULL["address"], "street": rnd.choice(["Pine St", "Main St"]),
-                                        "city": rnd.choice(["Seattle", "Portland"])}},
+        "address": lambda: {
+            "address": {
+                **FULL["address"],
+                "street": rnd.choice(["Pine St", "Main St"]),
+                "city": rnd.choice(["Seattle", "Portland"]),
+            }
+        },
     }
     customer: dict = {}
     for group in ORDERED_GROUPS:
@@ -800,8 +853,12 @@ def group_value(customer: dict, group: str):
     """What Commerce holds for one field group, in the event's normalised terms."""
     contacts = customer.get("Contacts") or []
     if group == "name":
-        return (customer["FirstName"] or None, customer["MiddleName"] or None, customer["LastName"] or None,
-                customer["Name"])
+        return (
+            customer["FirstName"] or None,
+            customer["MiddleName"] or None,
+            customer["LastName"] or None,
+            customer["Name"],
+        )
     if group == "phone":
         phones = [c["Value"] for c in contacts if c["AddressTypeValue"] == 1]
         return customer["Phone"] or None, phones[:1] if customer["Phone"] else None
@@ -815,8 +872,12 @@ def group_value(customer: dict, group: str):
 
 def expected_value(ev, group: str):
     if group == "name":
-        return ev.first_name, ev.middle_name, ev.last_name, " ".join(
-            p for p in (ev.first_name, ev.middle_name, ev.last_name) if p)
+        return (
+            ev.first_name,
+            ev.middle_name,
+            ev.last_name,
+            " ".join(p for p in (ev.first_name, ev.middle_name, ev.last_name) if p),
+        )
     if group == "phone":
         return ev.phone, [ev.phone] if ev.phone else None
     if group == "profile":
@@ -843,11 +904,20 @@ def simulate(seed: int, events_count: int = 10, partial: bool = False, presence=
         minutes = [rnd.choice(minutes[:i]) if i and rnd.random() < 0.2 else m for i, m in enumerate(minutes)]
         events = [event(f"evt-{i:02d}", at(m), **partial_customer(rnd)) for i, m in enumerate(minutes)]
     else:
-        events = [event(f"evt-{i:02d}", at(m), **{**FULL, "firstName": rnd.choice(["Ada", "Grace", "Ida"]),
-                                                 "middleName": rnd.choice(["King", None]),
-                                                 "phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None]),
-                                                 "customerGroup": rnd.choice(["40", "50"])})
-                  for i, m in enumerate(minutes)]
+        events = [
+            event(
+                f"evt-{i:02d}",
+                at(m),
+                **{
+                    **FULL,
+                    "firstName": rnd.choice(["Ada", "Grace", "Ida"]),
+                    "middleName": rnd.choice(["King", None]),
+                    "phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None]),
+                    "customerGroup": rnd.choice(["40", "50"]),
+                },
+            )
+            for i, m in enumerate(minutes)
+        ]
     latest = max(events, key=OrderKey.of)
     email_hash = latest.email_hash
     queue = [(world.clock(), envelope(e).to_json(), 1) for e in events]
@@ -897,13 +967,13 @@ def simulate(seed: int, events_count: int = 10, partial: bool = False, presence=
             writing[0] = False if write else writing[0]
         roll = rnd.random()
         if roll < 0.12:
-            raise CommerceThrottledError("slow down", operation=op, status=429,
-                                         retry_after=rnd.choice([None, 1, 3]))
+            raise CommerceThrottledError("slow down", operation=op, status=429, retry_after=rnd.choice([None, 1, 3]))
         if roll < 0.2:
             raise CommerceServerError("busy", operation=op, status=503)
         if write and roll < 0.3:
-            world.commerce.faults[op].insert(0, Fault(CommerceTimeoutError("read timeout", operation=op),
-                                                      commit=rnd.random() < 0.5))
+            world.commerce.faults[op].insert(
+                0, Fault(CommerceTimeoutError("read timeout", operation=op), commit=rnd.random() < 0.5)
+            )
         elif write and roll < 0.4:
             world.commerce.faults[op].insert(0, Fault(WorkerDied(), commit=rnd.random() < 0.5))
 
@@ -934,11 +1004,13 @@ def simulate(seed: int, events_count: int = 10, partial: bool = False, presence=
                 assert entry.group_keys[group] == OrderKey.of(winner), group
         assert entry.uncertain_groups == frozenset()
     else:
-        assert (customer["FirstName"], customer["MiddleName"] or None, customer["Phone"] or None,
-                customer["CustomerGroup"]) == (latest.first_name, latest.middle_name, latest.phone,
-                                               latest.customer_group)
-        assert customer["Name"] == " ".join(p for p in (latest.first_name, latest.middle_name, latest.last_name)
-                                            if p)
+        assert (
+            customer["FirstName"],
+            customer["MiddleName"] or None,
+            customer["Phone"] or None,
+            customer["CustomerGroup"],
+        ) == (latest.first_name, latest.middle_name, latest.phone, latest.customer_group)
+        assert customer["Name"] == " ".join(p for p in (latest.first_name, latest.middle_name, latest.last_name) if p)
     entry = world.ledger.read(email_hash)
     assert entry.last == OrderKey.of(latest) and entry.state is State.APPLIED and entry.lease is None
     finals = [event_id for event_id, outcome in world.telemetry.event_outcomes if outcome in FINAL]
@@ -956,6 +1028,7 @@ def test_random_partial_events_end_with_every_group_at_the_latest_event_that_car
 
 
 # --- email changes and uncertain writes: interleavings found in review -------------------------------
+
 
 def _customers(world: World) -> list[tuple[str, str]]:
     return sorted((c["Email"], c.get("CustomerGroup", "")) for c in world.commerce.customers.values())
@@ -984,8 +1057,7 @@ def test_a_failed_read_back_after_a_patch_counts_as_a_write_that_may_have_commit
         raise CommerceServerError("busy", operation="get", status=503)
 
     world.commerce.update_customer = update_then_read_back_fails
-    assert world.send(envelope(event("evt-3", at(3), **{**FULL, "customerGroup": "60"}))).outcome \
-        is Outcome.RETRYING
+    assert world.send(envelope(event("evt-3", at(3), **{**FULL, "customerGroup": "60"}))).outcome is Outcome.RETRYING
     world.commerce.update_customer = real_update
     assert world.entry(ev1.email_hash).state is State.UNCERTAIN
     assert world.send(envelope(event("evt-2", at(2), **{**FULL, "customerGroup": "50"}))).outcome is Outcome.STALE
@@ -1020,8 +1092,9 @@ def test_a_refused_change_is_not_adopted_once_the_old_address_has_newer_events(w
     world.commerce.fail("update", CommercePermanentError("refused", operation="update", status=400))
     change = event("evt-2", at(2), email=NEW_EMAIL, previousEmail=OLD_EMAIL, firstName="Bea")
     assert world.send(envelope(change)).outcome is Outcome.DEAD_LETTERED
-    assert world.send(envelope(event("evt-3", at(3), firstName="Ada", customerGroup="50"))).outcome \
-        is Outcome.UPDATED  # the old address is still in use
+    assert (
+        world.send(envelope(event("evt-3", at(3), firstName="Ada", customerGroup="50"))).outcome is Outcome.UPDATED
+    )  # the old address is still in use
     result = world.send(envelope(event("evt-4", at(4), email=NEW_EMAIL, firstName="Zed")))
     assert result.outcome is Outcome.CREATED  # a customer of its own, the old one keeps its email
     assert sorted(c["Email"] for c in world.commerce.customers.values()) == [NEW_EMAIL, OLD_EMAIL]
@@ -1097,8 +1170,7 @@ def test_an_older_event_patches_only_its_groups_that_no_newer_event_wrote(world)
     world.send(envelope(event("evt-3", at(3), **NEW_ADDRESS)))
     world.commerce.log.clear()
     writes = world.ledger.writes
-    older = event("evt-2", at(2), address={**FULL["address"], "street": "Old St"}, customerGroup="50",
-                  language="da-DK")
+    older = event("evt-2", at(2), address={**FULL["address"], "street": "Old St"}, customerGroup="50", language="da-DK")
     assert world.send(envelope(older)).outcome is Outcome.UPDATED
     [(op, (_, patch))] = world.commerce.log
     assert op == "update" and patch == {"Language": "da-dk", "CustomerGroup": "50"}  # no address
@@ -1123,7 +1195,7 @@ def test_a_consent_and_a_profile_event_at_the_same_instant_both_apply(world, fir
     created(world)
     consent = event("evt-a", at(5), isOptedInMarketing=False)  # "evt-a" < "evt-b": ordered first
     profile = event("evt-b", at(5), customerGroup="50")
-    for ev in ([consent, profile] if first == "consent" else [profile, consent]):
+    for ev in [consent, profile] if first == "consent" else [profile, consent]:
         assert world.send(envelope(ev)).outcome is Outcome.UPDATED
     [customer] = world.commerce.by_email(OLD_EMAIL)
     assert customer["CustomerGroup"] == "50"
@@ -1169,8 +1241,11 @@ def test_a_customer_created_by_an_older_event_gets_only_its_fresh_groups(world):
     assert world.entry(older.email_hash).state is State.UNCERTAIN  # evt-2 still has to be retried
     assert world.send(retry).outcome is Outcome.UPDATED
     [customer] = world.commerce.by_email(OLD_EMAIL)
-    assert (customer["Name"], customer["Phone"], customer["Addresses"][0]["Street"]) == \
-        ("Grace Hopper", "+12025550199", "Pine St")
+    assert (customer["Name"], customer["Phone"], customer["Addresses"][0]["Street"]) == (
+        "Grace Hopper",
+        "+12025550199",
+        "Pine St",
+    )
     assert {c["IsOptedInMarketing"] for c in customer["Contacts"]} == {True}
     assert world.entry(older.email_hash).state is State.APPLIED and len(world.commerce.customers) == 1
 
@@ -1193,8 +1268,9 @@ def test_an_email_change_stays_ordered_as_a_whole(world):
     assert world.send(envelope(change)).outcome is Outcome.UPDATED
     # an older event for the new address is stale in every group, even one the change did not write
     world.commerce.log.clear()
-    assert world.send(envelope(event("evt-2", at(2), email=NEW_EMAIL, phone="+1 202 555 0199"))).outcome \
-        is Outcome.STALE
+    assert (
+        world.send(envelope(event("evt-2", at(2), email=NEW_EMAIL, phone="+1 202 555 0199"))).outcome is Outcome.STALE
+    )
     # and an older change is stale as a whole, though its name group is fresh at the new address
     other = event("evt-5", at(5), email="ada.byron@example.org", customerGroup="50")
     assert world.send(envelope(other)).outcome is Outcome.CREATED

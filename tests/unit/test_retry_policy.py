@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.core.retry_policy import (DEFER_MAX_SECONDS, DEFER_MIN_SECONDS, MAX_VISIBILITY_SECONDS, defer_delay, expired,
-                                 retry_delay)
+from shared.core.retry_policy import (
+    DEFER_MAX_SECONDS,
+    DEFER_MIN_SECONDS,
+    MAX_VISIBILITY_SECONDS,
+    defer_delay,
+    expired,
+    retry_delay,
+)
 from shared.core.settings import RetrySettings
 
 SETTINGS = RetrySettings(base_delay=5, max_delay=900, max_age=86400)
@@ -74,7 +80,7 @@ def test_backoff_grows_exponentially_then_caps():
     # step = 5 * 2^(a-1): 5, 10, 20, 40, 80, 160, 320, 640, 900 (capped), 900, ...
     assert highs == [5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900]
     assert lows == [3, 5, 10, 20, 40, 80, 160, 320, 450, 450, 450, 450]
-    assert all(b >= a for a, b in zip(lows, lows[1:]))
+    assert all(b >= a for a, b in zip(lows, lows[1:], strict=False))
 
 
 def test_backoff_stays_within_the_jitter_band():
@@ -111,7 +117,7 @@ def test_defer_delay_is_1_to_5_seconds_and_spread():
 
 
 def test_expired():
-    ingested = datetime(2026, 11, 26, 10, tzinfo=timezone.utc)
+    ingested = datetime(2026, 11, 26, 10, tzinfo=UTC)
     settings = RetrySettings(base_delay=5, max_delay=900, max_age=3600)
     assert not expired(ingested, ingested, settings)
     assert not expired(ingested, ingested + timedelta(seconds=3600), settings)

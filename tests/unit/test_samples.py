@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,9 +12,16 @@ from shared.core.settings import InvalidFieldPolicy, MappingSettings
 from shared.core.validation import BatchRejected, read_batch, validate_batch
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-SETTINGS = MappingSettings(default_customer_type=1, default_group="30", default_currency="USD",
-                           default_language="en-us", address_type=7, default_country="US",
-                           state_id_overrides={}, invalid_field_policy=InvalidFieldPolicy.REJECT)
+SETTINGS = MappingSettings(
+    default_customer_type=1,
+    default_group="30",
+    default_currency="USD",
+    default_language="en-us",
+    address_type=7,
+    default_country="US",
+    state_id_overrides={},
+    invalid_field_policy=InvalidFieldPolicy.REJECT,
+)
 KEY = b"test-hash-key-0123456789"
 
 # file -> (pointer, code) of the refusal, or an HTTP status for a request-level refusal.
@@ -48,7 +55,7 @@ EXPECTED: dict[str, tuple[str, str] | int] = {
 
 def _validate(path: Path):
     items = read_batch(path.read_bytes(), "application/json", max_events=500, max_bytes=1 << 20)
-    return validate_batch(items, now=datetime.now(timezone.utc), settings=SETTINGS, hash_key=KEY)
+    return validate_batch(items, now=datetime.now(UTC), settings=SETTINGS, hash_key=KEY)
 
 
 @pytest.mark.parametrize("name", ["event.json", "batch.json", "shopify-style-mapped.json"])
@@ -91,8 +98,7 @@ def test_samples_use_reserved_example_data_only():
 
 
 # Refusals the published JSON Schema expresses too (the rest need code: formats, lists, clocks).
-SCHEMA_EXPRESSES = {"required", "not_clearable", "unknown_property", "unsupported_version", "type",
-                    "too_long"}
+SCHEMA_EXPRESSES = {"required", "not_clearable", "unknown_property", "unsupported_version", "type", "too_long"}
 
 
 def _event_validator():
@@ -117,8 +123,9 @@ def test_good_samples_match_the_published_schema(name):
         assert list(validator.iter_errors(item)) == []
 
 
-@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items()
-                                        if not isinstance(e, int) and e[1] in SCHEMA_EXPRESSES))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, e in EXPECTED.items() if not isinstance(e, int) and e[1] in SCHEMA_EXPRESSES)
+)
 def test_the_published_schema_refuses_what_validation_refuses(name):
     """A client generated from docs/openapi.json must not send what the API answers with 422."""
     validator = _event_validator()

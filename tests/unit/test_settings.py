@@ -21,18 +21,23 @@ def test_sample_settings_load_as_the_local_defaults():
 def test_every_problem_is_reported_at_once_by_name():
     with pytest.raises(SettingsError) as info:
         load_settings({})
-    assert {"AzureWebJobsStorage", "COMMERCE_BASE_URL", "COMMERCE_OUN", "COMMERCE_AUTH_MODE",
-            "EMAIL_HASH_KEY"} <= set(info.value.names)
+    assert {"AzureWebJobsStorage", "COMMERCE_BASE_URL", "COMMERCE_OUN", "COMMERCE_AUTH_MODE", "EMAIL_HASH_KEY"} <= set(
+        info.value.names
+    )
 
 
-@pytest.mark.parametrize("mode, missing", [
-    ("client_secret", {"COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID", "COMMERCE_CLIENT_SECRET",
-                       "COMMERCE_SERVER_RESOURCE_ID"}),
-    ("certificate", {"COMMERCE_CLIENT_CERTIFICATE_PATH"}),
-    ("managed_identity", {"COMMERCE_MANAGED_IDENTITY_CLIENT_ID", "COMMERCE_SERVER_RESOURCE_ID"}),
-    ("workload_identity", {"COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID",
-                           "COMMERCE_MANAGED_IDENTITY_CLIENT_ID"}),
-])
+@pytest.mark.parametrize(
+    "mode, missing",
+    [
+        (
+            "client_secret",
+            {"COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID", "COMMERCE_CLIENT_SECRET", "COMMERCE_SERVER_RESOURCE_ID"},
+        ),
+        ("certificate", {"COMMERCE_CLIENT_CERTIFICATE_PATH"}),
+        ("managed_identity", {"COMMERCE_MANAGED_IDENTITY_CLIENT_ID", "COMMERCE_SERVER_RESOURCE_ID"}),
+        ("workload_identity", {"COMMERCE_TENANT_ID", "COMMERCE_CLIENT_ID", "COMMERCE_MANAGED_IDENTITY_CLIENT_ID"}),
+    ],
+)
 def test_an_auth_mode_without_its_settings_names_what_is_missing(mode, missing):
     env = {**SAMPLE, "COMMERCE_AUTH_MODE": mode, "COMMERCE_STATIC_DEV_TOKEN": ""}
     with pytest.raises(SettingsError) as info:
@@ -51,12 +56,20 @@ def test_secret_values_never_appear_in_repr_or_errors():
     assert SAMPLE["EMAIL_HASH_KEY"] not in repr(s)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("COMMERCE_AUTH_MODE", "magic"), ("COMMERCE_AUTH_SCHEME", "Basic"),
-    ("COMMERCE_READ_TIMEOUT_SECONDS", "soon"), ("INGEST_MAX_EVENTS", "0"),
-    ("STATE_ID_OVERRIDES", "[1]"), ("DEFAULT_COUNTRY", "USA"), ("EMAIL_HASH_KEY", "short"),
-    ("INVALID_OPTIONAL_FIELDS", "ignore"), ("COMMERCE_BASE_URL", "ftp://x/Commerce"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("COMMERCE_AUTH_MODE", "magic"),
+        ("COMMERCE_AUTH_SCHEME", "Basic"),
+        ("COMMERCE_READ_TIMEOUT_SECONDS", "soon"),
+        ("INGEST_MAX_EVENTS", "0"),
+        ("STATE_ID_OVERRIDES", "[1]"),
+        ("DEFAULT_COUNTRY", "USA"),
+        ("EMAIL_HASH_KEY", "short"),
+        ("INVALID_OPTIONAL_FIELDS", "ignore"),
+        ("COMMERCE_BASE_URL", "ftp://x/Commerce"),
+    ],
+)
 def test_malformed_values_are_refused(name, value):
     with pytest.raises(SettingsError) as info:
         load_settings({**SAMPLE, name: value})
@@ -70,8 +83,7 @@ def test_identity_based_storage_counts_as_configured():
 
 
 def test_bearer_scheme_and_overrides_are_normalised():
-    s = load_settings({**SAMPLE, "COMMERCE_AUTH_SCHEME": "bearer",
-                       "STATE_ID_OVERRIDES": '{"gbr": {"gb-eng": "ENG"}}'})
+    s = load_settings({**SAMPLE, "COMMERCE_AUTH_SCHEME": "bearer", "STATE_ID_OVERRIDES": '{"gbr": {"gb-eng": "ENG"}}'})
     assert s.commerce.auth_scheme == "Bearer"
     assert s.mapping.state_id_overrides == {"GBR": {"GB-ENG": "ENG"}}
 

@@ -29,8 +29,15 @@ def test_without_any_webhook_setting_nothing_is_served():
     assert (config.delivery_table, config.identity_table) == ("webhookdeliveries", "webhookidentities")
 
 
-@pytest.mark.parametrize("value", ['{"shopify": "s3cr3t-value", "bad name": ["s3cr3t-value"]}',
-                                   '{"shopify": [""]}', '["s3cr3t-value"]', "s3cr3t-value"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"shopify": "s3cr3t-value", "bad name": ["s3cr3t-value"]}',
+        '{"shopify": [""]}',
+        '["s3cr3t-value"]',
+        "s3cr3t-value",
+    ],
+)
 def test_malformed_secrets_are_named_without_their_values(value):
     text = problems(WEBHOOK_SECRETS=value)
     assert "WEBHOOK_SECRETS" in text and "s3cr3t-value" not in text
@@ -42,30 +49,54 @@ def test_a_single_secret_may_be_a_string_and_two_are_both_active():
 
 
 def test_source_options():
-    config = load_webhook_config({**SAMPLE, "WEBHOOK_SOURCE_OPTIONS": json.dumps({"shopify": {
-        "createDefaults": {"customerGroup": "WEB", "currencyCode": "eur", "language": "de-DE"},
-        "invalidOptionalFields": "drop", "shopDomains": ["Shop.myshopify.com"], "toleranceSeconds": 120}})})
+    config = load_webhook_config(
+        {
+            **SAMPLE,
+            "WEBHOOK_SOURCE_OPTIONS": json.dumps(
+                {
+                    "shopify": {
+                        "createDefaults": {"customerGroup": "WEB", "currencyCode": "eur", "language": "de-DE"},
+                        "invalidOptionalFields": "drop",
+                        "shopDomains": ["Shop.myshopify.com"],
+                        "toleranceSeconds": 120,
+                    }
+                }
+            ),
+        }
+    )
     options = config.options_for("shopify")
-    assert options.create_defaults.model_dump() == {"customer_group": "WEB", "currency_code": "EUR",
-                                                    "language": "de-de"}
+    assert options.create_defaults.model_dump() == {
+        "customer_group": "WEB",
+        "currency_code": "EUR",
+        "language": "de-de",
+    }
     assert options.invalid_field_policy is InvalidFieldPolicy.DROP
     assert options.shop_domains == {"shop.myshopify.com"} and options.tolerance_seconds == 120
     assert config.options_for("hubspot").invalid_field_policy is None
 
 
-@pytest.mark.parametrize("options, named", [
-    ({"shopify": {"shopDomain": ["x"]}}, "unknown options"),
-    ({"shopify": {"createDefaults": {"currencyCode": "XXQ"}}}, "createDefaults"),
-    ({"shopify": {"invalidOptionalFields": "ignore"}}, "reject or drop"),
-    ({"shopify": {"toleranceSeconds": 86400}}, "toleranceSeconds"),
-])
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        ({"shopify": {"shopDomain": ["x"]}}, "unknown options"),
+        ({"shopify": {"createDefaults": {"currencyCode": "XXQ"}}}, "createDefaults"),
+        ({"shopify": {"invalidOptionalFields": "ignore"}}, "reject or drop"),
+        ({"shopify": {"toleranceSeconds": 86400}}, "toleranceSeconds"),
+    ],
+)
 def test_bad_source_options_are_named(options, named):
     assert named in problems(WEBHOOK_SOURCE_OPTIONS=json.dumps(options))
 
 
 def test_mapping_files_that_do_not_load_stop_start_up_with_the_file_named(tmp_path):
-    (tmp_path / "good.json").write_text(json.dumps({"signature": {"scheme": "standard"}, "fields": {
-        "eventId": "id", "occurredAt": "at", "customer.email": "email"}}))
+    (tmp_path / "good.json").write_text(
+        json.dumps(
+            {
+                "signature": {"scheme": "standard"},
+                "fields": {"eventId": "id", "occurredAt": "at", "customer.email": "email"},
+            }
+        )
+    )
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "shopify.json").write_text("{}")
     text = problems(WEBHOOK_MAPPINGS_DIR=str(tmp_path))
@@ -73,6 +104,8 @@ def test_mapping_files_that_do_not_load_stop_start_up_with_the_file_named(tmp_pa
 
 
 def test_public_base_url_is_a_scheme_and_host():
-    assert load_webhook_config({**SAMPLE, "WEBHOOK_PUBLIC_BASE_URL": "https://sync.example.com/"}).public_base_url \
+    assert (
+        load_webhook_config({**SAMPLE, "WEBHOOK_PUBLIC_BASE_URL": "https://sync.example.com/"}).public_base_url
         == "https://sync.example.com"
+    )
     assert "WEBHOOK_PUBLIC_BASE_URL" in problems(WEBHOOK_PUBLIC_BASE_URL="https://sync.example.com/api")

@@ -8,17 +8,18 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from shared.core.sources import signatures as sig
 from shared.core.sources.signatures import Headers, HmacHeaderScheme, SignatureRejected
 from tests import webhook_signing as sign
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 STANDARD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks spec's example secret
 STANDARD_NEXT = "local-dev-standard-webhooks-key"
 
@@ -35,6 +36,7 @@ def rejected(reason: str):
 
 
 # --- Standard Webhooks -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(BODIES))
 def test_standard_bodies_verify_byte_for_byte(name):
@@ -104,13 +106,13 @@ def test_standard_agrees_with_the_reference_library(text, flip):
     """Whatever the reference library signs, this accepts; one changed byte, both refuse."""
     body = text.encode("utf-8")
     # Signed now: the reference library checks the timestamp against the real clock.
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     headers = sign.standard(body, STANDARD, msg_id="msg_p", at=now)
     sig.verify_standard(body, Headers(headers), [STANDARD], now)
     Webhook(STANDARD).verify(body, headers, json_parse=False)
     if body:
         i = flip % len(body)
-        tampered = body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1:]
+        tampered = body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1 :]
         with rejected("bad_signature"):
             sig.verify_standard(tampered, Headers(headers), [STANDARD], now)
         try:
@@ -127,6 +129,7 @@ def test_standard_secrets_decode_as_the_reference_library_decodes_them():
 
 
 # --- Shopify -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(BODIES))
 def test_shopify_bodies_verify_and_tampering_fails(name):
@@ -176,8 +179,9 @@ def test_hubspot_v3_signed_by_the_client_library_verifies(name):
     verified = sig.verify_hubspot_v3(body, Headers(headers), ["client-secret"], method="POST", uri=URI, now=NOW)
     assert verified.timestamp == NOW
     with rejected("bad_signature"):
-        sig.verify_hubspot_v3(body, Headers(headers), ["client-secret"], method="POST",
-                              uri=URI.replace("sync.", "other."), now=NOW)
+        sig.verify_hubspot_v3(
+            body, Headers(headers), ["client-secret"], method="POST", uri=URI.replace("sync.", "other."), now=NOW
+        )
     with rejected("bad_signature"):
         sig.verify_hubspot_v3(body[:-1], Headers(headers), ["client-secret"], method="POST", uri=URI, now=NOW)
 
@@ -199,13 +203,15 @@ def test_hubspot_v3_refuses_old_and_malformed_timestamps():
     with rejected("expired"):
         sig.verify_hubspot_v3(body, Headers(headers), ["s"], method="POST", uri=URI, now=NOW)
     with rejected("malformed_signature"):
-        sig.verify_hubspot_v3(body, Headers({**headers, "X-HubSpot-Request-Timestamp": "soon"}), ["s"],
-                              method="POST", uri=URI, now=NOW)
+        sig.verify_hubspot_v3(
+            body, Headers({**headers, "X-HubSpot-Request-Timestamp": "soon"}), ["s"], method="POST", uri=URI, now=NOW
+        )
     with rejected("missing_signature"):
         sig.verify_hubspot_v3(body, Headers({}), ["s"], method="POST", uri=URI, now=NOW)
 
 
 # --- Klaviyo -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(BODIES))
 def test_klaviyo_body_then_timestamp_hex(name):
@@ -213,16 +219,23 @@ def test_klaviyo_body_then_timestamp_hex(name):
     headers = sign.klaviyo(body, "klaviyo-secret-0123456789")
     sig.verify_klaviyo(body, Headers(headers), ["klaviyo-secret-0123456789"], NOW)
     with rejected("bad_signature"):
-        sig.verify_klaviyo(body, Headers({**headers, "Klaviyo-Timestamp": "2026-11-26T10:01:06+00:00"}),
-                           ["klaviyo-secret-0123456789"], NOW)
+        sig.verify_klaviyo(
+            body,
+            Headers({**headers, "Klaviyo-Timestamp": "2026-11-26T10:01:06+00:00"}),
+            ["klaviyo-secret-0123456789"],
+            NOW,
+        )
     with rejected("malformed_signature"):
         sig.verify_klaviyo(body, Headers({**headers, "Klaviyo-Signature": "zz"}), ["k"], NOW)
 
 
 # --- a named HMAC header ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("algorithm, encoding, prefix", [("sha256", "hex", "sha256="), ("sha1", "hex", ""),
-                                                         ("sha512", "base64", ""), ("sha256", "base64", "v1=")])
+
+@pytest.mark.parametrize(
+    "algorithm, encoding, prefix",
+    [("sha256", "hex", "sha256="), ("sha1", "hex", ""), ("sha512", "base64", ""), ("sha256", "base64", "v1=")],
+)
 def test_named_hmac_header_schemes(algorithm, encoding, prefix):
     body = BODIES["odd whitespace"].encode()
     digest = hmac.new(b"cdp", body, getattr(hashlib, algorithm)).digest()
@@ -233,7 +246,7 @@ def test_named_hmac_header_schemes(algorithm, encoding, prefix):
         sig.verify_hmac_header(body.strip(), Headers({"x-sig": value}), ["cdp"], scheme)
     if prefix:
         with rejected("malformed_signature"):
-            sig.verify_hmac_header(body, Headers({"x-sig": value[len(prefix):]}), ["cdp"], scheme)
+            sig.verify_hmac_header(body, Headers({"x-sig": value[len(prefix) :]}), ["cdp"], scheme)
 
 
 def test_hmac_scheme_refuses_unknown_algorithms_and_encodings():

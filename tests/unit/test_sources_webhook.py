@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
+from shared.adapters.sender_tables import CLAIM_SECONDS, DeliveryStore
+from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE
 from shared.core.commerce_bodies.create import build_create_body
 from shared.core.contract import NormalisedEvent
-from shared.adapters.sender_tables import CLAIM_SECONDS, DeliveryStore
 from shared.usecases.webhooks import handle_webhook
-from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE
 from tests import webhook_signing as sign
 from tests.unit.sources_fakes import NOW, WEBHOOKS, Fixture, MemoryTable
 
@@ -23,8 +23,9 @@ CREATE = (WEBHOOKS / "shopify/customers-create.json").read_bytes()
 
 
 def post(f: Fixture, source: str, body: bytes, headers: dict, url: str | None = None):
-    return handle_webhook(source, "POST", url or f"http://localhost:7071/api/webhooks/{source}", headers, body,
-                          "corr-1", f.deps)
+    return handle_webhook(
+        source, "POST", url or f"http://localhost:7071/api/webhooks/{source}", headers, body, "corr-1", f.deps
+    )
 
 
 def shopify(f: Fixture, body: bytes = CREATE, topic: str = "customers/create", **kw):
@@ -66,8 +67,13 @@ def test_refused_deliveries_are_401_with_a_reason_and_store_nothing(f, caplog, c
     with caplog.at_level(logging.DEBUG):
         answer = post(f, source, body, headers)
     assert answer.status == 401 and answer.content_type == "application/problem+json"
-    expected = {"unsigned": "missing_signature", "tampered": "bad_signature", "wrong secret": "bad_signature",
-                "unknown source": "unknown_source", "no secret": "no_secret"}[case]
+    expected = {
+        "unsigned": "missing_signature",
+        "tampered": "bad_signature",
+        "wrong secret": "bad_signature",
+        "unknown source": "unknown_source",
+        "no secret": "no_secret",
+    }[case]
     assert answer.body["reason"] == expected
     [event] = custom_events(caplog, "WebhookRejected")
     assert event.reason == expected and event.source == ("unknown" if case == "unknown source" else "shopify")
@@ -129,8 +135,11 @@ def test_the_source_policy_can_drop_an_invalid_optional_field(f):
 
 
 def test_source_create_defaults_apply_on_create_only(f):
-    f = Fixture(WEBHOOK_SOURCE_OPTIONS=json.dumps({"shopify": {"createDefaults": {
-        "customerGroup": "SHOP", "language": "fr-CA", "currencyCode": "cad"}}}))
+    f = Fixture(
+        WEBHOOK_SOURCE_OPTIONS=json.dumps(
+            {"shopify": {"createDefaults": {"customerGroup": "SHOP", "language": "fr-CA", "currencyCode": "cad"}}}
+        )
+    )
     body = json.loads(CREATE)
     del body["currency"]
     shopify(f, json.dumps(body).encode())
@@ -159,8 +168,12 @@ def test_a_changed_email_at_the_sender_becomes_previous_email(f):
 
 def test_too_many_events_in_one_delivery_is_413_and_nothing_is_kept(f):
     f = Fixture(INGEST_MAX_EVENTS="2")
-    body = json.dumps([{"eventId": f"e-{i}", "occurredAt": "2026-11-26T10:00:00Z",
-                        "customer": {"email": f"p{i}@example.com"}} for i in range(3)]).encode()
+    body = json.dumps(
+        [
+            {"eventId": f"e-{i}", "occurredAt": "2026-11-26T10:00:00Z", "customer": {"email": f"p{i}@example.com"}}
+            for i in range(3)
+        ]
+    ).encode()
     answer = post(f, "standard", body, sign.standard(body, "local-dev-standard-webhooks-key", at=NOW))
     assert answer.status == 413 and f.queue.messages == [] and f.deliveries_table.rows == {}
 
@@ -169,8 +182,9 @@ def test_a_consent_topic_without_an_email_takes_the_one_the_sender_id_last_had(f
     shopify(f)
     body = json.loads((WEBHOOKS / "shopify/customers-email-marketing-consent-update.json").read_text())
     body["email_address"] = None
-    answer = shopify(f, json.dumps(body).encode(), topic="customers/email_marketing_consent_update",
-                     event_id="evt-consent")
+    answer = shopify(
+        f, json.dumps(body).encode(), topic="customers/email_marketing_consent_update", event_id="evt-consent"
+    )
     assert answer.body["accepted"] == ["shopify:evt-consent"]
     consent = f.queue.events()[1]
     assert consent["email"] == "bob.biller@example.com" and consent["isOptedInMarketing"] is True
@@ -205,10 +219,20 @@ def test_redact_forgets_the_sender_id_and_records_the_erasure_without_personal_d
 
 def test_redact_also_forgets_other_senders_records_of_the_address(f):
     shopify(f)
-    hubspot = json.dumps({"hs_object_id": "9", "email": "bob.biller@example.com", "firstname": "Bob",
-                          "lastmodifieddate": "1795687200000"}).encode()
-    headers = sign.hubspot(hubspot, "local-dev-hubspot-secret", uri="http://localhost:7071/api/webhooks/hubspot",
-                           timestamp_ms=int(NOW.timestamp() * 1000))
+    hubspot = json.dumps(
+        {
+            "hs_object_id": "9",
+            "email": "bob.biller@example.com",
+            "firstname": "Bob",
+            "lastmodifieddate": "1795687200000",
+        }
+    ).encode()
+    headers = sign.hubspot(
+        hubspot,
+        "local-dev-hubspot-secret",
+        uri="http://localhost:7071/api/webhooks/hubspot",
+        timestamp_ms=int(NOW.timestamp() * 1000),
+    )
     assert post(f, "hubspot", hubspot, headers).status == 200
     assert len(f.identities_table.rows) == 2
     body = (WEBHOOKS / "shopify/customers-redact.json").read_bytes()
@@ -251,8 +275,12 @@ def test_a_delivery_table_outage_is_503_before_anything_is_queued(f):
 def test_shop_allow_list(f):
     f = Fixture(WEBHOOK_SOURCE_OPTIONS=json.dumps({"shopify": {"shopDomains": ["sample-shop.myshopify.com"]}}))
     assert shopify(f).status == 200
-    other = post(f, "shopify", CREATE, sign.shopify(CREATE, SHOPIFY_SECRET, topic="customers/create",
-                                                    shop="other.myshopify.com", event_id="e-9"))
+    other = post(
+        f,
+        "shopify",
+        CREATE,
+        sign.shopify(CREATE, SHOPIFY_SECRET, topic="customers/create", shop="other.myshopify.com", event_id="e-9"),
+    )
     assert other.status == 401 and other.body["reason"] == "shop_not_allowed"
 
 
@@ -260,10 +288,14 @@ def test_rotation_two_active_secrets(f):
     f = Fixture(WEBHOOK_SECRETS=json.dumps({"shopify": ["new-secret", SHOPIFY_SECRET]}))
     assert shopify(f).status == 200
     body = CREATE.replace(b"Bob", b"Rob")
-    assert post(f, "shopify", body, sign.shopify(body, "new-secret", topic="customers/update",
-                                                 event_id="e-new")).status == 200
-    assert post(f, "shopify", body, sign.shopify(body, "retired", topic="customers/update",
-                                                 event_id="e-old")).status == 401
+    assert (
+        post(f, "shopify", body, sign.shopify(body, "new-secret", topic="customers/update", event_id="e-new")).status
+        == 200
+    )
+    assert (
+        post(f, "shopify", body, sign.shopify(body, "retired", topic="customers/update", event_id="e-old")).status
+        == 401
+    )
 
 
 def test_klaviyo_batch_and_webhook_id_check(f):
@@ -282,16 +314,22 @@ def test_hubspot_behind_a_front_end_uses_the_public_base_url(f):
     headers = sign.hubspot(body, "local-dev-hubspot-secret", uri=public, timestamp_ms=int(NOW.timestamp() * 1000))
     answer = post(f, "hubspot", body, headers, url="http://10.0.0.4:80/api/webhooks/hubspot?code=fkey")
     assert answer.status == 200 and answer.body["accepted"] == ["hubspot:3234574:1795687200000"]
-    assert Fixture().deps and post(Fixture(), "hubspot", body, headers,
-                                   url="http://10.0.0.4:80/api/webhooks/hubspot?code=fkey").status == 401
+    assert (
+        Fixture().deps
+        and post(Fixture(), "hubspot", body, headers, url="http://10.0.0.4:80/api/webhooks/hubspot?code=fkey").status
+        == 401
+    )
 
 
 def test_standard_webhooks_carry_the_canonical_contract(f):
     body = (WEBHOOKS.parent / "batch.json").read_bytes()
     answer = post(f, "standard", body, sign.standard(body, "local-dev-standard-webhooks-key", at=NOW))
     assert answer.status == 200 and len(answer.body["accepted"]) >= 3
-    assert f.queue.events()[0]["eventId"] == json.loads(body)[0]["eventId"] if isinstance(json.loads(body), list) \
+    assert (
+        f.queue.events()[0]["eventId"] == json.loads(body)[0]["eventId"]
+        if isinstance(json.loads(body), list)
         else f.queue.events()[0]["eventId"] == json.loads(body)["events"][0]["eventId"]
+    )
 
 
 def test_a_mapping_file_source(f):
@@ -321,9 +359,15 @@ def test_delivery_store_reads_yesterday_and_purges_older_days():
 
 
 def test_a_refused_event_s_problems_never_quote_the_sender_s_values(f, caplog):
-    event = {"eventId": "e-1", "occurredAt": "2026-11-26T10:00:00Z",
-             "customer": {"email": "zoe.obrien@example.com", "phone": "+1 206 555 0142 999",
-                          "zoe.obrien@example.com": "a property named after the customer"}}
+    event = {
+        "eventId": "e-1",
+        "occurredAt": "2026-11-26T10:00:00Z",
+        "customer": {
+            "email": "zoe.obrien@example.com",
+            "phone": "+1 206 555 0142 999",
+            "zoe.obrien@example.com": "a property named after the customer",
+        },
+    }
     body = json.dumps(event).encode()
     with caplog.at_level(logging.DEBUG):
         answer = post(f, "standard", body, sign.standard(body, "local-dev-standard-webhooks-key", at=NOW))

@@ -10,19 +10,19 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from shared.adapters import dead_letter_table as dl
 from shared.adapters.dead_letter_table import DeadLetterStore
+from shared.adapters.telemetry import Telemetry
 from shared.core.envelope import peek_identity
 from shared.usecases.processor import ProcessorDeps, keep_stranded
 from shared.usecases.queue_monitor import FAILURES_PER_RUN, StrandedQueues, collect_stranded
-from shared.adapters.telemetry import Telemetry
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SURROGATE_ID = '{"v":1,"event":{"eventId":"\\ud800x"}}'  # JSON text: the escape, not the character
 
 
@@ -39,7 +39,7 @@ class FakeTable:
             value = entity[key]
             if len(value) > 1024 or any(c in value for c in "/\\#?") or not value.isprintable():
                 raise TableLimits(f"bad {key}")
-        for name, value in entity.items():
+        for _name, value in entity.items():
             if isinstance(value, str):
                 units = len(value.encode("utf-16-le", "surrogatepass")) // 2
                 if units > 32 * 1024:
@@ -59,21 +59,35 @@ class FakeTable:
 
 def deps(table: FakeTable) -> ProcessorDeps:
     # keep_stranded needs only the dead-letter store, the clock and telemetry.
-    return ProcessorDeps(commerce=None, deadletters=DeadLetterStore(table), telemetry=Telemetry(),
-                         mapping=None, max_dequeue_count=5, calls=None, clock=lambda: NOW, ledger=None,
-                         requeue=None, retry=None, lease_seconds=1, call_budget=1, hash_key=b"k")
+    return ProcessorDeps(
+        commerce=None,
+        deadletters=DeadLetterStore(table),
+        telemetry=Telemetry(),
+        mapping=None,
+        max_dequeue_count=5,
+        calls=None,
+        clock=lambda: NOW,
+        ledger=None,
+        requeue=None,
+        retry=None,
+        lease_seconds=1,
+        call_budget=1,
+        hash_key=b"k",
+    )
 
 
 # --- the event id a broken message is kept under ----------------------------------------------
 
-@pytest.mark.parametrize("event_id", ["\ud800x", "a\udfffb", "\u200b", "a\u2028b", "a\x85b", "\ufeffevt", "",
-                                      "x" * 129, 12, None])
+
+@pytest.mark.parametrize(
+    "event_id", ["\ud800x", "a\udfffb", "\u200b", "a\u2028b", "a\x85b", "\ufeffevt", "", "x" * 129, 12, None]
+)
 def test_an_id_ingest_could_not_have_written_is_not_trusted(event_id):
     body = json.dumps({"v": 1, "event": {"eventId": event_id, "emailHash": "ab" * 32}})
     assert peek_identity(body) == (None, "ab" * 32)
 
 
-@pytest.mark.parametrize("event_id", ["evt-1", "Bestellung-Ä-42", "注文-1", "evt \U0001F600", "x" * 128])
+@pytest.mark.parametrize("event_id", ["evt-1", "Bestellung-Ä-42", "注文-1", "evt \U0001f600", "x" * 128])
 def test_an_id_of_the_shape_ingest_writes_is_kept(event_id):
     assert peek_identity(json.dumps({"v": 1, "event": {"eventId": event_id}})) == (event_id, None)
 
@@ -97,9 +111,10 @@ def test_a_row_key_is_made_for_any_id_even_one_with_a_lone_surrogate():
 
 # --- an envelope over a table cell -------------------------------------------------------------
 
+
 def test_an_oversized_envelope_is_split_and_read_back_whole():
     table = FakeTable()
-    text = "not base64 " + "é€\U0001F600x" * 12_000  # 48K characters, 60K UTF-16 units
+    text = "not base64 " + "é€\U0001f600x" * 12_000  # 48K characters, 60K UTF-16 units
     keep_stranded(text, 1, False, deps(table))
     [row] = table.rows.values()
     assert row["EnvelopeParts"] == 2 and row["EnvelopeSha256"] == hashlib.sha256(text.encode()).hexdigest()
@@ -117,7 +132,7 @@ def test_a_64k_character_message_fits_and_an_absurd_envelope_is_cut_with_the_who
     absurd = "y" * (dl.ENVELOPE_PART * dl.MAX_ENVELOPE_PARTS + 10)
     columns = dl._envelope_columns(absurd)
     assert columns["EnvelopeParts"] == dl.MAX_ENVELOPE_PARTS
-    assert dl._envelope_of(columns) == absurd[:dl.ENVELOPE_PART * dl.MAX_ENVELOPE_PARTS]
+    assert dl._envelope_of(columns) == absurd[: dl.ENVELOPE_PART * dl.MAX_ENVELOPE_PARTS]
     assert columns["EnvelopeSha256"] == hashlib.sha256(absurd.encode()).hexdigest()
 
 
@@ -126,6 +141,7 @@ def test_a_small_envelope_keeps_the_single_column():
 
 
 # --- the monitor goes on past a message it cannot keep -----------------------------------------
+
 
 @dataclass
 class Stored:

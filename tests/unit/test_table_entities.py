@@ -12,20 +12,26 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from azure.core.credentials import AccessToken, AzureNamedKeyCredential, AzureSasCredential
-from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceExistsError,
-                                   ResourceModifiedError, ResourceNotFoundError, ServiceRequestError,
-                                   ServiceResponseError)
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableClient
 
-from shared.core.failures import classify
-from shared.core.ledger_rules import LedgerConflict, LedgerEntry, OrderKey, take_lease
 from shared.adapters.ledger_table import LedgerStore, to_entity
 from shared.adapters.storage import HttpTableEntities, SdkTableEntities, _Bearer, _SharedKeyLite, table_entities
+from shared.core.failures import classify
+from shared.core.ledger_rules import LedgerConflict, LedgerEntry, OrderKey, take_lease
 
 KEY = "a2V5"  # base64 of "key"
 
@@ -51,8 +57,15 @@ def serve(script: Script):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             script.connections.add(self.client_address[1])
-            script.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                    "body": body, "connection": self.client_address[1]})
+            script.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                    "connection": self.client_address[1],
+                }
+            )
             answer = script.answers.pop(0) if script.answers else (204, {"ETag": 'W/"e"'}, b"")
             if answer == "drop":
                 self.close_connection = True
@@ -91,32 +104,50 @@ def script():
 
 
 def entities(script: Script, auth=None, timeout: float = 5.0) -> HttpTableEntities:
-    return HttpTableEntities(script.url, "syncledger", auth or _SharedKeyLite("devstoreaccount1", KEY),
-                             timeout=timeout)
+    return HttpTableEntities(script.url, "syncledger", auth or _SharedKeyLite("devstoreaccount1", KEY), timeout=timeout)
 
 
 def odata_error(status: int, code: str, reason: str = "x") -> tuple:
-    return (status, {"Content-Type": "application/json", "x-ms-error-code": code},
-            json.dumps({"odata.error": {"code": code, "message": {"lang": "en-US", "value": f"{code}: {reason}"}}}).encode())
+    return (
+        status,
+        {"Content-Type": "application/json", "x-ms-error-code": code},
+        json.dumps(
+            {"odata.error": {"code": code, "message": {"lang": "en-US", "value": f"{code}: {reason}"}}}
+        ).encode(),
+    )
 
 
 # --- the requests ------------------------------------------------------------------------------------------
 
+
 def test_the_three_requests_are_the_table_services(script):
     client = entities(script)
-    script.answers = [(200, {"ETag": 'W/"1"', "Content-Type": "application/json"}, b'{"PartitionKey":"p","RowKey":"ledger","State":"new"}'),
-                      (204, {"ETag": 'W/"2"'}, b""), (204, {"ETag": 'W/"3"'}, b"")]
+    script.answers = [
+        (
+            200,
+            {"ETag": 'W/"1"', "Content-Type": "application/json"},
+            b'{"PartitionKey":"p","RowKey":"ledger","State":"new"}',
+        ),
+        (204, {"ETag": 'W/"2"'}, b""),
+        (204, {"ETag": 'W/"3"'}, b""),
+    ]
     entity, etag = client.get("p'q", "ledger")
     assert entity["State"] == "new" and etag == 'W/"1"'
     assert client.insert({"PartitionKey": "p", "RowKey": "ledger", "Name": "é"}) == 'W/"2"'
     assert client.replace({"PartitionKey": "p", "RowKey": "ledger"}, 'W/"2"') == 'W/"3"'
     get, post, put = script.requests
-    assert get["method"] == "GET" and get["path"] == "/devstoreaccount1/syncledger(PartitionKey='p%27%27q',RowKey='ledger')"
+    assert (
+        get["method"] == "GET"
+        and get["path"] == "/devstoreaccount1/syncledger(PartitionKey='p%27%27q',RowKey='ledger')"
+    )
     assert post["method"] == "POST" and post["path"] == "/devstoreaccount1/syncledger"
     assert post["headers"]["Prefer"] == "return-no-content" and json.loads(post["body"])["Name"] == "é"
     assert put["method"] == "PUT" and put["headers"]["If-Match"] == 'W/"2"'
     for r in (get, post, put):
-        assert r["headers"]["x-ms-version"] == "2019-02-02" and r["headers"]["Accept"] == "application/json;odata=nometadata"
+        assert (
+            r["headers"]["x-ms-version"] == "2019-02-02"
+            and r["headers"]["Accept"] == "application/json;odata=nometadata"
+        )
         assert r["headers"]["Authorization"].startswith("SharedKeyLite devstoreaccount1:")
     assert len(script.connections) == 1  # one kept-alive connection for all three
 
@@ -142,17 +173,21 @@ def test_a_bearer_token_is_fetched_once_and_renewed_before_it_expires(script):
 
 # --- answers map to the SDK's exceptions, and so to the same failure reasons --------------------------------
 
-@pytest.mark.parametrize("answer, kind, reason", [
-    (odata_error(404, "ResourceNotFound"), ResourceNotFoundError, None),
-    (odata_error(404, "TableNotFound"), ResourceNotFoundError, "storage_not_provisioned"),
-    (odata_error(409, "EntityAlreadyExists"), ResourceExistsError, None),
-    (odata_error(412, "UpdateConditionNotSatisfied"), ResourceModifiedError, None),
-    (odata_error(403, "AuthenticationFailed"), ClientAuthenticationError, "storage_auth"),
-    (odata_error(403, "AuthorizationPermissionMismatch"), HttpResponseError, "storage_rejected"),
-    (odata_error(503, "ServerBusy"), HttpResponseError, "storage_unavailable"),
-    (odata_error(500, "InternalError"), HttpResponseError, "storage_unavailable"),
-    ((400, {}, b"not json"), HttpResponseError, "storage_rejected"),
-])
+
+@pytest.mark.parametrize(
+    "answer, kind, reason",
+    [
+        (odata_error(404, "ResourceNotFound"), ResourceNotFoundError, None),
+        (odata_error(404, "TableNotFound"), ResourceNotFoundError, "storage_not_provisioned"),
+        (odata_error(409, "EntityAlreadyExists"), ResourceExistsError, None),
+        (odata_error(412, "UpdateConditionNotSatisfied"), ResourceModifiedError, None),
+        (odata_error(403, "AuthenticationFailed"), ClientAuthenticationError, "storage_auth"),
+        (odata_error(403, "AuthorizationPermissionMismatch"), HttpResponseError, "storage_rejected"),
+        (odata_error(503, "ServerBusy"), HttpResponseError, "storage_unavailable"),
+        (odata_error(500, "InternalError"), HttpResponseError, "storage_unavailable"),
+        ((400, {}, b"not json"), HttpResponseError, "storage_rejected"),
+    ],
+)
 def test_errors_are_the_sdks(script, answer, kind, reason):
     script.answers = [answer]
     with pytest.raises(kind) as raised:
@@ -163,7 +198,9 @@ def test_errors_are_the_sdks(script, answer, kind, reason):
 
 
 def test_the_ledger_store_reads_a_missing_entry_as_none_and_a_missing_table_as_a_failure(script):
-    store = LedgerStore(TableClient(script.url, "syncledger", credential=AzureNamedKeyCredential("devstoreaccount1", KEY)))
+    store = LedgerStore(
+        TableClient(script.url, "syncledger", credential=AzureNamedKeyCredential("devstoreaccount1", KEY))
+    )
     assert isinstance(store.entities, HttpTableEntities)
     script.answers = [odata_error(404, "ResourceNotFound")]
     assert store.read("a" * 64) is None
@@ -179,6 +216,7 @@ def test_the_ledger_store_reads_a_missing_entry_as_none_and_a_missing_table_as_a
 
 
 # --- connections ---------------------------------------------------------------------------------------------
+
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused(script):
     client = entities(script)
@@ -240,15 +278,19 @@ def test_threads_share_a_pool_of_kept_alive_connections(script):
 
 # --- which client a table gets ---------------------------------------------------------------------------
 
+
 def test_the_direct_client_is_used_for_keys_and_tokens_and_the_sdk_otherwise(monkeypatch):
     class Token:
         def get_token(self, *a, **k):
             return AccessToken("t", int(time.time()) + 3600)
 
-    keyed = TableClient("http://127.0.0.1:10002/devstoreaccount1", "t", credential=AzureNamedKeyCredential("devstoreaccount1", KEY))
+    keyed = TableClient(
+        "http://127.0.0.1:10002/devstoreaccount1", "t", credential=AzureNamedKeyCredential("devstoreaccount1", KEY)
+    )
     assert isinstance(table_entities(keyed), HttpTableEntities)
-    assert isinstance(table_entities(TableClient("https://acct.table.core.windows.net", "t", credential=Token())),
-                      HttpTableEntities)
+    assert isinstance(
+        table_entities(TableClient("https://acct.table.core.windows.net", "t", credential=Token())), HttpTableEntities
+    )
     sas = TableClient("https://acct.table.core.windows.net", "t", credential=AzureSasCredential("sv=2019&sig=x"))
     assert isinstance(table_entities(sas), SdkTableEntities)
     cosmos = TableClient("https://acct.table.cosmos.azure.com", "t", credential=AzureNamedKeyCredential("acct", KEY))
@@ -256,11 +298,13 @@ def test_the_direct_client_is_used_for_keys_and_tokens_and_the_sdk_otherwise(mon
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert isinstance(table_entities(TableClient("https://acct.table.core.windows.net", "t", credential=Token())),
-                      SdkTableEntities)
+    assert isinstance(
+        table_entities(TableClient("https://acct.table.core.windows.net", "t", credential=Token())), SdkTableEntities
+    )
 
 
 # --- what is sent ------------------------------------------------------------------------------------------
+
 
 def test_text_is_sent_as_ascii_json_so_a_lone_surrogate_goes_through_as_the_sdk_sends_it(script):
     client = entities(script)
@@ -270,7 +314,7 @@ def test_text_is_sent_as_ascii_json_so_a_lone_surrogate_goes_through_as_the_sdk_
     assert json.loads(body)["Name"] == "\ud800é"
 
 
-@pytest.mark.parametrize("value", [1.5, 2**31, -(2**31) - 1, None, b"x", ["a"], datetime.now(timezone.utc)])
+@pytest.mark.parametrize("value", [1.5, 2**31, -(2**31) - 1, None, b"x", ["a"], datetime.now(UTC)])
 def test_values_the_service_would_store_with_another_type_are_refused_before_anything_is_sent(script, value):
     with pytest.raises(TypeError, match="Count"):
         entities(script).insert({"PartitionKey": "p", "RowKey": "r", "Count": value})
@@ -283,8 +327,9 @@ def test_text_booleans_and_int32_are_sent_as_json_and_every_ledger_entity_is_tha
     entity = {"PartitionKey": "p", "RowKey": "r", "S": "x", "B": True, "Max": 2**31 - 1, "Min": -(2**31)}
     entities(script).insert(entity)
     assert json.loads(script.requests[0]["body"]) == entity
-    lease = take_lease(LedgerEntry("a" * 64), "me", datetime.now(timezone.utc), 60, OrderKey(datetime.now(timezone.utc), "e"),
-                       groups=frozenset({"name"}))
+    lease = take_lease(
+        LedgerEntry("a" * 64), "me", datetime.now(UTC), 60, OrderKey(datetime.now(UTC), "e"), groups=frozenset({"name"})
+    )
     entities(script).insert(to_entity(lease))  # what the ledger writes is accepted as it is
     assert len(script.requests) == 2
 
@@ -292,11 +337,19 @@ def test_text_booleans_and_int32_are_sent_as_json_and_every_ledger_entity_is_tha
 @pytest.mark.parametrize("operation", ["get", "insert", "replace"])
 def test_a_success_without_an_etag_is_a_storage_failure_not_a_missing_version(script, operation):
     # Returning None would make the next write an insert: a conflict on every retry, never resolved.
-    script.answers = [(200 if operation == "get" else 204, {"Content-Type": "application/json"},
-                       b'{"PartitionKey":"p","RowKey":"r"}' if operation == "get" else b"")]
+    script.answers = [
+        (
+            200 if operation == "get" else 204,
+            {"Content-Type": "application/json"},
+            b'{"PartitionKey":"p","RowKey":"r"}' if operation == "get" else b"",
+        )
+    ]
     client = entities(script)
-    call = {"get": lambda: client.get("p", "r"), "insert": lambda: client.insert({"PartitionKey": "p", "RowKey": "r"}),
-            "replace": lambda: client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")}[operation]
+    call = {
+        "get": lambda: client.get("p", "r"),
+        "insert": lambda: client.insert({"PartitionKey": "p", "RowKey": "r"}),
+        "replace": lambda: client.replace({"PartitionKey": "p", "RowKey": "r"}, "e"),
+    }[operation]
     with pytest.raises(ServiceResponseError, match="ETag") as raised:
         call()
     assert classify(raised.value).reason == "storage_unavailable"
@@ -319,6 +372,7 @@ def test_a_failure_with_no_answer_names_the_client_request_id(script):
 
 
 # --- connections, with many files open ------------------------------------------------------------------
+
 
 def test_a_kept_alive_connection_on_a_descriptor_above_1023_is_reused(script):
     """``select.select`` refuses descriptors >= 1024 (FD_SETSIZE); a worker with many sockets has them."""
@@ -348,6 +402,7 @@ def test_a_kept_alive_connection_on_a_descriptor_above_1023_is_reused(script):
 
 # --- authentication failures ---------------------------------------------------------------------------
 
+
 def test_a_401_with_a_claims_challenge_gets_a_token_with_those_claims_and_is_sent_once_more(script):
     claims = '{"access_token":{"nbf":{"essential":true,"value":"1726000000"}}}'
     encoded = base64.urlsafe_b64encode(claims.encode()).decode().rstrip("=")
@@ -362,8 +417,10 @@ def test_a_401_with_a_claims_challenge_gets_a_token_with_those_claims_and_is_sen
 
     credential = Credential()
     client = entities(script, _Bearer(credential))
-    challenge = (f'Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
-                 f'error="insufficient_claims", claims="{encoded}"')
+    challenge = (
+        f'Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+        f'error="insufficient_claims", claims="{encoded}"'
+    )
     script.answers = [(401, {"WWW-Authenticate": challenge}, b""), (204, {"ETag": "e2"}, b"")]
     assert client.replace({"PartitionKey": "p", "RowKey": "r"}, "e") == "e2"
     assert [r["headers"]["Authorization"] for r in script.requests] == ["Bearer tok1", "Bearer tok2"]

@@ -1,7 +1,5 @@
 """The Commerce Scale Unit client: the only code that talks to Dynamics 365 Commerce."""
 
-from .auth import CachedTokenProvider, StaticTokenProvider, TokenProvider, build_token_provider
-from .client import CallRecord, CommerceClient
 from shared.core.commerce_errors import (
     STATUS_CLASSES,
     CommerceAuthError,
@@ -19,6 +17,9 @@ from shared.core.commerce_errors import (
     parse_error_body,
     parse_retry_after,
 )
+
+from .auth import CachedTokenProvider, StaticTokenProvider, TokenProvider, build_token_provider
+from .client import CallRecord, CommerceClient
 
 __all__ = [
     "STATUS_CLASSES",

@@ -15,18 +15,24 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from shared.core.commerce_errors import (
+    CommerceConnectionError,
+    CommerceError,
+    CommercePermanentError,
+    CommerceTimeoutError,
+    error_from_response,
+)
 from shared.core.settings import CommerceSettings
 
 from .auth import TokenProvider
-from shared.core.commerce_errors import (CommerceConnectionError, CommerceError, CommercePermanentError, CommerceTimeoutError,
-                     error_from_response)
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +72,13 @@ def email_matches(result: dict[str, Any], email: str) -> bool:
     return isinstance(found, str) and found.strip().lower() == email.strip().lower()
 
 
-_NEVER_SENT = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-               requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader,
-               requests.exceptions.URLRequired)
+_NEVER_SENT = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
 
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
@@ -163,7 +173,8 @@ class CommerceClient:
                 return list(found.values())
         raise CommercePermanentError(
             f"SearchByFields still returned full pages after {self._search_max_pages} pages of {size}",
-            operation="search")
+            operation="search",
+        )
 
     def get_customer(self, account_number: str) -> dict[str, Any]:
         return self._call("get", "GET", "/Customers" + odata_key(account_number))
@@ -177,8 +188,9 @@ class CommerceClient:
     def update_customer(self, account_number: str, changes: dict[str, Any]) -> dict[str, Any]:
         """PATCH only ``changes`` (plus the key). Returns the stored Customer."""
         payload = {**changes, "AccountNumber": account_number}
-        result = self._call("update", "PATCH", "/Customers" + odata_key(account_number), json_body=payload,
-                            accept=(200, 204))
+        result = self._call(
+            "update", "PATCH", "/Customers" + odata_key(account_number), json_body=payload, accept=(200, 204)
+        )
         if result is None:
             # OData's default for PATCH is 204 No Content; the reference says Commerce returns the
             # Customer, but if a CSU does not, read it back rather than return nothing.
@@ -188,12 +200,14 @@ class CommerceClient:
     # --- plumbing --------------------------------------------------------------------------------
     def _page(self, body: dict[str, Any], *, top: int, skip: int) -> tuple[list[dict[str, Any]], bool]:
         """One page of results, and whether the server says more follow (``@odata.nextLink``)."""
-        data = self._call("search", "POST", "/Customers/SearchByFields", json_body=body,
-                          query={"$top": top, "$skip": skip})
+        data = self._call(
+            "search", "POST", "/Customers/SearchByFields", json_body=body, query={"$top": top, "$skip": skip}
+        )
         value = data.get("value")
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise CommercePermanentError("SearchByFields body has no 'value' list of customers",
-                                         operation="search", status=200)
+            raise CommercePermanentError(
+                "SearchByFields body has no 'value' list of customers", operation="search", status=200
+            )
         return value, bool(data.get("@odata.nextLink"))
 
     def _url(self, path: str, query: dict[str, Any] | None) -> str:
@@ -206,8 +220,16 @@ class CommerceClient:
             url += "?" + urlencode(params, safe="$", quote_via=quote)
         return url
 
-    def _call(self, operation: str, method: str, path: str, *, json_body: Any = None,
-              query: dict[str, Any] | None = None, accept: tuple[int, ...] = (200,)) -> Any:
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        query: dict[str, Any] | None = None,
+        accept: tuple[int, ...] = (200,),
+    ) -> Any:
         """The response's JSON object (None for an accepted 204), or a CommerceError."""
         idempotent = method == "GET" or operation == "search"
         if self._slots is None:
@@ -226,8 +248,16 @@ class CommerceClient:
         """The longest one call may take once sent (connect + read timeouts)."""
         return self._timeout[0] + self._timeout[1]
 
-    def _call_once(self, operation: str, method: str, path: str, json_body: Any,
-                   query: dict[str, Any] | None, accept: tuple[int, ...], idempotent: bool) -> Any:
+    def _call_once(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json_body: Any,
+        query: dict[str, Any] | None,
+        accept: tuple[int, ...],
+        idempotent: bool,
+    ) -> Any:
         try:
             return self._attempt(operation, method, path, json_body, query, accept)
         except CommerceConnectionError as exc:
@@ -236,8 +266,15 @@ class CommerceClient:
             log.debug("commerce %s: connection dropped, retrying once", operation)
             return self._attempt(operation, method, path, json_body, query, accept)
 
-    def _attempt(self, operation: str, method: str, path: str, json_body: Any,
-                 query: dict[str, Any] | None, accept: tuple[int, ...]) -> dict[str, Any] | None:
+    def _attempt(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        json_body: Any,
+        query: dict[str, Any] | None,
+        accept: tuple[int, ...],
+    ) -> dict[str, Any] | None:
         token = self._tokens.get_token()
         headers = {
             "OUN": self._settings.oun,
@@ -252,8 +289,14 @@ class CommerceClient:
             try:
                 # No redirects: a CSU never redirects an API call, and following one could send the
                 # request (and, on the same host, the token) somewhere unexpected.
-                response = self._session.request(method, self._url(path, query), headers=headers,
-                                                 json=json_body, timeout=self._timeout, allow_redirects=False)
+                response = self._session.request(
+                    method,
+                    self._url(path, query),
+                    headers=headers,
+                    json=json_body,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
             except requests.exceptions.Timeout as exc:
                 kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
                 error = CommerceTimeoutError(f"{kind} timeout", operation=operation)
@@ -263,7 +306,8 @@ class CommerceClient:
                 connect = isinstance(exc, requests.exceptions.ConnectionError) and _is_connect_failure(exc)
                 error = CommerceConnectionError(
                     "connection failed" if connect else "connection dropped before a complete response",
-                    operation=operation)
+                    operation=operation,
+                )
                 error.dropped = not connect
                 raise error from None
             except requests.exceptions.RequestException as exc:
@@ -277,22 +321,29 @@ class CommerceClient:
                 error = error_from_response(operation, response, secrets=(token,))
                 raise error
             if status not in accept:
-                error = CommercePermanentError(f"unexpected HTTP {status} (expected {accept})",
-                                               operation=operation, status=status)
+                error = CommercePermanentError(
+                    f"unexpected HTTP {status} (expected {accept})", operation=operation, status=status
+                )
                 raise error
             if status == 204:
                 return None
             data = _json_object(response)
             if data is None:
-                error = CommercePermanentError("success response without a JSON object body",
-                                               operation=operation, status=status)
+                error = CommercePermanentError(
+                    "success response without a JSON object body", operation=operation, status=status
+                )
                 raise error
             return data
         finally:
             duration = time.perf_counter() - started
             error_name = type(error).__name__ if error else None
-            log.debug("commerce %s: status %s in %.3f s%s", operation, status, duration,
-                      f" ({error_name})" if error_name else "")
+            log.debug(
+                "commerce %s: status %s in %.3f s%s",
+                operation,
+                status,
+                duration,
+                f" ({error_name})" if error_name else "",
+            )
             self._record(CallRecord(operation, status, duration, error_name))
 
     def _record(self, record: CallRecord) -> None:

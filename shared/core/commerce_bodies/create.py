@@ -33,8 +33,11 @@ ADDRESS_PROPERTIES: tuple[tuple[str, str, str], ...] = (
 def primary(items: Any, type_value: int | None = None) -> dict[str, Any] | None:
     """The primary item of a Customer's Addresses (``type_value`` None) or Contacts of one
     AddressTypeValue; for contacts with none marked primary, the first of that type."""
-    candidates = [i for i in (items if isinstance(items, list) else []) if isinstance(i, dict)
-                  and (type_value is None or i.get("AddressTypeValue") == type_value)]
+    candidates = [
+        i
+        for i in (items if isinstance(items, list) else [])
+        if isinstance(i, dict) and (type_value is None or i.get("AddressTypeValue") == type_value)
+    ]
     for item in candidates:
         if item.get("IsPrimary") is True:
             return item
@@ -52,6 +55,7 @@ def compose_full_address(parts: dict[str, Any]) -> str:
     Commerce recomposes it from headquarters' address format when it formats an address; this is
     what the integration sends so that the field is never stale after a component changes.
     """
+
     def get(prop: str) -> str:
         value = parts.get(prop)
         return value if isinstance(value, str) else ""
@@ -77,13 +81,21 @@ def address_body(address: NormalisedAddress, settings: MappingSettings) -> dict[
 
 
 def email_contact(event: NormalisedEvent) -> dict[str, Any]:
-    return {"Value": event.email, "AddressTypeValue": CONTACT_EMAIL, "IsPrimary": True,
-            "IsOptedInMarketing": bool(event.is_opted_in_marketing)}
+    return {
+        "Value": event.email,
+        "AddressTypeValue": CONTACT_EMAIL,
+        "IsPrimary": True,
+        "IsOptedInMarketing": bool(event.is_opted_in_marketing),
+    }
 
 
 def phone_contact(event: NormalisedEvent) -> dict[str, Any]:
-    contact = {"Value": event.phone, "AddressTypeValue": CONTACT_PHONE, "IsPrimary": True,
-               "IsOptedInMarketing": bool(event.is_opted_in_marketing)}
+    contact = {
+        "Value": event.phone,
+        "AddressTypeValue": CONTACT_PHONE,
+        "IsPrimary": True,
+        "IsOptedInMarketing": bool(event.is_opted_in_marketing),
+    }
     if event.phone_extension:
         contact["ValueExtension"] = event.phone_extension
     return contact
@@ -94,8 +106,11 @@ def build_create_body(event: NormalisedEvent, settings: MappingSettings) -> dict
     the server assigns one. Empty settings defaults are left out (Commerce then applies the
     channel's default customer)."""
     body: dict[str, Any] = {"AccountNumber": ""}
-    for prop, value in (("FirstName", event.first_name), ("MiddleName", event.middle_name),
-                        ("LastName", event.last_name)):
+    for prop, value in (
+        ("FirstName", event.first_name),
+        ("MiddleName", event.middle_name),
+        ("LastName", event.last_name),
+    ):
         if value:
             body[prop] = value
     name = compose_name(event.first_name, event.middle_name, event.last_name)
@@ -110,9 +125,10 @@ def build_create_body(event: NormalisedEvent, settings: MappingSettings) -> dict
     body["CustomerTypeValue"] = settings.default_customer_type
     own = event.create_defaults  # a webhook source's defaults, before the global ones
     for prop, value, default in (
-            ("Language", event.language, (own and own.language) or settings.default_language),
-            ("CurrencyCode", event.currency_code, (own and own.currency_code) or settings.default_currency),
-            ("CustomerGroup", event.customer_group, (own and own.customer_group) or settings.default_group)):
+        ("Language", event.language, (own and own.language) or settings.default_language),
+        ("CurrencyCode", event.currency_code, (own and own.currency_code) or settings.default_currency),
+        ("CustomerGroup", event.customer_group, (own and own.customer_group) or settings.default_group),
+    ):
         if value or default:
             body[prop] = value or default
     body["Addresses"] = [address_body(event.address, settings)] if event.address else []

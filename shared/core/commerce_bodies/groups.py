@@ -18,16 +18,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic.alias_generators import to_snake
 
+from shared.core.commerce_bodies.create import (
+    ADDRESS_PROPERTIES,
+    address_body,
+    compose_full_address,
+    compose_name,
+    phone_contact,
+)
 from shared.core.contract import NormalisedEvent
 from shared.core.ledger_rules import ADDRESS_PARTS, GROUPS, NAME_PARTS, ORDERED_GROUPS, LedgerEntry
-from shared.core.commerce_bodies.create import (ADDRESS_PROPERTIES, address_body, compose_full_address, compose_name,
-                            phone_contact)
 from shared.core.settings import MappingSettings, PhoneClear
-
 
 
 def restrict(event: NormalisedEvent, groups: frozenset[str]) -> NormalisedEvent:
@@ -56,8 +61,12 @@ def group_hashes(event: NormalisedEvent, key: bytes) -> dict[str, str]:
     for group, fields in GROUPS.items():
         carried = [f for f in fields if f == "email" or event.has(f)]
         if carried:
-            text = json.dumps([group, [[f, _value(event, f)] for f in carried]], sort_keys=True,
-                              separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(
+                [group, [[f, _value(event, f)] for f in carried]],
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
             hashes[group] = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
     return hashes
 
@@ -82,8 +91,9 @@ def _record(record_id: str) -> int | str:
     return int(record_id) if record_id.isdigit() else record_id
 
 
-def blind_patch(event: NormalisedEvent, entry: LedgerEntry, groups: list[str],
-                mapping: MappingSettings) -> dict[str, Any] | None:
+def blind_patch(
+    event: NormalisedEvent, entry: LedgerEntry, groups: list[str], mapping: MappingSettings
+) -> dict[str, Any] | None:
     """The PATCH body (without ``AccountNumber``) for ``groups`` of a customer the ledger knows ({}
     when there is nothing to send), or None when it cannot be built without reading the customer."""
     try:
@@ -92,8 +102,9 @@ def blind_patch(event: NormalisedEvent, entry: LedgerEntry, groups: list[str],
         return None
 
 
-def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
-           mapping: MappingSettings) -> dict[str, Any] | None:
+def _build(
+    event: NormalisedEvent, entry: LedgerEntry, groups: set[str], mapping: MappingSettings
+) -> dict[str, Any] | None:
     if "email" in groups:
         return None  # an email change also moves ReceiptEmail and the contact: read, then diff
     patch: dict[str, Any] = {}
@@ -101,9 +112,11 @@ def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
 
     if "name" in groups:
         carried = {}
-        for prop, field, value in (("FirstName", "firstName", event.first_name),
-                                   ("MiddleName", "middleName", event.middle_name),
-                                   ("LastName", "lastName", event.last_name)):
+        for prop, field, value in (
+            ("FirstName", "firstName", event.first_name),
+            ("MiddleName", "middleName", event.middle_name),
+            ("LastName", "lastName", event.last_name),
+        ):
             if event.has(field):
                 carried[prop] = patch[prop] = value or ""
         name = compose_name(*(_part(p, carried, entry) for p in NAME_PARTS))
@@ -136,9 +149,11 @@ def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
             raise _NeedsRead("the contacts a PATCH without the phone contact keeps")
 
     if "profile" in groups:
-        for prop, field, value in (("Language", "language", event.language),
-                                   ("CurrencyCode", "currencyCode", event.currency_code),
-                                   ("CustomerGroup", "customerGroup", event.customer_group)):
+        for prop, field, value in (
+            ("Language", "language", event.language),
+            ("CurrencyCode", "currencyCode", event.currency_code),
+            ("CustomerGroup", "customerGroup", event.customer_group),
+        ):
             if event.has(field) and value:
                 patch[prop] = value
 
@@ -147,8 +162,9 @@ def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
             raise _NeedsRead("email contact")
         for record_id in (entry.email_contact_record_id, entry.phone_contact_record_id):
             if record_id:
-                contacts.setdefault(record_id, {"RecordId": _record(record_id)})[
-                    "IsOptedInMarketing"] = event.is_opted_in_marketing
+                contacts.setdefault(record_id, {"RecordId": _record(record_id)})["IsOptedInMarketing"] = (
+                    event.is_opted_in_marketing
+                )
         if "new-phone" in contacts:
             contacts["new-phone"]["IsOptedInMarketing"] = event.is_opted_in_marketing
 
@@ -163,8 +179,7 @@ def _build(event: NormalisedEvent, entry: LedgerEntry, groups: set[str],
                     change[prop] = getattr(address, attr) or ""
             change["ThreeLetterISORegionName"] = address.country
             parts = {p: _part(p, change, entry) for p in ADDRESS_PARTS}
-            change["FullAddress"] = compose_full_address({**parts, "ThreeLetterISORegionName":
-                                                          address.country})
+            change["FullAddress"] = compose_full_address({**parts, "ThreeLetterISORegionName": address.country})
             patch["Addresses"] = [{"RecordId": _record(entry.address_record_id), **change}]
 
     if contacts:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.core.contract import NormalisedEvent
 from shared.core.commerce_bodies.create import (
     ADDRESS_PROPERTIES,
     CONTACT_EMAIL,
@@ -29,6 +28,7 @@ from shared.core.commerce_bodies.create import (
     phone_contact,
     primary,
 )
+from shared.core.contract import NormalisedEvent
 from shared.core.settings import MappingSettings, PhoneClear
 
 _NOT_DIGITS = re.compile(r"[^\d+]")
@@ -51,8 +51,11 @@ def _same(prop: str, old: Any, new: str) -> bool:
 
 def _customer_fields(existing: dict[str, Any], event: NormalisedEvent) -> dict[str, Any]:
     patch: dict[str, Any] = {}
-    names = {"FirstName": ("firstName", event.first_name), "MiddleName": ("middleName", event.middle_name),
-             "LastName": ("lastName", event.last_name)}
+    names = {
+        "FirstName": ("firstName", event.first_name),
+        "MiddleName": ("middleName", event.middle_name),
+        "LastName": ("lastName", event.last_name),
+    }
     merged: dict[str, str] = {}
     for prop, (field, value) in names.items():
         merged[prop] = _text(existing.get(prop))
@@ -75,18 +78,22 @@ def _customer_fields(existing: dict[str, Any], event: NormalisedEvent) -> dict[s
         patch["Phone"] = event.phone or ""
     if event.has("phoneExtension") and _text(existing.get("PhoneExt")) != (event.phone_extension or ""):
         patch["PhoneExt"] = event.phone_extension or ""
-    for prop, field, value in (("Language", "language", event.language),
-                               ("CurrencyCode", "currencyCode", event.currency_code)):
+    for prop, field, value in (
+        ("Language", "language", event.language),
+        ("CurrencyCode", "currencyCode", event.currency_code),
+    ):
         if event.has(field) and value and _text(existing.get(prop)).lower() != value.lower():
             patch[prop] = value
-    if event.has("customerGroup") and event.customer_group \
-            and _text(existing.get("CustomerGroup")) != event.customer_group:
+    if (
+        event.has("customerGroup")
+        and event.customer_group
+        and _text(existing.get("CustomerGroup")) != event.customer_group
+    ):
         patch["CustomerGroup"] = event.customer_group
     return patch
 
 
-def _contacts(existing: dict[str, Any], event: NormalisedEvent,
-              settings: MappingSettings) -> list[dict[str, Any]]:
+def _contacts(existing: dict[str, Any], event: NormalisedEvent, settings: MappingSettings) -> list[dict[str, Any]]:
     contacts = existing.get("Contacts")
     contacts = contacts if isinstance(contacts, list) else []
     opt_in = event.is_opted_in_marketing if event.has("isOptedInMarketing") else None
@@ -95,8 +102,7 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent,
     current = primary(contacts, CONTACT_EMAIL) or primary(contacts, CONTACT_PHONE)
     consent = opt_in if opt_in is not None else bool(current and current.get("IsOptedInMarketing"))
 
-    def update(contact: dict[str, Any], value_changed: str | None,
-               extension_changed: str | None = None) -> None:
+    def update(contact: dict[str, Any], value_changed: str | None, extension_changed: str | None = None) -> None:
         change: dict[str, Any] = {}
         if value_changed is not None:
             change["Value"] = value_changed
@@ -116,8 +122,11 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent,
 
     phone = primary(contacts, CONTACT_PHONE)
     extension = None  # the phone contact's ValueExtension to send, "" to clear it
-    if phone is not None and event.has("phoneExtension") \
-            and _text(phone.get("ValueExtension")) != (event.phone_extension or ""):
+    if (
+        phone is not None
+        and event.has("phoneExtension")
+        and _text(phone.get("ValueExtension")) != (event.phone_extension or "")
+    ):
         extension = event.phone_extension or ""
     if event.has("phone") and event.phone:
         if phone is None:
@@ -131,9 +140,9 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent,
     elif phone is not None and event.has("phone") and settings.phone_clear is PhoneClear.OMIT:
         # Cleared, PHONE_CLEAR_CONTACT=omit: Contacts is sent whole, without the phone contact.
         changed = {c.get("RecordId"): c for c in changes if c.get("RecordId") is not None}
-        return [{**c, **changed.get(c.get("RecordId"), {})} for c in contacts
-                if isinstance(c, dict) and c is not phone] + \
-            [c for c in changes if c.get("RecordId") is None]
+        return [
+            {**c, **changed.get(c.get("RecordId"), {})} for c in contacts if isinstance(c, dict) and c is not phone
+        ] + [c for c in changes if c.get("RecordId") is None]
     elif phone is not None:
         # Phone unchanged, or cleared with PHONE_CLEAR_CONTACT=keep (Commerce documents no way to
         # delete a contact): the phone contact stays as it is but for its consent, which follows the
@@ -142,8 +151,7 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent,
     return changes
 
 
-def _address(existing: dict[str, Any], event: NormalisedEvent,
-             settings: MappingSettings) -> list[dict[str, Any]]:
+def _address(existing: dict[str, Any], event: NormalisedEvent, settings: MappingSettings) -> list[dict[str, Any]]:
     address = event.address
     if address is None:
         return []
@@ -168,8 +176,7 @@ def _address(existing: dict[str, Any], event: NormalisedEvent,
     return [{"RecordId": current.get("RecordId"), **change}]
 
 
-def build_patch(existing: dict[str, Any], event: NormalisedEvent,
-                settings: MappingSettings) -> dict[str, Any] | None:
+def build_patch(existing: dict[str, Any], event: NormalisedEvent, settings: MappingSettings) -> dict[str, Any] | None:
     """``existing`` is the Customer document Commerce returned (GET). Returns ``AccountNumber`` plus
     the changed properties, or None when the customer already matches the event."""
     patch = _customer_fields(existing, event)

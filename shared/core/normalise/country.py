@@ -22,12 +22,12 @@ and another country's name is refused the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
-from shared.core.normalise.invalid import Invalid
 from shared.core.normalise.folding import fold, fold_words
+from shared.core.normalise.invalid import Invalid
 
 MAX_STATE_ID = 10  # LogisticsAddressStateId
 MAX_STATE_NAME = 60  # LogisticsAddressStateName
@@ -55,8 +55,9 @@ class _Subdivisions:
     ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded -> ISO codes
 
 
-def _load() -> tuple[dict[str, Country], dict[str, Country], dict[str, tuple[Country, ...]],
-                     dict[str, Country], dict[str, _Subdivisions]]:
+def _load() -> tuple[
+    dict[str, Country], dict[str, Country], dict[str, tuple[Country, ...]], dict[str, Country], dict[str, _Subdivisions]
+]:
     data = json.loads(DATA_FILE.read_text("utf-8"))
     by_alpha2: dict[str, Country] = {}
     codes: dict[str, Country] = {}
@@ -65,8 +66,7 @@ def _load() -> tuple[dict[str, Country], dict[str, Country], dict[str, tuple[Cou
         country = by_alpha2[alpha2] = Country(alpha2, alpha3, name)
         codes[alpha2.lower()] = codes[alpha3.lower()] = country
         names.update(dict.fromkeys(keys.split(), country))
-    ambiguous = {key: tuple(by_alpha2[c] for c in owners.split())
-                 for key, owners in data["ambiguous"].items()}
+    ambiguous = {key: tuple(by_alpha2[c] for c in owners.split()) for key, owners in data["ambiguous"].items()}
     by_words = {key: by_alpha2[code] for key, code in data["ambiguousBySpacing"].items()}
     subdivisions: dict[str, _Subdivisions] = {}
     shared_names = data["subdivisionsAmbiguous"]
@@ -118,8 +118,9 @@ def find_country(value: object) -> Country:
     raise Invalid("invalid_country", "not an ISO 3166-1 code or a country name (in any language)")
 
 
-def resolve_state(country: Country, value: str,
-                  overrides: Mapping[str, Mapping[str, str]]) -> tuple[str, str | None, str | None]:
+def resolve_state(
+    country: Country, value: str, overrides: Mapping[str, Mapping[str, str]]
+) -> tuple[str, str | None, str | None]:
     """``(state_id, state_name, iso_code)`` for a state given as code ("WA", "US-WA") or name, local
     or English, folded like country names ("Bavaria", "Bayern", "ile-de-france").
 
@@ -139,10 +140,12 @@ def resolve_state(country: Country, value: str,
         sub = table.names.get(key)
     if sub is None:
         if key in table.ambiguous:
-            raise Invalid("ambiguous_state", f"names more than one subdivision of {country.alpha3}: "
-                          f"{', '.join(table.ambiguous[key])}; send the ISO 3166-2 code")
-        raise Invalid("invalid_state", f"not a subdivision of {country.alpha3} (ISO 3166-2 code "
-                      "or name)")
+            raise Invalid(
+                "ambiguous_state",
+                f"names more than one subdivision of {country.alpha3}: "
+                f"{', '.join(table.ambiguous[key])}; send the ISO 3166-2 code",
+            )
+        raise Invalid("invalid_state", f"not a subdivision of {country.alpha3} (ISO 3166-2 code or name)")
     state_id = overrides.get(country.alpha3, {}).get(sub.code) or sub.code.split("-", 1)[1]
     if len(state_id) > MAX_STATE_ID:
         raise Invalid("too_long", f"state id must be at most {MAX_STATE_ID} characters")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared.core.normalise.invalid import Invalid
 
@@ -19,6 +19,6 @@ def parse_aware(value: object) -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise Invalid("missing_offset", "must include a UTC offset (e.g. Z or +02:00)")
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         raise Invalid("invalid_datetime", "not an ISO 8601 date-time") from None

@@ -66,8 +66,7 @@ def _single_script() -> regex.Pattern[str]:
     for name, value in _regex_core.PROPERTIES["SCRIPT"][1].items():
         ids.setdefault(value, name)
     common = r"\p{scx=Zyyy}\p{scx=Zinh}"
-    scripts = sorted(n for n in ids.values() if n not in ("ZYYY", "COMMON", "ZINH", "INHERITED",
-                                                          "ZZZZ", "UNKNOWN"))
+    scripts = sorted(n for n in ids.values() if n not in ("ZYYY", "COMMON", "ZINH", "INHERITED", "ZZZZ", "UNKNOWN"))
     sets = [(s,) for s in scripts] + list(_COMBINATIONS)
     runs = ["[" + common + "".join(rf"\p{{scx={s}}}" for s in group) + "]++" for group in sets]
     return regex.compile(rf"(?:[{common}]*+|{'|'.join(runs)})\Z")
@@ -87,11 +86,14 @@ def _check_as_sent(local: str, domain: str) -> None:
     if local.isascii():
         return
     if unicodedata.normalize("NFKC", local) != local:
-        raise _refuse("the local part has compatibility characters (such as full-width letters); "
-                      "send it in their ordinary form")
+        raise _refuse(
+            "the local part has compatibility characters (such as full-width letters); send it in their ordinary form"
+        )
     if not _LOCAL_CHARACTER.fullmatch(local) or _STACKED_MARKS.search(local):
-        raise _refuse("the local part may hold letters, digits, marks and . ! # $ % & ' * + / = ? "
-                      "^ _ ` { | } ~ - only (no emoji or symbols)")
+        raise _refuse(
+            "the local part may hold letters, digits, marks and . ! # $ % & ' * + / = ? "
+            "^ _ ` { | } ~ - only (no emoji or symbols)"
+        )
 
 
 def _check_validated(local: str, domain: str, ascii_domain: str) -> None:

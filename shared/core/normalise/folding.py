@@ -29,19 +29,39 @@ import unicodedata
 
 FOLD_VERSION = 1  # recorded in the generated data; bump when the folding changes
 
-_STROKES = str.maketrans({
-    "ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d", "ħ": "h",
-    "Ħ": "h", "ı": "i", "ŧ": "t", "Ŧ": "t", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe",
-    "þ": "th", "Þ": "th",
-})
+_STROKES = str.maketrans(
+    {
+        "ø": "o",
+        "Ø": "o",
+        "ł": "l",
+        "Ł": "l",
+        "đ": "d",
+        "Đ": "d",
+        "ð": "d",
+        "Ð": "d",
+        "ħ": "h",
+        "Ħ": "h",
+        "ı": "i",
+        "ŧ": "t",
+        "Ŧ": "t",
+        "æ": "ae",
+        "Æ": "ae",
+        "œ": "oe",
+        "Œ": "oe",
+        "þ": "th",
+        "Þ": "th",
+    }
+)
 # Combining diacritics (Latin, Greek, Cyrillic), Arabic harakat and tatweel, Hebrew points.
-_DIACRITICS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
-                         "\u0591-\u05c7\u0640\u064b-\u065f\u0670]")
+_DIACRITICS = re.compile(
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u0591-\u05c7\u0640\u064b-\u065f\u0670]"
+)
 _ASCII_NOISE = re.compile(r"[^0-9a-z]")
 # Punctuation, symbols, separators, controls and format characters. Unassigned code points (Cn) are
 # kept: they are letters of scripts newer than this Python's Unicode data (Sunuwar in Python 3.11).
-_REMOVED = frozenset({"Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl",
-                      "Zp", "Cc", "Cf", "Cs", "Co"})
+_REMOVED = frozenset(
+    {"Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"}
+)
 
 
 def _fold_once(value: str) -> str:

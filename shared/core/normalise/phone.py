@@ -25,8 +25,7 @@ MAX_EXTENSION = 10  # ValueExtension / PhoneExt: assumed the size of headquarter
 _E164 = phonenumbers.PhoneNumberFormat.E164
 # An extension at the end of the value: ";ext=12" (RFC 3966), "ext. 12", "extn 12", "extension: 12",
 # "x12", "#12". A character class and fixed alternatives: linear in the input.
-_EXTENSION = re.compile(r"(?:;\s*ext\s*=\s*|[\s,;]*(?:ext(?:ension|n)?\.?|x|#)\s*[:.]?\s*)([0-9]+)\s*$",
-                        re.IGNORECASE)
+_EXTENSION = re.compile(r"(?:;\s*ext\s*=\s*|[\s,;]*(?:ext(?:ension|n)?\.?|x|#)\s*[:.]?\s*)([0-9]+)\s*$", re.IGNORECASE)
 _TEL = re.compile(r"tel:", re.IGNORECASE)
 _VISUAL = re.compile(r"[\s().\-]")
 
@@ -94,7 +93,7 @@ def normalise_phone(value: object, region: str | None) -> Phone:
     if match is not None and match.start() > 0:
         if extension is not None:
             raise _invalid("two extensions")
-        extension, text = match.group(1), text[:match.start()].rstrip()
+        extension, text = match.group(1), text[: match.start()].rstrip()
     if extension is not None and not (extension.isdigit() and extension.isascii()):
         raise Invalid("invalid_phone_extension", "an extension must be digits")
     if extension is not None and len(extension) > MAX_EXTENSION:
@@ -103,8 +102,11 @@ def normalise_phone(value: object, region: str | None) -> Phone:
         raise _invalid("letters are not allowed")
     international = text.startswith("+")
     if not international and not region:
-        raise Invalid("phone_region_unknown", "a national phone number needs an address country "
-                      "(or the DEFAULT_COUNTRY setting); send it in international format (+...)")
+        raise Invalid(
+            "phone_region_unknown",
+            "a national phone number needs an address country "
+            "(or the DEFAULT_COUNTRY setting); send it in international format (+...)",
+        )
     try:
         parsed = phonenumbers.parse(text, None if international else region.upper())
     except phonenumbers.NumberParseException:

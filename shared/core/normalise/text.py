@@ -33,7 +33,8 @@ BIDI_CONTROLS = regex.compile(r"[\u202a-\u202e\u2066-\u2069]")
 # Runs that trimming removes, matched in C from each end: a variation selector is kept at the end.
 _LEADING = regex.compile(r"[\p{White_Space}\p{Default_Ignorable_Code_Point}]++")
 _TRAILING = regex.compile(
-    r"(?r)[[\p{White_Space}\p{Default_Ignorable_Code_Point}]--\p{Variation_Selector}]++", regex.V1)
+    r"(?r)[[\p{White_Space}\p{Default_Ignorable_Code_Point}]--\p{Variation_Selector}]++", regex.V1
+)
 
 
 def utf16_length(value: str) -> int:
@@ -54,8 +55,10 @@ def clean_text(value: object, max_length: int) -> str | None:
     if not isinstance(value, str):
         raise Invalid("type", "must be a string")
     if FORBIDDEN.search(value):
-        raise Invalid("control_characters", "must not contain control characters, line separators, "
-                      "lone surrogates or noncharacters")
+        raise Invalid(
+            "control_characters",
+            "must not contain control characters, line separators, lone surrogates or noncharacters",
+        )
     value = trim(BIDI_CONTROLS.sub("", value))
     if not value:
         return None

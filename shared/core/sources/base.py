@@ -16,9 +16,10 @@ Validation, the identity map, queueing and the answer are the same for every sou
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Protocol, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from shared.core.sources.config import SourceOptions
 from shared.core.sources.signatures import Headers, Verified
@@ -75,8 +76,14 @@ class Adapter(Protocol):
     name: str
     scheme: str  # the signature scheme, for docs and the OpenAPI description
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], now: datetime,
-               options: SourceOptions, public_base_url: str) -> Verified: ...
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        now: datetime,
+        options: SourceOptions,
+        public_base_url: str,
+    ) -> Verified: ...
 
     def delivery_key(self, request: WebhookRequest, verified: Verified, body: Any) -> str: ...
 
@@ -84,6 +91,7 @@ class Adapter(Protocol):
 
 
 # --- helpers the adapters share ------------------------------------------------------------------
+
 
 def parse_json(body: bytes) -> Any:
     """The body as JSON (the canonical route's own reading), or ``Unreadable``."""
@@ -146,7 +154,7 @@ def epoch_to_iso(value: Any) -> str | None:
         return None
     seconds = value / 1000 if value > 10_000_000_000 else value
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
     except (OverflowError, OSError, ValueError):
         return None
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from shared.core.contract import CreateDefaults
 from shared.core.normalise.codes import normalise_currency, normalise_language
@@ -78,11 +79,17 @@ def _secrets(raw: str, problems: list[str]) -> dict[str, tuple[str, ...]]:
     for source, values in parsed.items():
         if isinstance(values, str):
             values = [values]
-        if (not isinstance(source, str) or not SOURCE_NAME.match(source) or not isinstance(values, list)
-                or not all(isinstance(v, str) and v.strip() for v in values)):
+        if (
+            not isinstance(source, str)
+            or not SOURCE_NAME.match(source)
+            or not isinstance(values, list)
+            or not all(isinstance(v, str) and v.strip() for v in values)
+        ):
             # Never the value: it is a secret. The source name is safe.
-            problems.append("WEBHOOK_SECRETS must map source names (a-z, 0-9, -) to a list of "
-                            f"non-empty secrets; check the entry for {str(source)[:32]!r}")
+            problems.append(
+                "WEBHOOK_SECRETS must map source names (a-z, 0-9, -) to a list of "
+                f"non-empty secrets; check the entry for {str(source)[:32]!r}"
+            )
             continue
         secrets = tuple(v.strip() for v in values)
         if source == "standard":
@@ -90,8 +97,10 @@ def _secrets(raw: str, problems: list[str]) -> dict[str, tuple[str, ...]]:
                 for secret in secrets:
                     standard_secret(secret)
             except ValueError:
-                problems.append("WEBHOOK_SECRETS: the standard source's secrets must be whsec_ followed "
-                                "by base64 (as Standard Webhooks senders show them)")
+                problems.append(
+                    "WEBHOOK_SECRETS: the standard source's secrets must be whsec_ followed "
+                    "by base64 (as Standard Webhooks senders show them)"
+                )
                 continue
         out[source] = secrets
     return out
@@ -116,8 +125,11 @@ def _options(raw: str, problems: list[str]) -> dict[str, SourceOptions]:
             try:
                 create = CreateDefaults(
                     customer_group=str(defaults["customerGroup"]) if defaults.get("customerGroup") else None,
-                    currency_code=normalise_currency(defaults["currencyCode"]) if defaults.get("currencyCode") else None,
-                    language=normalise_language(defaults["language"]) if defaults.get("language") else None)
+                    currency_code=normalise_currency(defaults["currencyCode"])
+                    if defaults.get("currencyCode")
+                    else None,
+                    language=normalise_language(defaults["language"]) if defaults.get("language") else None,
+                )
             except Invalid as problem:
                 problems.append(f"{where}.createDefaults: {problem.message}")
         policy = None
@@ -134,9 +146,12 @@ def _options(raw: str, problems: list[str]) -> dict[str, SourceOptions]:
         if not isinstance(tolerance, (int, float)) or not 30 <= tolerance <= 3600:
             problems.append(f"{where}.toleranceSeconds must be a number from 30 to 3600")
             tolerance = DEFAULT_TOLERANCE_SECONDS
-        out[source] = SourceOptions(create_defaults=create, invalid_field_policy=policy,
-                                    shop_domains=frozenset(d.strip().lower() for d in domains),
-                                    tolerance_seconds=float(tolerance))
+        out[source] = SourceOptions(
+            create_defaults=create,
+            invalid_field_policy=policy,
+            shop_domains=frozenset(d.strip().lower() for d in domains),
+            tolerance_seconds=float(tolerance),
+        )
     return out
 
 
@@ -152,8 +167,10 @@ def _mappings(folder: str, problems: list[str]) -> dict[str, Any]:
     for file in sorted(path.glob("*.json")):
         name = file.stem
         if not SOURCE_NAME.match(name) or name in BUILT_IN:
-            problems.append(f"WEBHOOK_MAPPINGS_DIR: {file.name}: the file name is the source name "
-                            f"(a-z, 0-9, -; not one of {', '.join(BUILT_IN)})")
+            problems.append(
+                f"WEBHOOK_MAPPINGS_DIR: {file.name}: the file name is the source name "
+                f"(a-z, 0-9, -; not one of {', '.join(BUILT_IN)})"
+            )
             continue
         try:
             out[name] = load_mapping(name, file.read_text(encoding="utf-8"))
@@ -173,6 +190,11 @@ def load_webhook_config(env: Mapping[str, str], settings: Settings | None = None
         problems.append("WEBHOOK_PUBLIC_BASE_URL must be a scheme and host only, e.g. https://sync.example.com")
     if problems:
         raise SettingsError(problems)
-    return WebhookConfig(secrets=secrets, options=options, mappings=mappings, public_base_url=base,
-                         delivery_table=read_setting(env, "WEBHOOK_DELIVERY_TABLE_NAME"),
-                         identity_table=read_setting(env, "WEBHOOK_IDENTITY_TABLE_NAME"))
+    return WebhookConfig(
+        secrets=secrets,
+        options=options,
+        mappings=mappings,
+        public_base_url=base,
+        delivery_table=read_setting(env, "WEBHOOK_DELIVERY_TABLE_NAME"),
+        identity_table=read_setting(env, "WEBHOOK_IDENTITY_TABLE_NAME"),
+    )

@@ -32,27 +32,56 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
-from shared.core.sources.base import (CanonicalEvent, Translation, Unreadable, WebhookRequest, digest,
-                                 epoch_to_iso, event_id, text_or_none)
+from shared.core.sources.base import (
+    CanonicalEvent,
+    Translation,
+    Unreadable,
+    WebhookRequest,
+    digest,
+    epoch_to_iso,
+    event_id,
+    text_or_none,
+)
 from shared.core.sources.config import SourceOptions
 from shared.core.sources.hubspot import signed_uri
-from shared.core.sources.signatures import (HmacHeaderScheme, Verified, verify_hmac_header, verify_hubspot_v3,
-                                       verify_klaviyo, verify_shopify, verify_standard)
+from shared.core.sources.signatures import (
+    HmacHeaderScheme,
+    Verified,
+    verify_hmac_header,
+    verify_hubspot_v3,
+    verify_klaviyo,
+    verify_shopify,
+    verify_standard,
+)
 
 SCHEMES = ("standard", "shopify", "hubspot-v3", "klaviyo", "hmac")
 FORMATS = ("text", "epoch", "boolean", "raw")
 TOP_KEYS = {"description", "signature", "records", "when", "deliveryId", "fields", "defaults"}
-CUSTOMER_TARGETS = ("email", "previousEmail", "firstName", "middleName", "lastName", "phone",
-                    "isOptedInMarketing", "language", "currencyCode", "customerGroup", "customerAccount",
-                    "createdDateTime")
+CUSTOMER_TARGETS = (
+    "email",
+    "previousEmail",
+    "firstName",
+    "middleName",
+    "lastName",
+    "phone",
+    "isOptedInMarketing",
+    "language",
+    "currencyCode",
+    "customerGroup",
+    "customerAccount",
+    "createdDateTime",
+)
 ADDRESS_TARGETS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode", "country")
-TARGETS = (("eventId", "occurredAt", "eventType", "senderCustomerId")
-           + tuple(f"customer.{f}" for f in CUSTOMER_TARGETS)
-           + tuple(f"customer.address.{f}" for f in ADDRESS_TARGETS))
+TARGETS = (
+    ("eventId", "occurredAt", "eventType", "senderCustomerId")
+    + tuple(f"customer.{f}" for f in CUSTOMER_TARGETS)
+    + tuple(f"customer.address.{f}" for f in ADDRESS_TARGETS)
+)
 _TRUE, _FALSE = {"true", "yes", "y", "1", "on"}, {"false", "no", "n", "0", "off"}
 _SEGMENT = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|([^.\[\]]+)')
 
@@ -69,11 +98,10 @@ def parse_path(text: str) -> tuple[str | int, ...]:
     steps: list[str | int] = []
     pos = 0
     for match in _SEGMENT.finditer(text):
-        if match.start() != pos and text[pos:match.start()] != ".":
+        if match.start() != pos and text[pos : match.start()] != ".":
             raise MappingError(f"path {text!r} is not dot-separated keys")
         quoted, plain = match.group(1), match.group(2)
-        steps.append(json.loads(f'"{quoted}"') if quoted is not None
-                     else int(plain) if plain.isdigit() else plain)
+        steps.append(json.loads(f'"{quoted}"') if quoted is not None else int(plain) if plain.isdigit() else plain)
         pos = match.end()
     if pos != len(text):
         raise MappingError(f"path {text!r} is not dot-separated keys")
@@ -171,10 +199,12 @@ def load_mapping(source: str, text: str) -> MappingSpec:
     hmac_scheme = None
     if scheme == "hmac":
         try:
-            hmac_scheme = HmacHeaderScheme(header=str(signature.get("header") or ""),
-                                           algorithm=str(signature.get("algorithm", "sha256")).lower(),
-                                           encoding=str(signature.get("encoding", "base64")).lower(),
-                                           prefix=str(signature.get("prefix", "")))
+            hmac_scheme = HmacHeaderScheme(
+                header=str(signature.get("header") or ""),
+                algorithm=str(signature.get("algorithm", "sha256")).lower(),
+                encoding=str(signature.get("encoding", "base64")).lower(),
+                prefix=str(signature.get("prefix", "")),
+            )
         except ValueError as error:
             raise MappingError(f"signature: {error}") from None
     elif set(signature) != {"scheme"}:
@@ -209,9 +239,18 @@ def load_mapping(source: str, text: str) -> MappingSpec:
         header = delivery.get("header")
         path = parse_path(delivery["path"]) if "path" in delivery else None
     records = raw.get("records", "")
-    return MappingSpec(source=source, scheme=scheme, hmac=hmac_scheme, records=parse_path(records),
-                       when_path=when_path, when_in=when_in, delivery_header=header, delivery_path=path,
-                       fields={t: _field_spec(t, s) for t, s in fields.items()}, defaults=dict(defaults))
+    return MappingSpec(
+        source=source,
+        scheme=scheme,
+        hmac=hmac_scheme,
+        records=parse_path(records),
+        when_path=when_path,
+        when_in=when_in,
+        delivery_header=header,
+        delivery_path=path,
+        fields={t: _field_spec(t, s) for t, s in fields.items()},
+        defaults=dict(defaults),
+    )
 
 
 class DeclarativeAdapter:
@@ -220,17 +259,29 @@ class DeclarativeAdapter:
         self.name = spec.source
         self.scheme = spec.scheme
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], now: datetime,
-               options: SourceOptions, public_base_url: str) -> Verified:
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        now: datetime,
+        options: SourceOptions,
+        public_base_url: str,
+    ) -> Verified:
         body, headers, scheme = request.body, request.headers, self.spec.scheme
         if scheme == "standard":
             return verify_standard(body, headers, secrets, now, options.tolerance_seconds)
         if scheme == "shopify":
             return verify_shopify(body, headers, secrets)
         if scheme == "hubspot-v3":
-            return verify_hubspot_v3(body, headers, secrets, method=request.method, now=now,
-                                     uri=signed_uri(request.url, public_base_url),
-                                     tolerance=options.tolerance_seconds)
+            return verify_hubspot_v3(
+                body,
+                headers,
+                secrets,
+                method=request.method,
+                now=now,
+                uri=signed_uri(request.url, public_base_url),
+                tolerance=options.tolerance_seconds,
+            )
         if scheme == "klaviyo":
             return verify_klaviyo(body, headers, secrets, now)
         assert self.spec.hmac is not None
@@ -276,9 +327,11 @@ class DeclarativeAdapter:
                 translation.ignored.append(str(value)[:64] if value is not None else "(not applicable)")
                 continue
             given_id = self._value(record, "eventId")
-            event: dict[str, Any] = {"specVersion": "1.0", "source": self.name,
-                                     "eventId": event_id(self.name, given_id)
-                                     or f"{self.name}:{digest(request.body, str(index))}"}
+            event: dict[str, Any] = {
+                "specVersion": "1.0",
+                "source": self.name,
+                "eventId": event_id(self.name, given_id) or f"{self.name}:{digest(request.body, str(index))}",
+            }
             customer: dict[str, Any] = {}
             for target in TARGETS:
                 if target in ("eventId", "senderCustomerId"):

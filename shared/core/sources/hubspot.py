@@ -18,12 +18,22 @@ every retry of one change), else a digest of the body.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
-from shared.core.sources.base import (CanonicalEvent, Translation, Unreadable, WebhookRequest, digest,
-                                 epoch_to_iso, event_id, put, text_or_none)
+from shared.core.sources.base import (
+    CanonicalEvent,
+    Translation,
+    Unreadable,
+    WebhookRequest,
+    digest,
+    epoch_to_iso,
+    event_id,
+    put,
+    text_or_none,
+)
 from shared.core.sources.config import SourceOptions
 from shared.core.sources.signatures import Verified, verify_hubspot_v3
 
@@ -44,8 +54,13 @@ def _properties(record: dict) -> dict[str, Any]:
 
 
 def _object_id(record: dict, props: dict) -> str | None:
-    for value in (props.get("hs_object_id"), record.get("canonical-vid"), record.get("vid"),
-                  record.get("objectId"), record.get("hs_object_id")):
+    for value in (
+        props.get("hs_object_id"),
+        record.get("canonical-vid"),
+        record.get("vid"),
+        record.get("objectId"),
+        record.get("hs_object_id"),
+    ):
         if text_or_none(value):
             return text_or_none(value)
     return None
@@ -67,11 +82,23 @@ class HubSpotAdapter:
     name = "hubspot"
     scheme = "hubspot-v3"
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], now: datetime,
-               options: SourceOptions, public_base_url: str) -> Verified:
-        return verify_hubspot_v3(request.body, request.headers, secrets, method=request.method,
-                                 uri=signed_uri(request.url, public_base_url), now=now,
-                                 tolerance=options.tolerance_seconds)
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        now: datetime,
+        options: SourceOptions,
+        public_base_url: str,
+    ) -> Verified:
+        return verify_hubspot_v3(
+            request.body,
+            request.headers,
+            secrets,
+            method=request.method,
+            uri=signed_uri(request.url, public_base_url),
+            now=now,
+            tolerance=options.tolerance_seconds,
+        )
 
     @staticmethod
     def _records(body: Any) -> list[dict]:
@@ -95,8 +122,12 @@ class HubSpotAdapter:
         signed_at = verified.timestamp.isoformat() if verified.timestamp else None
         for index, record in enumerate(self._records(body)):
             props = _properties(record)
-            event: dict[str, Any] = {"specVersion": "1.0", "eventId": self._event_id(record, request, index),
-                                     "eventType": "customer.updated", "source": self.name}
+            event: dict[str, Any] = {
+                "specVersion": "1.0",
+                "eventId": self._event_id(record, request, index),
+                "eventType": "customer.updated",
+                "source": self.name,
+            }
             put(event, "occurredAt", _moment(props.get("lastmodifieddate")) or signed_at)
             customer: dict[str, Any] = {}
             put(customer, "email", text_or_none(props.get("email")))
@@ -114,8 +145,7 @@ class HubSpotAdapter:
                 put(address, "postalCode", text_or_none(props.get("zip")))
                 customer["address"] = address
             event["customer"] = customer
-            translation.events.append(CanonicalEvent(event, sender_id=_object_id(record, props),
-                                                     topic="workflow"))
+            translation.events.append(CanonicalEvent(event, sender_id=_object_id(record, props), topic="workflow"))
         return translation
 
 

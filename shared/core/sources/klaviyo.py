@@ -19,11 +19,22 @@ timestamp, hex digest), the timestamp's format, and the profile's presence in ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
-from shared.core.sources.base import (CanonicalEvent, Translation, Unreadable, WebhookRequest, digest, dig,
-                                 epoch_to_iso, event_id, put, text_or_none)
+from shared.core.sources.base import (
+    CanonicalEvent,
+    Translation,
+    Unreadable,
+    WebhookRequest,
+    dig,
+    digest,
+    epoch_to_iso,
+    event_id,
+    put,
+    text_or_none,
+)
 from shared.core.sources.config import SourceOptions
 from shared.core.sources.signatures import SignatureRejected, Verified, verify_klaviyo
 
@@ -37,8 +48,11 @@ def _metric(topic: str) -> str:
 
 def _profile(payload: dict, profile_id: str | None) -> dict:
     for item in payload.get("included") or []:
-        if (isinstance(item, dict) and item.get("type") == "profile"
-                and (profile_id is None or str(item.get("id")) == profile_id)):
+        if (
+            isinstance(item, dict)
+            and item.get("type") == "profile"
+            and (profile_id is None or str(item.get("id")) == profile_id)
+        ):
             attributes = item.get("attributes")
             return attributes if isinstance(attributes, dict) else {}
     return {}
@@ -48,8 +62,9 @@ def _address(location: Any) -> dict | None:
     if not isinstance(location, dict) or not text_or_none(location.get("country")):
         return None
     out: dict[str, Any] = {}
-    street = ", ".join(p.strip() for p in (text_or_none(location.get("address1")),
-                                           text_or_none(location.get("address2"))) if p)
+    street = ", ".join(
+        p.strip() for p in (text_or_none(location.get("address1")), text_or_none(location.get("address2"))) if p
+    )
     put(out, "street", street or None)
     put(out, "city", text_or_none(location.get("city")))
     put(out, "state", text_or_none(location.get("region")))
@@ -62,8 +77,14 @@ class KlaviyoAdapter:
     name = "klaviyo"
     scheme = "klaviyo"
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], now: datetime,
-               options: SourceOptions, public_base_url: str) -> Verified:
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        now: datetime,
+        options: SourceOptions,
+        public_base_url: str,
+    ) -> Verified:
         return verify_klaviyo(request.body, request.headers, secrets, now)
 
     @staticmethod
@@ -103,13 +124,23 @@ class KlaviyoAdapter:
             profile_id = text_or_none(dig(data, "relationships", "profile", "data", "id"))
             profile = _profile(payload, profile_id)
             ext = self._external_id(item) or digest(request.body, str(index))
-            event: dict[str, Any] = {"specVersion": "1.0", "eventId": event_id(self.name, ext),
-                                     "eventType": "customer.updated", "source": self.name}
-            put(event, "occurredAt", text_or_none(attributes.get("datetime"))
-                or epoch_to_iso(attributes.get("timestamp")))
+            event: dict[str, Any] = {
+                "specVersion": "1.0",
+                "eventId": event_id(self.name, ext),
+                "eventType": "customer.updated",
+                "source": self.name,
+            }
+            put(
+                event,
+                "occurredAt",
+                text_or_none(attributes.get("datetime")) or epoch_to_iso(attributes.get("timestamp")),
+            )
             customer: dict[str, Any] = {}
-            put(customer, "email", text_or_none(profile.get("email"))
-                or text_or_none(dig(attributes, "event_properties", "$email")))
+            put(
+                customer,
+                "email",
+                text_or_none(profile.get("email")) or text_or_none(dig(attributes, "event_properties", "$email")),
+            )
             put(customer, "firstName", text_or_none(profile.get("first_name")))
             put(customer, "lastName", text_or_none(profile.get("last_name")))
             put(customer, "phone", text_or_none(profile.get("phone_number")))

@@ -19,14 +19,18 @@ class WebhookAnswer(BaseModel):
 
     status: Literal["accepted", "duplicate", "ignored", "unreadable"] = Field(
         description="accepted: events queued (and/or refused ones dead-lettered); duplicate: this "
-                    "delivery was received before, nothing queued again; ignored: a topic this "
-                    "integration does not apply; unreadable: the authentic body is not what the sender "
-                    "documents, kept as a dead letter.")
+        "delivery was received before, nothing queued again; ignored: a topic this "
+        "integration does not apply; unreadable: the authentic body is not what the sender "
+        "documents, kept as a dead letter."
+    )
     source: str
     accepted: list[str] = Field(default_factory=list, description="Event ids queued.")
-    rejected: list[str] = Field(default_factory=list, description="Event ids refused for their data: "
-                                "dead-lettered with the reason (tools.replay list --reason "
-                                "webhook_rejected).")
+    rejected: list[str] = Field(
+        default_factory=list,
+        description="Event ids refused for their data: "
+        "dead-lettered with the reason (tools.replay list --reason "
+        "webhook_rejected).",
+    )
     ignored: list[str] = Field(default_factory=list, description="Topics acknowledged and not applied.")
     erasures: int = Field(0, description="Erasure requests recorded (Shopify customers/redact).")
     correlationId: str

@@ -8,8 +8,9 @@ from shared.core.sources.base import Adapter
 from shared.core.sources.config import WebhookConfig
 from shared.core.sources.declarative import DeclarativeAdapter
 
-BUILT_IN: dict[str, Adapter] = {a.name: a for a in (shopify.ADAPTER, klaviyo.ADAPTER, hubspot.ADAPTER,
-                                                    standard.ADAPTER)}
+BUILT_IN: dict[str, Adapter] = {
+    a.name: a for a in (shopify.ADAPTER, klaviyo.ADAPTER, hubspot.ADAPTER, standard.ADAPTER)
+}
 
 
 class SourceRegistry:

@@ -23,11 +23,22 @@ Topics:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
-from shared.core.sources.base import (CanonicalEvent, Erasure, Translation, Unreadable, WebhookRequest, digest,
-                                 dig, event_id, put, text_or_none)
+from shared.core.sources.base import (
+    CanonicalEvent,
+    Erasure,
+    Translation,
+    Unreadable,
+    WebhookRequest,
+    dig,
+    digest,
+    event_id,
+    put,
+    text_or_none,
+)
 from shared.core.sources.config import SourceOptions
 from shared.core.sources.signatures import SignatureRejected, Verified, verify_shopify
 
@@ -48,8 +59,7 @@ def _consent(consent: Any) -> bool | None:
 
 
 def _street(address: dict) -> str | None:
-    parts = [p.strip() for p in (text_or_none(address.get("address1")), text_or_none(address.get("address2")))
-             if p]
+    parts = [p.strip() for p in (text_or_none(address.get("address1")), text_or_none(address.get("address2"))) if p]
     return ", ".join(parts) or None
 
 
@@ -76,8 +86,14 @@ class ShopifyAdapter:
     name = "shopify"
     scheme = "shopify"
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], now: datetime,
-               options: SourceOptions, public_base_url: str) -> Verified:
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        now: datetime,
+        options: SourceOptions,
+        public_base_url: str,
+    ) -> Verified:
         verified = verify_shopify(request.body, request.headers, secrets)
         if options.shop_domains:
             shop = (request.headers.get("X-Shopify-Shop-Domain") or "").lower()
@@ -101,17 +117,30 @@ class ShopifyAdapter:
         triggered = request.headers.get("X-Shopify-Triggered-At")
         if topic == REDACT_TOPIC:
             customer = body.get("customer") if isinstance(body.get("customer"), dict) else {}
-            return Translation(topic=topic, erasures=[Erasure(
-                sender_id=text_or_none(customer.get("id")), email=text_or_none(customer.get("email")),
-                topic=topic)])
-        event: dict[str, Any] = {"specVersion": "1.0", "eventId": self._event_id(request),
-                                 "eventType": CUSTOMER_TOPICS.get(topic, "customer.updated"),
-                                 "source": self.name}
+            return Translation(
+                topic=topic,
+                erasures=[
+                    Erasure(
+                        sender_id=text_or_none(customer.get("id")),
+                        email=text_or_none(customer.get("email")),
+                        topic=topic,
+                    )
+                ],
+            )
+        event: dict[str, Any] = {
+            "specVersion": "1.0",
+            "eventId": self._event_id(request),
+            "eventType": CUSTOMER_TOPICS.get(topic, "customer.updated"),
+            "source": self.name,
+        }
         customer: dict[str, Any] = {}
         if topic in CUSTOMER_TOPICS:
             sender_id = text_or_none(body.get("id"))
-            put(event, "occurredAt", text_or_none(body.get("updated_at")) or text_or_none(body.get("created_at"))
-                or triggered)
+            put(
+                event,
+                "occurredAt",
+                text_or_none(body.get("updated_at")) or text_or_none(body.get("created_at")) or triggered,
+            )
             put(customer, "email", text_or_none(body.get("email")))
             put(customer, "firstName", text_or_none(body.get("first_name")))
             put(customer, "lastName", text_or_none(body.get("last_name")))
@@ -134,8 +163,9 @@ class ShopifyAdapter:
             put(customer, "isOptedInMarketing", _consent(consent))
         else:  # SMS marketing consent
             sender_id = text_or_none(body.get("id")) or text_or_none(body.get("customer_id"))
-            put(event, "occurredAt", text_or_none(dig(body, "sms_marketing_consent", "consent_updated_at"))
-                or triggered)
+            put(
+                event, "occurredAt", text_or_none(dig(body, "sms_marketing_consent", "consent_updated_at")) or triggered
+            )
             put(customer, "phone", text_or_none(body.get("phone")))
         event["customer"] = customer
         return Translation(topic=topic, events=[CanonicalEvent(event, sender_id=sender_id, topic=topic)])

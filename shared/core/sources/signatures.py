@@ -26,14 +26,23 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Mapping, Sequence
+from datetime import UTC, datetime
 
 DEFAULT_TOLERANCE_SECONDS = 300  # Standard Webhooks and HubSpot: 5 minutes either way
 
-REASONS = ("unknown_source", "no_secret", "missing_signature", "malformed_signature", "bad_signature",
-           "expired", "unsupported_signature", "shop_not_allowed", "webhook_id_mismatch")
+REASONS = (
+    "unknown_source",
+    "no_secret",
+    "missing_signature",
+    "malformed_signature",
+    "bad_signature",
+    "expired",
+    "unsupported_signature",
+    "shop_not_allowed",
+    "webhook_id_mismatch",
+)
 
 ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
 
@@ -104,12 +113,13 @@ def _epoch(text: str | None, *, millis: bool = False) -> datetime:
         raise SignatureRejected("malformed_signature")
     value = int(text) / (1000 if millis else 1)
     try:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError):
         raise SignatureRejected("malformed_signature") from None
 
 
 # --- Standard Webhooks ---------------------------------------------------------------------------
+
 
 def standard_secret(secret: str) -> bytes:
     """The key bytes of a Standard Webhooks secret: ``whsec_`` + base64 (the prefix is optional).
@@ -125,11 +135,15 @@ def standard_secret(secret: str) -> bytes:
     return key
 
 
-def verify_standard(body: bytes, headers: Headers, secrets: Sequence[str], now: datetime,
-                    tolerance: float = DEFAULT_TOLERANCE_SECONDS) -> Verified:
+def verify_standard(
+    body: bytes, headers: Headers, secrets: Sequence[str], now: datetime, tolerance: float = DEFAULT_TOLERANCE_SECONDS
+) -> Verified:
     _require_secrets(secrets)
-    msg_id, stamp, signature = (headers.get("webhook-id"), headers.get("webhook-timestamp"),
-                                headers.get("webhook-signature"))
+    msg_id, stamp, signature = (
+        headers.get("webhook-id"),
+        headers.get("webhook-timestamp"),
+        headers.get("webhook-signature"),
+    )
     if not (msg_id and stamp and signature):
         raise SignatureRejected("missing_signature")
     moment = _epoch(stamp)
@@ -153,6 +167,7 @@ def verify_standard(body: bytes, headers: Headers, secrets: Sequence[str], now: 
 
 # --- Shopify ---------------------------------------------------------------------------------------
 
+
 def verify_shopify(body: bytes, headers: Headers, secrets: Sequence[str]) -> Verified:
     _require_secrets(secrets)
     signature = headers.get("X-Shopify-Hmac-Sha256")
@@ -169,14 +184,26 @@ def verify_shopify(body: bytes, headers: Headers, secrets: Sequence[str]) -> Ver
 
 # HubSpot decodes exactly these percent-escapes of the URI before signing (its v3 validation guide);
 # any other escape stays as it was sent.
-_HUBSPOT_DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
-                    "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+_HUBSPOT_DECODED = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
 
 
 def hubspot_uri(uri: str) -> str:
     out, i = [], 0
     while i < len(uri):
-        escape = uri[i:i + 3].upper()
+        escape = uri[i : i + 3].upper()
         if uri[i] == "%" and escape in _HUBSPOT_DECODED:
             out.append(_HUBSPOT_DECODED[escape])
             i += 3
@@ -186,8 +213,16 @@ def hubspot_uri(uri: str) -> str:
     return "".join(out)
 
 
-def verify_hubspot_v3(body: bytes, headers: Headers, secrets: Sequence[str], *, method: str, uri: str,
-                      now: datetime, tolerance: float = DEFAULT_TOLERANCE_SECONDS) -> Verified:
+def verify_hubspot_v3(
+    body: bytes,
+    headers: Headers,
+    secrets: Sequence[str],
+    *,
+    method: str,
+    uri: str,
+    now: datetime,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+) -> Verified:
     _require_secrets(secrets)
     signature, stamp = headers.get("X-HubSpot-Signature-v3"), headers.get("X-HubSpot-Request-Timestamp")
     if not (signature and stamp):
@@ -205,6 +240,7 @@ def verify_hubspot_v3(body: bytes, headers: Headers, secrets: Sequence[str], *, 
 
 # --- Klaviyo ---------------------------------------------------------------------------------------
 
+
 def _klaviyo_time(text: str) -> datetime | None:
     if text.isdigit():
         return _epoch(text, millis=len(text) > 11)
@@ -212,11 +248,12 @@ def _klaviyo_time(text: str) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def verify_klaviyo(body: bytes, headers: Headers, secrets: Sequence[str], now: datetime,
-                   tolerance: float | None = None) -> Verified:
+def verify_klaviyo(
+    body: bytes, headers: Headers, secrets: Sequence[str], now: datetime, tolerance: float | None = None
+) -> Verified:
     """Klaviyo documents an HMAC-SHA256 in ``Klaviyo-Signature`` and the send time in
     ``Klaviyo-Timestamp``; the signed string (body, then timestamp; hex digest) is as implemented by
     the integrations that publish their code, and is not confirmed by a live delivery here
@@ -243,6 +280,7 @@ def verify_klaviyo(body: bytes, headers: Headers, secrets: Sequence[str], now: d
 
 # --- a named HMAC header (declarative sources) ---------------------------------------------------
 
+
 @dataclass(frozen=True)
 class HmacHeaderScheme:
     header: str
@@ -259,8 +297,7 @@ class HmacHeaderScheme:
             raise ValueError("header is required")
 
 
-def verify_hmac_header(body: bytes, headers: Headers, secrets: Sequence[str],
-                       scheme: HmacHeaderScheme) -> Verified:
+def verify_hmac_header(body: bytes, headers: Headers, secrets: Sequence[str], scheme: HmacHeaderScheme) -> Verified:
     _require_secrets(secrets)
     value = headers.get(scheme.header)
     if not value:
@@ -268,7 +305,7 @@ def verify_hmac_header(body: bytes, headers: Headers, secrets: Sequence[str],
     if scheme.prefix:
         if not value.lower().startswith(scheme.prefix.lower()):
             raise SignatureRejected("malformed_signature")
-        value = value[len(scheme.prefix):]
+        value = value[len(scheme.prefix) :]
     if scheme.encoding == "hex":
         try:
             given = [bytes.fromhex(value)]

@@ -10,8 +10,9 @@ sender owns them, as on the canonical route.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from shared.core.sources.base import CanonicalEvent, Translation, Unreadable, WebhookRequest, digest
 from shared.core.sources.config import SourceOptions
@@ -23,8 +24,14 @@ class StandardWebhooksAdapter:
     name = "standard"
     scheme = "standard"
 
-    def verify(self, request: WebhookRequest, secrets: Sequence[str], now: datetime,
-               options: SourceOptions, public_base_url: str) -> Verified:
+    def verify(
+        self,
+        request: WebhookRequest,
+        secrets: Sequence[str],
+        now: datetime,
+        options: SourceOptions,
+        public_base_url: str,
+    ) -> Verified:
         return verify_standard(request.body, request.headers, secrets, now, options.tolerance_seconds)
 
     def delivery_key(self, request: WebhookRequest, verified: Verified, body: Any) -> str:
