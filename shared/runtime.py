@@ -25,6 +25,7 @@ from shared.adapters.storage import StorageFactory, StorageQueueSender, ensure_q
 from shared.adapters.telemetry import Telemetry
 from shared.core.settings import Settings, load_settings
 from shared.core.sources.config import WebhookConfig, load_webhook_config
+from shared.usecases.erasure import ErasureDeps
 from shared.usecases.ingest import IngestDeps
 from shared.usecases.processor import CallCounter, ProcessorDeps, keep_stranded
 from shared.usecases.queue_monitor import StrandedQueues
@@ -116,7 +117,6 @@ class Runtime:
     def webhook_deps(self):
         from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
         from shared.core.sources.registry import SourceRegistry
-        from shared.usecases.erasure import erasure_deps
         from shared.usecases.webhooks import WebhookDeps
 
         config = self.webhooks or WebhookConfig()
@@ -127,7 +127,33 @@ class Runtime:
             deliveries=DeliveryStore(self.storage.table(config.delivery_table)),
             identities=SenderIdentityStore(self.storage.table(config.identity_table), self.settings.email_hash_key),
             deadletters=self.deadletters,
-            erasure=erasure_deps(self),
+            erasure=self.erasure_deps,
+        )
+
+    @cached_property
+    def erasure_deps(self) -> ErasureDeps:
+        """What an erasure touches (the webhook handler and the operator's tool erase the same way):
+        the ledger, dead letters, both poison queues and their own poison queues, and the webhook
+        senders' id records when webhooks are configured."""
+        s = self.settings
+        names = (
+            s.poison_queue,
+            s.poison_queue + "-poison",
+            s.backfill_poison_queue,
+            s.backfill_poison_queue + "-poison",
+        )
+        senders = None
+        if self.webhooks is not None and self.webhooks.identity_table:
+            from shared.adapters.sender_tables import SenderIdentityStore
+
+            senders = SenderIdentityStore(self.storage.table(self.webhooks.identity_table), s.email_hash_key)
+        return ErasureDeps(
+            ledger=self.ledger,
+            deadletters=self.deadletters,
+            poison_queues=[self.storage.queue_service().get_queue_client(name) for name in names],
+            clock=utcnow,
+            telemetry=self.telemetry,
+            senders=senders,
         )
 
     def monitored_queues(self) -> list[QueueClient]:

@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from shared.adapters.dead_letter_table import describe
 from shared.core import telemetry_names as names
+from shared.core.dead_letters import describe
 from shared.core.ledger_rules import LedgerEntry
 from shared.core.normalise.email import normalise_email
 from shared.core.normalise.invalid import Invalid
@@ -236,11 +236,11 @@ def main(
         if stdin.readline().strip() != "forget":
             print("nothing erased", file=stderr)
             return 2
-    from shared.usecases.erasure import ErasureBusy, erase_customer, erasure_deps
+    from shared.usecases.erasure import ErasureBusy, erase_customer
 
     runtime = operator_runtime(env, args.credential)
     try:
-        report = erase_customer(hashed, erasure_deps(runtime))
+        report = erase_customer(hashed, runtime.erasure_deps)
     except ErasureBusy as busy:
         print(f"a worker is writing this customer to Commerce now: try again in {busy.retry_after:.0f} s", file=stderr)
         return 1

@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore, describe
+from shared.adapters.dead_letter_table import DeadLetterStore
 from shared.adapters.storage import StorageFactory, StorageQueueSender
+from shared.core.dead_letters import DeadLetter, describe
 from shared.core.envelope import Envelope
 from shared.core.failures import MessageFormatError
 from shared.core.normalise.invalid import Invalid
@@ -84,7 +85,7 @@ def load_tool_settings(path: Path | None, err: TextIO) -> tuple[Mapping[str, str
 def load_env(path: Path | None) -> Mapping[str, str]:
     """Settings from --settings, else the environment; with neither, the local run's settings file
     (local.settings.json, else local.settings.sample.json), read the way the local host reads it."""
-    from devhost.settings_file import merged, read_settings, settings_path
+    from tools.local_settings import merged, read_settings, settings_path
 
     if path is None and not storage_configured(os.environ):
         path = settings_path(ROOT)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings() -> dict[str, str]:
-    from devhost.settings_file import read_settings, settings_path
+    from tools.local_settings import read_settings, settings_path
 
     path = settings_path(ROOT)
     return read_settings(path)[0] if path else {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
 
@@ -25,30 +24,10 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.core.privacy import mask_free_text, sensitive_values_from_envelope
+from shared.core.dead_letters import UNKNOWN_PARTITION, DeadLetter, safe_message
 
-UNKNOWN_PARTITION = "unknown"  # messages too broken to tell whose they are
 ENVELOPE_PART = 32_000  # UTF-16 code units per envelope column, under the 32,768 a property may hold
 MAX_ENVELOPE_PARTS = 4  # 128,000 units: twice a queue message's 64K, well under the 1 MiB entity
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    email_hash: str
-    event_id: str
-    reason: str
-    message: str
-    error_resource_id: str | None
-    status: int | None
-    attempts: int
-    first_seen_at: datetime | None
-    dead_lettered_at: datetime
-    envelope: str  # the queue message body (JSON text), as received
-    etag: str | None = field(default=None, compare=False)  # as read; guards delete against a newer write
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.email_hash, self.event_id
 
 
 def _row_key(event_id: str) -> str:
@@ -194,24 +173,3 @@ def _from_entity(e: dict) -> DeadLetter:
         envelope=_envelope_of(e),
         etag=getattr(e, "metadata", {}).get("etag"),
     )
-
-
-def safe_message(letter: DeadLetter) -> str:
-    """The dead letter's message masked of personal data: the generic patterns and every value its own
-    event carries (the message may quote what Commerce was sent). Applied when the letter is stored and
-    again when it is shown, so letters stored by older versions are masked too."""
-    return mask_free_text(letter.message or "", sensitive_values_from_envelope(letter.envelope))
-
-
-def describe(letter: DeadLetter) -> dict:
-    """A JSON-friendly view for the replay command's listing (no envelope: it holds personal data)."""
-    return {
-        "emailHash": letter.email_hash,
-        "eventId": letter.event_id,
-        "reason": letter.reason,
-        "errorResourceId": letter.error_resource_id,
-        "status": letter.status,
-        "message": safe_message(letter),
-        "attempts": letter.attempts,
-        "deadLetteredAt": letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else None,
-    }

@@ -21,7 +21,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient
 
 from shared.adapters.storage import TableEntities, table_entities
-from shared.core.ledger_rules import Lease, LedgerConflict, LedgerEntry, OrderKey, State, expect_change
+from shared.core.ledger_rules import Lease, LedgerConflict, LedgerEntry, OrderKey, State
 
 ROW_KEY = "ledger"
 
@@ -151,21 +151,3 @@ class LedgerStore:
 
 def _table_missing(error: ResourceNotFoundError) -> bool:
     return getattr(error, "error_code", None) == "TableNotFound" or "TableNotFound" in str(error)
-
-
-def mark_expected_change(ledger, event, now: datetime, attempts: int = 3) -> bool:
-    """Ingest's mark of an email change on the new address's entry (``ledger.expect_change``), with
-    ETag-conditional writes. True when written. Best effort by design: the processor applies the
-    change without it; the mark only wins the race against the sender's next events."""
-    key = OrderKey.of(event)
-    for _ in range(attempts):
-        entry = ledger.read(event.email_hash)
-        marked = expect_change(entry, event.email_hash, event.previous_email_hash, key, now)
-        if marked is None:
-            return False
-        try:
-            ledger.write(marked)
-            return True
-        except LedgerConflict:
-            continue
-    return False

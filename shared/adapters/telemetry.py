@@ -49,6 +49,11 @@ class Telemetry:
             names.METRIC_WEBHOOK_DELIVERIES, unit="1", description="Webhook deliveries, by source and outcome"
         )
 
+    def quiet(self, logger_name: str) -> Telemetry:
+        """The same metrics, with events logged to ``logger_name`` (the dry run's, which reports what a
+        sync would do without it counting as one in the app's logs)."""
+        return Telemetry(logger=logging.getLogger(logger_name))
+
     def custom_event(self, name: str, message: str, level: int = logging.INFO, **dims: Any) -> None:
         attrs = {k: v for k, v in dims.items() if v is not None}
         self.log.log(level, "%s %s", message, _fmt(attrs), extra={CUSTOM_EVENT_ATTRIBUTE: name, **attrs})

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from shared.core.commerce_bodies.create import CONTACT_EMAIL, CONTACT_PHONE, primary
 from shared.core.contract import NormalisedEvent
@@ -378,3 +378,11 @@ def learn(customer: Mapping[str, Any]) -> dict[str, Any]:
         phone_contact_record_id=_record_id(primary(contacts, CONTACT_PHONE)),
         empty_fields=frozenset(empty),
     )
+
+
+class LedgerPort(Protocol):
+    """What the use cases need of the ledger's store: read an entry, write it conditionally on the
+    ETag it was read with (raising ``LedgerConflict`` when another writer got there first)."""
+
+    def read(self, email_hash: str) -> LedgerEntry | None: ...
+    def write(self, entry: LedgerEntry) -> LedgerEntry: ...

@@ -22,9 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.adapters.dead_letter_table import DeadLetter
-from shared.adapters.telemetry import Telemetry
 from shared.core.commerce_errors import CommerceNotFoundError
+from shared.core.dead_letters import DeadLetter
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import LedgerConflict, LedgerEntry
 from shared.core.telemetry_names import Outcome
@@ -192,7 +191,7 @@ class DryRun:
 
     def _deps(self) -> tuple[ProcessorDeps, _Recorder]:
         recorder = _Recorder()
-        quiet = Telemetry(logger=logging.getLogger("customer_sync.dryrun.telemetry"))
+        quiet = self.processor.telemetry.quiet("customer_sync.dryrun.telemetry")
         return replace(
             self.processor,
             ledger=self.ledger,

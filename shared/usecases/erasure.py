@@ -26,11 +26,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.adapters.dead_letter_table import DeadLetterStore
 from shared.core.envelope import peek_identity
 from shared.core.ledger_rules import LedgerConflict, State, forgotten, settle
+
+if TYPE_CHECKING:  # adapters are injected; only their types are named here
+    from shared.adapters.dead_letter_table import DeadLetterStore
+
 
 log = logging.getLogger("customer_sync.erasure")
 
@@ -207,37 +210,6 @@ def _purge_queue(queue: Any, email_hash: str) -> int:
             except Exception:  # noqa: BLE001 - it becomes visible again by itself
                 pass
     return removed
-
-
-def erasure_deps(runtime: Any) -> ErasureDeps:
-    """The erasure's dependencies from the app's ``shared.runtime.Runtime`` (the webhook handler and
-    the operator's tool build them the same way)."""
-    s = runtime.settings
-    queues = [
-        runtime.storage.queue_service().get_queue_client(name)
-        for name in (
-            s.poison_queue,
-            s.poison_queue + "-poison",
-            s.backfill_poison_queue,
-            s.backfill_poison_queue + "-poison",
-        )
-    ]
-    senders = None
-    webhooks = getattr(runtime, "webhooks", None)
-    if webhooks is not None and getattr(webhooks, "identity_table", None):
-        from shared.adapters.sender_tables import SenderIdentityStore
-
-        senders = SenderIdentityStore(runtime.storage.table(webhooks.identity_table), s.email_hash_key)
-    from shared.runtime import utcnow
-
-    return ErasureDeps(
-        ledger=runtime.ledger,
-        deadletters=runtime.deadletters,
-        poison_queues=queues,
-        clock=utcnow,
-        telemetry=runtime.telemetry,
-        senders=senders,
-    )
 
 
 def describe_json(report: ErasureReport) -> str:

@@ -15,16 +15,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.adapters.ledger_table import mark_expected_change
-from shared.adapters.telemetry import Telemetry
-from shared.core.contract import MAX_LISTED_PROBLEMS
+from shared.core.contract import MAX_LISTED_PROBLEMS, NormalisedEvent
 from shared.core.envelope import MAX_MESSAGE_BYTES, Envelope
 from shared.core.failures import classify
+from shared.core.ledger_rules import LedgerConflict, LedgerPort, OrderKey, expect_change
 from shared.core.privacy import mask_pointer
 from shared.core.settings import Settings
 from shared.core.validation import BatchRejected, EventResult, FieldProblem, read_batch, validate_batch
+
+if TYPE_CHECKING:  # adapters are injected; only their types are named here
+    from shared.adapters.telemetry import Telemetry
+
 
 log = logging.getLogger("customer_sync.ingest")
 
@@ -53,13 +56,32 @@ class IngestDeps:
     queue: QueueSender
     telemetry: Telemetry
     clock: Callable[[], datetime]
-    ledger: Any = None  # the sync ledger (read/write), for marking email changes; None: no marks
+    ledger: LedgerPort | None = None  # the sync ledger, for marking email changes; None: no marks
+
+
+def mark_expected_change(ledger: LedgerPort, event: NormalisedEvent, now: datetime, attempts: int = 3) -> bool:
+    """Ingest's mark of an email change on the new address's entry (``ledger.expect_change``), with
+    ETag-conditional writes. True when written. Best effort by design: the processor applies the
+    change without it; the mark only wins the race against the sender's next events."""
+    key = OrderKey.of(event)
+    for _ in range(attempts):
+        entry = ledger.read(event.email_hash)
+        marked = expect_change(entry, event.email_hash, event.previous_email_hash, key, now)
+        if marked is None:
+            return False
+        try:
+            ledger.write(marked)
+            return True
+        except LedgerConflict:
+            continue
+    return False
 
 
 def _mark_change(deps: IngestDeps, result: EventResult) -> None:
     """Best effort (see ``mark_expected_change``): a failure is logged and the event queued anyway."""
     try:
-        mark_expected_change(deps.ledger, result.event, deps.clock())
+        if deps.ledger is not None and result.event is not None:
+            mark_expected_change(deps.ledger, result.event, deps.clock())
     except Exception as error:  # noqa: BLE001 - the processor applies the change without the mark
         failure = classify(error)
         log.warning(

@@ -33,21 +33,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.adapters.dead_letter_table import UNKNOWN_PARTITION, DeadLetter
-from shared.adapters.telemetry import Telemetry
 from shared.core import privacy
 from shared.core.commerce_bodies.create import build_create_body
 from shared.core.commerce_bodies.groups import blind_patch, changed_groups, group_hashes, restrict
 from shared.core.commerce_bodies.patch import build_patch
 from shared.core.commerce_errors import CommerceNotFoundError
 from shared.core.contract import NormalisedEvent
+from shared.core.dead_letters import UNKNOWN_PARTITION, DeadLetter
 from shared.core.envelope import Envelope, peek_identity
 from shared.core.failures import Disposition, Failure, MessageFormatError, classify, safe_traceback
 from shared.core.ledger_rules import (
     LedgerConflict,
     LedgerEntry,
+    LedgerPort,
     OrderKey,
     State,
     Verdict,
@@ -66,6 +66,10 @@ from shared.core.retry_policy import defer_delay, expired, retry_delay
 from shared.core.settings import MappingSettings, RetrySettings
 from shared.core.telemetry_names import Outcome
 
+if TYPE_CHECKING:  # adapters are injected; only their types are named here
+    from shared.adapters.telemetry import Telemetry
+
+
 log = logging.getLogger("customer_sync.processor")
 
 LEASE_RACES = 4  # lost ETag races in a row before deferring: another worker is busy with this email
@@ -80,11 +84,6 @@ class CommercePort(Protocol):
 
 class DeadLetterPort(Protocol):
     def put(self, letter: DeadLetter) -> None: ...
-
-
-class LedgerPort(Protocol):
-    def read(self, email_hash: str) -> LedgerEntry | None: ...
-    def write(self, entry: LedgerEntry) -> LedgerEntry: ...
 
 
 class CallCounter:

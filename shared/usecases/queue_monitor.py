@@ -26,13 +26,16 @@ from base64 import b64decode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 from azure.storage.queue import QueueMessage as StoredMessage
 
-from shared.adapters.dead_letter_table import DeadLetterStore
-from shared.adapters.telemetry import Telemetry
+if TYPE_CHECKING:  # adapters are injected; only their types are named here
+    from shared.adapters.dead_letter_table import DeadLetterStore
+    from shared.adapters.telemetry import Telemetry
+
 
 log = logging.getLogger("customer_sync.queue_monitor")
 

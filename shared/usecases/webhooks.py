@@ -28,10 +28,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore
-from shared.adapters.sender_tables import Claim, DeliveryStore, Identity, SenderIdentityStore
+from shared.core.dead_letters import DeadLetter
 from shared.core.failures import classify
 from shared.core.normalise.datetimes import parse_aware
 from shared.core.normalise.email import normalise_email
@@ -53,6 +52,11 @@ from shared.core.sources.signatures import Headers, SignatureRejected
 from shared.core.validation import EventResult, validate_batch
 from shared.usecases.erasure import ErasureBusy, ErasureDeps, erase_customer
 from shared.usecases.ingest import HttpResult, IngestDeps, problem, send_valid, wrap_valid
+
+if TYPE_CHECKING:  # adapters are injected; only their types are named here
+    from shared.adapters.dead_letter_table import DeadLetterStore
+    from shared.adapters.sender_tables import Claim, DeliveryStore, Identity, SenderIdentityStore
+
 
 log = logging.getLogger("customer_sync.webhooks")
 

@@ -16,7 +16,7 @@ import requests
 
 import function_app
 from devhost.local_host import LocalHost
-from shared.adapters.dead_letter_table import DeadLetter
+from shared.core.dead_letters import DeadLetter
 from shared.adapters.storage import StorageFactory
 from shared.runtime import Runtime, build_runtime
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.adapters.dead_letter_table import DeadLetter
+from shared.core.dead_letters import DeadLetter
 from tests.integration.workers import (
     GROUP_NAMES,
     PLACES,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.adapters.dead_letter_table import DeadLetter
+from shared.core.dead_letters import DeadLetter
 from shared.usecases.processor import pick_customer
 from shared.usecases.queue_monitor import report
 from tests.integration.conftest import event

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.adapters.dead_letter_table import DeadLetter
+from shared.core.dead_letters import DeadLetter
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import State
 from shared.core.privacy import email_hash

@@ -28,7 +28,8 @@ import requests
 
 from devhost.queue_listener import POISON_SUFFIX
 from devhost.testing import DevhostProcess, start_devhost_process
-from shared.adapters.dead_letter_table import DeadLetter, DeadLetterStore
+from shared.adapters.dead_letter_table import DeadLetterStore
+from shared.core.dead_letters import DeadLetter
 from shared.adapters.storage import StorageFactory, ensure_queue, ensure_table
 from shared.core import telemetry_names as names
 from shared.core.privacy import email_hash

@@ -1111,7 +1111,7 @@ def test_a_deferral_past_the_maximum_age_is_dead_lettered(world):
 
 
 def test_an_event_for_the_new_address_that_overtakes_a_marked_change_adopts_the_customer(world):
-    from shared.adapters.ledger_table import mark_expected_change
+    from shared.usecases.ingest import mark_expected_change
 
     ev1 = created(world, "evt-1", 0, **{**FULL, "customerGroup": "40"})
     change = event("evt-2", at(1), email=NEW_EMAIL, previousEmail=OLD_EMAIL, **{**FULL, "customerGroup": "50"})

@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from shared.adapters.dead_letter_table import DeadLetter, describe, safe_message
+from shared.core.dead_letters import DeadLetter, describe, safe_message
 from shared.core.commerce_errors import RUNTIME_PREFIX, CommerceServerError, CommerceValidationError
 from shared.core.telemetry_names import Outcome
 from tests.unit.test_ledger import event

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from devhost.settings_file import merged, read_settings, settings_path
+from tools.local_settings import merged, read_settings, settings_path
 
 
 def test_local_settings_preferred_over_sample(tmp_path):
