@@ -170,7 +170,7 @@ def is_validation_id(error_resource_id: str | None) -> bool:
     return name.startswith("Invalid") or "Validation" in name or name.startswith("Required")
 
 
-def classify(status: int, error_resource_id: str | None) -> type[CommerceError]:
+def error_class_for(status: int, error_resource_id: str | None) -> type[CommerceError]:
     """Status first; for a non-transient 4xx the ErrorResourceId refines it (the status Commerce
     uses for not-found and auth failures is unknown, the id is not)."""
     cls = class_for_status(status)
@@ -305,7 +305,7 @@ def error_from_response(
     token the request carried)."""
     status = int(response.status_code)
     rid, msg, names = parse_error_body(response.content)
-    cls = classify(status, rid)
+    cls = error_class_for(status, rid)
     if rid is not None and not _IDENTIFIER.match(rid):
         rid = mask_text(rid, secrets)
     if msg is None:

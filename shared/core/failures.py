@@ -79,7 +79,7 @@ def _not_provisioned(error: HttpResponseError) -> str | None:
     return code if code in _NOT_PROVISIONED else next((c for c in _NOT_PROVISIONED if c in str(error)), None)
 
 
-def classify(error: BaseException) -> Failure:
+def classify_failure(error: BaseException) -> Failure:
     """Classify any exception raised while processing one event."""
     if isinstance(error, CommerceError):
         common = dict(error_resource_id=error.error_resource_id, status=error.status, message=redact(str(error)))

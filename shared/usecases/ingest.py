@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.core.contract import MAX_LISTED_PROBLEMS, NormalisedEvent
 from shared.core.envelope import MAX_MESSAGE_BYTES, Envelope
-from shared.core.failures import classify
+from shared.core.failures import classify_failure
 from shared.core.ledger_rules import LedgerConflict, LedgerPort, OrderKey, expect_change
 from shared.core.privacy import mask_pointer
 from shared.core.settings import Settings
@@ -83,7 +83,7 @@ def _mark_change(deps: IngestDeps, result: EventResult) -> None:
         if deps.ledger is not None and result.event is not None:
             mark_expected_change(deps.ledger, result.event, deps.clock())
     except Exception as error:  # noqa: BLE001 - the processor applies the change without the mark
-        failure = classify(error)
+        failure = classify_failure(error)
         log.warning(
             "event %s: could not mark the email change in the ledger (%s); queued anyway",
             result.event_id,
@@ -185,7 +185,7 @@ def send_valid(
         try:
             deps.queue.send(envelopes[result.index])
         except Exception as error:  # noqa: BLE001 - any storage failure is classified, not swallowed
-            failure = classify(error)
+            failure = classify_failure(error)
             log.error(
                 "queue unavailable after %d of %d events: %s (%s)",
                 len(queued),

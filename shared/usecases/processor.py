@@ -15,7 +15,7 @@ The flow for one event (``docs/ledger.md`` has the state diagram):
    difference, or create it. A 404 on the stored account (deleted, merged, async number replaced)
    re-resolves by email;
 5. record the result and release the lease in one conditional write.
-Failures are classified once (``shared.core.failures.classify``). A transient one sends the event again
+Failures are classified once (``shared.core.failures.classify_failure``). A transient one sends the event again
 with a delay (Retry-After, else exponential backoff with jitter) and completes the current message,
 so throttling never spends the host's dequeue attempts; after ``RETRY_MAX_AGE_SECONDS`` the event is
 dead-lettered with its last error. Permanent failures are dead-lettered at once, with their reason.
@@ -43,7 +43,7 @@ from shared.core.commerce_errors import CommerceNotFoundError
 from shared.core.contract import NormalisedEvent
 from shared.core.dead_letters import UNKNOWN_PARTITION, DeadLetter
 from shared.core.envelope import Envelope, peek_identity
-from shared.core.failures import Disposition, Failure, MessageFormatError, classify, safe_traceback
+from shared.core.failures import Disposition, Failure, MessageFormatError, classify_failure, safe_traceback
 from shared.core.ledger_rules import (
     LedgerConflict,
     LedgerEntry,
@@ -184,7 +184,7 @@ def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) 
     try:
         envelope = Envelope.from_json(body)
     except MessageFormatError as error:
-        return _dead_letter_unreadable(body, dequeue_count, classify(error), deps, started)
+        return _dead_letter_unreadable(body, dequeue_count, classify_failure(error), deps, started)
     event = envelope.event
     with log_context(event_id=event.event_id, correlation_id=envelope.correlation_id, email_hash=event.email_hash[:16]):
         return _process(envelope, body, dequeue_count, deps, started)
@@ -214,7 +214,7 @@ def _process(
     try:
         outcome, account = apply_event(envelope, deps)
     except Exception as error:  # noqa: BLE001 - classified below: retried or dead-lettered, never dropped
-        return _failed(envelope, body, dequeue_count, deps, classify(error), error, finish)
+        return _failed(envelope, body, dequeue_count, deps, classify_failure(error), error, finish)
 
     if outcome is Outcome.DEFERRED:
         if expired(envelope.ingested_at, deps.clock(), deps.retry):
@@ -302,7 +302,7 @@ def _send_again(
     try:
         deps.requeue(envelope.next_attempt(reason, counts=counts).to_json(), delay)
     except Exception as error:  # noqa: BLE001 - the host's own retry is the fallback
-        send_failure = classify(error)
+        send_failure = classify_failure(error)
         log.warning("could not queue the event again (%s): the host will release it", send_failure.reason)
         finish(ProcessResult(Outcome.RETRYING, failure=failure or send_failure), logging.WARNING)
         raise RetryLater(failure or send_failure) from None
@@ -607,7 +607,7 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         _let_go(previous, change, False, deps)
         return Outcome.DEFERRED, None
     except Exception as error:
-        maybe_written = lease.wrote and classify(error).may_have_committed
+        maybe_written = lease.wrote and classify_failure(error).may_have_committed
         _let_go(lease, key, maybe_written, deps)
         _let_go(previous, change, maybe_written, deps)
         raise

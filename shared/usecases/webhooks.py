@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.core.dead_letters import DeadLetter
-from shared.core.failures import classify
+from shared.core.failures import classify_failure
 from shared.core.normalise.datetimes import parse_aware
 from shared.core.normalise.email import normalise_email
 from shared.core.normalise.invalid import Invalid
@@ -349,7 +349,7 @@ class _Delivery:
                 "webhook %s: delivery stored but not recorded as done (%s): a redelivery will be "
                 "queued again and skipped by the ledger",
                 self.source,
-                classify(error).reason,
+                classify_failure(error).reason,
             )
         log.info(
             "webhook %s: queued %d event(s), refused %d, ignored %d",
@@ -383,7 +383,7 @@ def _rejected(deps: WebhookDeps, source: str | None, reason: str, correlation_id
 
 
 def _storage_failed(deps: WebhookDeps, source: str, failed: _StorageFailed, correlation_id: str) -> HttpResult:
-    failure = classify(failed.error)
+    failure = classify_failure(failed.error)
     log.error(
         "webhook %s: %s failed: %s (%s); answered 503 so the sender retries",
         source,
@@ -505,7 +505,7 @@ def _complete_quietly(deps: WebhookDeps, claim: Claim, now: datetime, source: st
     try:
         deps.deliveries.complete(claim, now, queued=0, rejected=0, outcome=outcome)
     except Exception as error:  # noqa: BLE001 - nothing was queued: a redelivery is harmless
-        log.warning("webhook %s: could not record the delivery as done (%s)", source, classify(error).reason)
+        log.warning("webhook %s: could not record the delivery as done (%s)", source, classify_failure(error).reason)
 
 
 def _release_quietly(deps: WebhookDeps, claim: Claim | None, source: str) -> None:
@@ -514,4 +514,4 @@ def _release_quietly(deps: WebhookDeps, claim: Claim | None, source: str) -> Non
     try:
         deps.deliveries.release(claim)
     except Exception as error:  # noqa: BLE001 - the stale claim is taken over after CLAIM_SECONDS
-        log.warning("webhook %s: could not release the delivery claim (%s)", source, classify(error).reason)
+        log.warning("webhook %s: could not release the delivery claim (%s)", source, classify_failure(error).reason)

@@ -16,8 +16,8 @@ import requests
 
 import function_app
 from devhost.local_host import LocalHost
-from shared.core.dead_letters import DeadLetter
 from shared.adapters.storage import StorageFactory
+from shared.core.dead_letters import DeadLetter
 from shared.runtime import Runtime, build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]

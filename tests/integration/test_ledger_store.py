@@ -126,16 +126,16 @@ def test_the_processor_on_the_table(store):
 def test_a_missing_ledger_table_is_a_retried_storage_failure_not_an_empty_ledger(azurite):
     from azure.data.tables import TableClient
 
-    from shared.core.failures import Disposition, classify
+    from shared.core.failures import Disposition, classify_failure
 
     store = LedgerStore(TableClient.from_connection_string(azurite.connection_string, f"nosuch{uuid.uuid4().hex[:8]}"))
     with pytest.raises(Exception) as raised:
         store.read("a" * 64)
-    failure = classify(raised.value)
+    failure = classify_failure(raised.value)
     assert (failure.disposition, failure.reason) == (Disposition.RETRY, "storage_not_provisioned")
     with pytest.raises(Exception) as raised:
         store.write(LedgerEntry("a" * 64))
-    assert classify(raised.value).reason == "storage_not_provisioned"
+    assert classify_failure(raised.value).reason == "storage_not_provisioned"
 
 
 def test_the_direct_requests_and_the_sdk_read_and_write_the_same_entities(store):

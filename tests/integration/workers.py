@@ -29,9 +29,9 @@ import requests
 from devhost.queue_listener import POISON_SUFFIX
 from devhost.testing import DevhostProcess, start_devhost_process
 from shared.adapters.dead_letter_table import DeadLetterStore
-from shared.core.dead_letters import DeadLetter
 from shared.adapters.storage import StorageFactory, ensure_queue, ensure_table
 from shared.core import telemetry_names as names
+from shared.core.dead_letters import DeadLetter
 from shared.core.privacy import email_hash
 from shared.core.settings import Settings, load_settings
 from tests.integration.conftest import TEST_HOST_JSON, test_env

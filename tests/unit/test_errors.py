@@ -16,7 +16,7 @@ from shared.core.commerce_errors import (
     CommerceTimeoutError,
     CommerceValidationError,
 )
-from shared.core.failures import Disposition, MessageFormatError, classify
+from shared.core.failures import Disposition, MessageFormatError, classify_failure
 
 
 def _http_error(status):
@@ -60,28 +60,37 @@ def _http_error(status):
 def test_each_failure_has_one_disposition_and_reason(error, disposition, reason):
     if isinstance(error, ResourceNotFoundError):
         error.status_code = 404
-    failure = classify(error)
+    failure = classify_failure(error)
     assert failure.disposition is disposition
     assert failure.reason == reason
 
 
 def test_throttling_keeps_retry_after_and_auth_is_flagged():
-    assert classify(CommerceThrottledError("x", operation="create", status=429, retry_after=7.0)).retry_after == 7.0
-    assert classify(CommerceAuthError("x", operation="search", status=403)).auth is True
-    assert classify(CommerceServerError("x", operation="search", status=500)).auth is False
+    assert (
+        classify_failure(CommerceThrottledError("x", operation="create", status=429, retry_after=7.0)).retry_after
+        == 7.0
+    )
+    assert classify_failure(CommerceAuthError("x", operation="search", status=403)).auth is True
+    assert classify_failure(CommerceServerError("x", operation="search", status=500)).auth is False
 
 
 def test_messages_carrying_personal_data_are_masked():
-    failure = classify(ValueError("could not use ann.o'neil@example.com or +1 206 555 0100"))
+    failure = classify_failure(ValueError("could not use ann.o'neil@example.com or +1 206 555 0100"))
     assert "example.com" not in failure.message
     assert "555" not in failure.message
 
 
 def test_a_bare_404_on_search_or_create_points_at_the_endpoint_not_the_customer():
-    assert classify(CommerceNotFoundError("x", operation="search", status=404)).reason == "commerce_endpoint_not_found"
-    assert classify(CommerceNotFoundError("x", operation="create", status=404)).reason == "commerce_endpoint_not_found"
     assert (
-        classify(
+        classify_failure(CommerceNotFoundError("x", operation="search", status=404)).reason
+        == "commerce_endpoint_not_found"
+    )
+    assert (
+        classify_failure(CommerceNotFoundError("x", operation="create", status=404)).reason
+        == "commerce_endpoint_not_found"
+    )
+    assert (
+        classify_failure(
             CommerceNotFoundError(
                 "x",
                 operation="get",
@@ -91,7 +100,7 @@ def test_a_bare_404_on_search_or_create_points_at_the_endpoint_not_the_customer(
         ).reason
         == "commerce_not_found"
     )
-    assert classify(CommerceNotFoundError("x", operation="update", status=404)).reason == "commerce_not_found"
+    assert classify_failure(CommerceNotFoundError("x", operation="update", status=404)).reason == "commerce_not_found"
 
 
 def test_a_request_error_counts_as_refused_only_if_the_request_never_left():
@@ -101,8 +110,8 @@ def test_a_request_error_counts_as_refused_only_if_the_request_never_left():
     never_left.sent = False
     after_response = CommercePermanentError("request failed: ContentDecodingError", operation="update")
     after_response.sent = True
-    assert classify(never_left).may_have_committed is False
-    assert classify(after_response).may_have_committed is True
+    assert classify_failure(never_left).may_have_committed is False
+    assert classify_failure(after_response).may_have_committed is True
 
 
 def test_encoded_personal_data_in_a_commerce_message_is_masked_and_the_code_kept():
@@ -114,7 +123,7 @@ def test_encoded_personal_data_in_a_commerce_message_is_masked_and_the_code_kept
         error_resource_id=rid,
         member_names=["TaxGroup"],
     )
-    failure = classify(error)
+    failure = classify_failure(error)
     assert "%40" not in failure.message and "example.com" not in failure.message
     assert "2065550142" not in failure.message
     assert failure.error_resource_id == rid and failure.status == 400

@@ -30,7 +30,7 @@ from azure.data.tables import TableClient
 
 from shared.adapters.ledger_table import LedgerStore, to_entity
 from shared.adapters.storage import HttpTableEntities, SdkTableEntities, _Bearer, _SharedKeyLite, table_entities
-from shared.core.failures import classify
+from shared.core.failures import classify_failure
 from shared.core.ledger_rules import LedgerConflict, LedgerEntry, OrderKey, take_lease
 
 KEY = "a2V5"  # base64 of "key"
@@ -194,7 +194,7 @@ def test_errors_are_the_sdks(script, answer, kind, reason):
         entities(script).replace({"PartitionKey": "p", "RowKey": "r"}, "e")
     assert type(raised.value) is kind and raised.value.status_code == answer[0]
     if reason:
-        assert classify(raised.value).reason == reason
+        assert classify_failure(raised.value).reason == reason
 
 
 def test_the_ledger_store_reads_a_missing_entry_as_none_and_a_missing_table_as_a_failure(script):
@@ -238,7 +238,7 @@ def test_a_drop_on_a_new_connection_is_a_storage_failure_not_retried(script):
     script.answers = ["drop", (204, {}, b"")]
     with pytest.raises(ServiceResponseError) as raised:
         entities(script).insert({"PartitionKey": "p", "RowKey": "r"})
-    assert classify(raised.value).reason == "storage_unavailable" and len(script.requests) == 1
+    assert classify_failure(raised.value).reason == "storage_unavailable" and len(script.requests) == 1
 
 
 def test_no_answer_within_the_timeout_is_a_storage_failure(script):
@@ -246,7 +246,7 @@ def test_no_answer_within_the_timeout_is_a_storage_failure(script):
     started = time.monotonic()
     with pytest.raises(ServiceResponseError) as raised:
         entities(script, timeout=0.3).get("p", "r")
-    assert time.monotonic() - started < 0.9 and classify(raised.value).reason == "storage_unavailable"
+    assert time.monotonic() - started < 0.9 and classify_failure(raised.value).reason == "storage_unavailable"
 
 
 def test_no_server_is_a_request_that_never_left():
@@ -256,7 +256,7 @@ def test_no_server_is_a_request_that_never_left():
     client = HttpTableEntities(f"http://127.0.0.1:{port}/devstoreaccount1", "t", _SharedKeyLite("a", KEY))
     with pytest.raises(ServiceRequestError) as raised:
         client.get("p", "r")
-    assert classify(raised.value).reason == "storage_unavailable"
+    assert classify_failure(raised.value).reason == "storage_unavailable"
 
 
 def test_threads_share_a_pool_of_kept_alive_connections(script):
@@ -352,7 +352,7 @@ def test_a_success_without_an_etag_is_a_storage_failure_not_a_missing_version(sc
     }[operation]
     with pytest.raises(ServiceResponseError, match="ETag") as raised:
         call()
-    assert classify(raised.value).reason == "storage_unavailable"
+    assert classify_failure(raised.value).reason == "storage_unavailable"
 
 
 def test_every_operation_has_its_own_client_request_id_kept_by_its_resend(script):
@@ -442,7 +442,7 @@ def test_a_401_without_a_claims_challenge_is_an_authentication_failure_for_the_p
     script.answers = [(401, {"WWW-Authenticate": plain, "x-ms-error-code": "InvalidAuthenticationInfo"}, b"")]
     with pytest.raises(ClientAuthenticationError) as raised:
         client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
-    assert classify(raised.value).reason == "storage_auth" and len(script.requests) == 1
+    assert classify_failure(raised.value).reason == "storage_auth" and len(script.requests) == 1
     # The token is asked for again on the next request (the credential decides whether it is new).
     client.replace({"PartitionKey": "p", "RowKey": "r"}, "e")
     assert asked == [{}, {}] and script.requests[-1]["headers"]["Authorization"] == "Bearer tok2"
