@@ -83,11 +83,15 @@ def test_local_sample_matches_the_registry():
 
 def test_azure_only_and_local_only_names_stay_on_their_side(settings):
     values = json.loads(LOCAL_SAMPLE.read_text())["Values"]
+    azure_only = local_only = 0
     for s in APP_SETTINGS + PLATFORM_SETTINGS:
         if s.where == "azure":
             assert s.name not in values, f"{s.name} is Azure-only"
+            azure_only += 1
         if s.where == "local":
             assert s.name not in settings, f"{s.name} is local-only"
+            local_only += 1
+    assert azure_only >= 3 and local_only >= 1, (azure_only, local_only)
 
 
 def test_no_flex_incompatible_settings(settings):

@@ -63,9 +63,12 @@ def test_operator_gets_roles_only_when_named():
 
 def test_every_assignment_names_a_service_principal_or_the_operator_user():
     tree = m.parse_bicep(m.RBAC_BICEP)
+    checked = 0
     for name, resource in m.resources(tree).items():
         if resource["type"] != "Microsoft.Authorization/roleAssignments":
             continue
         props = m._resource_config(resource)["properties"]
         expected = "ServicePrincipal" if str(props["principalId"]) == "principalId" else "User"
         assert props["principalType"] == expected, name
+        checked += 1
+    assert checked >= len(EXPECTED)  # one role assignment resource per expected assignment

@@ -90,7 +90,9 @@ def test_every_phonenumbers_example_in_every_form(capsys):
 
 
 def test_vanity_numbers_stay_refused():
-    for region, number in list(examples())[:50]:
+    sample = list(examples())[:50]
+    assert len(sample) == 50
+    for region, number in sample:
         national = phonenumbers.format_number(number, Fmt.INTERNATIONAL)
         lettered = national[:-4] + "FLOW"
         try:

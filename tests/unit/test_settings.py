@@ -106,6 +106,7 @@ def test_readme_defaults_match_the_registry():
     import re
 
     readme = (ROOT / "README.md").read_text()
+    assert len(APP_SETTINGS) >= 45
     for s in APP_SETTINGS:
         row = re.search(rf"^\| `{re.escape(s.name)}` \| (.*?) \|", readme, re.M)
         assert row, s.name
