@@ -41,7 +41,9 @@ class WebhookRequest:
 class CanonicalEvent:
     """One customer event in the contract's shape, before validation."""
 
-    raw: dict[str, Any]
+    # A JSON object, except from a sender whose body is the contract itself (Standard Webhooks): any
+    # JSON value it sent, which validation then refuses unless it is an object.
+    raw: object
     sender_id: str | None = None  # the sender's own id of the customer, when it has one
     topic: str | None = None
 
@@ -135,6 +137,11 @@ def dig(value: Any, *path: str | int) -> Any:
     return value
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (a part the sender left out or mistyped)."""
+    return value if isinstance(value, dict) else {}
+
+
 def text_or_none(value: Any) -> str | None:
     """A non-empty string, or None (senders use "", null and absent alike for "no value")."""
     if isinstance(value, str) and value.strip():
@@ -159,7 +166,7 @@ def epoch_to_iso(value: Any) -> str | None:
         return None
 
 
-def put(target: dict, key: str, value: Any) -> None:
+def put(target: dict[str, Any], key: str, value: Any) -> None:
     """Set ``key`` only when there is a value (absent means unchanged in the contract)."""
     if value is not None:
         target[key] = value

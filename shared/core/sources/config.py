@@ -61,7 +61,7 @@ class WebhookConfig:
         return [s for values in self.secrets.values() for s in values]
 
 
-def _json_object(raw: str, name: str, problems: list[str]) -> dict:
+def _json_object(raw: str, name: str, problems: list[str]) -> dict[str, Any]:
     try:
         value = json.loads(raw or "{}")
     except ValueError:

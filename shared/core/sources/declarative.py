@@ -185,8 +185,10 @@ class MappingSpec:
 def load_mapping(source: str, text: str) -> MappingSpec:
     try:
         raw = json.loads(text)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise MappingError(f"not JSON ({error.msg}, line {error.lineno})") from None
+    except ValueError as error:  # valid syntax, but an integer longer than Python's digit limit
+        raise MappingError(f"not JSON ({error})") from None
     if not isinstance(raw, dict):
         raise MappingError("a mapping file is a JSON object")
     unknown = set(raw) - TOP_KEYS
@@ -226,7 +228,8 @@ def load_mapping(source: str, text: str) -> MappingSpec:
     if "eventId" not in fields:
         raise MappingError("fields.eventId is required (a constant cannot identify events)")
     when = raw.get("when")
-    when_path, when_in = None, ()
+    when_path: tuple[str | int, ...] | None = None
+    when_in: tuple[str, ...] = ()
     if when is not None:
         if not isinstance(when, dict) or set(when) != {"path", "in"} or not isinstance(when["in"], list):
             raise MappingError('when must be {"path": ..., "in": [values]}')

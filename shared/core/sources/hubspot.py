@@ -46,14 +46,14 @@ def signed_uri(request_url: str, public_base_url: str) -> str:
     return public_base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _properties(record: dict) -> dict[str, Any]:
+def _properties(record: dict[str, Any]) -> dict[str, Any]:
     props = record.get("properties")
     if isinstance(props, dict):  # the contact record: {"email": {"value": ...}, ...}
         return {k: (v.get("value") if isinstance(v, dict) else v) for k, v in props.items()}
     return record  # a customised body of chosen properties
 
 
-def _object_id(record: dict, props: dict) -> str | None:
+def _object_id(record: dict[str, Any], props: dict[str, Any]) -> str | None:
     for value in (
         props.get("hs_object_id"),
         record.get("canonical-vid"),
@@ -101,18 +101,17 @@ class HubSpotAdapter:
         )
 
     @staticmethod
-    def _records(body: Any) -> list[dict]:
+    def _records(body: Any) -> list[dict[str, Any]]:
         records = body if isinstance(body, list) else [body]
         if not records or not all(isinstance(r, dict) for r in records):
             raise Unreadable("not_a_hubspot_object")
         return records
 
-    def _event_id(self, record: dict, request: WebhookRequest, index: int) -> str:
+    def _event_id(self, record: dict[str, Any], request: WebhookRequest, index: int) -> str:
         props = _properties(record)
         object_id, modified = _object_id(record, props), text_or_none(props.get("lastmodifieddate"))
-        if object_id and modified:
-            return event_id(self.name, f"{object_id}:{modified}")
-        return f"{self.name}:{digest(request.body, str(index))}"
+        given = f"{object_id}:{modified}" if object_id and modified else None
+        return event_id(self.name, given) or f"{self.name}:{digest(request.body, str(index))}"
 
     def delivery_key(self, request: WebhookRequest, verified: Verified, body: Any) -> str:
         return digest(*(self._event_id(r, request, i) for i, r in enumerate(self._records(body))))

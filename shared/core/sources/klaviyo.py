@@ -28,6 +28,7 @@ from shared.core.sources.base import (
     Translation,
     Unreadable,
     WebhookRequest,
+    as_object,
     dig,
     digest,
     epoch_to_iso,
@@ -46,7 +47,7 @@ def _metric(topic: str) -> str:
     return topic.rsplit(".", 1)[-1].lower() if topic.startswith("event:") else topic.lower()
 
 
-def _profile(payload: dict, profile_id: str | None) -> dict:
+def _profile(payload: dict[str, Any], profile_id: str | None) -> dict[str, Any]:
     for item in payload.get("included") or []:
         if (
             isinstance(item, dict)
@@ -58,7 +59,7 @@ def _profile(payload: dict, profile_id: str | None) -> dict:
     return {}
 
 
-def _address(location: Any) -> dict | None:
+def _address(location: Any) -> dict[str, Any] | None:
     if not isinstance(location, dict) or not text_or_none(location.get("country")):
         return None
     out: dict[str, Any] = {}
@@ -88,13 +89,13 @@ class KlaviyoAdapter:
         return verify_klaviyo(request.body, request.headers, secrets, now)
 
     @staticmethod
-    def _items(body: Any) -> list[dict]:
+    def _items(body: Any) -> list[dict[str, Any]]:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise Unreadable("not_a_klaviyo_delivery")
         return [item for item in body["data"] if isinstance(item, dict)]
 
     @staticmethod
-    def _external_id(item: dict) -> str | None:
+    def _external_id(item: dict[str, Any]) -> str | None:
         return text_or_none(item.get("external_id")) or text_or_none(dig(item, "payload", "data", "id"))
 
     def check_body(self, request: WebhookRequest, body: Any) -> None:
@@ -118,9 +119,9 @@ class KlaviyoAdapter:
             if metric not in CONSENT_TOPICS:
                 translation.ignored.append(topic or "(no topic)")
                 continue
-            payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
-            data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-            attributes = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
+            payload = as_object(item.get("payload"))
+            data = as_object(payload.get("data"))
+            attributes = as_object(data.get("attributes"))
             profile_id = text_or_none(dig(data, "relationships", "profile", "data", "id"))
             profile = _profile(payload, profile_id)
             ext = self._external_id(item) or digest(request.body, str(index))

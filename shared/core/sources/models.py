@@ -7,9 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shared.core.contract import Problem
-from shared.core.sources.signatures import REASONS
-
-REASONS_LITERAL = Literal[REASONS]  # type: ignore[valid-type]
+from shared.core.sources.signatures import Reason
 
 
 class WebhookAnswer(BaseModel):
@@ -40,4 +38,4 @@ class WebhookProblem(Problem):
     """401: the delivery is not authentic for this source (or the source is unknown, or has no secret);
     nothing was stored. ``reason`` says which check failed, never a header, digest or secret."""
 
-    reason: REASONS_LITERAL | None = Field(None, description="Which check refused the delivery.")  # type: ignore[valid-type]
+    reason: Reason | None = Field(None, description="Which check refused the delivery.")

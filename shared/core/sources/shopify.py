@@ -33,6 +33,7 @@ from shared.core.sources.base import (
     Translation,
     Unreadable,
     WebhookRequest,
+    as_object,
     dig,
     digest,
     event_id,
@@ -58,12 +59,12 @@ def _consent(consent: Any) -> bool | None:
     return CONSENT_STATES.get(state.lower()) if isinstance(state, str) else None
 
 
-def _street(address: dict) -> str | None:
+def _street(address: dict[str, Any]) -> str | None:
     parts = [p.strip() for p in (text_or_none(address.get("address1")), text_or_none(address.get("address2"))) if p]
     return ", ".join(parts) or None
 
 
-def _address(customer: dict) -> dict | None:
+def _address(customer: dict[str, Any]) -> dict[str, Any] | None:
     """The customer's default address in the contract's shape (Shopify always sends the whole
     address: missing clearable parts are sent as null, so the primary address matches Shopify's)."""
     chosen = customer.get("default_address")
@@ -116,13 +117,13 @@ class ShopifyAdapter:
             raise Unreadable("not_an_object")
         triggered = request.headers.get("X-Shopify-Triggered-At")
         if topic == REDACT_TOPIC:
-            customer = body.get("customer") if isinstance(body.get("customer"), dict) else {}
+            erased = as_object(body.get("customer"))
             return Translation(
                 topic=topic,
                 erasures=[
                     Erasure(
-                        sender_id=text_or_none(customer.get("id")),
-                        email=text_or_none(customer.get("email")),
+                        sender_id=text_or_none(erased.get("id")),
+                        email=text_or_none(erased.get("email")),
                         topic=topic,
                     )
                 ],

@@ -26,13 +26,17 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from _hashlib import HASH  # what hashlib's constructors return; typeshed names it only here
 
 DEFAULT_TOLERANCE_SECONDS = 300  # Standard Webhooks and HubSpot: 5 minutes either way
 
-REASONS = (
+Reason = Literal[
     "unknown_source",
     "no_secret",
     "missing_signature",
@@ -42,15 +46,16 @@ REASONS = (
     "unsupported_signature",
     "shop_not_allowed",
     "webhook_id_mismatch",
-)
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
 
-ALGORITHMS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
+ALGORITHMS: dict[str, Callable[[], HASH]] = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
 
 
 class SignatureRejected(Exception):
     """The delivery is not authentic (or cannot be shown to be): answered 401, nothing queued."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: Reason):
         assert reason in REASONS, reason
         super().__init__(reason)
         self.reason = reason
@@ -78,7 +83,7 @@ class Headers:
         return name.lower() in self._values
 
 
-def _mac(secret: bytes, data: bytes, algorithm=hashlib.sha256) -> bytes:
+def _mac(secret: bytes, data: bytes, algorithm: Callable[[], HASH] = hashlib.sha256) -> bytes:
     return hmac.new(secret, data, algorithm).digest()
 
 
