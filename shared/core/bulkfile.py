@@ -25,7 +25,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 FORMATS = ("auto", "shopify", "jsonl", "csv")
 SOURCE = "backfill"
@@ -148,8 +151,10 @@ def mapping_from_file(text: str) -> ColumnMapping:
     id / time targets are ignored: the file gives the records, and ids and times are the backfill's own."""
     try:
         raw = json.loads(text)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise FileFormatError(f"mapping file: not JSON ({error.msg}, line {error.lineno})") from None
+    except ValueError as error:  # valid syntax, but an integer longer than Python's digit limit
+        raise FileFormatError(f"mapping file: not JSON ({error})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("fields"), dict):
         raise FileFormatError("mapping file: needs an object with fields: {target: column}")
     columns: dict[str, str] = {}
@@ -201,7 +206,7 @@ class _Counting(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         n = self._raw.readinto(buffer)
         self._progress.bytes += n or 0
         return n

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -64,7 +64,8 @@ class CommerceError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
-    def __reduce__(self):  # keyword-only attributes: rebuild from state (copy, pickle)
+    # Keyword-only attributes: rebuild from state (copy, pickle).
+    def __reduce__(self) -> tuple[Callable[..., CommerceError], tuple[type[CommerceError], dict[str, Any]]]:
         return _restore, (type(self), self.__dict__.copy())
 
 
@@ -240,8 +241,8 @@ def parse_error_body(body: bytes | str | None) -> tuple[str | None, str | None, 
         return None, None, []
     error = obj.get("error")
     if isinstance(error, dict):
-        inner = error.get("innererror") if isinstance(error.get("innererror"), dict) else {}
-        rid, msg, names = _flat(inner)
+        inner = error.get("innererror")
+        rid, msg, names = _flat(inner if isinstance(inner, dict) else {})
         rid = rid or _text(error.get("code"))
         msg = msg or _text(error.get("message"))
         for detail in error.get("details") or []:

@@ -30,8 +30,8 @@ class Envelope(BaseModel):
     replayed: bool = False
     # Set when the processor sends the event again itself (a retry or a deferral): the attempt that
     # comes next, and why the previous one did not finish. Older messages lack them: defaults.
-    attempt: int = Field(1, ge=1)
-    last_reason: str | None = Field(None, alias="lastReason")
+    attempt: int = Field(default=1, ge=1)
+    last_reason: str | None = Field(default=None, alias="lastReason")
     # A replay with --force: apply even if the ledger says duplicate or stale.
     force: bool = False
 

@@ -82,30 +82,23 @@ def _not_provisioned(error: HttpResponseError) -> str | None:
 def classify_failure(error: BaseException) -> Failure:
     """Classify any exception raised while processing one event."""
     if isinstance(error, CommerceError):
-        common = dict(error_resource_id=error.error_resource_id, status=error.status, message=redact(str(error)))
-        if not isinstance(error, CommerceTransientError):
-            common["may_have_committed"] = not _refused(error)
         if isinstance(error, CommerceAuthError):
-            return Failure(Disposition.RETRY, "commerce_auth", auth=True, **common)
+            return _commerce_failure(error, Disposition.RETRY, "commerce_auth", auth=True)
         if isinstance(error, CommerceTransientError):
-            return Failure(
-                Disposition.RETRY,
-                f"commerce_{_kind(error)}",
-                retry_after=error.retry_after,
-                may_have_committed=not _refused(error),
-                **common,
+            return _commerce_failure(
+                error, Disposition.RETRY, f"commerce_{_kind(error)}", retry_after=error.retry_after
             )
         if isinstance(error, CommerceNotFoundError):
             if error.operation in ("search", "create") and not error.error_resource_id:
                 # Searching or creating never targets a missing customer: a bare 404 here means the
                 # URL is wrong (COMMERCE_BASE_URL, api-version), which an operator must fix.
-                return Failure(Disposition.RETRY, "commerce_endpoint_not_found", **common)
+                return _commerce_failure(error, Disposition.RETRY, "commerce_endpoint_not_found")
             # The customer vanished between two calls (merged, deleted, async number replaced):
             # the next attempt resolves it by email again.
-            return Failure(Disposition.RETRY, "commerce_not_found", **common)
+            return _commerce_failure(error, Disposition.RETRY, "commerce_not_found")
         if isinstance(error, CommercePermanentError):
-            return Failure(Disposition.DEAD_LETTER, "commerce_rejected", **common)
-        return Failure(Disposition.RETRY, "commerce_error", **common)
+            return _commerce_failure(error, Disposition.DEAD_LETTER, "commerce_rejected")
+        return _commerce_failure(error, Disposition.RETRY, "commerce_error")
     if isinstance(error, LedgerConflict):
         # Our lease was taken over mid-sync (we overran it): the next attempt reads the ledger again.
         return Failure(Disposition.RETRY, "ledger_conflict", "the email's ledger entry changed under this worker")
@@ -115,9 +108,9 @@ def classify_failure(error: BaseException) -> Failure:
         return Failure(Disposition.RETRY, "storage_auth", redact(str(error)), auth=True)
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return Failure(Disposition.RETRY, "storage_unavailable", redact(str(error)))
-    if isinstance(error, HttpResponseError) and _not_provisioned(error):
+    if isinstance(error, HttpResponseError) and (missing := _not_provisioned(error)):
         # A queue or table the deployment should have created: an operator fixes it, nothing is lost.
-        return Failure(Disposition.RETRY, "storage_not_provisioned", _not_provisioned(error), status=error.status_code)
+        return Failure(Disposition.RETRY, "storage_not_provisioned", missing, status=error.status_code)
     if isinstance(error, HttpResponseError):
         status = error.status_code
         if status in _TRANSIENT_STORAGE_STATUSES or status is None:
@@ -127,10 +120,30 @@ def classify_failure(error: BaseException) -> Failure:
     return Failure(Disposition.RETRY, "unexpected_error", redact(f"{type(error).__name__}: {error}"))
 
 
+def _commerce_failure(
+    error: CommerceError,
+    disposition: Disposition,
+    reason: str,
+    *,
+    auth: bool = False,
+    retry_after: float | None = None,
+) -> Failure:
+    return Failure(
+        disposition,
+        reason,
+        redact(str(error)),
+        error_resource_id=error.error_resource_id,
+        status=error.status,
+        retry_after=retry_after,
+        auth=auth,
+        may_have_committed=not _refused(error),
+    )
+
+
 def safe_traceback(error: BaseException) -> str:
     """Where an exception came from, without its message (which may quote personal data):
     the exception types of the chain and the frames, innermost last."""
-    parts = []
+    parts: list[str] = []
     current: BaseException | None = error
     while current is not None and len(parts) < 5:
         frames = traceback.extract_tb(current.__traceback__)

@@ -228,6 +228,8 @@ def _utf8(data: bytes) -> Iterator[tuple[int, int, str]]:
 def _decoded(match: re.Match[str]) -> list[tuple[int, int, str]] | None:
     """(start, end) within the match and the text it stands for, or None to leave it as it is."""
     group = match.lastgroup
+    if group is None:  # never: every alternative of _ESCAPE is a named group
+        return None
     value = match.group(group)
     if group == "pct":
         return [(3 * i, 3 * (i + size), ch) for i, size, ch in _utf8(bytes.fromhex(value.replace("%", "")))]
@@ -393,7 +395,7 @@ def _emails(low: str) -> Iterator[Span]:
                 start = key + 2 if key >= 0 else start
                 while start < at and low[start] in "'`.=/?&|":
                     start += 1
-        if start is not None:
+        if right and start is not None:  # (a start is only looked for when a domain follows the "@")
             end = right.end()
             while end > at + 1 and low[end - 1] in ".-":
                 end -= 1
@@ -530,7 +532,8 @@ def _replace(text: str, spans: list[Span]) -> str:
     if not spans:
         return text
     spans.sort()
-    out, pos = [], 0
+    out: list[str] = []
+    pos = 0
     start, end, label = spans[0]
     for a, b, other in spans[1:]:
         if a < end:  # overlapping: one replacement, the most telling label

@@ -28,7 +28,8 @@ def retry_delay(attempt: int, retry_after: float | None, settings: RetrySettings
     """Seconds until attempt ``attempt + 1`` of an event whose attempt ``attempt`` just failed."""
     if retry_after is not None and retry_after > 0:
         return max(1, min(math.ceil(retry_after * (1 + 0.2 * rng.random())), MAX_VISIBILITY_SECONDS))
-    step = min(settings.base_delay * 2 ** max(attempt - 1, 0), settings.max_delay)
+    # Annotated: typeshed types int ** int as Any (a negative exponent gives a float); here it never is.
+    step: float = min(settings.base_delay * 2 ** max(attempt - 1, 0), settings.max_delay)
     delay = step / 2 + rng.random() * step / 2
     return max(1, min(math.ceil(delay), math.ceil(settings.max_delay)))
 

@@ -16,10 +16,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 # Time allowed for renewing a lease before a write (a ledger write takes milliseconds; one slower
 # than this defers its event rather than writing on a short lease).
 LEASE_RENEWAL_MARGIN_SECONDS = 1.0
+
+
+_Number = TypeVar("_Number", int, float)
+_Choice = TypeVar("_Choice", bound=Enum)
 
 
 class SettingsError(ValueError):
@@ -419,7 +424,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             problems.append(f"{name} is required ({SETTINGS_BY_NAME[name].description})")
         return value
 
-    def number(name: str, kind: type, low: float, high: float) -> int | float:
+    def number(name: str, kind: type[_Number], low: float, high: float) -> _Number:
         raw = get(name)
         try:
             value = kind(raw)
@@ -430,13 +435,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             problems.append(f"{name} must be between {low} and {high}, got {value}")
         return value
 
-    def choice(name: str, enum: type[Enum]):
+    def choice(name: str, enum: type[_Choice]) -> _Choice | None:
         raw = required(name)
-        for member in enum:  # type: ignore[attr-defined]
+        for member in enum:
             if raw.lower() == member.value:
                 return member
         if raw:
-            allowed = ", ".join(m.value for m in enum)  # type: ignore[attr-defined]
+            allowed = ", ".join(m.value for m in enum)
             problems.append(f"{name} must be one of {allowed}, got {raw!r}")
         return None
 

@@ -108,7 +108,7 @@ def normalise_phone(value: object, region: str | None) -> Phone:
             "(or the DEFAULT_COUNTRY setting); send it in international format (+...)",
         )
     try:
-        parsed = phonenumbers.parse(text, None if international else region.upper())
+        parsed = phonenumbers.parse(text, region.upper() if region and not international else None)
     except phonenumbers.NumberParseException:
         raise _invalid() from None
     if parsed.extension:
