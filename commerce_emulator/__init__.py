@@ -1,7 +1,7 @@
 """A local Commerce Scale Unit (Dynamics 365 Commerce Retail Server) emulator for the Customer API.
 
 Local development component, not product code: tests, benchmarks and local runs talk to it instead of a real
-CSU. It speaks the wire format of /work/shared/reference/commerce-api.md, strict where the API is known and
+CSU. It speaks the wire format of docs/commerce-api.md ("Operations used"), strict where the API is known and
 configurable where it is not, and injects faults on demand. Standard library only (plus pycountry).
 
 - ``python -m commerce_emulator --port 7075`` runs it as a process;

@@ -1,4 +1,4 @@
-"""Commerce error responses: the ErrorResourceIds of the reference and the two possible envelopes.
+"""Commerce error responses: ErrorResourceIds of docs/commerce-api.md ("Errors and ErrorResourceIds"), two envelopes.
 
 Whether a real CSU wraps errors in OData's ``{"error": {...}}`` or answers the flat Commerce object is unknown,
 so the envelope is a config switch and the product must parse both.
@@ -25,7 +25,7 @@ BAD_REQUEST = "Microsoft_Dynamics_RetailServer_BadRequest"
 REQUEST_TOO_LARGE = "Microsoft_Dynamics_RetailServer_RequestTooLarge"
 MISSING_ARGUMENT = "Microsoft_Dynamics_RetailServer_MissingRequiredArgument"
 INTERNAL = "Microsoft_Dynamics_Internal_Server_Error"
-# Not in the reference: the emulator's own ids for situations a real CSU answers in an unknown way.
+# Not in docs/commerce-api.md: the emulator's own ids for situations a real CSU answers in an unknown way.
 TOO_MANY_REQUESTS = "Microsoft_Dynamics_RetailServer_TooManyRequests"
 SERVICE_UNAVAILABLE = "Microsoft_Dynamics_RetailServer_ServiceUnavailable"
 ROUTE_NOT_FOUND = "Microsoft_Dynamics_RetailServer_ResourceNotFound"

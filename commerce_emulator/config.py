@@ -26,7 +26,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "create_status": 201,  # the real status of a create is unknown (200 or 201)
     "max_top": 1000,
     # SearchByFields: "word_prefix" (full-text phrase, each word a prefix: ann@x.com finds anna@x.com, as the
-    # reference says) or "email_prefix" (the whole address as one string prefix). See search.py.
+    # doc says: docs/commerce-api.md, "Search: SearchByFields") or "email_prefix" (the whole address as one prefix).
     "search_match": "word_prefix",
     # Validation errors quote the submitted values (email raw and encoded, names, phone, address) in their
     # message text, as a careless real server might: for tests that nothing Commerce echoes is logged or kept.

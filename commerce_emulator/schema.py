@@ -1,6 +1,6 @@
 """The Customer, Address and ContactInfo property lists of the Commerce API, with their JSON types.
 
-Copied exactly from /work/shared/reference/commerce-api.md ("complete property list"). The emulator uses them
+Copied exactly from docs/commerce-api.md ("Entities", each "complete property list"). The emulator uses them
 twice: to reject what a real CSU would reject (unknown property, wrong JSON type) and to store what a real CSU
 stores (every known property present, defaulted when not set) so the product's diff sees real documents.
 """
@@ -74,7 +74,7 @@ GLOBAL_CUSTOMER_KEYS = (
     "ExtensionProperties",
 )
 
-# Collections whose items are entities the reference lists completely: checked property by property.
+# Collections whose items are entities docs/commerce-api.md ("Entities") lists completely: checked property by property.
 NESTED: dict[str, dict[str, str]] = {"Addresses": ADDRESS, "Contacts": CONTACT}
 
 _DEFAULTS = {STRING: "", INTEGER: 0, DECIMAL: 0, BOOLEAN: False, DATE: None}

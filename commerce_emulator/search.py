@@ -4,7 +4,7 @@ The CSU's stored procedure runs a SQL Server full-text ``CONTAINS`` with the ema
 seven or more characters). Full-text search breaks the term and the stored email into words (``@``, ``.``, ``-``
 and other punctuation separate them) and, for a wildcarded phrase, treats *each* word as a prefix of a
 consecutive word of the email. So ``ann@x.com`` (``ann* x* com*``) finds ``ann@x.com.au``, ``ann@x.community``
-and also ``anna@x.com`` (the reference's own example), which a plain string-prefix rule would miss. That is the
+and also ``anna@x.com`` (docs/commerce-api.md, "Search: SearchByFields"), which a string-prefix rule misses. That is the
 default (``search_match: "word_prefix"``); ``"email_prefix"`` (the whole address as one string prefix) is a
 config switch, because how the real word breaker splits an address is not documented.
 """

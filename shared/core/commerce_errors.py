@@ -1,6 +1,6 @@
 """What can go wrong when calling the Commerce Scale Unit, as one exception hierarchy.
 
-The reference (shared/reference/commerce-api.md) leaves the error envelope, the not-found status and
+docs/commerce-api.md ("Errors and ErrorResourceIds", "Unknowns") leaves the error envelope, the not-found status and
 ``Retry-After`` unknown, so classification uses the status *and* the ``ErrorResourceId``, and both
 envelopes are parsed. ``STATUS_CLASSES`` is the one table mapping a status to a class; callers decide
 what to do by class (transient: retry later; auth: an operator must fix settings; permanent: never

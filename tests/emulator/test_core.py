@@ -71,7 +71,7 @@ def test_search_rule_prefix_from_seven_characters_exact_below():
 
 
 def test_search_rule_is_a_full_text_phrase_of_word_prefixes():
-    # The reference: "ann@x.com can return anna@x.com": every word of the term is a prefix of a word.
+    # docs/commerce-api.md ("Search: SearchByFields"): ann@x.com finds anna@x.com: each word of the term a prefix.
     assert matches("ann@x.com", "anna@x.com")
     assert matches("ann@x.com", "ann@xy.community")
     assert matches("ann@x.com", "jo.ann@x.com")  # the phrase can start at any word

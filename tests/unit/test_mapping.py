@@ -1,4 +1,4 @@
-"""build_create_body: a Commerce Customer create body per the reference."""
+"""build_create_body: a Commerce Customer create body per docs/commerce-api.md ("Create", "Entities")."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from shared.core.commerce_bodies.create import build_create_body, compose_full_a
 from shared.core.settings import InvalidFieldPolicy, MappingSettings
 from shared.core.validation import validate_event
 
-# The complete property lists of docs/reference commerce-api.md ("complete property list" sections),
+# The complete property lists of docs/commerce-api.md ("Entities", each "complete property list"),
 # written out independently of shared/core/commerce_bodies/create.py so that a typo there fails here.
 CUSTOMER_PROPERTIES = frozenset(
     """

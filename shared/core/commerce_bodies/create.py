@@ -1,7 +1,7 @@
 """NormalisedEvent -> Commerce Customer create body (POST /Commerce/Customers).
 
 Only property names of the Customer, Address and ContactInfo entities are used (a test checks each
-key against the reference's complete property lists). ``customerAccount`` and ``createdDateTime``
+key against the property lists of docs/commerce-api.md, "Entities"). ``customerAccount`` and ``createdDateTime``
 are never sent: the account number is the server's to assign, and the creation time is the server's
 to stamp. Settings defaults (type, group, currency, language) apply here, on create, and never on
 update (``shared.core.commerce_bodies.patch``).
