@@ -16,8 +16,9 @@ is still the whole envelope's, so a shortened one can be told from the original.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote, unquote
 
 from azure.core import MatchConditions
@@ -47,7 +48,8 @@ def _split_envelope(envelope: str) -> list[str]:
     takes two and is never cut in half); at most MAX_ENVELOPE_PARTS of them."""
     if len(envelope) <= ENVELOPE_PART // 2:  # even all astral, it fits
         return [envelope]
-    parts, start, units = [], 0, 0
+    parts: list[str] = []
+    start = units = 0
     for index, char in enumerate(envelope):
         size = 2 if ord(char) > 0xFFFF else 1
         if units + size > ENVELOPE_PART:
@@ -60,18 +62,19 @@ def _split_envelope(envelope: str) -> list[str]:
     return parts
 
 
-def _envelope_columns(envelope: str) -> dict:
+def _envelope_columns(envelope: str) -> dict[str, str | int]:
     parts = _split_envelope(envelope)
     if len(parts) == 1 and len(parts[0]) == len(envelope):
         return {"Envelope": envelope}
-    columns = {"Envelope" if i == 0 else f"Envelope{i + 1}": part for i, part in enumerate(parts)}
+    columns: dict[str, str | int] = {"Envelope" if i == 0 else f"Envelope{i + 1}": part for i, part in enumerate(parts)}
     columns.update(EnvelopeParts=len(parts), EnvelopeSha256=hashlib.sha256(_utf8(envelope)).hexdigest())
     return columns
 
 
-def _envelope_of(entity: dict) -> str:
+def _envelope_of(entity: Mapping[str, Any]) -> str:
     parts = int(entity.get("EnvelopeParts") or 1)
-    return entity.get("Envelope", "") + "".join(entity.get(f"Envelope{i}", "") for i in range(2, parts + 1))
+    first: str = entity.get("Envelope", "")  # string columns, as put() writes them
+    return first + "".join(entity.get(f"Envelope{i}", "") for i in range(2, parts + 1))
 
 
 class DeadLetterStore:
@@ -106,11 +109,14 @@ class DeadLetterStore:
     def delete(self, letter: DeadLetter) -> bool:
         """Delete the dead letter as it was read. False when it was replaced since (the event failed
         again and a newer dead letter took its place: that one must stay)."""
-        kwargs = {}
-        if letter.etag:
-            kwargs = {"etag": letter.etag, "match_condition": MatchConditions.IfNotModified}
+        partition, row = letter.email_hash or UNKNOWN_PARTITION, _row_key(letter.event_id)
         try:
-            self.table.delete_entity(letter.email_hash or UNKNOWN_PARTITION, _row_key(letter.event_id), **kwargs)
+            if letter.etag:
+                self.table.delete_entity(
+                    partition, row, etag=letter.etag, match_condition=MatchConditions.IfNotModified
+                )
+            else:
+                self.table.delete_entity(partition, row)
         except ResourceModifiedError:
             return False
         return True
@@ -159,7 +165,7 @@ class DeadLetterStore:
         return sum(1 for _ in self.table.list_entities(select=["PartitionKey"]))
 
 
-def _from_entity(e: dict) -> DeadLetter:
+def _from_entity(e: Mapping[str, Any]) -> DeadLetter:
     return DeadLetter(
         email_hash=e["PartitionKey"],
         event_id=e.get("EventId") or unquote(e["RowKey"]),

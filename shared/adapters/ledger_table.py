@@ -13,6 +13,7 @@ An entity written before per-group ordering has no ``GroupKeys`` (read as None: 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -34,7 +35,13 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
-def _group_keys(keys: Any) -> str:
+def _stored_time(value: Any) -> datetime:
+    """A time to_entity always writes (a lease's expiry, a group's event): a row without one is corrupt,
+    refused here rather than carried as None into the ordering and lease checks."""
+    return datetime.fromisoformat(value)
+
+
+def _group_keys(keys: Mapping[str, OrderKey] | None) -> str:
     if keys is None:
         return ""
     return json.dumps({g: [_time(k.occurred_at), k.event_id] for g, k in keys.items()}, sort_keys=True)
@@ -43,7 +50,7 @@ def _group_keys(keys: Any) -> str:
 def _parse_group_keys(value: Any) -> dict[str, OrderKey] | None:
     if not isinstance(value, str) or not value:
         return None
-    return {g: OrderKey(_parse_time(at), event_id) for g, (at, event_id) in json.loads(value).items()}
+    return {g: OrderKey(_stored_time(at), event_id) for g, (at, event_id) in json.loads(value).items()}
 
 
 def to_entity(entry: LedgerEntry) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def to_entity(entry: LedgerEntry) -> dict[str, Any]:
         "LeaseUntil": _time(lease.until if lease else None),
         "PendingOccurredAt": _time(pending.occurred_at if pending else None),
         "PendingEventId": pending.event_id if pending else "",
-        "PendingGroups": json.dumps(sorted(lease.groups)) if pending and lease.groups is not None else "",
+        "PendingGroups": json.dumps(sorted(lease.groups)) if lease and pending and lease.groups is not None else "",
         "MovedTo": entry.moved_to or "",
         "MovedFrom": entry.moved_from or "",
         "MovedFromOccurredAt": _time(entry.moved_from_at.occurred_at if entry.moved_from_at else None),
@@ -77,7 +84,7 @@ def to_entity(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def from_entity(entity: Any, etag: str | None = None) -> LedgerEntry:
+def from_entity(entity: Mapping[str, Any], etag: str | None = None) -> LedgerEntry:
     last_at, pending_at = _parse_time(entity.get("LastOccurredAt")), _parse_time(entity.get("PendingOccurredAt"))
     moved_at = _parse_time(entity.get("MovedFromOccurredAt"))
     lease = None
@@ -86,7 +93,7 @@ def from_entity(entity: Any, etag: str | None = None) -> LedgerEntry:
         groups = entity.get("PendingGroups")
         lease = Lease(
             entity["LeaseOwner"],
-            _parse_time(entity["LeaseUntil"]),
+            _stored_time(entity["LeaseUntil"]),
             pending,
             frozenset(json.loads(groups)) if pending and groups else None,
         )

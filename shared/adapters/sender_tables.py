@@ -16,15 +16,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
+
+
+class _CallLimits(TypedDict):
+    """azure-core's per-call keywords (the SDK methods take them through ``**kwargs``)."""
+
+    retry_total: int
+    connection_timeout: float
+    read_timeout: float
+
 
 # Per-call limits for these tables: one quick retry, short timeouts (the answer's deadline is 5 s).
-FAST = {"retry_total": 1, "connection_timeout": 2, "read_timeout": 2}
+FAST: _CallLimits = {"retry_total": 1, "connection_timeout": 2, "read_timeout": 2}
 CLAIM_SECONDS = 60  # a claim still pending after this was left by a worker that died: it is taken over
 PENDING, DONE = "pending", "done"
 
@@ -53,14 +64,14 @@ class DeliveryStore:
     def _partition(source: str, day: datetime) -> str:
         return f"{source}-{_utc(day):%Y%m%d}"
 
-    def _read(self, partition: str, row: str) -> dict | None:
+    def _read(self, partition: str, row: str) -> TableEntity | None:
         try:
             return self.table.get_entity(partition, row, **FAST)
         except ResourceNotFoundError:
             return None
 
     @staticmethod
-    def _judge(entity: dict, now: datetime) -> str | None:
+    def _judge(entity: Mapping[str, Any], now: datetime) -> str | None:
         if entity.get("State") == DONE:
             return "duplicate"
         claimed = entity.get("ClaimedAt")

@@ -22,11 +22,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 from urllib.parse import quote, urlsplit
 
 from azure.core import MatchConditions
-from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.credentials import AccessToken, AzureNamedKeyCredential, TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -47,7 +47,7 @@ from azure.storage.queue import (
 PREFIX = "AzureWebJobsStorage"
 
 
-def _transport_options(url: str) -> dict:
+def _transport_options(url: str) -> dict[str, Any]:
     """Proxy settings read once, at start-up, instead of on every request.
 
     With the SDK's default transport, requests re-scans the proxy environment variables on every call:
@@ -58,7 +58,7 @@ def _transport_options(url: str) -> dict:
     from azure.core.pipeline.transport import RequestsTransport
 
     proxies = requests.utils.get_environ_proxies(url) if url else {}
-    options: dict = {"transport": RequestsTransport(use_env_settings=False)}
+    options: dict[str, Any] = {"transport": RequestsTransport(use_env_settings=False)}
     if proxies:
         options["proxies"] = proxies
     return options
@@ -67,7 +67,7 @@ def _transport_options(url: str) -> dict:
 class StorageFactory:
     """Builds queue and table clients once per process; they are thread-safe and pool connections."""
 
-    def __init__(self, env: Mapping[str, str], credential: object | None = None):
+    def __init__(self, env: Mapping[str, str], credential: TokenCredential | None = None):
         """``credential`` is for operator tools run outside Azure (e.g. AzureCliCredential); the app
         itself uses the managed identity named by ``AzureWebJobsStorage__clientId``."""
         self._conn = env.get(PREFIX, "").strip()
@@ -82,7 +82,7 @@ class StorageFactory:
         self._queue_service: QueueServiceClient | None = None
         self._table_service: TableServiceClient | None = None
 
-    def _identity(self):
+    def _identity(self) -> TokenCredential:
         if self._credential is None:
             from azure.identity import ManagedIdentityCredential
 
@@ -195,25 +195,27 @@ def table_entities(table: TableClient) -> TableEntities:
 
     credential = table.credential
     parts = urlsplit(table.url)
-    direct = (
+    plain = (
         parts.scheme in ("http", "https")
         and not parts.query
         and not getattr(table, "_cosmos_endpoint", False)
         and not requests.utils.get_environ_proxies(table.url)
-        and (
-            isinstance(credential, AzureNamedKeyCredential)
-            or (hasattr(credential, "get_token") and parts.scheme == "https")
-        )
     )
-    if not direct:
-        return SdkTableEntities(table)
-    if isinstance(credential, AzureNamedKeyCredential):
+    if plain and isinstance(credential, AzureNamedKeyCredential):
         auth: _Auth = _SharedKeyLite(credential.named_key.name, credential.named_key.key)
-    else:
+    elif plain and _token_credential(credential) and parts.scheme == "https":
         auth = _Bearer(credential)
+    else:
+        return SdkTableEntities(table)
     return HttpTableEntities(
         table.url, table.table_name, auth, api_version=getattr(table, "api_version", None) or TABLES_API_VERSION
     )
+
+
+def _token_credential(credential: object) -> TypeGuard[TokenCredential]:
+    # hasattr, as the tables SDK itself tells one: isinstance with the runtime protocol would not see a
+    # get_token supplied by __getattr__.
+    return hasattr(credential, "get_token")
 
 
 class _Auth(Protocol):
@@ -249,9 +251,9 @@ class _Bearer:
     (``storage_auth``), which the processor retries with backoff; the token held here is dropped, so
     the next request asks the credential again (which renews it when it is due)."""
 
-    def __init__(self, credential: Any, scope: str = STORAGE_SCOPE):
+    def __init__(self, credential: TokenCredential, scope: str = STORAGE_SCOPE):
         self._credential, self._scope = credential, scope
-        self._token: Any = None
+        self._token: AccessToken | None = None
         self._lock = threading.Lock()
 
     def _current(self) -> str:
@@ -561,5 +563,7 @@ def _error(response: _Response) -> HttpResponseError:
         kind = HttpResponseError
     text = f"{message or response.reason} (HTTP {response.status}" + (f", {code})" if code else ")")
     error = kind(message=text)
-    error.status_code, error.reason, error.error_code = response.status, response.reason, code
+    error.status_code, error.reason = response.status, response.reason
+    # Not declared by azure-core: the storage SDKs set it on the errors they raise, as done here.
+    error.error_code = code  # type: ignore[attr-defined]
     return error

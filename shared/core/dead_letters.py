@@ -24,7 +24,7 @@ class DeadLetter:
     status: int | None
     attempts: int
     first_seen_at: datetime | None
-    dead_lettered_at: datetime
+    dead_lettered_at: datetime | None  # None only when read from a row without the column
     envelope: str  # the queue message body (JSON text), as received
     etag: str | None = field(default=None, compare=False)  # as read; guards delete against a newer write
 
