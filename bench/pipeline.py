@@ -313,7 +313,7 @@ class ThreadProfiles:
         Commerce client (``CommerceClient._call``); the rest is the processor's own work."""
         cumulative: Counter = Counter()
         wanted = {
-            ("shared/usecases/processor.py", "process_message"): "processor",
+            ("shared/usecases/processor/delivery.py", "process_message"): "processor",
             ("shared/adapters/ledger_table.py", "read"): "ledger",
             ("shared/adapters/ledger_table.py", "write"): "ledger",
             ("shared/adapters/commerce/client.py", "_call"): "commerce",
