@@ -28,6 +28,7 @@ from shared.core.ledger_rules import LedgerPort
 from shared.usecases.processor.delivery import (
     CallCounter,
     DeadLetterPort,
+    Delivery,
     ProcessorDeps,
     ProcessResult,
     RetryLater,
@@ -43,6 +44,7 @@ __all__ = [
     "CallCounter",
     "CommercePort",
     "DeadLetterPort",
+    "Delivery",
     "EntryPresence",
     "LedgerPort",
     "ProcessResult",

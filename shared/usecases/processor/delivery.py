@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from shared.core import privacy
+from shared.core.contract import NormalisedEvent
 from shared.core.dead_letters import UNKNOWN_PARTITION, DeadLetter
 from shared.core.envelope import Envelope, peek_identity
 from shared.core.failures import Disposition, Failure, MessageFormatError, classify_failure, safe_traceback
@@ -100,6 +101,39 @@ class ProcessResult:
     delay: int | None = None  # seconds until the event is tried again (deferred, retrying)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a readable queue message: what every way of ending it needs."""
+
+    envelope: Envelope
+    body: str | bytes  # as received: a dead letter keeps it
+    dequeue_count: int  # the host's count of this message's deliveries
+    deps: ProcessorDeps
+    started: float  # time.perf_counter() when the delivery began: the outcome's latency
+
+    @property
+    def event(self) -> NormalisedEvent:
+        return self.envelope.event
+
+    def finish(self, result: ProcessResult, level: int = logging.INFO) -> ProcessResult:
+        """The delivery's one ``CustomerSyncOutcome`` event, then ``result``."""
+        event, envelope, deps = self.event, self.envelope, self.deps
+        failure = result.failure
+        deps.telemetry.outcome(
+            result.outcome,
+            event_id=event.event_id,
+            email_hash=event.email_hash,
+            correlation_id=envelope.correlation_id,
+            latency_ms=(time.perf_counter() - self.started) * 1000,
+            commerce_calls=deps.calls.count,
+            attempt=envelope.attempt,
+            reason=failure.reason if failure else None,
+            level=level,
+            source=event.source,
+        )
+        return result
+
+
 def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) -> ProcessResult:
     started = time.perf_counter()
     deps.calls.reset()
@@ -109,34 +143,15 @@ def process_message(body: str | bytes, dequeue_count: int, deps: ProcessorDeps) 
         return _dead_letter_unreadable(body, dequeue_count, classify_failure(error), deps, started)
     event = envelope.event
     with log_context(event_id=event.event_id, correlation_id=envelope.correlation_id, email_hash=event.email_hash[:16]):
-        return _process(envelope, body, dequeue_count, deps, started)
+        return _process(Delivery(envelope, body, dequeue_count, deps, started))
 
 
-def _process(
-    envelope: Envelope, body: str | bytes, dequeue_count: int, deps: ProcessorDeps, started: float
-) -> ProcessResult:
-    event = envelope.event
-
-    def finish(result: ProcessResult, level=logging.INFO) -> ProcessResult:
-        failure = result.failure
-        deps.telemetry.outcome(
-            result.outcome,
-            event_id=event.event_id,
-            email_hash=event.email_hash,
-            correlation_id=envelope.correlation_id,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            commerce_calls=deps.calls.count,
-            attempt=envelope.attempt,
-            reason=failure.reason if failure else None,
-            level=level,
-            source=event.source,
-        )
-        return result
-
+def _process(delivery: Delivery) -> ProcessResult:
+    envelope, deps = delivery.envelope, delivery.deps
     try:
         outcome, account = apply_event(envelope, deps)
     except Exception as error:  # noqa: BLE001 - classified below: retried or dead-lettered, never dropped
-        return _failed(envelope, body, dequeue_count, deps, classify_failure(error), error, finish)
+        return _failed(delivery, classify_failure(error), error)
 
     if outcome is Outcome.DEFERRED:
         if expired(envelope.ingested_at, deps.clock(), deps.retry):
@@ -145,29 +160,20 @@ def _process(
             busy = Failure(
                 Disposition.RETRY, "lease_busy", "another worker held the email's lease until the event's maximum age"
             )
-            return _dead_letter(envelope, body, dequeue_count, deps, busy, "retries_exhausted:lease_busy", finish)
+            return _dead_letter(delivery, busy, "retries_exhausted:lease_busy")
         return _send_again(
-            envelope,
-            deps,
-            finish,
+            delivery,
             reason="lease_busy",
             delay=defer_delay(deps.rng),
             counts=False,
             outcome=Outcome.DEFERRED,
         )
     log.info("%s customer %s with %d Commerce call(s)", outcome.value, account or "-", deps.calls.count)
-    return finish(ProcessResult(outcome, account))
+    return delivery.finish(ProcessResult(outcome, account))
 
 
-def _failed(
-    envelope: Envelope,
-    body: str | bytes,
-    dequeue_count: int,
-    deps: ProcessorDeps,
-    failure: Failure,
-    error: BaseException,
-    finish,
-) -> ProcessResult:
+def _failed(delivery: Delivery, failure: Failure, error: BaseException) -> ProcessResult:
+    envelope, deps = delivery.envelope, delivery.deps
     failure = _masked(failure, envelope)  # before any log line, re-sent message or dead letter
     if failure.auth and failure.reason == "commerce_auth":  # storage auth has its own signals
         deps.telemetry.auth_failure(
@@ -189,9 +195,7 @@ def _failed(
                 failure.message,
             )
             return _send_again(
-                envelope,
-                deps,
-                finish,
+                delivery,
                 reason=failure.reason,
                 delay=delay,
                 counts=True,
@@ -201,7 +205,7 @@ def _failed(
         reason = f"retries_exhausted:{failure.reason}"
     else:
         reason = failure.reason
-    return _dead_letter(envelope, body, dequeue_count, deps, failure, reason, finish)
+    return _dead_letter(delivery, failure, reason)
 
 
 def _masked(failure: Failure, envelope: Envelope) -> Failure:
@@ -210,9 +214,7 @@ def _masked(failure: Failure, envelope: Envelope) -> Failure:
 
 
 def _send_again(
-    envelope: Envelope,
-    deps: ProcessorDeps,
-    finish,
+    delivery: Delivery,
     *,
     reason: str,
     delay: int,
@@ -222,28 +224,20 @@ def _send_again(
 ) -> ProcessResult:
     """Queue the event again, invisible for ``delay`` s, and let the current message complete."""
     try:
-        deps.requeue(envelope.next_attempt(reason, counts=counts).to_json(), delay)
+        delivery.deps.requeue(delivery.envelope.next_attempt(reason, counts=counts).to_json(), delay)
     except Exception as error:  # noqa: BLE001 - the host's own retry is the fallback
         send_failure = classify_failure(error)
         log.warning("could not queue the event again (%s): the host will release it", send_failure.reason)
-        finish(ProcessResult(Outcome.RETRYING, failure=failure or send_failure), logging.WARNING)
+        delivery.finish(ProcessResult(Outcome.RETRYING, failure=failure or send_failure), logging.WARNING)
         raise RetryLater(failure or send_failure) from None
     level = logging.WARNING if outcome is Outcome.RETRYING else logging.INFO
-    return finish(ProcessResult(outcome, failure=failure, delay=delay), level)
+    return delivery.finish(ProcessResult(outcome, failure=failure, delay=delay), level)
 
 
-def _dead_letter(
-    envelope: Envelope,
-    body: str | bytes,
-    dequeue_count: int,
-    deps: ProcessorDeps,
-    failure: Failure,
-    reason: str,
-    finish,
-) -> ProcessResult:
-    event = envelope.event
+def _dead_letter(delivery: Delivery, failure: Failure, reason: str) -> ProcessResult:
+    envelope, event, deps = delivery.envelope, delivery.event, delivery.deps
     failure = _masked(failure, envelope)
-    attempts = max(envelope.attempt, dequeue_count)
+    attempts = max(envelope.attempt, delivery.dequeue_count)
     deps.deadletters.put(
         DeadLetter(
             email_hash=event.email_hash,
@@ -255,7 +249,7 @@ def _dead_letter(
             attempts=attempts,
             first_seen_at=envelope.ingested_at,
             dead_lettered_at=deps.clock(),
-            envelope=_text(body),
+            envelope=_text(delivery.body),
         )
     )
     deps.telemetry.dead_lettered(
@@ -268,7 +262,7 @@ def _dead_letter(
     )
     log.error("dead-lettered after %d attempt(s): %s %s", attempts, reason, failure.message)
     # The outcome carries the dead letter's own reason (retries_exhausted:... included).
-    return finish(ProcessResult(Outcome.DEAD_LETTERED, failure=replace(failure, reason=reason)), logging.ERROR)
+    return delivery.finish(ProcessResult(Outcome.DEAD_LETTERED, failure=replace(failure, reason=reason)), logging.ERROR)
 
 
 # --- messages that cannot be processed -----------------------------------------------------------
