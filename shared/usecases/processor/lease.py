@@ -13,6 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 from enum import Enum
+from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
 from shared.core.commerce_bodies.groups import blind_patch, changed_groups, group_hashes, restrict
@@ -122,6 +123,61 @@ class _NoBudget(Exception):
 
     def __init__(self, left: float, needed: float):
         super().__init__(f"{left:.1f} s left on the email's lease after renewing it, {needed:g} s needed")
+
+
+class _Held:
+    """The leases one event holds while it is applied: its own email's, and during an email change the
+    previous address's. A context manager, so that every way out writes each lease off: recorded (the
+    own lease released by the very write that records the event; the previous entry then moved to the
+    new address, or released), or let go (``_let_go``), as uncertain once Commerce may hold the event."""
+
+    def __init__(self, own: _Lease, key: OrderKey, deps: ProcessorDeps):
+        self.own = own
+        self.key = key
+        self.deps = deps
+        self.previous: _Lease | None = None
+        self.change = key  # the email change the previous address's lease stands for
+        self.maybe_written = False  # Commerce may hold the event's data: let go as uncertain
+        self.recorded = False
+        self.adopted = False  # the previous address's customer is the new address's now
+
+    def __enter__(self) -> _Held:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if error is not None and not isinstance(error, Exception):
+            # The worker is going away (SystemExit, KeyboardInterrupt) and may be mid-write, with
+            # ``maybe_written`` not yet set: a release could hide a write. Left to expire, a lease is
+            # folded in by the next worker as uncertain, which is right whatever was sent.
+            return
+        if not self.recorded:
+            _let_go(self.own, self.key, self.maybe_written, self.deps)
+            _let_go(self.previous, self.change, self.maybe_written, self.deps)
+            return
+        if self.previous is None:
+            return
+        entry = self.previous.entry
+        after = moved(entry, self.change, self.own.entry.email_hash) if self.adopted else release(entry)
+        try:
+            self.deps.ledger.write(after)
+        except Exception as failure:  # noqa: BLE001 - the event is applied; the lease expires by itself
+            log.warning(
+                "could not update the previous email's ledger entry (%s); its lease expires "
+                "and it is then treated as uncertain",
+                type(failure).__name__,
+            )
+
+    def add_previous(self, previous: _Lease, change: OrderKey) -> None:
+        self.previous = self.own.partner = previous
+        self.change = change
+
+    def record(self, entry: LedgerEntry, *, adopted: bool) -> None:
+        """Write ``entry`` (the event applied, the own lease released). Raises what storage raises."""
+        self.deps.ledger.write(entry)
+        self.recorded = True
+        self.adopted = adopted
 
 
 @dataclass(frozen=True)
@@ -318,43 +374,39 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
         return Outcome.DEFERRED, None
     lease = _Lease(held, deps)
     change = held.moved_from_at or key  # the email change a lease on the previous entry stands for
-    try:
+    with _Held(lease, key, deps) as leases:
         previous = _lease_previous(event, held, change, deps, owner)
-    except Exception:
-        _let_go(lease, key, False, deps)
-        raise
-    if previous is _Previous.BUSY:
-        _let_go(lease, key, False, deps)
-        return Outcome.DEFERRED, None
-    if previous is _Previous.SUPERSEDED:
-        # Undo the change's mark on the new address: it will not be applied.
-        _let_go(_Lease(replace(held, moved_from=None, moved_from_at=None), deps), key, False, deps)
-        log.info("email change superseded: the previous address has had newer events")
-        return Outcome.STALE, None
-    lease.partner = previous
-    groups = held.lease.groups if held.lease else None  # None: the whole event (an email change)
-    _narrowed(event, groups)
-    applying = event if groups is None else restrict(event, groups)
+        if previous is _Previous.BUSY:
+            return Outcome.DEFERRED, None
+        if previous is _Previous.SUPERSEDED:
+            # Undo the change's mark on the new address: it will not be applied.
+            lease.entry = replace(held, moved_from=None, moved_from_at=None)
+            log.info("email change superseded: the previous address has had newer events")
+            return Outcome.STALE, None
+        if previous is not None:
+            leases.add_previous(previous, change)
+        groups = held.lease.groups if held.lease else None  # None: the whole event (an email change)
+        _narrowed(event, groups)
+        applying = event if groups is None else restrict(event, groups)
 
-    try:
-        outcome, customer, account, hashes, adopted = sync_customer(
-            applying, lease, previous.entry if previous else None, deps, force=envelope.force
-        )
-    except _NoBudget as short:
-        # Nothing was sent for this write. A write sent before it in this attempt can only be the
-        # PATCH that found no customer (404), so nothing of this event is in Commerce: released.
-        log.warning("not writing to Commerce: %s; deferred", short)
-        _let_go(lease, key, False, deps)
-        _let_go(previous, change, False, deps)
-        return Outcome.DEFERRED, None
-    except Exception as error:
-        maybe_written = lease.wrote and classify_failure(error).may_have_committed
-        _let_go(lease, key, maybe_written, deps)
-        _let_go(previous, change, maybe_written, deps)
-        raise
-    try:
+        try:
+            outcome, customer, account, hashes, adopted = sync_customer(
+                applying, lease, previous.entry if previous else None, deps, force=envelope.force
+            )
+        except _NoBudget as short:
+            # Nothing was sent for this write. A write sent before it in this attempt can only be the
+            # PATCH that found no customer (404), so nothing of this event is in Commerce: released.
+            log.warning("not writing to Commerce: %s; deferred", short)
+            return Outcome.DEFERRED, None
+        except Exception as error:
+            leases.maybe_written = lease.wrote and classify_failure(error).may_have_committed
+            raise
+        # Written to Commerce (if at all) and not recorded yet: should recording fail, both entries say
+        # uncertain, so the retry need not wait for the lease to expire (if storage is down, it expires
+        # and says the same).
+        leases.maybe_written = lease.wrote
         # An email change moves the entry: recorded at its key for every group (see ledger.applied).
-        deps.ledger.write(
+        leases.record(
             applied(
                 lease.entry,
                 event,
@@ -363,24 +415,9 @@ def apply_event(envelope: Envelope, deps: ProcessorDeps) -> tuple[Outcome, str |
                 hashes=hashes,
                 groups=groups,
                 moved_at=key if event.changes_email else change if adopted else None,
-            )
+            ),
+            adopted=adopted,
         )
-    except Exception:
-        # Written to Commerce (if at all) but not recorded: both entries say uncertain, so the retry
-        # need not wait for the lease to expire (if storage is down, it expires and says the same).
-        _let_go(lease, key, lease.wrote, deps)
-        _let_go(previous, change, lease.wrote, deps)
-        raise
-    if previous is not None:
-        after = moved(previous.entry, change, event.email_hash) if adopted else release(previous.entry)
-        try:
-            deps.ledger.write(after)
-        except Exception as error:  # noqa: BLE001 - the event is applied; the lease expires by itself
-            log.warning(
-                "could not update the previous email's ledger entry (%s); its lease expires "
-                "and it is then treated as uncertain",
-                type(error).__name__,
-            )
     return outcome, account
 
 
