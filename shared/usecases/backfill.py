@@ -131,9 +131,10 @@ def process_backfill_message(body: str | bytes, dequeue_count: int, deps: Backfi
         return BackfillResult(0, len(items))
     try:
         for done, item in enumerate(items):
-            if done and deps.monotonic() - started > deps.budget_seconds:
-                rest = items[done:]
-                deps.send(pack(rest) if envelopes is not None else rest[0], 0)
+            # Only a pack has a rest to send back: a single envelope is the whole of its message.
+            if done and envelopes is not None and deps.monotonic() - started > deps.budget_seconds:
+                rest = envelopes[done:]
+                deps.send(pack(rest), 0)
                 log.info("backfill message: %d event(s) processed, %d sent back (time budget)", done, len(rest))
                 return BackfillResult(done, len(rest))
             # Each event is one processor invocation: its own outcome, retries and dead letters.

@@ -19,15 +19,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from shared.core.commerce_errors import CommerceNotFoundError
 from shared.core.dead_letters import DeadLetter
 from shared.core.envelope import Envelope
-from shared.core.ledger_rules import LedgerConflict, LedgerEntry
+from shared.core.ledger_rules import LedgerConflict, LedgerEntry, LedgerPort
 from shared.core.telemetry_names import Outcome
-from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
+from shared.usecases.processor import CallCounter, CommercePort, ProcessorDeps, process_message
 
 log = logging.getLogger("customer_sync.dryrun")
 
@@ -44,12 +45,15 @@ CREATE, UPDATE, UNCHANGED, REJECT, AMBIGUOUS, DEFERRED, ERROR = (
 OVERLAY_LIMIT = 100_000  # emails whose simulated state is kept (a later record of the same email)
 
 
-class _Lru(OrderedDict):
+_V = TypeVar("_V")
+
+
+class _Lru(OrderedDict[str, _V], Generic[_V]):
     def __init__(self, limit: int):
         super().__init__()
         self.limit = limit
 
-    def put(self, key, value) -> None:
+    def put(self, key: str, value: _V) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.limit:
@@ -59,9 +63,9 @@ class _Lru(OrderedDict):
 class OverlayLedger:
     """The real ledger for reads; writes kept here, with the table's conditional-write rules."""
 
-    def __init__(self, real, limit: int = OVERLAY_LIMIT):
+    def __init__(self, real: LedgerPort, limit: int = OVERLAY_LIMIT):
         self.real = real
-        self._mine: _Lru = _Lru(limit)
+        self._mine: _Lru[LedgerEntry] = _Lru(limit)
         self._lock = threading.Lock()
         self._etag = 0
 
@@ -87,30 +91,31 @@ class Seen:
     """What the processor asked of Commerce for one event, and what it would have written."""
 
     matches: int | None = None  # exact matches of the last search
-    read: dict | None = None  # the customer document it read before writing (or we read for the diff)
-    created: dict | None = None
-    patch: dict | None = None
+    read: dict[str, Any] | None = None  # the customer document it read before writing (or we read for the diff)
+    created: dict[str, Any] | None = None
+    patch: dict[str, Any] | None = None
     account: str | None = None
 
 
 class ReadOnlyCommerce:
     """Searches and GETs go to Commerce; creates and PATCHes are recorded and simulated."""
 
-    def __init__(self, real, limit: int = OVERLAY_LIMIT):
+    def __init__(self, real: CommercePort, limit: int = OVERLAY_LIMIT):
         self.real = real
         self._local = threading.local()
-        self._docs: _Lru = _Lru(limit)  # documents as the dry run's own writes would leave them
+        self._docs: _Lru[dict[str, Any]] = _Lru(limit)  # documents as the dry run's own writes would leave them
         self._lock = threading.Lock()
         self._next = 0
 
     @property
     def seen(self) -> Seen:
-        return self._local.seen
+        seen: Seen = self._local.seen  # set by start() on this thread
+        return seen
 
     def start(self) -> None:
         self._local.seen = Seen()
 
-    def search_customers_by_email(self, email: str) -> list[dict]:
+    def search_customers_by_email(self, email: str) -> list[dict[str, Any]]:
         matches = self.real.search_customers_by_email(email)
         with self._lock:
             simulated = [
@@ -123,7 +128,7 @@ class ReadOnlyCommerce:
         self.seen.matches = len(found)
         return found
 
-    def get_customer(self, account_number: str) -> dict:
+    def get_customer(self, account_number: str) -> dict[str, Any]:
         with self._lock:
             doc = self._docs.get(account_number)
         if doc is None:
@@ -131,7 +136,7 @@ class ReadOnlyCommerce:
         self.seen.read = doc
         return doc
 
-    def create_customer(self, body: dict) -> dict:
+    def create_customer(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._next += 1
             account = f"DRYRUN-{self._next:06d}"
@@ -141,7 +146,7 @@ class ReadOnlyCommerce:
             self._docs.put(account, doc)
         return doc
 
-    def update_customer(self, account_number: str, changes: dict) -> dict:
+    def update_customer(self, account_number: str, changes: dict[str, Any]) -> dict[str, Any]:
         before = self.seen.read if self.seen.read and self.seen.read.get("AccountNumber") == account_number else None
         if before is None:
             try:  # a PATCH built from the ledger alone: read the customer, only to show the difference
@@ -159,7 +164,7 @@ class ReadOnlyCommerce:
 
 class _Recorder:
     def __init__(self) -> None:
-        self.items: list[Any] = []
+        self.items: list[DeadLetter | tuple[str, int]] = []
 
     def put(self, letter: DeadLetter) -> None:
         self.items.append(letter)
@@ -266,7 +271,7 @@ def _flat(value: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def _fields(before: dict, written: dict) -> tuple[tuple[str, Any, Any], ...]:
+def _fields(before: Mapping[str, Any], written: Mapping[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
     """Field by field, what the write changes: (field, value in Commerce now, value after the write)."""
     old: dict[str, Any] = {}
     new: dict[str, Any] = {}

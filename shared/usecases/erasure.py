@@ -26,13 +26,16 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.core.envelope import peek_identity
-from shared.core.ledger_rules import LedgerConflict, State, forgotten, settle
+from shared.core.ledger_rules import LedgerConflict, LedgerPort, State, forgotten, settle
 
 if TYPE_CHECKING:  # adapters are injected; only their types are named here
+    from azure.storage.queue import QueueClient, QueueMessage
+
     from shared.adapters.dead_letter_table import DeadLetterStore
+    from shared.adapters.telemetry import Telemetry
 
 
 log = logging.getLogger("customer_sync.erasure")
@@ -50,16 +53,20 @@ class ErasureBusy(Exception):
         self.retry_after = retry_after
 
 
+class SenderRecords(Protocol):
+    """The webhook senders' id records (``shared.adapters.sender_tables.SenderIdentityStore``)."""
+
+    def forget_email(self, email_hash: str) -> int: ...
+
+
 @dataclass
 class ErasureDeps:
-    ledger: Any  # shared.adapters.ledger_table.LedgerStore (read / ETag-conditional write)
+    ledger: LedgerPort  # shared.adapters.ledger_table.LedgerStore
     deadletters: DeadLetterStore
-    poison_queues: list[Any]  # raw azure.storage.queue.QueueClient (no decode policy)
+    poison_queues: list[QueueClient]  # raw: no decode policy
     clock: Callable[[], datetime]
-    telemetry: Any = None  # shared.adapters.telemetry.Telemetry, for the CustomerErased event
-    # The webhook senders' id records (shared.adapters.sender_tables.SenderIdentityStore, or anything with its
-    # forget_email); None: the app keeps none.
-    senders: Any = None
+    telemetry: Telemetry | None = None  # for the CustomerErased event
+    senders: SenderRecords | None = None  # None: the app keeps none
 
 
 @dataclass(frozen=True)
@@ -70,9 +77,9 @@ class ErasureReport:
     dead_letters: int
     poison_messages: int
     sender_records: int = 0
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, str | int]:
         return {
             "emailHash": self.email_hash,
             "ledger": self.ledger,
@@ -180,14 +187,14 @@ def _without(text: str, email_hash: str) -> tuple[int, str | None]:
     return len(envelopes) - len(kept), pack(kept) if kept else None
 
 
-def _purge_queue(queue: Any, email_hash: str) -> int:
+def _purge_queue(queue: QueueClient, email_hash: str) -> int:
     """Delete this email's messages from one (poison) queue; every other message is made visible again."""
     from azure.core.exceptions import ResourceNotFoundError
 
     removed = 0
-    others: list[Any] = []  # kept invisible until the scan ends, so none is received twice
+    others: list[QueueMessage] = []  # kept invisible until the scan ends, so none is received twice
     try:
-        messages: Iterable[Any] = queue.receive_messages(messages_per_page=32, visibility_timeout=120)
+        messages: Iterable[QueueMessage] = queue.receive_messages(messages_per_page=32, visibility_timeout=120)
         for message in messages:
             text = _decode(message.content)
             count, rest = _without(text, email_hash) if text is not None else (0, None)

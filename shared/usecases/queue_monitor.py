@@ -26,6 +26,7 @@ from base64 import b64decode
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
@@ -125,7 +126,7 @@ def _collect_from(queue: QueueClient, stranded: StrandedQueues, *, last: bool) -
                     stopped = failed >= FAILURES_PER_RUN or not _message_failed(error)
                     continue
                 # Only now: a message is never gone before its dead letter exists.
-                _quietly(lambda m=message: queue.delete_message(m, pop_receipt=m.pop_receipt), "delete", queue)
+                _quietly(partial(queue.delete_message, message, pop_receipt=message.pop_receipt), "delete", queue)
                 kept += 1
     except ResourceNotFoundError:
         pass  # never created: the host makes poison queues on first use, so nothing was stranded there
@@ -152,7 +153,9 @@ def _collect_from(queue: QueueClient, stranded: StrandedQueues, *, last: bool) -
         )
     for message in left_to_collector:  # held only while this run looked at the rest
         _quietly(
-            lambda m=message: queue.update_message(m, pop_receipt=m.pop_receipt, visibility_timeout=0), "release", queue
+            partial(queue.update_message, message, pop_receipt=message.pop_receipt, visibility_timeout=0),
+            "release",
+            queue,
         )
     return kept
 

@@ -46,9 +46,9 @@ from shared.core.sources.base import (
     parse_json,
 )
 from shared.core.sources.config import SOURCE_NAME, WebhookConfig
-from shared.core.sources.models import WebhookAnswer
+from shared.core.sources.models import AnswerStatus, WebhookAnswer
 from shared.core.sources.registry import SourceRegistry
-from shared.core.sources.signatures import Headers, SignatureRejected
+from shared.core.sources.signatures import Headers, Reason, SignatureRejected
 from shared.core.validation import EventResult, validate_batch
 from shared.usecases.erasure import ErasureBusy, ErasureDeps, erase_customer
 from shared.usecases.ingest import HttpResult, IngestDeps, problem, send_valid, wrap_valid
@@ -97,7 +97,7 @@ def _safe_topic(topic: str | None) -> str:
     return topic if topic and _TOPIC.match(topic) else "(other)"
 
 
-def _answer(status: str, source: str, correlation_id: str, **fields: Any) -> HttpResult:
+def _answer(status: AnswerStatus, source: str, correlation_id: str, **fields: Any) -> HttpResult:
     body = WebhookAnswer(status=status, source=source, correlationId=correlation_id, **fields)
     return HttpResult(200, body.model_dump())
 
@@ -191,8 +191,9 @@ class _Delivery:
         event that arrives late (Shopify's update can come before its create) the known, newer email, so
         it is judged by that customer's ledger entry instead of creating a customer under an address the
         sender has since replaced."""
-        customer = item.raw.get("customer") if isinstance(item.raw, dict) else None
-        if not item.sender_id or not isinstance(customer, dict):
+        raw = item.raw
+        customer = raw.get("customer") if isinstance(raw, dict) else None
+        if not item.sender_id or not isinstance(raw, dict) or not isinstance(customer, dict):
             return None
         known = self._known(item.sender_id)
         if known is None or not known.email:
@@ -200,7 +201,7 @@ class _Delivery:
         if customer.get("email") is None:
             customer["email"] = known.email
             return known
-        occurred = _moment(item.raw.get("occurredAt"))
+        occurred = _moment(raw.get("occurredAt"))
         newer = occurred is not None and (known.occurred_at is None or occurred >= known.occurred_at)
         current = _match_key(customer["email"])
         if "previousEmail" in customer or current is None or current == _match_key(known.email):
@@ -340,7 +341,7 @@ class _Delivery:
         telemetry = self.telemetry
         telemetry.ingested("queued", len(queued))
         telemetry.ingested("rejected", len(rejected))
-        outcome = "accepted" if queued or rejected or translation.erasures else "ignored"
+        outcome: AnswerStatus = "accepted" if queued or rejected or translation.erasures else "ignored"
         telemetry.webhook_delivery(self.source, outcome)
         try:
             self.deps.deliveries.complete(claim, self.now, queued=len(queued), rejected=len(rejected), outcome=outcome)
@@ -369,7 +370,7 @@ class _Delivery:
         )
 
 
-def _rejected(deps: WebhookDeps, source: str | None, reason: str, correlation_id: str) -> HttpResult:
+def _rejected(deps: WebhookDeps, source: str | None, reason: Reason, correlation_id: str) -> HttpResult:
     shown = source or "unknown"
     deps.ingest.telemetry.webhook_rejected(source=shown, reason=reason, correlation_id=correlation_id)
     log.warning("webhook refused: source %s, %s", shown, reason)
@@ -435,7 +436,7 @@ def handle_webhook(
             key = adapter.delivery_key(request, verified, data)
         except Unreadable as unreadable:
             key, data = f"unreadable:{digest(body)}", None
-            reason = unreadable.reason
+            reason: str | None = unreadable.reason
         else:
             reason = None
         try:

@@ -9,13 +9,15 @@ from pydantic import BaseModel, Field
 from shared.core.contract import Problem
 from shared.core.sources.signatures import Reason
 
+AnswerStatus = Literal["accepted", "duplicate", "ignored", "unreadable"]
+
 
 class WebhookAnswer(BaseModel):
     """2xx: the delivery is authentic and durably stored (or was already). Data problems are answered
     2xx too: each refused event is kept as a dead letter with its reason, never bounced to the
     sender (a sender that gets 4xx retries, and Shopify then deletes the subscription)."""
 
-    status: Literal["accepted", "duplicate", "ignored", "unreadable"] = Field(
+    status: AnswerStatus = Field(
         description="accepted: events queued (and/or refused ones dead-lettered); duplicate: this "
         "delivery was received before, nothing queued again; ignored: a topic this "
         "integration does not apply; unreadable: the authentic body is not what the sender "
