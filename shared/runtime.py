@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from azure.storage.queue import QueueClient
 
 from shared.adapters.commerce.auth import build_token_provider
-from shared.adapters.commerce.client import CommerceClient
+from shared.adapters.commerce.client import CallRecord, CommerceClient
 from shared.adapters.dead_letter_table import DeadLetterStore
 from shared.adapters.ledger_table import LedgerStore
 from shared.adapters.storage import StorageFactory, StorageQueueSender, ensure_queue, ensure_table
@@ -29,6 +30,10 @@ from shared.usecases.erasure import ErasureDeps
 from shared.usecases.ingest import IngestDeps
 from shared.usecases.processor import CallCounter, ProcessorDeps, keep_stranded
 from shared.usecases.queue_monitor import StrandedQueues
+
+if TYPE_CHECKING:  # imported lazily where the dependencies are built; named here for the annotations
+    from shared.usecases.backfill import BackfillDeps
+    from shared.usecases.webhooks import WebhookDeps
 
 log = logging.getLogger("customer_sync.runtime")
 
@@ -70,7 +75,7 @@ class Runtime:
         return StorageQueueSender(self.storage.queue(self.settings.backfill_queue))
 
     @cached_property
-    def backfill_deps(self):
+    def backfill_deps(self) -> BackfillDeps:
         """The processor as for live events, but its retries and deferrals go back to the backfill queue,
         and at most BACKFILL_MAX_CONCURRENCY messages run at once in this process (``shared.usecases.backfill``)."""
         from dataclasses import replace
@@ -114,7 +119,7 @@ class Runtime:
         return self.storage.queue_service().get_queue_client(name)
 
     @cached_property
-    def webhook_deps(self):
+    def webhook_deps(self) -> WebhookDeps:
         from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
         from shared.core.sources.registry import SourceRegistry
         from shared.usecases.webhooks import WebhookDeps
@@ -185,7 +190,7 @@ def build_runtime(
     telemetry = telemetry or Telemetry()
     calls = CallCounter()
 
-    def on_call(record) -> None:
+    def on_call(record: CallRecord) -> None:
         calls.add()
         telemetry.commerce_call(record.operation, record.status, record.duration_s)
 
