@@ -1,14 +1,13 @@
-"""Reading a request body into events, and validating each event into a ``NormalisedEvent``.
+"""Validating each event of a request into a ``NormalisedEvent``.
 
 Pure: the caller passes the clock (``now``), the mapping settings and the email hash key. Nothing
-here raises for bad input except ``read_batch`` (``BatchRejected``, a request-level refusal); per-event
-problems are returned as ``FieldProblem``s with a JSON pointer relative to the event and a message that
-never quotes the submitted value (pydantic's own messages do, so they are not used).
+here raises for bad input: problems are returned as ``FieldProblem``s with a JSON pointer relative to
+the event and a message that never quotes the submitted value (pydantic's own messages do, so they are
+not used). Reading the request body into events is the ingest's (``shared.usecases.ingest.read_batch``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -39,8 +38,6 @@ from shared.core.normalise.postal import normalise_postal_code
 from shared.core.normalise.text import clean_text, printable
 from shared.core.privacy import email_hash
 from shared.core.settings import InvalidFieldPolicy, MappingSettings
-
-MAX_DEPTH = 32
 
 # Field length limits: Commerce (headquarters) column sizes; docs/event-contract.md gives sources.
 NAME_LIMITS = {"firstName": 25, "middleName": 25, "lastName": 25}
@@ -91,116 +88,6 @@ class EventResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.event is not None
-
-
-class BatchRejected(Exception):
-    """The request as a whole is refused; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, title: str, detail: str):
-        super().__init__(f"{status} {title}: {detail}")
-        self.status = status
-        self.title = title
-        self.detail = detail
-
-
-# --- request body -----------------------------------------------------------------------------
-
-
-def _too_deep(data: object, limit: int) -> bool:
-    """Nesting depth of parsed JSON, walked with an explicit stack: linear in the number of values.
-
-    Measured on the parsed value rather than scanned in the text: a scan must tell strings from
-    brackets, and a regular expression doing that backtracks quadratically on a body of escaped
-    quotes. The parser itself is linear and bounds depth by the interpreter's recursion limit."""
-    stack: list[tuple[object, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        children = value.values() if isinstance(value, dict) else value
-        for child in children:  # type: ignore[union-attr]
-            if isinstance(child, (dict, list)):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _json_media_type(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media, _, params = content_type.partition(";")
-    media = media.strip().lower()
-    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
-        return False
-    for param in params.split(";"):
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            return False
-    return True
-
-
-class BodyError(ValueError):
-    """A body that is not JSON, or not one event, an array of events or ``{"events": [...]}``:
-    ``code`` names it for a webhook's dead letter, ``detail`` for the canonical route's 400."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-
-
-def parse_json_body(body: bytes) -> object:
-    """A request body as JSON: UTF-8 (a BOM tolerated), no NaN or Infinity. Linear in the body: the
-    parser's recursion limit bounds the depth it will follow."""
-    try:
-        text = body.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
-        raise BodyError("not_utf8", "the body is not valid UTF-8") from None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise BodyError("too_deep", f"JSON nesting deeper than {MAX_DEPTH} levels") from None
-    except ValueError:  # also integers of more than sys.get_int_max_str_digits() digits
-        raise BodyError("not_json", "the body is not valid JSON") from None
-
-
-def batch_events(data: object) -> list[object]:
-    """The events of a parsed body: one event object, an array, or exactly ``{"events": [...]}``
-    (the canonical route's body, and a Standard Webhooks sender's)."""
-    if isinstance(data, dict) and "events" in data:
-        if set(data) != {"events"} or not isinstance(data["events"], list):
-            raise BodyError("wrong_batch_shape", 'a batch object must be exactly {"events": [...]}')
-        events = data["events"]
-    elif isinstance(data, list):
-        events = data
-    elif isinstance(data, dict):
-        events = [data]
-    else:
-        raise BodyError("not_an_event", 'send an event object, an array of events or {"events": [...]}')
-    if not events:
-        raise BodyError("empty_batch", "the batch is empty")
-    return events
-
-
-def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_bytes: int) -> list[object]:
-    """The events of a request body: one event object, an array, or ``{"events": [...]}``."""
-    if not _json_media_type(content_type):
-        raise BatchRejected(415, "Unsupported Media Type", "send application/json (UTF-8)")
-    if len(body) > max_bytes:
-        raise BatchRejected(413, "Content Too Large", f"the body exceeds {max_bytes} bytes")
-    try:
-        data = parse_json_body(body)
-        if isinstance(data, (dict, list)) and _too_deep(data, MAX_DEPTH):
-            raise BodyError("too_deep", f"JSON nesting deeper than {MAX_DEPTH} levels")
-        events = batch_events(data)
-    except BodyError as wrong:
-        raise BatchRejected(400, "Bad Request", wrong.detail) from None
-    if len(events) > max_events:
-        raise BatchRejected(413, "Content Too Large", f"at most {max_events} events per request")
-    return events
 
 
 # --- one event --------------------------------------------------------------------------------

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shared.core.contract import MAX_LISTED_PROBLEMS, NormalisedEvent
 from shared.core.envelope import MAX_MESSAGE_BYTES, Envelope
 from shared.core.failures import classify_failure
+from shared.core.json_body import MAX_DEPTH, BodyError, batch_events, parse_json_body, too_deep
 from shared.core.ledger_rules import LedgerConflict, LedgerPort, OrderKey, expect_change
 from shared.core.privacy import mask_pointer
 from shared.core.settings import Settings
-from shared.core.validation import BatchRejected, EventResult, FieldProblem, read_batch, validate_batch
+from shared.core.validation import EventResult, FieldProblem, validate_batch
 
 if TYPE_CHECKING:  # adapters are injected; only their types are named here
     from shared.adapters.telemetry import Telemetry
@@ -57,6 +58,48 @@ class IngestDeps:
     telemetry: Telemetry
     clock: Callable[[], datetime]
     ledger: LedgerPort | None = None  # the sync ledger, for marking email changes; None: no marks
+
+
+class BatchRejected(Exception):
+    """The request as a whole is refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, title: str, detail: str):
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def _json_media_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        return False
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def read_batch(body: bytes, content_type: str | None, *, max_events: int, max_bytes: int) -> list[object]:
+    """The events of a request body: one event object, an array, or ``{"events": [...]}``."""
+    if not _json_media_type(content_type):
+        raise BatchRejected(415, "Unsupported Media Type", "send application/json (UTF-8)")
+    if len(body) > max_bytes:
+        raise BatchRejected(413, "Content Too Large", f"the body exceeds {max_bytes} bytes")
+    try:
+        data = parse_json_body(body)
+        if isinstance(data, (dict, list)) and too_deep(data, MAX_DEPTH):
+            raise BodyError("too_deep", f"JSON nesting deeper than {MAX_DEPTH} levels")
+        events = batch_events(data)
+    except BodyError as wrong:
+        raise BatchRejected(400, "Bad Request", wrong.detail) from None
+    if len(events) > max_events:
+        raise BatchRejected(413, "Content Too Large", f"at most {max_events} events per request")
+    return events
 
 
 def mark_expected_change(ledger: LedgerPort, event: NormalisedEvent, now: datetime, attempts: int = 3) -> bool:

@@ -9,7 +9,8 @@ import pytest
 
 from shared.core.commerce_bodies.create import build_create_body
 from shared.core.settings import InvalidFieldPolicy, MappingSettings
-from shared.core.validation import BatchRejected, read_batch, validate_batch
+from shared.core.validation import validate_batch
+from shared.usecases.ingest import BatchRejected, read_batch
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SETTINGS = MappingSettings(

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from shared.core.contract import NormalisedEvent
 from shared.core.privacy import email_hash
 from shared.core.settings import InvalidFieldPolicy, MappingSettings
-from shared.core.validation import BatchRejected, EventResult, read_batch, validate_batch, validate_event
+from shared.core.validation import EventResult, validate_batch, validate_event
+from shared.usecases.ingest import BatchRejected, read_batch
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 KEY = b"test-hash-key-0123456789"

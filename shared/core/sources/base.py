@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shared.core.json_body import BodyError, parse_json_body
 from shared.core.sources.config import SourceOptions
 from shared.core.sources.signatures import Headers, Verified
-from shared.core.validation import BodyError, parse_json_body
 
 MAX_EVENT_ID = 128
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from shared.core.json_body import BodyError, batch_events
 from shared.core.sources.base import CanonicalEvent, Translation, Unreadable, WebhookRequest, digest
 from shared.core.sources.config import SourceOptions
 from shared.core.sources.signatures import Verified, verify_standard
-from shared.core.validation import BodyError, batch_events
 
 
 class StandardWebhooksAdapter:
