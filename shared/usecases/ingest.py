@@ -15,15 +15,25 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
-from shared.core.contract import MAX_LISTED_PROBLEMS, NormalisedEvent
+from shared.core.contract import (
+    MAX_LISTED_PROBLEMS,
+    Accepted,
+    EventError,
+    EventOutcome,
+    MultiStatus,
+    NormalisedEvent,
+    Problem,
+)
 from shared.core.envelope import MAX_MESSAGE_BYTES, Envelope
 from shared.core.failures import classify_failure
 from shared.core.json_body import MAX_DEPTH, BodyError, batch_events, parse_json_body, too_deep
 from shared.core.ledger_rules import LedgerConflict, LedgerPort, OrderKey, expect_change
 from shared.core.privacy import mask_pointer
 from shared.core.settings import Settings
+from shared.core.sources.models import WebhookProblem
+from shared.core.sources.signatures import Reason
 from shared.core.validation import EventResult, FieldProblem, validate_batch
 
 if TYPE_CHECKING:  # adapters are injected; only their types are named here
@@ -43,7 +53,7 @@ class QueueSender(Protocol):
 @dataclass
 class HttpResult:
     status: int
-    body: dict
+    body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
 
@@ -134,20 +144,44 @@ def _mark_change(deps: IngestDeps, result: EventResult) -> None:
         )
 
 
-def problem(status: int, title: str, detail: str, correlation_id: str, **extra) -> HttpResult:
-    body = {
-        "type": f"https://commerce-customer-sync/problems/{_slug(title)}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "correlationId": correlation_id,
-        **extra,
-    }
-    return HttpResult(status, body, content_type=PROBLEM_JSON)
+class ProblemFields(TypedDict, total=False):
+    """The optional members of a problem answer, present only when given."""
+
+    errors: list[EventError]  # 422: every problem of every event, up to MAX_LISTED_PROBLEMS
+    omittedProblems: int
+    queuedEventIds: list[str]  # 503: what was queued before the queue failed
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    correlation_id: str,
+    *,
+    reason: Reason | None = None,
+    **fields: Unpack[ProblemFields],
+) -> HttpResult:
+    """An application/problem+json answer (``Problem``). ``reason``: a webhook's 401 says which check
+    refused the delivery (``WebhookProblem``)."""
+    kind = f"https://commerce-customer-sync/problems/{_slug(title)}"
+    answer = (
+        Problem(type=kind, title=title, status=status, detail=detail, correlationId=correlation_id, **fields)
+        if reason is None
+        else WebhookProblem(
+            type=kind, title=title, status=status, detail=detail, correlationId=correlation_id, reason=reason, **fields
+        )
+    )
+    return HttpResult(status, _body(answer), content_type=PROBLEM_JSON)
 
 
 def _slug(title: str) -> str:
     return "-".join(title.lower().split())
+
+
+def _body(answer: Accepted | MultiStatus | Problem) -> dict[str, Any]:
+    """An answer as sent: the fields it was given, and ``omittedProblems`` only when some problems
+    were left out (the models publish it as absent when 0)."""
+    return answer.model_dump(exclude_unset=True, exclude=None if answer.omittedProblems else {"omittedProblems"})
 
 
 class _Listing:
@@ -158,24 +192,21 @@ class _Listing:
         self.room = MAX_LISTED_PROBLEMS
         self.omitted = 0
 
-    def __call__(self, result: EventResult, problems: list[FieldProblem], counted: int = 0) -> list[dict]:
+    def __call__(self, result: EventResult, problems: list[FieldProblem], counted: int = 0) -> list[EventError]:
         listed = problems[: self.room]
         self.room -= len(listed)
         self.omitted += len(problems) - len(listed) + counted
         # A pointer names a property the sender chose (an unknown key can be anything, even an email).
         return [
-            {
-                "index": result.index,
-                "eventId": result.event_id,
-                "pointer": mask_pointer(p.pointer),
-                "message": p.message,
-                "code": p.code,
-            }
+            EventError(
+                index=result.index,
+                eventId=result.event_id,
+                pointer=mask_pointer(p.pointer),
+                message=p.message,
+                code=p.code,
+            )
             for p in listed
         ]
-
-    def body(self, **fields: Any) -> dict:
-        return {**fields, "omittedProblems": self.omitted} if self.omitted else fields
 
 
 def wrap_valid(
@@ -249,9 +280,9 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str, de
         items = read_batch(
             body, content_type, max_events=settings.ingest_max_events, max_bytes=settings.ingest_max_body_bytes
         )
-    except BatchRejected as rejected:
+    except BatchRejected as refused:
         deps.telemetry.ingested("rejected_request", 1)
-        return problem(rejected.status, rejected.title, rejected.detail, correlation_id)
+        return problem(refused.status, refused.title, refused.detail, correlation_id)
 
     now = deps.clock()
     results = validate_batch(items, now=now, settings=settings.mapping, hash_key=settings.email_hash_key)
@@ -259,7 +290,7 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str, de
 
     listing = _Listing()
 
-    def errors(result: EventResult) -> list[dict]:
+    def errors(result: EventResult) -> list[EventError]:
         # A rejected event lists no warnings: they are counted with its unlisted problems.
         return listing(result, result.errors + oversized.get(result.index, []), result.omitted + len(result.warnings))
 
@@ -270,7 +301,8 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str, de
             "Invalid events",
             "No event in the request is valid; nothing was queued.",
             correlation_id,
-            **listing.body(errors=[e for r in results for e in errors(r)]),
+            errors=[e for r in results for e in errors(r)],
+            omittedProblems=listing.omitted,
         )
 
     queued, failure = send_valid(results, envelopes, deps, correlation_id)
@@ -292,20 +324,20 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str, de
     log.info("queued %d event(s), refused %d", len(queued), rejected)
     if rejected == 0:
         warnings = [w for r in results for w in listing(r, r.warnings, r.omitted)]
-        return HttpResult(202, listing.body(accepted=queued, correlationId=correlation_id, warnings=warnings))
-    return HttpResult(
-        207,
-        listing.body(
-            correlationId=correlation_id,
-            results=[
-                {
-                    "index": r.index,
-                    "eventId": r.event_id,
-                    "status": "accepted" if r.index in envelopes else "rejected",
-                    "errors": [] if r.index in envelopes else errors(r),
-                    "warnings": listing(r, r.warnings, r.omitted) if r.index in envelopes else [],
-                }
-                for r in results
-            ],
-        ),
-    )
+        accepted = Accepted(
+            accepted=queued, correlationId=correlation_id, warnings=warnings, omittedProblems=listing.omitted
+        )
+        return HttpResult(202, _body(accepted))
+    outcomes = [
+        EventOutcome(
+            index=r.index,
+            eventId=r.event_id,
+            status="accepted" if r.index in envelopes else "rejected",
+            errors=[] if r.index in envelopes else errors(r),
+            warnings=listing(r, r.warnings, r.omitted) if r.index in envelopes else [],
+        )
+        for r in results
+    ]
+    answer = _body(MultiStatus(results=outcomes, correlationId=correlation_id, omittedProblems=listing.omitted))
+    # correlationId first, where 207 answers have always had it (MultiStatus declares it after results).
+    return HttpResult(207, {"correlationId": answer.pop("correlationId"), **answer})
