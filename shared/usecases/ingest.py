@@ -252,9 +252,10 @@ def send_valid(
     then, and the error (None when every event is queued)."""
     queued: list[str] = []
     for result in results:
-        if result.index not in envelopes:
+        event = result.event
+        if result.index not in envelopes or event is None:
             continue
-        if deps.ledger is not None and result.event is not None and result.event.changes_email:
+        if deps.ledger is not None and event.changes_email:
             _mark_change(deps, result)
         try:
             deps.queue.send(envelopes[result.index])
@@ -270,7 +271,7 @@ def send_valid(
             deps.telemetry.ingested("queued", len(queued))
             deps.telemetry.ingest_failure(status=503, reason=failure.reason, correlation_id=correlation_id)
             return queued, error
-        queued.append(result.event_id)
+        queued.append(event.event_id)
     return queued, None
 
 
