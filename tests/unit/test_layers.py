@@ -3,10 +3,10 @@ deployed app, the emulator, the tools and the bench may import."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
-
-from importlinter.cli import lint_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +20,15 @@ def test_the_layer_contracts_are_declared():
         assert (ROOT / "shared" / name).exists(), name
 
 
-def test_every_import_contract_is_kept(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+def test_every_import_contract_is_kept():
+    # In a process of its own: import-linter reconfigures logging, which would break the log capture of
+    # the tests that run after it in this one.
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "BROKEN" not in run.stdout and run.stdout.count("KEPT") >= 5
