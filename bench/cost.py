@@ -31,12 +31,12 @@ from bench.pipeline import NOW, ROOT, Bench, CountingLedger, envelope
 from commerce_emulator.testing import start_emulator_process
 from devhost.azurite import start_azurite
 from shared.adapters.ledger_table import LedgerStore
+from shared.adapters.memory_ledger import MemoryLedger
 from shared.adapters.storage import StorageFactory, ensure_table
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import LedgerEntry, OrderKey, State
 from shared.core.settings import load_settings
 from shared.core.validation import validate_event
-from tests.memory_ledger import MemoryLedger
 
 SEQUENCE = ("new", "changed", "unchanged", "duplicate", "stale")
 

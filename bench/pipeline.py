@@ -50,6 +50,7 @@ from devhost.azurite import start_azurite
 from shared.adapters.commerce.auth import CachedTokenProvider
 from shared.adapters.commerce.client import CommerceClient
 from shared.adapters.ledger_table import LedgerStore
+from shared.adapters.memory_ledger import MemoryLedger  # the same ETag rules the unit tests use
 from shared.adapters.storage import StorageFactory, ensure_table
 from shared.adapters.telemetry import Telemetry
 from shared.core.envelope import Envelope
@@ -57,7 +58,6 @@ from shared.core.ledger_rules import LedgerConflict, LedgerEntry
 from shared.core.settings import load_settings
 from shared.core.validation import validate_event
 from shared.usecases.processor import CallCounter, LedgerPort, ProcessorDeps, process_message
-from tests.memory_ledger import MemoryLedger  # the same ETag rules the unit tests use
 
 try:
     from shared.usecases.processor import EntryPresence

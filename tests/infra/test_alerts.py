@@ -136,7 +136,7 @@ def test_a_failed_attempt_that_will_be_retried_emits_the_outcome_the_processor_a
         def search_customers_by_email(self, email):
             raise RuntimeError("boom")
 
-    from tests.memory_ledger import MemoryLedger
+    from shared.adapters.memory_ledger import MemoryLedger
 
     requeued: list[tuple[str, int]] = []
     deps = ProcessorDeps(

@@ -85,13 +85,13 @@ def test_queries_compare_only_with_names_defined_in_code():
 
 def _emitted(caplog) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Run the app's own telemetry paths; return custom event name -> dimensions, metric -> dimensions."""
+    from shared.adapters.memory_ledger import MemoryLedger
     from shared.core.bulkfile import SOURCE
     from shared.core.settings import load_settings
     from shared.usecases.backfill import pack  # noqa: F401 - the backfill's events carry source "backfill"
     from shared.usecases.erasure import ErasureDeps, erase_customer
     from shared.usecases.ingest import IngestDeps, handle_ingest
     from shared.usecases.processor import CallCounter, ProcessorDeps, process_message
-    from tests.memory_ledger import MemoryLedger
 
     reader = InMemoryMetricReader()
     telemetry = Telemetry(meter=MeterProvider(metric_readers=[reader]).get_meter("test"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.adapters.dead_letter_table import DeadLetterStore
+from shared.adapters.memory_ledger import MemoryLedger
 from shared.adapters.sender_tables import DeliveryStore, SenderIdentityStore
 from shared.adapters.telemetry import Telemetry
 from shared.core.settings import load_settings
@@ -21,7 +22,6 @@ from shared.core.sources.registry import SourceRegistry
 from shared.usecases.erasure import ErasureDeps
 from shared.usecases.ingest import IngestDeps
 from shared.usecases.webhooks import WebhookDeps
-from tests.memory_ledger import MemoryLedger
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]

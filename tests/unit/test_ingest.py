@@ -110,8 +110,8 @@ def _ingest_with(ledger, body):
 
 
 def test_an_email_change_is_marked_on_the_new_address_before_it_is_queued():
+    from shared.adapters.memory_ledger import MemoryLedger
     from shared.core.ledger_rules import OrderKey
-    from tests.memory_ledger import MemoryLedger
 
     ledger = MemoryLedger()
     result, queue = _ingest_with(ledger, [event(1, previousEmail="old.address@example.com"), event(2)])

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.adapters.memory_ledger import MemoryLedger
 from shared.adapters.telemetry import Telemetry
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import LedgerConflict, LedgerEntry
@@ -14,7 +15,6 @@ from shared.core.settings import load_settings
 from shared.core.validation import validate_event
 from shared.usecases.dryrun import DryRun, OverlayLedger, _fields
 from shared.usecases.processor import CallCounter, ProcessorDeps
-from tests.memory_ledger import MemoryLedger
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SETTINGS = load_settings(json.loads(open("local.settings.sample.json").read())["Values"])

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from shared.adapters.memory_ledger import MemoryLedger
 from shared.core.ledger_rules import (
     ORDERED_GROUPS,
     LedgerEntry,
@@ -22,7 +23,6 @@ from shared.core.ledger_rules import (
 )
 from shared.usecases.backfill import pack, unpack
 from shared.usecases.erasure import ErasureBusy, ErasureDeps, erase_customer
-from tests.memory_ledger import MemoryLedger
 
 T = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ERASED = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError
 
 from commerce_emulator.config import DEFAULT_CONFIG
 from commerce_emulator.documents import apply_patch, build_customer
+from shared.adapters.memory_ledger import MemoryLedger
 from shared.adapters.telemetry import Telemetry
 from shared.core.commerce_bodies.groups import group_hashes
 from shared.core.commerce_errors import (
@@ -33,7 +34,6 @@ from shared.core.ledger_rules import ORDERED_GROUPS, Lease, LedgerConflict, Ledg
 from shared.core.settings import RetrySettings
 from shared.core.telemetry_names import Outcome
 from shared.usecases.processor import CallCounter, ProcessorDeps, ProcessResult, RetryLater, process_message
-from tests.memory_ledger import MemoryLedger
 from tests.unit.test_ledger import FakeIds, event
 from tests.unit.test_mapping import FULL, KEY, mapping
 

@@ -1,5 +1,7 @@
-"""An in-memory ledger with the table's conditional-write rules, for fast tests of the processor.
-Integration tests use the real ``LedgerStore`` on Azurite; this one keeps unit tests free of I/O."""
+"""The sync ledger in this process's memory, with the table's conditional-write rules: an insert needs
+no ETag and no entry, a replace the ETag of the entry it read, and every write returns a new ETag, else
+``LedgerConflict``. It stands where ``LedgerStore`` does (the ledger port) when nothing must be stored:
+the unit tests, and the bench's measure of what the processor costs without storage round trips."""
 
 from __future__ import annotations
 
