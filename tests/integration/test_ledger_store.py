@@ -14,8 +14,8 @@ from shared.adapters.ledger_table import LedgerStore
 from shared.core.commerce_errors import CommerceTimeoutError
 from shared.core.ledger_rules import Lease, LedgerConflict, LedgerEntry, OrderKey, State
 from shared.core.telemetry_names import Outcome
-from tests.unit.test_ledger import full_entry
-from tests.unit.test_processor import FULL, NEW_EMAIL, NOW, OLD_EMAIL, World, at, envelope, event
+from tests.support.builders import NOW, event, full_entry
+from tests.support.processor_world import FULL, NEW_EMAIL, OLD_EMAIL, World, at, envelope
 
 pytestmark = pytest.mark.integration
 

@@ -3,91 +3,13 @@
 from __future__ import annotations
 
 import copy
-import itertools
 
 import pytest
 
 from shared.core.commerce_bodies.create import build_create_body
 from shared.core.commerce_bodies.patch import build_patch
-from tests.unit.test_mapping import (
-    ADDRESS_PROPERTIES,
-    CONTACT_PROPERTIES,
-    CUSTOMER_PROPERTIES,
-    FULL,
-    assert_only_reference_properties,
-    mapping,
-    normalised,
-)
-
-_ids = itertools.count(5637144576)
-_NUMBERS = {
-    "AddressTypeValue",
-    "CustomerTypeValue",
-    "BlockedType",
-    "ReceiptSettings",
-    "CreditLimit",
-    "Balance",
-    "SortOrder",
-    "RoleCount",
-}
-_COLLECTIONS = {"CustomerAffiliations", "Addresses", "Attributes", "Images", "Contacts", "ExtensionProperties"}
-_BOOLEANS = {
-    "IsCustomerTaxInclusive",
-    "MandatoryCreditLimit",
-    "Blocked",
-    "UseOrderNumberReference",
-    "UsePurchaseRequest",
-    "NonChargeableAccount",
-    "OptOutPersonalization",
-    "OptOutWebActivityTracking",
-    "IsAsyncCustomer",
-    "IsFloorLimitBlocked",
-    "IsB2b",
-    "IsB2bAdmin",
-    "AllowOnAccountPayment",
-    "Deactivate",
-    "IsPrimary",
-    "IsPrivate",
-    "IsAsyncAddress",
-    "IsMobilePhone",
-    "IsOptedInMarketing",
-}
-
-
-def _complete(item: dict, properties: frozenset[str]) -> dict:
-    """What Commerce returns: every property, "" / 0 / false when unset, RecordIds assigned."""
-    out = {}
-    for prop in sorted(properties):
-        if prop in item:
-            out[prop] = item[prop]
-        elif prop.endswith("RecordId") or prop == "RecordId":
-            out[prop] = next(_ids) if prop == "RecordId" else 0
-        elif prop in _NUMBERS:
-            out[prop] = 0
-        elif prop in _BOOLEANS:
-            out[prop] = False
-        elif prop in _COLLECTIONS:
-            out[prop] = []
-        else:
-            out[prop] = ""
-    return out
-
-
-def stored(create_body: dict) -> dict:
-    doc = _complete(
-        {**create_body, "AccountNumber": "004075", "CreatedDateTime": "2026-11-26T12:00:00Z"}, CUSTOMER_PROPERTIES
-    )
-    doc["Addresses"] = [_complete(a, ADDRESS_PROPERTIES) for a in create_body["Addresses"]]
-    doc["Contacts"] = [_complete(c, CONTACT_PROPERTIES) for c in create_body["Contacts"]]
-    return doc
-
-
-def check(existing: dict, **customer):
-    patch = build_patch(existing, normalised(**customer), mapping())
-    if patch is not None:
-        assert_only_reference_properties(patch)
-        assert patch["AccountNumber"] == "004075"
-    return patch
+from tests.support.builders import FULL, mapping, normalised
+from tests.support.commerce_documents import check, stored
 
 
 @pytest.mark.parametrize(

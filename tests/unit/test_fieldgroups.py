@@ -11,20 +11,10 @@ import pytest
 from commerce_emulator.documents import apply_patch
 from shared.core.commerce_bodies.groups import GROUPS, blind_patch, changed_groups, group_hashes
 from shared.core.commerce_bodies.patch import build_patch
-from shared.core.ledger_rules import LedgerEntry, State, learn
-from tests.unit.test_ledger import FakeIds, event, stored_customer
-from tests.unit.test_mapping import FULL, KEY, mapping
+from tests.support.builders import FULL, KEY, event, known_entry, mapping
+from tests.support.commerce_documents import FakeIds, stored_customer
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
-
-
-def known_entry(customer: dict, ev, **overrides) -> LedgerEntry:
-    """The ledger entry after ``ev`` created ``customer``: ids and empty parts learned from it."""
-    fields = dict(
-        state=State.APPLIED, account_number=customer["AccountNumber"], hashes=group_hashes(ev, KEY), **learn(customer)
-    )
-    fields.update(overrides)
-    return LedgerEntry(ev.email_hash, **fields)
 
 
 def patch_for(before: dict, after: dict, customer: dict | None = None, **overrides):

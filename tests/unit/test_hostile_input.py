@@ -21,7 +21,9 @@ from shared.core.normalise.invalid import Invalid
 from shared.core.normalise.text import clean_text
 from shared.core.settings import load_settings
 from shared.usecases.ingest import IngestDeps, handle_ingest
-from tests.unit.test_ingest import NOW, ROOT, SETTINGS, RecordingQueue, event, ingest
+from tests.support.builders import NOW
+from tests.support.ingest import SETTINGS, RecordingQueue, event, ingest
+from tests.support.repo import ROOT
 
 MAX_BYTES = SETTINGS.ingest_max_body_bytes
 DOCUMENTED = {202, 207, 400, 413, 415, 422}

@@ -1,48 +1,15 @@
 """Ingest decisions over a recording queue port (the Azurite-backed path is in tests/integration)."""
 
 import json
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
 from shared.adapters.telemetry import Telemetry
 from shared.core.envelope import Envelope
-from shared.core.settings import load_settings
 from shared.usecases.ingest import IngestDeps, handle_ingest
-
-ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = load_settings(json.loads((ROOT / "local.settings.sample.json").read_text())["Values"])
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-class RecordingQueue:
-    def __init__(self, fail_after: int | None = None):
-        self.messages: list[str] = []
-        self.fail_after = fail_after
-
-    def send(self, message: str) -> None:
-        if self.fail_after is not None and len(self.messages) >= self.fail_after:
-            raise ServiceRequestError("connection refused")
-        self.messages.append(message)
-
-
-def event(i: int = 1, **customer) -> dict:
-    return {
-        "specVersion": "1.0",
-        "eventId": f"evt-{i}",
-        "eventType": "customer.created",
-        "occurredAt": "2026-11-26T11:59:00+01:00",
-        "customer": {"email": f"Person.{i}@Example.com", "firstName": "Ada", **customer},
-    }
-
-
-def ingest(body, queue=None, content_type="application/json"):
-    queue = queue if queue is not None else RecordingQueue()
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    deps = IngestDeps(settings=SETTINGS, queue=queue, telemetry=Telemetry(), clock=lambda: NOW)
-    return handle_ingest(raw, content_type, "corr-1", deps), queue
+from tests.support.builders import NOW
+from tests.support.ingest import SETTINGS, RecordingQueue, event, ingest
 
 
 def test_one_valid_event_is_queued_as_an_envelope():

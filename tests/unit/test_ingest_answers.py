@@ -16,7 +16,8 @@ from shared.adapters.telemetry import Telemetry
 from shared.core.contract import Accepted, MultiStatus, Problem
 from shared.core.settings import InvalidFieldPolicy, Settings
 from shared.usecases.ingest import HttpResult, IngestDeps, handle_ingest, problem
-from tests.unit.test_ingest import NOW, SETTINGS, RecordingQueue, event
+from tests.support.builders import NOW
+from tests.support.ingest import SETTINGS, RecordingQueue, event
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text(encoding="utf-8"))
 RESPONSES = DOCUMENT["paths"]["/api/customers/events"]["post"]["responses"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from shared.core.ledger_rules import State
 from shared.core.telemetry_names import Outcome
-from tests.unit.test_processor import (
+from tests.support.builders import event
+from tests.support.processor_world import (
     CALL_BUDGET,
     FULL,
     NEW_EMAIL,
@@ -16,7 +17,6 @@ from tests.unit.test_processor import (
     at,
     created,
     envelope,
-    event,
 )
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from shared.core.ledger_rules import State
 from shared.core.telemetry_names import Outcome
-from tests.unit.test_processor import FULL, WorkerDied, World, at, created, envelope, event
+from tests.support.builders import event
+from tests.support.processor_world import FULL, WorkerDied, World, at, created, envelope
 
 
 def test_a_defect_before_any_commerce_call_releases_the_lease(monkeypatch):

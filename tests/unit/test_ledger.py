@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import count
 
-from commerce_emulator.config import DEFAULT_CONFIG
-from commerce_emulator.documents import build_customer
-from shared.core.commerce_bodies.create import build_create_body
 from shared.core.ledger_rules import (
     RECENT_EVENT_IDS,
     Lease,
@@ -27,46 +23,8 @@ from shared.core.ledger_rules import (
     uncertain,
 )
 from shared.core.validation import validate_event
-from tests.unit.test_mapping import FULL, KEY, mapping
-
-NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
-T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
-
-
-def event(event_id: str = "evt-1", at: datetime = T0, email: str = "ada@example.com", **customer):
-    """A real NormalisedEvent, made by the validator (so hashes, present lists and UTC are genuine)."""
-    raw = {"eventId": event_id, "occurredAt": at.isoformat(), "customer": {"email": email, **customer}}
-    result = validate_event(raw, now=NOW, settings=mapping(), hash_key=KEY)
-    assert result.errors == [], result.errors
-    return result.event
-
-
-class FakeIds:
-    """The emulator's id source, deterministic."""
-
-    def __init__(self, start: int = 5637144576):
-        self._ids = count(start)
-        self._accounts = count(4000)
-
-    def record_id(self) -> int:
-        return next(self._ids)
-
-    def account_number(self) -> str:
-        return f"{next(self._accounts):06d}"
-
-    def async_account_number(self) -> str:
-        return f"async-{next(self._accounts)}"
-
-    def party_number(self) -> str:
-        return f"P{next(self._ids)}"
-
-    def now(self) -> str:
-        return "2026-11-26T12:00:00Z"
-
-
-def stored_customer(ev, ids: FakeIds | None = None, **config) -> dict:
-    """The Customer document Commerce (its emulator's pure core) holds after creating ``ev``."""
-    return build_customer(build_create_body(ev, mapping()), {**DEFAULT_CONFIG, **config}, ids or FakeIds())
+from tests.support.builders import FULL, KEY, NOW, T0, event, full_entry, mapping
+from tests.support.commerce_documents import stored_customer
 
 
 def key(event_id: str, at: datetime = T0) -> OrderKey:
@@ -371,25 +329,6 @@ def test_order_key_orders_by_time_then_id():
 
 
 # --- the table entity (shared.adapters.ledger_table's pure half) --------------------------------------------------
-
-
-def full_entry() -> LedgerEntry:
-    return LedgerEntry(
-        "a" * 64,
-        state=State.UNCERTAIN,
-        account_number="004075",
-        is_async=True,
-        address_record_id="5637144577",
-        email_contact_record_id="5637144578",
-        phone_contact_record_id="5637144579",
-        last=OrderKey(datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC), "évt/1 ?#"),
-        recent_event_ids=("a", "évt/1 ?#", "c" * 128),
-        hashes={"email": "0" * 32, "name": "1" * 32},
-        empty_fields=frozenset({"MiddleName", "ZipCode"}),
-        lease=Lease("worker-1", NOW + timedelta(seconds=120), OrderKey(T0 + timedelta(minutes=1), "evt-2")),
-        moved_to="b" * 64,
-        moved_from="c" * 64,
-    )
 
 
 def test_entity_round_trip_keeps_every_field():

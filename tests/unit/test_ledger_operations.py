@@ -14,8 +14,9 @@ import pytest
 from shared.core.ledger_rules import Lease, LedgerConflict, OrderKey, State
 from shared.core.telemetry_names import Outcome
 from shared.usecases.processor import EntryPresence, process_message
-from tests.unit.test_ledger import event
-from tests.unit.test_processor import FULL, NOW, OLD_EMAIL, RecordingLedger, World, at, created, envelope, simulate
+from tests.support.builders import NOW, event
+from tests.support.processor_world import FULL, OLD_EMAIL, RecordingLedger, World, at, created, envelope
+from tests.support.simulation import simulate
 
 
 class OpsLedger(RecordingLedger):

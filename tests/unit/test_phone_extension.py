@@ -14,10 +14,8 @@ from shared.core.commerce_bodies.groups import blind_patch, changed_groups, grou
 from shared.core.commerce_bodies.patch import build_patch
 from shared.core.settings import InvalidFieldPolicy, PhoneClear, load_settings
 from shared.core.validation import validate_event
-from tests.unit.test_diff import check, stored
-from tests.unit.test_fieldgroups import known_entry
-from tests.unit.test_ledger import event, stored_customer
-from tests.unit.test_mapping import FULL, KEY, assert_only_reference_properties, mapping, normalised
+from tests.support.builders import FULL, KEY, event, known_entry, mapping, normalised
+from tests.support.commerce_documents import assert_only_reference_properties, check, stored, stored_customer
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
@@ -117,7 +115,7 @@ def test_a_dropped_field_is_a_warning_in_the_answer_and_in_the_log(caplog):
 
     from shared.adapters.telemetry import Telemetry
     from shared.usecases.ingest import IngestDeps, handle_ingest
-    from tests.unit.test_ingest import SETTINGS, RecordingQueue
+    from tests.support.ingest import SETTINGS, RecordingQueue
 
     settings = dataclasses.replace(
         SETTINGS, mapping=dataclasses.replace(SETTINGS.mapping, invalid_field_policy=InvalidFieldPolicy.DROP)
@@ -206,7 +204,7 @@ def test_the_blind_patch_sends_the_extension_when_set_or_when_one_may_be_stored(
 
 
 def test_the_setting_defaults_to_keep_and_reads_every_mode():
-    from tests.unit.test_settings import SAMPLE
+    from tests.support.repo import SAMPLE
 
     env = {k: v for k, v in SAMPLE.items() if k != "PHONE_CLEAR_CONTACT"}
     assert load_settings(env).mapping.phone_clear is PhoneClear.KEEP
@@ -260,7 +258,7 @@ def test_clear_modes_in_the_blind_patch():
 
 def test_the_emulator_accepts_and_stores_a_blank_phone_contact():
     from commerce_emulator.documents import apply_patch
-    from tests.unit.test_ledger import FakeIds
+    from tests.support.commerce_documents import FakeIds
 
     ev0 = event("evt-0", **{**FULL, "phone": "+1 202 555 0142 x12"})
     customer = stored_customer(ev0)

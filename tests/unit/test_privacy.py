@@ -22,9 +22,9 @@ from shared.core.privacy import (
     sensitive_values,
     sensitive_values_from_envelope,
 )
-from tests.unit.test_ingest import event as ingest_event
-from tests.unit.test_ingest import ingest
-from tests.unit.test_ledger import event
+from tests.support.builders import event
+from tests.support.ingest import event as ingest_event
+from tests.support.ingest import ingest
 
 ADDR = "ada@example.com"
 

@@ -3,262 +3,45 @@ the emulator's own pure document rules, a recording requeue, and a clock and rng
 
 from __future__ import annotations
 
-import copy
-import random
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from commerce_emulator.config import DEFAULT_CONFIG
-from commerce_emulator.documents import apply_patch, build_customer
-from shared.adapters.memory_ledger import MemoryLedger
-from shared.adapters.telemetry import Telemetry
 from shared.core.commerce_bodies.groups import group_hashes
 from shared.core.commerce_errors import (
     RUNTIME_PREFIX,
     CommerceAuthError,
     CommerceConnectionError,
     CommerceError,
-    CommerceNotFoundError,
     CommercePermanentError,
     CommerceServerError,
     CommerceThrottledError,
     CommerceTimeoutError,
 )
-from shared.core.envelope import Envelope
-from shared.core.ledger_rules import ORDERED_GROUPS, Lease, LedgerConflict, LedgerEntry, OrderKey, State, carried_groups
-from shared.core.settings import RetrySettings
+from shared.core.ledger_rules import ORDERED_GROUPS, Lease, LedgerConflict, LedgerEntry, OrderKey, State
 from shared.core.telemetry_names import Outcome
-from shared.usecases.processor import CallCounter, ProcessorDeps, ProcessResult, RetryLater, process_message
-from tests.unit.test_ledger import FakeIds, event
-from tests.unit.test_mapping import FULL, KEY, mapping
-
-NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
-T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
-LEASE_SECONDS = 120
-CALL_BUDGET = 25
-OLD_EMAIL, NEW_EMAIL = "ada@example.com", "ada.lovelace@example.org"
-# Every field, but no customerAccount hint (its lookup is a call of its own: tested separately)
-FULL = {k: v for k, v in FULL.items() if k != "customerAccount"}
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
-# --- fakes -------------------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@dataclass
-class Fault:
-    error: CommerceError
-    commit: bool = False  # apply the write first, then fail (a timeout after the server committed)
-
-
-class FakeCommerce:
-    """Commerce's customers in memory, created and patched by the emulator's pure document functions,
-    every call recorded. ``faults[op]`` is a queue of failures for the next calls of ``op``."""
-
-    def __init__(self, calls: CallCounter):
-        self.customers: dict[str, dict] = {}
-        self.log: list[tuple[str, Any]] = []
-        self.faults: dict[str, list[Fault]] = {"search": [], "get": [], "create": [], "update": []}
-        self.before_call: Callable[[str], None] = lambda op: None
-        self._ids = FakeIds()
-        self._calls = calls
-
-    @property
-    def ops(self) -> list[str]:
-        return [op for op, _ in self.log]
-
-    def fail(self, op: str, error: CommerceError, *, commit: bool = False) -> None:
-        self.faults[op].append(Fault(error, commit))
-
-    def _call(self, op: str, arg: Any) -> Fault | None:
-        self.log.append((op, copy.deepcopy(arg)))
-        self._calls.add()
-        self.before_call(op)
-        fault = self.faults[op].pop(0) if self.faults[op] else None
-        if fault is not None and not fault.commit:
-            raise fault.error
-        return fault
-
-    def _not_found(self, op: str) -> CommerceNotFoundError:
-        return CommerceNotFoundError(
-            "no such customer", operation=op, status=404, error_resource_id=RUNTIME_PREFIX + "CustomerNotFound"
-        )
-
-    def search_customers_by_email(self, email: str) -> list[dict]:
-        self._call("search", email)
-        return [
-            {
-                "AccountNumber": c["AccountNumber"],
-                "RecordId": c["RecordId"],
-                "IsAsyncCustomer": c["IsAsyncCustomer"],
-                "Email": c["Email"],
-            }
-            for c in self.customers.values()
-            if c["Email"].lower() == email.lower()
-        ]
-
-    def get_customer(self, account_number: str) -> dict:
-        self._call("get", account_number)
-        if account_number not in self.customers:
-            raise self._not_found("get")
-        return copy.deepcopy(self.customers[account_number])
-
-    def create_customer(self, body: dict) -> dict:
-        fault = self._call("create", body)
-        doc = build_customer(body, DEFAULT_CONFIG, self._ids)
-        self.customers[doc["AccountNumber"]] = doc
-        if fault is not None:
-            raise fault.error
-        return copy.deepcopy(doc)
-
-    def update_customer(self, account_number: str, changes: dict) -> dict:
-        fault = self._call("update", (account_number, changes))
-        if account_number not in self.customers:
-            raise self._not_found("update")
-        doc, problems = apply_patch(
-            self.customers[account_number], {**changes, "AccountNumber": account_number}, self._ids
-        )
-        assert problems == [], problems  # the processor sent a PATCH Commerce would refuse
-        self.customers[account_number] = doc
-        if fault is not None:
-            raise fault.error
-        return copy.deepcopy(doc)
-
-    def by_email(self, email: str) -> list[dict]:
-        return [c for c in self.customers.values() if c["Email"].lower() == email.lower()]
-
-
-class RecordingLedger(MemoryLedger):
-    def __init__(self) -> None:
-        super().__init__()
-        self.history: list[LedgerEntry] = []  # every entry written, in order
-        self.fail_next_write: Exception | None = None
-
-    def write(self, entry: LedgerEntry) -> LedgerEntry:
-        if self.fail_next_write is not None:
-            error, self.fail_next_write = self.fail_next_write, None
-            raise error
-        stored = super().write(entry)
-        self.history.append(stored)
-        return stored
-
-    def put(self, entry: LedgerEntry) -> LedgerEntry:
-        """Set up an entry as if another worker had written it."""
-        current = self.entries.get(entry.email_hash)
-        return self.write(replace(entry, etag=current.etag if current else None))
-
-
-class RecordingTelemetry(Telemetry):
-    def __init__(self) -> None:
-        super().__init__()
-        self.outcomes: list[tuple[Outcome, str | None]] = []
-        self.event_outcomes: list[tuple[str | None, Outcome]] = []
-        self.dead: list[str] = []
-
-    def outcome(self, outcome, **kw) -> None:
-        self.outcomes.append((outcome, kw.get("reason")))
-        self.event_outcomes.append((kw.get("event_id"), outcome))
-        super().outcome(outcome, **kw)
-
-    def dead_lettered(self, **kw) -> None:
-        self.dead.append(kw["reason"])
-        super().dead_lettered(**kw)
-
-
-class DeadLetters:
-    def __init__(self) -> None:
-        self.letters: list = []
-
-    def put(self, letter) -> None:
-        self.letters.append(letter)
-
-
-@dataclass
-class World:
-    clock: FakeClock = field(default_factory=lambda: FakeClock(NOW))
-    ledger: RecordingLedger = field(default_factory=RecordingLedger)
-    requeued: list[tuple[str, int]] = field(default_factory=list)
-    deadletters: DeadLetters = field(default_factory=DeadLetters)
-    telemetry: RecordingTelemetry = field(default_factory=RecordingTelemetry)
-    calls: CallCounter = field(default_factory=CallCounter)
-    requeue_error: Exception | None = None
-
-    def __post_init__(self) -> None:
-        self.commerce = FakeCommerce(self.calls)
-        owners = iter(range(1, 10_000))
-        self.deps = ProcessorDeps(
-            commerce=self.commerce,
-            deadletters=self.deadletters,
-            telemetry=self.telemetry,
-            mapping=mapping(),
-            max_dequeue_count=5,
-            calls=self.calls,
-            clock=self.clock,
-            ledger=self.ledger,
-            requeue=self._requeue,
-            retry=RetrySettings(base_delay=5, max_delay=900, max_age=86400),
-            lease_seconds=LEASE_SECONDS,
-            call_budget=CALL_BUDGET,
-            hash_key=KEY,
-            rng=random.Random(7),
-            new_owner=lambda: f"worker-{next(owners)}",
-        )
-
-    def _requeue(self, text: str, delay: int) -> None:
-        if self.requeue_error is not None:
-            raise self.requeue_error
-        self.requeued.append((text, delay))
-
-    def send(self, message: Envelope | str, dequeue_count: int = 1) -> ProcessResult:
-        """One delivery; checks that it ended in exactly one outcome."""
-        before = len(self.telemetry.outcomes)
-        result = process_message(message if isinstance(message, str) else message.to_json(), dequeue_count, self.deps)
-        assert [o for o, _ in self.telemetry.outcomes[before:]] == [result.outcome]
-        return result
-
-    def last_requeued(self) -> tuple[Envelope, int]:
-        text, delay = self.requeued[-1]
-        return Envelope.from_json(text), delay
-
-    def entry(self, email_hash: str) -> LedgerEntry | None:
-        return self.ledger.read(email_hash)
-
-
-def envelope(ev, *, ingested_at: datetime = NOW - timedelta(minutes=1), force: bool = False) -> Envelope:
-    return Envelope.wrap(ev, ingested_at=ingested_at, correlation_id="corr-1", force=force)
+from shared.usecases.processor import RetryLater, process_message
+from tests.support.builders import KEY, NOW, event
+from tests.support.processor_world import (
+    CALL_BUDGET,
+    FULL,
+    LEASE_SECONDS,
+    NEW_EMAIL,
+    OLD_EMAIL,
+    RecordingLedger,
+    World,
+    at,
+    created,
+    envelope,
+)
+from tests.support.simulation import simulate
 
 
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-def created(world: World, event_id: str = "evt-1", minutes: float = 0, **customer) -> Any:
-    """The customer created through the processor by a first event (FULL data unless given)."""
-    ev = event(event_id, at(minutes), **(customer or FULL))
-    result = world.send(envelope(ev))
-    assert result.outcome is Outcome.CREATED
-    world.commerce.log.clear()
-    return ev
 
 
 # --- the happy paths ---------------------------------------------------------------------------------
@@ -809,212 +592,6 @@ def test_a_newer_event_for_the_new_email_during_a_retried_email_change_does_not_
 
 
 # --- many deliveries, faults, crashes and concurrent workers -----------------------------------------
-
-
-class WorkerDied(BaseException):
-    """The worker process vanished mid-call: nothing after this runs (no release, no outcome)."""
-
-
-FINAL = {Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.DUPLICATE, Outcome.STALE, Outcome.DEAD_LETTERED}
-HOST_VISIBILITY_SECONDS = 30  # a crashed delivery's message becomes visible again after this
-
-
-def partial_customer(rnd: random.Random) -> dict:
-    """A random subset of the field groups, each carried whole (so its value is one event's)."""
-    values = {
-        "name": lambda: {
-            "firstName": rnd.choice(["Ada", "Grace", "Ida"]),
-            "middleName": rnd.choice(["King", None]),
-            "lastName": rnd.choice(["Lovelace", "Hopper"]),
-        },
-        "phone": lambda: {"phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None])},
-        "profile": lambda: {
-            "language": rnd.choice(["en-GB", "da-DK"]),
-            "currencyCode": rnd.choice(["GBP", "DKK"]),
-            "customerGroup": rnd.choice(["40", "50"]),
-        },
-        "consent": lambda: {"isOptedInMarketing": rnd.choice([True, False])},
-        "address": lambda: {
-            "address": {
-                **FULL["address"],
-                "street": rnd.choice(["Pine St", "Main St"]),
-                "city": rnd.choice(["Seattle", "Portland"]),
-            }
-        },
-    }
-    customer: dict = {}
-    for group in ORDERED_GROUPS:
-        if rnd.random() < 0.45:
-            customer.update(values[group]())
-    return customer
-
-
-def group_value(customer: dict, group: str):
-    """What Commerce holds for one field group, in the event's normalised terms."""
-    contacts = customer.get("Contacts") or []
-    if group == "name":
-        return (
-            customer["FirstName"] or None,
-            customer["MiddleName"] or None,
-            customer["LastName"] or None,
-            customer["Name"],
-        )
-    if group == "phone":
-        phones = [c["Value"] for c in contacts if c["AddressTypeValue"] == 1]
-        return customer["Phone"] or None, phones[:1] if customer["Phone"] else None
-    if group == "profile":
-        return customer["Language"], customer["CurrencyCode"], customer["CustomerGroup"]
-    if group == "consent":
-        return {bool(c.get("IsOptedInMarketing")) for c in contacts}  # one value on every contact
-    address = next(a for a in customer["Addresses"] if a["IsPrimary"])
-    return address["Street"], address["City"]
-
-
-def expected_value(ev, group: str):
-    if group == "name":
-        return (
-            ev.first_name,
-            ev.middle_name,
-            ev.last_name,
-            " ".join(p for p in (ev.first_name, ev.middle_name, ev.last_name) if p),
-        )
-    if group == "phone":
-        return ev.phone, [ev.phone] if ev.phone else None
-    if group == "profile":
-        return ev.language, ev.currency_code, ev.customer_group
-    if group == "consent":
-        return {ev.is_opted_in_marketing}
-    return ev.address.street, ev.address.city
-
-
-def simulate(seed: int, events_count: int = 10, partial: bool = False, presence=None) -> None:
-    """Events for one email delivered in random order, some twice at once (a delivery started from inside
-    another's Commerce call plays a second worker), with throttling, 5xx, writes that time out before or
-    after committing, and workers that die mid-write. The end state must be as if the events had been
-    applied in order, once. ``partial``: each event carries a random subset of the field groups (some
-    at the same instant as another): every group must end at the latest event that carried it."""
-    rnd = random.Random(seed)
-    world = World()
-    world.deps.rng = random.Random(seed)
-    world.deps.lease_seconds = 2 * CALL_BUDGET  # the shortest lease settings allow: renewals matter
-    if presence is not None:  # how the first ledger operation is chosen (read, or insert with the lease)
-        world.deps.presence = presence
-    minutes = rnd.sample(range(1, 100), events_count)
-    if partial:
-        minutes = [rnd.choice(minutes[:i]) if i and rnd.random() < 0.2 else m for i, m in enumerate(minutes)]
-        events = [event(f"evt-{i:02d}", at(m), **partial_customer(rnd)) for i, m in enumerate(minutes)]
-    else:
-        events = [
-            event(
-                f"evt-{i:02d}",
-                at(m),
-                **{
-                    **FULL,
-                    "firstName": rnd.choice(["Ada", "Grace", "Ida"]),
-                    "middleName": rnd.choice(["King", None]),
-                    "phone": rnd.choice(["+1 202 555 0142", "+1 202 555 0199", None]),
-                    "customerGroup": rnd.choice(["40", "50"]),
-                },
-            )
-            for i, m in enumerate(minutes)
-        ]
-    latest = max(events, key=OrderKey.of)
-    email_hash = latest.email_hash
-    queue = [(world.clock(), envelope(e).to_json(), 1) for e in events]
-    rnd.shuffle(queue)
-    nested = [False]
-
-    def collect_requeued() -> None:
-        while world.requeued:
-            text, delay = world.requeued.pop(0)
-            queue.append((world.clock() + timedelta(seconds=delay), text, 1))
-
-    def deliver(item) -> None:
-        _, text, dequeue_count = item
-        try:
-            process_message(text, dequeue_count, world.deps)
-        except WorkerDied:
-            queue.append((world.clock() + timedelta(seconds=HOST_VISIBILITY_SECONDS), text, dequeue_count + 1))
-        collect_requeued()
-
-    def visible():
-        return [q for q in queue if q[0] <= world.clock()]
-
-    writing = [False]
-    violations: list[str] = []
-
-    def during_call(op: str) -> None:
-        write = op in ("create", "update")
-        if write:  # only the lease holder writes, and only one write at a time (recorded, not raised:
-            # the processor would classify an AssertionError as a failure of its own and retry it)
-            entry = world.ledger.read(email_hash)
-            if entry is None or entry.lease is None or not entry.lease.live(world.clock()):
-                violations.append(f"{op} without a live lease")
-            if writing[0]:
-                violations.append("two writes for one email at once")
-            writing[0] = True
-        try:
-            world.clock.advance(rnd.choice([0, 1, 5, CALL_BUDGET, CALL_BUDGET]))  # no call outlasts its budget
-            if not nested[0] and visible() and rnd.random() < 0.5:
-                item = rnd.choice(visible())
-                queue.remove(item)
-                nested[0] = True
-                try:
-                    deliver(item)
-                finally:
-                    nested[0] = False
-        finally:
-            writing[0] = False if write else writing[0]
-        roll = rnd.random()
-        if roll < 0.12:
-            raise CommerceThrottledError("slow down", operation=op, status=429, retry_after=rnd.choice([None, 1, 3]))
-        if roll < 0.2:
-            raise CommerceServerError("busy", operation=op, status=503)
-        if write and roll < 0.3:
-            world.commerce.faults[op].insert(
-                0, Fault(CommerceTimeoutError("read timeout", operation=op), commit=rnd.random() < 0.5)
-            )
-        elif write and roll < 0.4:
-            world.commerce.faults[op].insert(0, Fault(WorkerDied(), commit=rnd.random() < 0.5))
-
-    world.commerce.before_call = during_call
-    for _ in range(5000):
-        if not queue:
-            break
-        if not visible():
-            world.clock.now = min(q[0] for q in queue)
-            continue
-        item = rnd.choice(visible())
-        queue.remove(item)
-        deliver(item)
-        world.clock.advance(rnd.choice([0, 1, 2]))
-
-    assert violations == []
-    assert queue == [], "not drained"
-    assert world.deadletters.letters == []
-    assert not any(r == "unexpected_error" for _, r in world.telemetry.outcomes)
-    [customer] = world.commerce.by_email(OLD_EMAIL)
-    if partial:
-        entry = world.ledger.read(email_hash)
-        for group in ORDERED_GROUPS:
-            carriers = [e for e in events if group in carried_groups(e)]
-            if carriers:
-                winner = max(carriers, key=OrderKey.of)
-                assert group_value(customer, group) == expected_value(winner, group), (group, winner.event_id)
-                assert entry.group_keys[group] == OrderKey.of(winner), group
-        assert entry.uncertain_groups == frozenset()
-    else:
-        assert (
-            customer["FirstName"],
-            customer["MiddleName"] or None,
-            customer["Phone"] or None,
-            customer["CustomerGroup"],
-        ) == (latest.first_name, latest.middle_name, latest.phone, latest.customer_group)
-        assert customer["Name"] == " ".join(p for p in (latest.first_name, latest.middle_name, latest.last_name) if p)
-    entry = world.ledger.read(email_hash)
-    assert entry.last == OrderKey.of(latest) and entry.state is State.APPLIED and entry.lease is None
-    finals = [event_id for event_id, outcome in world.telemetry.event_outcomes if outcome in FINAL]
-    assert sorted(finals) == sorted(e.event_id for e in events)  # each event finished exactly once
 
 
 @pytest.mark.parametrize("seed", range(40))

@@ -11,8 +11,8 @@ import pytest
 from shared.core.commerce_errors import RUNTIME_PREFIX, CommerceServerError, CommerceValidationError
 from shared.core.dead_letters import DeadLetter, describe, safe_message
 from shared.core.telemetry_names import Outcome
-from tests.unit.test_ledger import event
-from tests.unit.test_processor import World, at, envelope
+from tests.support.builders import event
+from tests.support.processor_world import World, at, envelope
 
 EMAIL = "Zoë.O'Brien@Example.com"
 PERSON = dict(

@@ -1,12 +1,7 @@
-import json
-from pathlib import Path
-
 import pytest
 
 from shared.core.settings import APP_SETTINGS, AuthMode, InvalidFieldPolicy, SettingsError, load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+from tests.support.repo import ROOT, SAMPLE
 
 
 def test_sample_settings_load_as_the_local_defaults():
