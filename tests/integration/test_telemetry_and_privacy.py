@@ -257,7 +257,7 @@ def test_webhook_routes_leak_no_personal_data_and_no_secret(stack_factory, debug
     import uuid
     from pathlib import Path
 
-    from tests import webhook_signing as sign
+    from tests.support import webhook_signing as sign
 
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")

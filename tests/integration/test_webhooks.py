@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests import webhook_signing as sign
+from tests.support import webhook_signing as sign
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ from shared.core.sources import hubspot, klaviyo, shopify, standard
 from shared.core.sources.base import Unreadable, WebhookRequest
 from shared.core.sources.declarative import DeclarativeAdapter, MappingError, load_mapping, parse_path
 from shared.core.sources.signatures import Headers, Verified
-from tests.unit.sources_fakes import ROOT, WEBHOOKS
+from tests.support.repo import ROOT
+from tests.support.webhook_fakes import WEBHOOKS
 
 
 def request(source: str, body: bytes, **headers: str) -> WebhookRequest:

@@ -8,7 +8,7 @@ import pytest
 
 from shared.core.settings import InvalidFieldPolicy, SettingsError
 from shared.core.sources.config import load_webhook_config
-from tests.unit.sources_fakes import SAMPLE
+from tests.support.repo import SAMPLE
 
 
 def problems(**env: str) -> str:

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from shared.core.sources import signatures as sig
 from shared.core.sources.signatures import Headers, HmacHeaderScheme, SignatureRejected
-from tests import webhook_signing as sign
+from tests.support import webhook_signing as sign
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 STANDARD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks spec's example secret

@@ -10,7 +10,8 @@ import pytest
 from shared.core.sources.base import WebhookRequest
 from shared.core.sources.registry import SourceRegistry
 from shared.core.sources.signatures import Headers
-from tests.unit.sources_fakes import ROOT, SAMPLE, WEBHOOKS, Fixture
+from tests.support.repo import ROOT, SAMPLE
+from tests.support.webhook_fakes import WEBHOOKS, Fixture
 from tools import webhook
 
 SAMPLES = {

@@ -15,8 +15,9 @@ from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE
 from shared.core.commerce_bodies.create import build_create_body
 from shared.core.contract import NormalisedEvent
 from shared.usecases.webhooks import handle_webhook
-from tests import webhook_signing as sign
-from tests.unit.sources_fakes import NOW, WEBHOOKS, Fixture, MemoryTable
+from tests.support import webhook_signing as sign
+from tests.support.builders import NOW
+from tests.support.webhook_fakes import WEBHOOKS, Fixture, MemoryTable
 
 SHOPIFY_SECRET = "local-dev-shopify-secret"
 CREATE = (WEBHOOKS / "shopify/customers-create.json").read_bytes()

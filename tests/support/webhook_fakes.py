@@ -7,8 +7,7 @@ import itertools
 import json
 import re
 import threading
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
@@ -22,11 +21,10 @@ from shared.core.sources.registry import SourceRegistry
 from shared.usecases.erasure import ErasureDeps
 from shared.usecases.ingest import IngestDeps
 from shared.usecases.webhooks import WebhookDeps
+from tests.support.builders import NOW
+from tests.support.repo import ROOT, SAMPLE
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
 WEBHOOKS = ROOT / "samples" / "webhooks"
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class Entity(dict):
