@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import event
+from tests.support.stack import event
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.core.dead_letters import DeadLetter
-from tests.integration.workers import (
+from tests.support.workers import (
     GROUP_NAMES,
     PLACES,
     WORKER_HOST_JSON,

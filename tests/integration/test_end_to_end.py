@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import b64decode, event
+from tests.support.stack import b64decode, event
 from tools import replay
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from tests.integration.conftest import event
+from tests.support.stack import event
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_the_corpus_covers_every_class_of_break():
 @pytest.fixture(scope="module")
 def ingest_only(azurite, emulator_process, tmp_path_factory):
     """HTTP only, shared by the module: no queue trigger, so a queued event stays visible."""
-    from tests.integration.conftest import make_stack
+    from tests.support.stack import make_stack
 
     monkeypatch = pytest.MonkeyPatch()
     stack = make_stack(azurite, emulator_process, tmp_path_factory.mktemp("hostile"), monkeypatch, queues=False)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.workers import PLACES, by_email, customer_event, differences, running_pipeline, which_event
+from tests.support.workers import PLACES, by_email, customer_event, differences, running_pipeline, which_event
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from shared.core.dead_letters import DeadLetter
 from shared.usecases.processor import pick_customer
 from shared.usecases.queue_monitor import report
-from tests.integration.conftest import event
+from tests.support.stack import event
 from tools import replay
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from shared.core.dead_letters import DeadLetter
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import State
 from shared.core.privacy import email_hash
-from tests.integration.conftest import event
+from tests.support.stack import event
 from tools import customer
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.conftest import event
+from tests.support.stack import event
 from tools import dryrun
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from devhost.invoke import FunctionExecutor
 from shared.adapters.storage import ensure_queue
 from shared.core import telemetry_names as names
 from shared.usecases.queue_monitor import report
-from tests.integration.conftest import Stack, event
+from tests.support.stack import Stack, event
 
 pytestmark = pytest.mark.integration
 

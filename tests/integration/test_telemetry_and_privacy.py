@@ -22,7 +22,7 @@ from devhost.bindings import indexed_functions
 from shared.adapters.telemetry import Telemetry
 from shared.core import telemetry_names as names
 from shared.runtime import build_runtime
-from tests.integration.conftest import event
+from tests.support.stack import event
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from azure.functions.queue import QueueMessage
 import function_app
 from devhost.bindings import indexed_functions
 from shared.core import telemetry_names as names
-from tests.integration.conftest import event
+from tests.support.stack import event
 
 pytestmark = pytest.mark.integration
 

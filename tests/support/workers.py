@@ -34,7 +34,7 @@ from shared.core import telemetry_names as names
 from shared.core.dead_letters import DeadLetter
 from shared.core.privacy import email_hash
 from shared.core.settings import Settings, load_settings
-from tests.integration.conftest import TEST_HOST_JSON, test_env
+from tests.support.stack import TEST_HOST_JSON, test_env
 
 # host.json of the worker processes: the in-process tests' one, with the production
 # maxDequeueCount (the processor reads it from the deployed host.json) and a slower poll, as 9
