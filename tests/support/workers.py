@@ -404,13 +404,12 @@ def _letters(n: int, width: int = 3) -> str:
 
 
 @dataclass(frozen=True)
-class SentEvent:
-    """One event as sent, with its ordering key and the Commerce values it must leave behind."""
+class _Sent:
+    """One event as sent, with its ordering key."""
 
     raw: dict
     email: str
     occurred_utc: datetime
-    expected: dict[str, Any]
 
     @property
     def event_id(self) -> str:
@@ -421,13 +420,26 @@ class SentEvent:
         return self.occurred_utc, self.event_id
 
 
-def customer_event(
-    event_id: str, email: str, occurred: datetime, serial: int, place: Place, rnd: random.Random
-) -> SentEvent:
-    """A full event (names, phone, address, consent) with values unique to ``serial``."""
-    first = rnd.choice(FIRST_NAMES)
-    last = rnd.choice(LAST_NAMES) + _letters(serial)  # unique per event: tells which event won
-    phone = place.phone_format.format(serial % 10_000)
+@dataclass(frozen=True)
+class SentEvent(_Sent):
+    """A full event, with the Commerce values it must leave behind."""
+
+    expected: dict[str, Any]
+
+
+def _raw(event_id: str, occurred: datetime, customer: dict[str, Any]) -> dict:
+    return {
+        "specVersion": "1.0",
+        "eventId": event_id,
+        "eventType": "customer.updated",
+        "occurredAt": occurred.isoformat(),
+        "source": "tests",
+        "customer": customer,
+    }
+
+
+def _address(place: Place, serial: int) -> dict[str, str]:
+    """The address of ``place`` as sent, its street number unique to ``serial``."""
     number = str(1 + serial % 9_999)
     address = {
         "street": place.street_format if place.numbered else place.street_format.format(number),
@@ -439,14 +451,26 @@ def customer_event(
         address["streetNumber"] = number
     if place.state_in:
         address["state"] = place.state_in
+    return address
+
+
+def _e164(phone: str) -> str:
+    return "+" + re.sub(r"\D", "", phone)
+
+
+def customer_event(
+    event_id: str, email: str, occurred: datetime, serial: int, place: Place, rnd: random.Random
+) -> SentEvent:
+    """A full event (names, phone, address, consent) with values unique to ``serial``."""
+    first = rnd.choice(FIRST_NAMES)
+    last = rnd.choice(LAST_NAMES) + _letters(serial)  # unique per event: tells which event won
+    phone = place.phone_format.format(serial % 10_000)
+    address = _address(place, serial)
     opted_in = rnd.random() < 0.5
-    raw = {
-        "specVersion": "1.0",
-        "eventId": event_id,
-        "eventType": "customer.updated",
-        "occurredAt": occurred.isoformat(),
-        "source": "tests",
-        "customer": {
+    raw = _raw(
+        event_id,
+        occurred,
+        {
             "email": email,
             "firstName": first,
             "lastName": last,
@@ -454,12 +478,12 @@ def customer_event(
             "isOptedInMarketing": opted_in,
             "address": address,
         },
-    }
+    )
     expected = {
         "Email": email,
         "FirstName": first,
         "LastName": last,
-        "Phone": "+" + re.sub(r"\D", "", phone),
+        "Phone": _e164(phone),
         "IsOptedInMarketing": opted_in,
         "Street": address["street"],
         "StreetNumber": address.get("streetNumber"),
@@ -490,7 +514,7 @@ def differences(customer: dict, expected: dict[str, Any]) -> list[str]:
     for prop in ("FirstName", "LastName"):
         if customer.get(prop) != expected[prop]:
             diffs.append(prop)
-    if "+" + re.sub(r"\D", "", customer.get("Phone") or "") != expected["Phone"]:
+    if _e164(customer.get("Phone") or "") != expected["Phone"]:
         diffs.append("Phone")
     contact = _primary(customer.get("Contacts"), 2)
     if contact is None or bool(contact.get("IsOptedInMarketing")) != expected["IsOptedInMarketing"]:
@@ -532,22 +556,11 @@ PROFILES = (("en-US", "USD", "10"), ("da-DK", "DKK", "20"), ("fr-FR", "EUR", "40
 
 
 @dataclass(frozen=True)
-class GroupEvent:
-    """One event as sent, carrying some field groups, with what Commerce must hold for each of them
-    (absent groups are unchanged: they say nothing)."""
+class GroupEvent(_Sent):
+    """An event carrying some field groups, with what Commerce must hold for each of them (absent
+    groups are unchanged: they say nothing)."""
 
-    raw: dict
-    email: str
-    occurred_utc: datetime
     groups: dict[str, Any]  # group -> the value ``group_values`` must find once this event wins it
-
-    @property
-    def event_id(self) -> str:
-        return self.raw["eventId"]
-
-    @property
-    def order_key(self) -> tuple[datetime, str]:
-        return self.occurred_utc, self.event_id
 
 
 def group_event(
@@ -565,7 +578,7 @@ def group_event(
     if "phone" in groups:
         phone = place.phone_format.format(serial % 10_000)
         customer["phone"] = phone
-        e164 = "+" + re.sub(r"\D", "", phone)
+        e164 = _e164(phone)
         expected["phone"] = (e164, e164)
     if "profile" in groups:
         language, currency, group = rnd.choice(PROFILES)
@@ -576,17 +589,7 @@ def group_event(
         customer["isOptedInMarketing"] = opted_in
         expected["consent"] = {opted_in}
     if "address" in groups:
-        number = str(1 + serial % 9_999)
-        address = {
-            "street": place.street_format if place.numbered else place.street_format.format(number),
-            "city": place.city,
-            "postalCode": place.postal_in,
-            "country": place.country_in,
-        }
-        if place.numbered:
-            address["streetNumber"] = number
-        if place.state_in:
-            address["state"] = place.state_in
+        address = _address(place, serial)
         customer["address"] = address
         expected["address"] = (
             address["street"],
@@ -596,15 +599,7 @@ def group_event(
             place.postal_stored,
             place.country3,
         )
-    raw = {
-        "specVersion": "1.0",
-        "eventId": event_id,
-        "eventType": "customer.updated",
-        "occurredAt": occurred.isoformat(),
-        "source": "tests",
-        "customer": customer,
-    }
-    return GroupEvent(raw, email, occurred.astimezone(UTC), expected)
+    return GroupEvent(_raw(event_id, occurred, customer), email, occurred.astimezone(UTC), expected)
 
 
 def group_values(customer: dict) -> dict[str, Any]:
@@ -620,10 +615,7 @@ def group_values(customer: dict) -> dict[str, Any]:
             customer.get("LastName") or "",
             customer.get("Name") or "",
         ),
-        "phone": (
-            "+" + re.sub(r"\D", "", customer.get("Phone") or ""),
-            "+" + re.sub(r"\D", "", (phone_contact or {}).get("Value") or ""),
-        ),
+        "phone": (_e164(customer.get("Phone") or ""), _e164((phone_contact or {}).get("Value") or "")),
         "profile": (
             (customer.get("Language") or "").lower(),
             customer.get("CurrencyCode") or "",
