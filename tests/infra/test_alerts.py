@@ -10,12 +10,12 @@ from datetime import UTC
 import pytest
 
 from shared.core import telemetry_names as tn
-from tests.infra import bicep_model as m
+from tests.support import bicep_model as m
 
 
 def test_telemetry_names_json_equals_the_python_module():
     assert m.TELEMETRY_JSON.read_text(encoding="utf-8") == m.telemetry_names_document(), (
-        "regenerate with: .venv/bin/python -m tests.infra.bicep_model write-telemetry-names"
+        "regenerate with: .venv/bin/python -m tests.support.bicep_model write-telemetry-names"
     )
 
 

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from shared.core.settings import APP_SETTINGS, PLATFORM_SETTINGS
-from tests.infra import bicep_model as m
-from tests.infra.bicep_model import Unresolved
+from tests.support import bicep_model as m
+from tests.support.bicep_model import Unresolved
 
 LOCAL_SAMPLE = m.REPO / "local.settings.sample.json"
 HOST_JSON = m.REPO / "host.json"

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from tests.infra import bicep_model as m
+from tests.support import bicep_model as m
 
 AZURE_YAML = m.REPO / "azure.yaml"
 # Variables azd sets in every environment itself (azd env new / azd provision).

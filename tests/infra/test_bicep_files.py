@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lark.exceptions import LarkError  # pycep-parser's parser
 
-from tests.infra import bicep_model as m
+from tests.support import bicep_model as m
 
 BICEP_FILES = m.bicep_files()
 PARAM_FILES = m.bicepparam_files()

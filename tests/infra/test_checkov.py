@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from tests.infra import bicep_model as m
+from tests.support import bicep_model as m
 
 
 def checkov_command() -> str | None:

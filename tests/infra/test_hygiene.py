@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from pathlib import Path
@@ -10,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from shared.core.settings import APP_SETTINGS
-from tests.infra import bicep_model as m
-from tests.infra.test_rbac import ROLES
+from tests.support import bicep_model as m
+from tests.support.bicep_model import ROLES
+from tests.support.funcignore import ignore_patterns, ignored
 
 REPO = m.REPO
 SCANNED_ROOTS = [REPO / "infra", REPO / "samples"]
@@ -134,26 +134,6 @@ def test_local_sample_secrets_are_empty_or_local_dev_placeholders():
 
 
 # --- .funcignore ----------------------------------------------------------------------------------
-
-FUNCIGNORE = REPO / ".funcignore"
-
-
-def ignore_patterns() -> list[str]:
-    lines = FUNCIGNORE.read_text().splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-
-
-def ignored(path: str, patterns: list[str]) -> bool:
-    """gitignore-style enough for our patterns: a slash-free pattern matches any path component."""
-    parts = path.split("/")
-    for pattern in patterns:
-        p = pattern.rstrip("/")
-        if "/" in p:
-            if fnmatch.fnmatch(path, p) or path.startswith(p + "/"):
-                return True
-        elif any(fnmatch.fnmatch(part, p) for part in parts):
-            return True
-    return False
 
 
 @pytest.mark.parametrize(

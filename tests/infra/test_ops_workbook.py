@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared.adapters.telemetry import CUSTOM_EVENT_ATTRIBUTE, Telemetry
 from shared.core import telemetry_names as tn
-from tests.infra import bicep_model as m
+from tests.support import bicep_model as m
 
 WORKBOOK_BICEP = m.INFRA / "app" / "workbook.bicep"
 EXPECTED = {

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from tests.infra import bicep_model as m
-
-# Built-in role definition ids (identical in every tenant).
-ROLES = {
-    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
-    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
-    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
-    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
-    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
-}
+from tests.support import bicep_model as m
+from tests.support.bicep_model import ROLES
 
 STORAGE = "Microsoft.Storage/storageAccounts"
 QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"

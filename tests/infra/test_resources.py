@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.core.settings import SETTINGS_BY_NAME, load_settings
-from tests.infra import bicep_model as m
+from tests.support import bicep_model as m
 
 # The queues and tables the code uses, from the settings registry's defaults (load_settings also gives
 # the poison queue's name as the host derives it). Nothing else is provisioned: a table no code uses

@@ -226,13 +226,13 @@ def test_full_flow_leaks_no_personal_data_and_emits_every_alerted_name(stack_fac
     emitted_events = {(r.attributes or {}).get("microsoft.custom_event.name") for r in exported} - {None}
     emitted_metrics = {m.name for rm in metrics.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     functions = set(monitor)
-    from tests.infra.bicep_model import telemetry_names_used_by_alerts
+    from tests.support.bicep_model import telemetry_names_used_by_alerts
 
     alerted = telemetry_names_used_by_alerts()
     assert alerted, "the alert rules reference no telemetry names"
     missing = {n for n in alerted if n not in emitted_events | emitted_metrics | functions}
     assert missing == set(), f"alerts query names the app never emitted: {missing}"
-    from tests.infra.bicep_model import telemetry_keys_used_by_alerts
+    from tests.support.bicep_model import telemetry_keys_used_by_alerts
 
     emitted_outcomes = {
         (r.attributes or {}).get("outcome")

@@ -215,6 +215,6 @@ def test_importing_the_lookup_loads_neither_babel_nor_pycountry():
 
 
 def test_the_generated_file_is_deployed():
-    from tests.infra.test_hygiene import ignore_patterns, ignored
+    from tests.support.funcignore import ignore_patterns, ignored
 
     assert not ignored(str(DATA_FILE.relative_to(gen.ROOT)), ignore_patterns())

@@ -7,13 +7,13 @@ index access, the logical/comparison operators, the ternary and a handful of fun
 only at deployment time (a module output, ``resourceGroup().id``...) evaluates to an ``Unresolved``
 placeholder that keeps the expression's text, so tests can still see *what* a value refers to.
 
-Public helpers used outside this folder (the lead's end-to-end test):
+Helpers the end-to-end telemetry test uses besides the infrastructure tests:
 
 - ``alert_queries() -> dict[str, str]``: alert name -> KQL query, fully resolved.
 - ``telemetry_names_used_by_alerts() -> set[str]``: the telemetry names (the emitted strings, e.g.
   ``"CustomerEventDeadLettered"``) that the alert queries depend on.
 
-``python -m tests.infra.bicep_model write-telemetry-names`` regenerates ``infra/telemetry-names.json``
+``python -m tests.support.bicep_model write-telemetry-names`` regenerates ``infra/telemetry-names.json``
 from ``shared/core/telemetry_names.py`` (a test fails until it is regenerated after a rename).
 """
 
@@ -38,6 +38,15 @@ MAIN_BICEPPARAM = INFRA / "main.bicepparam"
 ALERTS_BICEP = INFRA / "app" / "alerts.bicep"
 RBAC_BICEP = INFRA / "app" / "rbac.bicep"
 TELEMETRY_JSON = INFRA / "telemetry-names.json"
+
+# Built-in role definition ids (identical in every tenant).
+ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -577,7 +586,7 @@ def _main(argv: list[str]) -> int:
         for name, query in alert_queries().items():
             print(f"{name}: {query}")
         return 0
-    print("usage: python -m tests.infra.bicep_model write-telemetry-names | alerts", file=sys.stderr)
+    print("usage: python -m tests.support.bicep_model write-telemetry-names | alerts", file=sys.stderr)
     return 2
 
 
