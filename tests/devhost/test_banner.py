@@ -5,7 +5,7 @@ import azure.functions as func
 
 from devhost.banner import BannerFacts, banner
 from devhost.bindings import discover
-from tests.devhost.fixture_app import app
+from tests.support.fixture_app import app
 
 
 def ingest_app():

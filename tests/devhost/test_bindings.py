@@ -2,7 +2,7 @@ import azure.functions as func
 import pytest
 
 from devhost.bindings import BindingError, discover, resolve
-from tests.devhost.fixture_app import app
+from tests.support.fixture_app import app
 
 ENV = {"WORK_QUEUE": "orders", "TICK_SCHEDULE": "0 */5 * * * *"}
 

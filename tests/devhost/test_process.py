@@ -13,10 +13,10 @@ from azure.storage.queue import QueueClient, QueueServiceClient, TextBase64Encod
 from devhost.azurite import ACCOUNT, DEV_KEY, free_port
 from devhost.children import is_listening
 from devhost.testing import start_devhost_process
-from tests.devhost.conftest import NEVER, wait_for
+from tests.support.fixture_host import NEVER, wait_for
 
 pytestmark = pytest.mark.integration
-APP = "tests.devhost.fixture_app:app"
+APP = "tests.support.fixture_app:app"
 
 
 def pid_alive(pid: int) -> bool:

@@ -8,7 +8,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.local_host import IdleTimeout
-from tests.devhost.conftest import queues_json, wait_for
+from tests.support.fixture_host import queues_json, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 from devhost.bindings import discover
 from devhost.invoke import FunctionExecutor
 from devhost.timer_runner import TimerRunner, utc_now
-from tests.devhost.fixture_app import app
+from tests.support.fixture_app import app
 
 
 def wait_for(condition, timeout=10.0):
