@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .commerce_client import CommerceApi
+from tests.support.emulator_client import CommerceApi
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from commerce_emulator.faults import FaultInjector
 from commerce_emulator.odata import customer_key, key_literal, paging
 from commerce_emulator.schema import ADDRESS, CONTACT, CUSTOMER, check_entity, complete
 from commerce_emulator.search import matches, search_terms
-
-from .commerce_client import search_body
+from tests.support.emulator_client import search_body
 
 
 class FixedIds:

@@ -10,8 +10,7 @@ import pytest
 
 from commerce_emulator.odata import key_literal
 from commerce_emulator.schema import ADDRESS, CONTACT, CUSTOMER, GLOBAL_CUSTOMER_KEYS
-
-from .commerce_client import error_id, new_customer, us_address
+from tests.support.emulator_client import error_id, new_customer, us_address
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from .commerce_client import new_customer, us_address
+from tests.support.emulator_client import new_customer, us_address
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 import requests
 
-from .commerce_client import error_id, new_customer
+from tests.support.emulator_client import error_id, new_customer
 
 pytestmark = pytest.mark.integration
 

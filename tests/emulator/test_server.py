@@ -15,8 +15,7 @@ import requests
 
 from commerce_emulator import EmulatorServer
 from commerce_emulator.odata import key_literal
-
-from .commerce_client import CommerceApi, new_customer
+from tests.support.emulator_client import CommerceApi, new_customer
 
 pytestmark = pytest.mark.integration
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from commerce_emulator.testing import start_emulator_process
-
-from .commerce_client import CommerceApi, error_id, new_customer, us_address
+from tests.support.emulator_client import CommerceApi, error_id, new_customer, us_address
 
 pytestmark = pytest.mark.integration
 
