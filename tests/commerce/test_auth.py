@@ -14,27 +14,7 @@ from shared.adapters.commerce import auth
 from shared.adapters.commerce.auth import CachedTokenProvider, StaticTokenProvider, build_token_provider
 from shared.core.commerce_errors import CommerceAuthError, CommerceConnectionError
 from shared.core.settings import AuthMode, SettingsError
-
-from .conftest import make_settings
-
-
-class CountingCredential:
-    """Issues token-1, token-2, ... each valid for ``lifetime`` seconds of the given clock."""
-
-    def __init__(self, clock, lifetime: float):
-        self.clock = clock
-        self.lifetime = lifetime
-        self.scopes: list[str] = []
-        self.issued: dict[str, float] = {}  # token -> expires_on
-        self._lock = threading.Lock()
-
-    def get_token(self, *scopes, **kwargs):
-        with self._lock:
-            self.scopes.append(scopes[0])
-            token = f"token-{len(self.scopes)}"
-            expires = self.clock() + self.lifetime
-            self.issued[token] = expires
-            return AccessToken(token, int(expires) if expires == int(expires) else expires)
+from tests.support.commerce_client_fakes import CountingCredential, make_settings
 
 
 def test_n_calls_fetch_one_token(clock):

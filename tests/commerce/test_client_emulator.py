@@ -22,8 +22,7 @@ from shared.adapters.commerce import (
     StaticTokenProvider,
 )
 from shared.core.commerce_errors import RUNTIME_PREFIX
-
-from .conftest import make_settings
+from tests.support.commerce_client_fakes import make_settings
 
 pytestmark = pytest.mark.integration
 

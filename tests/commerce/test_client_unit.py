@@ -20,9 +20,7 @@ from shared.adapters.commerce import (
 )
 from shared.adapters.commerce.auth import CachedTokenProvider
 from shared.adapters.commerce.client import odata_key
-
-from .conftest import make_settings, scripted_session
-from .test_auth import CountingCredential
+from tests.support.commerce_client_fakes import CountingCredential, make_settings, scripted_session
 
 BASE = "http://commerce.test/Commerce"
 
