@@ -12,46 +12,11 @@ from hypothesis import strategies as st
 
 from shared.core.contract import NormalisedEvent
 from shared.core.privacy import email_hash
-from shared.core.settings import InvalidFieldPolicy, MappingSettings
-from shared.core.validation import EventResult, validate_batch, validate_event
+from shared.core.settings import InvalidFieldPolicy
+from shared.core.validation import EventResult, validate_batch
 from shared.usecases.ingest import BatchRejected, read_batch
-
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-KEY = b"test-hash-key-0123456789"
-
-
-def mapping(
-    policy: InvalidFieldPolicy = InvalidFieldPolicy.REJECT, default_country: str = "US", overrides=None
-) -> MappingSettings:
-    return MappingSettings(
-        default_customer_type=1,
-        default_group="30",
-        default_currency="USD",
-        default_language="en-us",
-        address_type=7,
-        default_country=default_country,
-        state_id_overrides=overrides or {},
-        invalid_field_policy=policy,
-    )
-
-
-def event(**customer) -> dict:
-    body = {"email": "ada@example.com", **customer}
-    return {
-        "specVersion": "1.0",
-        "eventId": "evt-1",
-        "eventType": "customer.updated",
-        "occurredAt": "2026-11-26T11:00:00Z",
-        "customer": body,
-    }
-
-
-def check(raw, **kw) -> EventResult:
-    return validate_event(raw, now=NOW, settings=kw.pop("settings", mapping()), hash_key=KEY, **kw)
-
-
-def codes(result: EventResult) -> dict[str, str]:
-    return {p.pointer: p.code for p in result.errors}
+from tests.support.builders import KEY, NOW
+from tests.support.validation import check, codes, event, mapping
 
 
 def test_a_full_event_is_normalised():
