@@ -1,13 +1,16 @@
 """bench.pipeline for two builds side by side: runs interleaved, figures as ranges over the runs.
 
     python -m bench.compare --before <commit> [--rounds 3]      # an earlier commit against this tree
+    python -m bench.compare --before <commit> --after <commit>  # two commits, neither the work tree
     python -m bench.compare --python .venv-3.13/bin/python      # this tree on another interpreter
 
 Each round runs ``python -m bench.pipeline`` once per build, alternating, so that load from the rest
 of the machine falls on both alike. ``--before`` exports the commit with ``git archive`` into a
 temporary folder and copies this tree's ``bench/`` into it (the same measurement of the older code;
-bench.pipeline runs against releases without ``EntryPresence``). Prints one JSON object: per build,
-each figure's values over the rounds and their range.
+bench.pipeline runs against releases without ``EntryPresence``). ``--after`` exports a second commit
+the same way instead of using this tree, so that uncommitted work elsewhere in the tree is not
+measured with it. Prints one JSON object: per build, each figure's values over the rounds and their
+range, and the load average before and after each run.
 """
 
 from __future__ import annotations
@@ -53,11 +56,17 @@ def figures(result: dict) -> dict[str, float]:
         "cpu_ms_azurite_process": t["ledger_azurite"]["cpu_ms_per_event"]["azurite"],
     }
     out["cpu_azurite_over_in_process"] = round(out["cpu_ms_azurite"] / out["cpu_ms_in_process"], 2)
+    per_call = result.get("commerce_cpu_per_call")
+    if per_call:  # one thread, best round: the client, and Session.post for the same requests
+        out["client_cpu_us_per_call"] = min(per_call["us_per_call"]["client"])
+        out["session_post_cpu_us_per_call"] = min(per_call["us_per_call"]["session_post"])
+        out["client_over_session_post"] = per_call["client_over_session_post"]
     if "naive" in t:
         out.update(
             {
                 "naive_events_per_s": t["naive"]["events_per_s"],
                 "naive_share_of_bound": t["naive"]["ratio"],
+                "in_process_over_naive": round(t["ledger_in_process"]["events_per_s"] / t["naive"]["events_per_s"], 3),
                 "cpu_ms_naive": t["naive"]["cpu_ms_per_event"]["bench"],
                 "cpu_azurite_over_naive": t["ratios"]["cpu_azurite_over_naive"],
                 "throughput_azurite_over_naive": t["ratios"]["throughput_azurite_over_naive"],
@@ -75,17 +84,21 @@ def figures(result: dict) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.compare")
     p.add_argument("--before", help="a commit to compare this tree with (same interpreter)")
+    p.add_argument("--after", help="with --before: a commit to measure instead of this tree")
     p.add_argument("--python", help="another interpreter to run this tree with")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("pipeline_args", nargs="*", help="passed to bench.pipeline (after --)")
     a = p.parse_args(argv)
     if bool(a.before) == bool(a.python):
         p.error("give --before or --python")
+    if a.after and not a.before:
+        p.error("--after needs --before")
     with tempfile.TemporaryDirectory() as tmp:
         here = sys.executable
         builds = {"this tree": (here, ROOT)}
         if a.before:
-            builds = {f"commit {a.before}": (here, export(a.before, Path(tmp))), **builds}
+            after = {f"commit {a.after}": (here, export(a.after, Path(tmp)))} if a.after else builds
+            builds = {f"commit {a.before}": (here, export(a.before, Path(tmp))), **after}
         else:
             version = subprocess.run(
                 [a.python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
@@ -102,11 +115,13 @@ def main(argv: list[str] | None = None) -> None:
                 run = subprocess.run(
                     [python, "-m", "bench.pipeline", *a.pipeline_args],
                     cwd=cwd,
-                    check=True,
                     capture_output=True,
                     text=True,
                     env={**os.environ, "PYTHONPATH": str(cwd)},
                 )
+                if run.returncode:
+                    # Today's bench/ in an older tree can fail to import what moved since: say so.
+                    sys.exit(f"bench.pipeline failed for {name} ({cwd}):\n{run.stderr[-4000:]}")
                 result = json.loads(run.stdout)
                 loads.append(result.get("load_average_before_after"))
                 for key, value in figures(result).items():

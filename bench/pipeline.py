@@ -21,7 +21,12 @@ Azurite (what a worker does), an in-process ledger of the same semantics (what t
 without storage round trips), and the naive baseline. Each is reported as the median of ``repeats``
 runs and as a share of the bound concurrency / (calls x latency): the most any client could do if it
 spent no time of its own and storage answered instantly. CPU per event is measured per process (this
-one, the emulator, Azurite); the issue's goals are the ratios within one run.
+one, the emulator, Azurite); the goals are the ratios within one run.
+
+CPU per Commerce call: one thread, the emulator without latency, the processor's ``CommerceClient``
+against the same two requests (search, create) sent with ``requests.Session.post`` as the naive
+baseline sends them, interleaved; ``time.process_time`` of this process, so neither the emulator's CPU
+nor other load on the machine is counted.
 """
 
 from __future__ import annotations
@@ -42,17 +47,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import requests
 from azure.core.credentials import AccessToken
+from requests.adapters import HTTPAdapter
 
 from bench.naive import NaiveSync
 from commerce_emulator.testing import start_emulator_process
 from devhost.azurite import start_azurite
 from shared.adapters.commerce.auth import CachedTokenProvider
-from shared.adapters.commerce.client import CommerceClient
+from shared.adapters.commerce.client import CommerceClient, search_body
 from shared.adapters.ledger_table import LedgerStore
 from shared.adapters.memory_ledger import MemoryLedger  # the same ETag rules the unit tests use
 from shared.adapters.storage import StorageFactory, ensure_table
 from shared.adapters.telemetry import Telemetry
+from shared.core.commerce_bodies.create import build_create_body
 from shared.core.envelope import Envelope
 from shared.core.ledger_rules import LedgerConflict, LedgerEntry
 from shared.core.settings import load_settings
@@ -310,20 +318,26 @@ class ThreadProfiles:
     def breakdown(self, events: int) -> dict[str, float]:
         """CPU ms per event (cumulative, under cProfile) of the processor as a whole and of its two kinds
         of I/O: the ledger (``LedgerStore.read``/``write``: requests and (de)serialisation) and the
-        Commerce client (``CommerceClient._call``); the rest is the processor's own work."""
+        Commerce client (``CommerceClient._call``), and the client's ms per call; the rest is the
+        processor's own work."""
         cumulative: Counter = Counter()
+        commerce_calls = 0
         wanted = {
             ("shared/usecases/processor/delivery.py", "process_message"): "processor",
+            ("shared/usecases/processor.py", "process_message"): "processor",  # releases before the package
             ("shared/adapters/ledger_table.py", "read"): "ledger",
             ("shared/adapters/ledger_table.py", "write"): "ledger",
             ("shared/adapters/commerce/client.py", "_call"): "commerce",
         }
-        for (filename, _, name), (_, _, _, cum, _) in self.stats().stats.items():  # type: ignore[attr-defined]
+        for (filename, _, name), (_, calls, _, cum, _) in self.stats().stats.items():  # type: ignore[attr-defined]
             for (suffix, function), kind in wanted.items():
                 if filename.endswith(suffix) and name == function:
                     cumulative[kind] += cum
+                    commerce_calls += calls if kind == "commerce" else 0
         ms = {k: round(v / events * 1000, 3) for k, v in cumulative.items()}
         ms["rest"] = round(ms.get("processor", 0) - ms.get("ledger", 0) - ms.get("commerce", 0), 3)
+        if commerce_calls:
+            ms["commerce_per_call"] = round(cumulative["commerce"] / commerce_calls * 1000, 3)
         return ms
 
     def report(self, top: int = 30) -> str:
@@ -333,6 +347,73 @@ class ThreadProfiles:
         stats.sort_stats("cumulative").print_stats(top)
         stats.sort_stats("tottime").print_stats(top)
         return out.getvalue()
+
+
+def cpu_per_call(bench: Bench, settings, events: int = 300, rounds: int = 3) -> dict:
+    """CPU µs per Commerce call on one thread, new customers (a search, then a create): the processor's
+    client, and ``requests.Session.post`` as the naive baseline calls it (same pool, same headers and
+    bodies). Interleaved rounds; each list is per round, the ratio is of the best rounds."""
+    commerce = settings.commerce
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0))
+    session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0))
+    base, version = commerce.base_url.rstrip("/"), commerce.api_version
+    timeout = (commerce.connect_timeout, commerce.read_timeout)
+    headers = {
+        "OUN": commerce.oun,
+        "Authorization": f"{commerce.auth_scheme} {bench.emulator.token}",
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+    }
+    top = commerce.search_page_size
+
+    def client(email: str, body: dict) -> None:
+        bench.client.search_customers_by_email(email)
+        bench.client.create_customer(body)
+
+    def session_post(email: str, body: dict) -> None:
+        found = session.post(
+            f"{base}/Customers/SearchByFields?$top={top}&$skip=0&api-version={version}",
+            json=search_body(email),
+            headers=headers,
+            timeout=timeout,
+        )
+        found.raise_for_status()
+        found.json()
+        created = session.post(
+            f"{base}/Customers?api-version={version}",
+            json={**body, "AccountNumber": ""},
+            headers=headers,
+            timeout=timeout,
+        )
+        created.raise_for_status()
+        created.json()
+
+    def customers(first: int, n: int) -> list[tuple[str, dict]]:
+        events = [Envelope.from_json(envelope(first + i, settings)).event for i in range(n)]
+        return [(e.email, build_create_body(e, settings.mapping)) for e in events]
+
+    kinds = {"client": client, "session_post": session_post}
+    us: dict[str, list[float]] = {name: [] for name in kinds}
+    first = 300_000
+    for k, work in enumerate(kinds.values()):  # warm-up: the connection, the token
+        for email, body in customers(first + 100 * k, 20):
+            work(email, body)
+    first += 1_000
+    for _ in range(rounds):
+        for work, values in zip(kinds.values(), us.values(), strict=True):
+            batch = customers(first, events)
+            first += events
+            started = time.process_time()
+            for email, body in batch:
+                work(email, body)
+            values.append(round((time.process_time() - started) / (2 * events) * 1e6, 1))
+    session.close()
+    return {
+        "events": events,
+        "us_per_call": us,
+        "client_over_session_post": round(min(us["client"]) / min(us["session_post"]), 3),
+    }
 
 
 def _package(filename: str, name: str) -> str:
@@ -503,6 +584,9 @@ def run(
                         ledger_seconds[op] += ledger.seconds[op]
                         ledger_counts[op] += ledger.counts[op]
         naive_tokens = bench.naive_credential.fetches - tokens
+        emulator.clear_faults()  # waiting costs no CPU, but 20 ms a call would make this slow
+        per_call = cpu_per_call(bench, settings)
+        emulator.set_faults(latency_ms=latency_ms)
         calls_per = calls["azurite"] / (repeats * events)
         slots = min(concurrency, commerce_max_concurrency or concurrency)
         bound = slots / (calls_per * latency_ms / 1000)
@@ -575,6 +659,7 @@ def run(
                 },
                 "azurite_ledger_ops_per_event": round(sum(ledger_counts.values()) / (repeats * events), 3),
             },
+            "commerce_cpu_per_call": per_call,
         }
         if profile_text is not None:
             result["profile_summary"] = profile_summary
