@@ -28,8 +28,8 @@ from devhost.banner import BannerFacts, banner
 from devhost.children import Child, emulator_port, is_listening, start_emulator
 from devhost.local_host import LocalHost
 from devhost.queue_listener import POISON_SUFFIX
-from tools.local_settings import merged, read_settings, settings_path
 from devhost.storage import clear_table, ensure_queues, ensure_tables, expand_connection_string, local_storage_ports
+from tools.local_settings import merged, read_settings, settings_path
 
 log = logging.getLogger("devhost")
 ROOT = Path(__file__).resolve().parent.parent

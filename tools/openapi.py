@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the HTTP API, generated from the pydantic models of shared.core.contract.
+"""The OpenAPI 3.1 document of the HTTP API, generated from the pydantic models of shared.core.contract
+(whose customer and address schemas are built from the field table of shared.core.fields).
 
 python -m tools.openapi            print it
 python -m tools.openapi --write    write docs/openapi.json

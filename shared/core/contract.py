@@ -4,46 +4,85 @@ These pydantic models are the *published* contract: ``tools/openapi.py`` turns t
 Schema of ``docs/openapi.json`` and ``docs/event-contract.md`` explains their semantics. They describe
 what a sender may send. Validation itself (``shared/core/validation.py``) walks the raw JSON field by field
 instead of calling ``CustomerEvent.model_validate``, because it must list EVERY problem with its own
-value-free message, honour the invalid-optional-field policy and keep "absent" apart from "null";
-``tests/unit/test_contract.py`` keeps the field lists of both in step.
+value-free message, honour the invalid-optional-field policy and keep "absent" apart from "null".
+
+The customer and address models (``CustomerIn``, ``AddressIn``, ``NormalisedEvent``'s customer fields,
+``NormalisedAddress``, ``CreateDefaults``) are built from the field table of ``shared/core/fields.py``,
+as validation's per-field loop is: both read the one list of fields.
 
 ``NormalisedEvent`` is the other side: what validation produces and what goes on the queue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
+from shared.core import fields
+from shared.core.fields import ADDRESS, CUSTOMER, NESTED, NullMeans
+from shared.core.fields import EARLIEST_CREATED_AT as EARLIEST_CREATED_AT
+from shared.core.fields import MAX_FUTURE_SKEW_SECONDS as MAX_FUTURE_SKEW_SECONDS
+
 SPEC_VERSION = "1.0"
 EVENT_TYPES = ("customer.created", "customer.updated")
-MAX_FUTURE_SKEW_SECONDS = 300  # occurredAt or createdDateTime later than now + this is refused
 # Earlier dates are refused: before 2000 an occurredAt is a placeholder (0001-01-01 of an unset .NET
 # DateTime, 1970-01-01 of a zero Unix time, 1900-01-01 of SQL Server), never a customer's action.
+# (createdDateTime's window, EARLIEST_CREATED_AT and MAX_FUTURE_SKEW_SECONDS, is in shared.core.fields.)
 EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
-# Headquarters' utcdatetime columns start at 1900-01-01.
-EARLIEST_CREATED_AT = datetime(1900, 1, 1, tzinfo=UTC)
 # A response lists at most this many problems (errors and warnings); omittedProblems counts the rest.
 MAX_LISTED_PROBLEMS = 50
 
 # Fields an explicit JSON null may clear (see docs/event-contract.md). Every other field refuses null,
 # except the metadata fields in NULL_MEANS_ABSENT, for which null is the same as leaving them out.
-CLEARABLE_CUSTOMER_FIELDS = frozenset({"middleName", "phone", "phoneExtension"})
-CLEARABLE_ADDRESS_FIELDS = frozenset({"name", "streetNumber", "county", "state", "postalCode"})
-NULL_MEANS_ABSENT = frozenset({"source", "customerAccount", "createdDateTime", "previousEmail", "isPrimary"})
+CLEARABLE_CUSTOMER_FIELDS = frozenset(f.name for f in CUSTOMER if f.null is NullMeans.CLEAR)
+CLEARABLE_ADDRESS_FIELDS = frozenset(f.name for f in ADDRESS if f.null is NullMeans.CLEAR)
+NULL_MEANS_ABSENT = frozenset({"source"} | {f.name for f in CUSTOMER + ADDRESS if f.null is NullMeans.ABSENT})
 
 
-def _drop_default(schema: dict) -> None:
+# The type a field that refuses null adds to its own: the schema shows no null.
+_REFUSED_NULL: Any = SkipJsonSchema[None]  # type: ignore[misc]  # a runtime type application of an alias
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)  # "default: null" would contradict a type that refuses null
 
 
-def _not_nullable(**kwargs):
+def _not_nullable(**kwargs: Any) -> Any:
     """An optional field that may be absent but not null: the schema shows no null and no default."""
     return Field(None, json_schema_extra=_drop_default, **kwargs)
+
+
+def _published_field(f: fields.Field, nested: Mapping[str, type[BaseModel]]) -> tuple[Any, Any]:
+    """A table field as a field of a published model: required; nullable (null clears, or means
+    absent); or optional but not nullable, the schema showing no null and no default."""
+    kind = nested[f.name] if f.type is NESTED else f.type
+    options: dict[str, Any] = {}
+    if f.description is not None:
+        options["description"] = f.description
+    if f.limit is not None:
+        options["max_length"] = f.limit
+    extra = dict(f.schema) if f.schema else None
+    if f.null is NullMeans.REQUIRED:
+        return kind, Field(json_schema_extra=extra, **options)
+    if f.null is NullMeans.REFUSED:
+
+        def not_nullable(schema: dict[str, Any]) -> None:
+            _drop_default(schema)
+            schema.update(extra or {})
+
+        return kind | _REFUSED_NULL, Field(None, json_schema_extra=not_nullable, **options)
+    return kind | None, Field(None, json_schema_extra=extra, **options)
+
+
+def _queued_field(f: fields.Field, nested: Mapping[str, type[BaseModel]]) -> tuple[Any, Any]:
+    """A table field as a field of a normalised (queue) model: required, or None when unset."""
+    kind = nested[f.name] if f.type is NESTED else datetime if f.type is AwareDatetime else f.type
+    return (kind, ...) if f.null is NullMeans.REQUIRED else (kind | None, None)
 
 
 class _Strict(BaseModel):
@@ -52,76 +91,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AddressIn(_Strict):
-    """The customer's primary address. Present fields update the primary address in place."""
+class _PublishedFields(_Strict):
+    """A published model whose fields are built from a table of shared.core.fields."""
 
-    name: str | None = Field(None, description="Addressee or address label (Commerce Address.Name).")
-    street: str | SkipJsonSchema[None] = _not_nullable(description="Street line(s). Not clearable.")
-    streetNumber: str | None = None
-    city: str | SkipJsonSchema[None] = _not_nullable(description="Not clearable.")
-    county: str | None = Field(None, description="County id of headquarters' address data.")
-    state: str | None = Field(
-        None,
-        description="ISO 3166-2 code (\"WA\" or \"US-WA\") or local or "
-        "English name (\"Bayern\", \"Bavaria\"), case- and "
-        "diacritic-insensitive.",
-    )
-    postalCode: str | None = Field(
-        None,
-        description="Checked against the country's format and stored in its canonical form (spacing, case, prefix).",
-    )
-    country: str = Field(
-        description="ISO 3166-1 alpha-2 or alpha-3 code, or the country's name in "
-        "any CLDR language (Deutschland, Espagne, UK, Holland), case- and "
-        "diacritic-insensitive. Required whenever address is present."
-    )
-    isPrimary: Literal[True] | None = Field(
-        None, description="Only the primary address is synchronised: true or absent; false is refused."
-    )
+    if TYPE_CHECKING:  # the built fields, to a type checker
+
+        def __init__(self, **data: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
 
 
-class CustomerIn(_Strict):
-    email: str = Field(
-        description="The match key (case-insensitive). Required, never clearable. "
-        "docs/event-contract.md#email lists the addresses refused.",
-        max_length=254,
-        json_schema_extra={"format": "email"},
+def _published(
+    name: str,
+    table: tuple[fields.Field, ...],
+    doc: str | None = None,
+    nested: Mapping[str, type[BaseModel]] | None = None,
+) -> type[_PublishedFields]:
+    definitions: dict[str, Any] = {f.name: _published_field(f, nested or {}) for f in table}
+    return create_model(name, __base__=_PublishedFields, __module__=__name__, __doc__=doc, **definitions)
+
+
+if TYPE_CHECKING:
+    AddressIn = _PublishedFields
+    CustomerIn = _PublishedFields
+else:
+    AddressIn = _published(
+        "AddressIn", ADDRESS, "The customer's primary address. Present fields update the primary address in place."
     )
-    previousEmail: str | None = Field(
-        None,
-        description="An email change: the address the customer "
-        "had before. The customer found under it gets the new email "
-        "instead of a second customer being created. Validated like email.",
-        json_schema_extra={"format": "email"},
-    )
-    firstName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
-    middleName: str | None = Field(None, max_length=25, description="null clears it.")
-    lastName: str | SkipJsonSchema[None] = _not_nullable(max_length=25)
-    phone: str | None = Field(
-        None,
-        description="Any format phonenumbers can read, a tel: URI, "
-        "with or without an extension (ext. 12, x12, ;ext=12); sent as E.164, "
-        "the extension apart. null clears it (and its extension).",
-    )
-    phoneExtension: str | None = Field(
-        None,
-        description="The phone's extension, digits (at most "
-        "10). Sent with phone, it must match an extension written in "
-        "phone; a phone without one clears it. null clears it.",
-    )
-    isOptedInMarketing: bool | SkipJsonSchema[None] = _not_nullable(
-        description="Marketing consent, set on the email and phone contacts."
-    )
-    language: str | SkipJsonSchema[None] = _not_nullable(description="BCP 47 tag, e.g. en-US; sent lower-case.")
-    currencyCode: str | SkipJsonSchema[None] = _not_nullable(description="ISO 4217 code.")
-    customerGroup: str | SkipJsonSchema[None] = _not_nullable(max_length=10)
-    customerAccount: str | None = Field(
-        None, max_length=20, description="Commerce account number when the sender knows it. Never sent to Commerce."
-    )
-    createdDateTime: AwareDatetime | None = Field(None, description="Kept for audit; never sent.")
-    address: AddressIn | SkipJsonSchema[None] = _not_nullable(
-        description="Present: updates the primary address; null is refused."
-    )
+    CustomerIn = _published("CustomerIn", CUSTOMER, nested={"address": AddressIn})
 
 
 class CustomerEvent(_Strict):
@@ -161,64 +158,61 @@ class _Frozen(BaseModel):
         """True when the event carried ``name`` (contract name, e.g. "middleName"), null or not."""
         return name in self.present
 
+    if TYPE_CHECKING:  # the fields built from a table of shared.core.fields, to a type checker
 
-class NormalisedAddress(_Frozen):
-    name: str | None = None
-    street: str | None = None
-    street_number: str | None = None
-    city: str | None = None
-    county: str | None = None
-    state: str | None = None
-    """The state id Commerce uses (ISO 3166-2 code without prefix, or the configured override)."""
-    state_name: str | None = None
-    state_code: str | None = None
-    """Full ISO 3166-2 code, e.g. US-WA, when the country has subdivisions."""
-    postal_code: str | None = None
-    country: str
-    """ISO 3166-1 alpha-3."""
-    country_alpha2: str
+        def __init__(self, **data: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
 
 
-class CreateDefaults(BaseModel):
+def _queued(
+    name: str,
+    base: type[_Frozen],
+    table: tuple[fields.Field, ...],
+    nested: Mapping[str, type[BaseModel]] | None = None,
+    doc: str | None = None,
+    **more: Any,
+) -> Any:
+    """A normalised model: ``base``'s fields, then every attribute of the table's fields, then ``more``."""
+    built: dict[str, Any] = {attr: _queued_field(f, nested or {}) for f in table if f.queued for attr in f.attrs}
+    return create_model(name, __base__=base, __module__=__name__, __doc__=doc, **built, **more)
+
+
+class _Defaults(BaseModel):
     """Defaults for creating a customer that a webhook source sets instead of the global ones
-    (``CUSTOMER_DEFAULT_*``); like those, they apply on create only, never on update."""
+    (``CUSTOMER_DEFAULT_*``); like those, they apply on create only, never on update. Its fields (in
+    ``CreateDefaults``) are the table fields with a ``default``, by their attribute names."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    customer_group: str | None = None
-    currency_code: str | None = None
-    language: str | None = None
+    if TYPE_CHECKING:  # the fields built from shared.core.fields, to a type checker
+
+        def __init__(self, **values: str | None) -> None: ...
+
+        def __getattr__(self, name: str) -> str | None: ...
 
 
-class NormalisedEvent(_Frozen):
+if TYPE_CHECKING:
+    CreateDefaults = _Defaults
+else:
+    CreateDefaults = create_model(
+        "CreateDefaults",
+        __base__=_Defaults,
+        __module__=__name__,
+        __doc__=_Defaults.__doc__,
+        **{f.attr: (str | None, None) for f in CUSTOMER if f.default},
+    )
+
+
+class _EventBase(_Frozen):
+    """The event's own fields; the customer's come from shared.core.fields (``NormalisedEvent``)."""
+
     spec_version: str = SPEC_VERSION
     event_id: str
     event_type: str | None = None
     occurred_at: datetime
     """UTC."""
     source: str | None = None
-    email: str
-    email_match_key: str
-    email_hash: str
-    previous_email: str | None = None
-    previous_email_match_key: str | None = None
-    previous_email_hash: str | None = None
-    first_name: str | None = None
-    middle_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
-    """E.164."""
-    phone_extension: str | None = None
-    """Digits: Customer.PhoneExt and the phone contact's ValueExtension."""
-    is_opted_in_marketing: bool | None = None
-    language: str | None = None
-    currency_code: str | None = None
-    customer_group: str | None = None
-    customer_account: str | None = None
-    created_date_time: datetime | None = None
-    address: NormalisedAddress | None = None
-    create_defaults: CreateDefaults | None = None
-    """Set by a webhook source with its own create defaults (``shared.core.sources``); None: the global ones."""
 
     @property
     def changes_email(self) -> bool:
@@ -228,6 +222,23 @@ class NormalisedEvent(_Frozen):
     def to_json(self) -> str:
         """The queue message body."""
         return self.model_dump_json(by_alias=True)
+
+
+if TYPE_CHECKING:
+    NormalisedAddress = _Frozen
+    NormalisedEvent = _EventBase
+else:
+    # country: ISO 3166-1 alpha-3; state: the id Commerce uses, state_code the full ISO 3166-2 code.
+    NormalisedAddress = _queued("NormalisedAddress", _Frozen, ADDRESS)
+    # The event's fields, the customer's (phone in E.164), then a webhook source's own create defaults
+    # (``shared.core.sources``; None: the global ones).
+    NormalisedEvent = _queued(
+        "NormalisedEvent",
+        _EventBase,
+        CUSTOMER,
+        nested={"address": NormalisedAddress},
+        create_defaults=(CreateDefaults | None, None),
+    )
 
 
 # --- HTTP responses of POST /api/customers/events and GET /api/health ---------------------------

@@ -25,22 +25,16 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
 
-from shared.core.commerce_bodies.create import CONTACT_EMAIL, CONTACT_PHONE, primary
+from shared.core import fields
+from shared.core.commerce_bodies.create import CONTACT_EMAIL, CONTACT_PHONE, NAME_PARTS, primary
 from shared.core.contract import NormalisedEvent
 
 RECENT_EVENT_IDS = 16  # enough to tell "the same event again" from "an older event" in practice
 
 # The contract's fields by the group Commerce stores them in (``shared.core.commerce_bodies.groups`` hashes them and
-# builds their PATCH). Every event carries ``email``: it names the entry, so it is not ordered on its
-# own; each other group is (``ORDERED_GROUPS``).
-GROUPS: Mapping[str, tuple[str, ...]] = {
-    "email": ("email",),
-    "name": ("firstName", "middleName", "lastName"),
-    "phone": ("phone", "phoneExtension"),
-    "profile": ("language", "currencyCode", "customerGroup"),
-    "consent": ("isOptedInMarketing",),
-    "address": ("address",),
-}
+# builds their PATCH), from each field's ``group`` in shared.core.fields. Every event carries ``email``:
+# it names the entry, so it is not ordered on its own; each other group is (``ORDERED_GROUPS``).
+GROUPS: Mapping[str, tuple[str, ...]] = fields.GROUPS
 ORDERED_GROUPS: tuple[str, ...] = tuple(g for g in GROUPS if g != "email")
 
 
@@ -353,8 +347,8 @@ def forgotten(entry: LedgerEntry | None, email_hash: str, erased_at: datetime) -
 
 # Commerce properties whose emptiness the ledger remembers: a PATCH that changes one name part or
 # one address part must send the composed Name / FullAddress, and that needs every other part; a
-# phone without an extension clears PhoneExt only when one may be there.
-NAME_PARTS = ("FirstName", "MiddleName", "LastName")
+# phone without an extension clears PhoneExt only when one may be there. (NAME_PARTS: the name group's
+# Customer properties, from shared.core.fields.)
 ADDRESS_PARTS = ("Street", "StreetNumber", "City", "State", "ZipCode")
 
 

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.core.contract import (
-    CLEARABLE_ADDRESS_FIELDS,
-    CLEARABLE_CUSTOMER_FIELDS,
-    EARLIEST_CREATED_AT,
     EARLIEST_OCCURRED_AT,
     EVENT_TYPES,
-    MAX_FUTURE_SKEW_SECONDS,
     MAX_LISTED_PROBLEMS,
-    NULL_MEANS_ABSENT,
     SPEC_VERSION,
     NormalisedAddress,
     NormalisedEvent,
 )
-from shared.core.normalise.codes import normalise_currency, normalise_language
+from shared.core.fields import ADDRESS, ADDRESS_FIELD, CUSTOMER, FIELD, NullMeans
+from shared.core.fields import dated as _dated
 from shared.core.normalise.country import Country, find_country, resolve_state
-from shared.core.normalise.datetimes import parse_aware
 from shared.core.normalise.email import normalise_email
 from shared.core.normalise.invalid import Invalid
 from shared.core.normalise.phone import normalise_extension, normalise_phone
@@ -39,32 +34,20 @@ from shared.core.normalise.text import clean_text, printable
 from shared.core.privacy import email_hash
 from shared.core.settings import InvalidFieldPolicy, MappingSettings
 
-# Field length limits: Commerce (headquarters) column sizes; docs/event-contract.md gives sources.
-NAME_LIMITS = {"firstName": 25, "middleName": 25, "lastName": 25}
-ADDRESS_TEXT_LIMITS = {"name": 60, "street": 250, "streetNumber": 20, "city": 60, "county": 10}
-MAX_CUSTOMER_GROUP = 10
-MAX_CUSTOMER_ACCOUNT = 20
+# The customer's and the address's field length limits are in shared.core.fields (Commerce's column
+# sizes; docs/event-contract.md gives sources).
 MAX_SOURCE = 64
 MAX_EVENT_ID = 128
 
 EVENT_FIELDS = ("specVersion", "eventId", "eventType", "occurredAt", "source", "customer")
-CUSTOMER_FIELDS = (
-    "email",
-    "previousEmail",
-    "firstName",
-    "middleName",
-    "lastName",
-    "phone",
-    "phoneExtension",
-    "isOptedInMarketing",
-    "language",
-    "currencyCode",
-    "customerGroup",
-    "customerAccount",
-    "createdDateTime",
-    "address",
-)
-ADDRESS_FIELDS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode", "country", "isPrimary")
+CUSTOMER_FIELDS = tuple(f.name for f in CUSTOMER)
+ADDRESS_FIELDS = tuple(f.name for f in ADDRESS)
+# The fields the table validates (those with a normaliser), in contract order, with their pointers;
+# the others (email, previousEmail, phone, phoneExtension, address; country, state, postalCode,
+# isPrimary) are validated by hand below.
+_CUSTOMER_PLAIN = tuple((f, f"/customer/{f.name}", f.normalise) for f in CUSTOMER if f.normalise is not None)
+_ADDRESS_PLAIN = tuple((f, f"/customer/address/{f.name}", f.normalise) for f in ADDRESS if f.normalise is not None)
+_CLEAR, _ABSENT_IF_NULL = NullMeans.CLEAR, NullMeans.ABSENT
 
 
 class FieldProblem(BaseModel):
@@ -163,20 +146,23 @@ def _optional(
     obj: dict,
     key: str,
     pointer: str,
-    clearable: frozenset[str],
-    normalise: Callable[[Any], Any],
+    null: NullMeans,
+    normalise: Callable[..., Any],
     out: dict,
     present: set[str],
     out_key: str,
+    *args: Any,
 ) -> None:
-    """Validate one optional field into ``out``; record it in ``present`` unless dropped."""
+    """Validate one optional field (``normalise(value, *args)``) into ``out``; record it in ``present``
+    unless dropped. ``null``: what null means for it (shared.core.fields.NullMeans); empty text means
+    the same where null clears, and is refused everywhere else."""
     value = obj.get(key, _ABSENT)
     if value is _ABSENT:
         return
     if value is None:
-        if key in NULL_MEANS_ABSENT:
+        if null is _ABSENT_IF_NULL:
             return
-        if key in clearable:
+        if null is _CLEAR:
             out[out_key] = None
             present.add(key)
         else:
@@ -185,12 +171,12 @@ def _optional(
             )
         return
     try:
-        normalised = normalise(value)
+        normalised = normalise(value, *args)
     except Invalid as problem:
         problems.optional(pointer, problem.message, problem.code)
         return
     if normalised is None:  # empty text
-        if key in clearable:
+        if null is _CLEAR:
             out[out_key] = None
             present.add(key)
         else:
@@ -198,22 +184,6 @@ def _optional(
         return
     out[out_key] = normalised
     present.add(key)
-
-
-def _dated(value: object, earliest: datetime, now: datetime) -> datetime:
-    """A timestamp inside the window [earliest, now + MAX_FUTURE_SKEW_SECONDS]."""
-    moment = parse_aware(value)
-    if moment > now + timedelta(seconds=MAX_FUTURE_SKEW_SECONDS):
-        raise Invalid("in_future", "is more than 5 minutes in the future")
-    if moment < earliest:
-        raise Invalid("too_early", f"is before {earliest:%Y-%m-%d}: a placeholder, not a real date")
-    return moment
-
-
-def _bool(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid("type", "must be true or false")
-    return value
 
 
 # An eventId is logged, sent to telemetry and keys dead letters: one holding an email would carry it
@@ -248,18 +218,9 @@ def _address(
     problems.unknown(raw, ADDRESS_FIELDS, base)
     out: dict[str, Any] = {}
     present: set[str] = set()
-    for key, limit in ADDRESS_TEXT_LIMITS.items():
-        _optional(
-            problems,
-            raw,
-            key,
-            f"{base}/{key}",
-            CLEARABLE_ADDRESS_FIELDS,
-            lambda v, limit=limit: clean_text(v, limit),
-            out,
-            present,
-            _SNAKE[key],
-        )
+    for f, pointer, normalise in _ADDRESS_PLAIN:
+        if f.name in raw:
+            _optional(problems, raw, f.name, pointer, f.null, normalise, out, present, f.attr, f.limit, None)
 
     is_primary = raw.get("isPrimary")
     not_primary = is_primary is not None and is_primary is not True
@@ -291,7 +252,7 @@ def _address(
         raw,
         "postalCode",
         f"{base}/postalCode",
-        CLEARABLE_ADDRESS_FIELDS,
+        ADDRESS_FIELD["postalCode"].null,
         lambda v: normalise_postal_code(country.alpha2, v) if not (isinstance(v, str) and not v.strip()) else None,
         out,
         present,
@@ -337,7 +298,7 @@ def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict
         customer,
         "phone",
         "/customer/phone",
-        CLEARABLE_CUSTOMER_FIELDS,
+        FIELD["phone"].null,
         lambda v: normalise_phone(v, region) if not (isinstance(v, str) and not v.strip()) else None,
         phone,
         present,
@@ -349,7 +310,7 @@ def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict
         customer,
         "phoneExtension",
         "/customer/phoneExtension",
-        CLEARABLE_CUSTOMER_FIELDS,
+        FIELD["phoneExtension"].null,
         lambda v: normalise_extension(v) if not (isinstance(v, str) and not v.strip()) else None,
         extension,
         present,
@@ -378,18 +339,6 @@ def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict
         return
     fields.update(phone=number.number if number is not None else None, phone_extension=written or sent)
     present.add("phoneExtension")  # a phone without an extension clears the old one
-
-
-_SNAKE = {
-    "name": "name",
-    "street": "street",
-    "streetNumber": "street_number",
-    "city": "city",
-    "county": "county",
-    "firstName": "first_name",
-    "middleName": "middle_name",
-    "lastName": "last_name",
-}
 
 
 def _validate(raw: object, index: int, now: datetime, settings: MappingSettings, hash_key: bytes) -> EventResult:
@@ -436,7 +385,7 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
         raw,
         "source",
         "/source",
-        frozenset(),
+        _ABSENT_IF_NULL,
         lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_SOURCE),
         meta,
         unused,
@@ -469,7 +418,7 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
         customer,
         "previousEmail",
         "/customer/previousEmail",
-        frozenset(),
+        FIELD["previousEmail"].null,
         normalise_email,
         previous,
         present,
@@ -483,84 +432,9 @@ def _validate(raw: object, index: int, now: datetime, settings: MappingSettings,
             previous_email_hash=email_hash(prev_key, hash_key),
         )
 
-    for key, limit in NAME_LIMITS.items():
-        _optional(
-            problems,
-            customer,
-            key,
-            f"/customer/{key}",
-            CLEARABLE_CUSTOMER_FIELDS,
-            lambda v, limit=limit: clean_text(v, limit),
-            fields,
-            present,
-            _SNAKE[key],
-        )
-    _optional(
-        problems,
-        customer,
-        "isOptedInMarketing",
-        "/customer/isOptedInMarketing",
-        CLEARABLE_CUSTOMER_FIELDS,
-        _bool,
-        fields,
-        present,
-        "is_opted_in_marketing",
-    )
-    _optional(
-        problems,
-        customer,
-        "language",
-        "/customer/language",
-        CLEARABLE_CUSTOMER_FIELDS,
-        normalise_language,
-        fields,
-        present,
-        "language",
-    )
-    _optional(
-        problems,
-        customer,
-        "currencyCode",
-        "/customer/currencyCode",
-        CLEARABLE_CUSTOMER_FIELDS,
-        normalise_currency,
-        fields,
-        present,
-        "currency_code",
-    )
-    _optional(
-        problems,
-        customer,
-        "customerGroup",
-        "/customer/customerGroup",
-        CLEARABLE_CUSTOMER_FIELDS,
-        lambda v: clean_text(v, MAX_CUSTOMER_GROUP),
-        fields,
-        present,
-        "customer_group",
-    )
-    _optional(
-        problems,
-        customer,
-        "customerAccount",
-        "/customer/customerAccount",
-        frozenset(),
-        lambda v: printable(v.strip() if isinstance(v, str) else v, MAX_CUSTOMER_ACCOUNT),
-        fields,
-        present,
-        "customer_account",
-    )
-    _optional(
-        problems,
-        customer,
-        "createdDateTime",
-        "/customer/createdDateTime",
-        frozenset(),
-        lambda v: _dated(v, EARLIEST_CREATED_AT, now),
-        fields,
-        present,
-        "created_date_time",
-    )
+    for f, pointer, normalise in _CUSTOMER_PLAIN:
+        if f.name in customer:  # most events carry few fields: skip the call for the others
+            _optional(problems, customer, f.name, pointer, f.null, normalise, fields, present, f.attr, f.limit, now)
 
     country: Country | None = None
     if "address" in customer:

@@ -166,12 +166,13 @@ def test_every_log_line_of_one_event_carries_its_ids(stack):
 
 
 def test_a_defect_in_validation_is_a_logged_500_not_the_senders_fault(stack, monkeypatch, caplog):
-    import shared.core.validation
+    import shared.core.fields
 
     def broken(value):
         raise KeyError("grace@example.com")
 
-    monkeypatch.setattr(shared.core.validation, "normalise_language", broken)
+    # the language field's normaliser (shared.core.fields.language) calls this on every language
+    monkeypatch.setattr(shared.core.fields, "normalise_language", broken)
     caplog.set_level(logging.ERROR, logger="customer_sync")
     response = stack.post(
         event(1, email="grace@example.com", language="en-US"), headers={"x-correlation-id": "defect-1"}

@@ -261,6 +261,9 @@ CROSS_CASES = {
     "consent": (FULL, {**FULL, "isOptedInMarketing": False}),
     "phone and consent": (FULL, {**FULL, "phone": "+1 202 555 0199", "isOptedInMarketing": False}),
     "profile": (FULL, {**FULL, "language": "da-DK", "currencyCode": "DKK", "customerGroup": "50"}),
+    "opt out of personalisation": (FULL, {**FULL, "optOutPersonalization": True}),
+    "opt in to personalisation": ({**FULL, "optOutPersonalization": True}, {**FULL, "optOutPersonalization": False}),
+    "both consents, first contact": ({"firstName": "Ada"}, {"optOutPersonalization": True, "isOptedInMarketing": True}),
     "address": (
         FULL,
         {
@@ -295,6 +298,7 @@ _NAMES = {
     "lastName": ["Lovelace", "Hopper"],
     "phone": ["+1 202 555 0142", "+1 202 555 0199", None],
     "isOptedInMarketing": [True, False],
+    "optOutPersonalization": [True, False],
     "language": ["en-GB", "da-DK"],
     "currencyCode": ["GBP", "DKK"],
     "customerGroup": ["40", "50"],

@@ -1,10 +1,12 @@
 """NormalisedEvent -> Commerce Customer create body (POST /Commerce/Customers).
 
 Only property names of the Customer, Address and ContactInfo entities are used (a test checks each
-key against the property lists of docs/commerce-api.md, "Entities"). ``customerAccount`` and ``createdDateTime``
-are never sent: the account number is the server's to assign, and the creation time is the server's
-to stamp. Settings defaults (type, group, currency, language) apply here, on create, and never on
-update (``shared.core.commerce_bodies.patch``).
+key against the property lists of docs/commerce-api.md, "Entities"). The table of
+``shared.core.fields`` says which property each field is sent as; a field without one
+(``customerAccount``, ``createdDateTime``) is never sent: the account number is the server's to
+assign, and the creation time is the server's to stamp. Settings defaults (type, and each field's
+``default``: group, currency, language) apply here, on create, and never on update
+(``shared.core.commerce_bodies.patch``).
 """
 
 from __future__ import annotations
@@ -12,22 +14,40 @@ from __future__ import annotations
 from typing import Any
 
 from shared.core.contract import NormalisedAddress, NormalisedEvent
+from shared.core.fields import ADDRESS, ADDRESS_FIELD, CUSTOMER, FIELD, Field, NullMeans
 from shared.core.settings import MappingSettings
 
 CONTACT_PHONE = 1  # ContactInfoType.Phone
 CONTACT_EMAIL = 2  # ContactInfoType.Email
 
-# NormalisedAddress attribute -> (contract name, Address property); the state id and name go together.
-ADDRESS_PROPERTIES: tuple[tuple[str, str, str], ...] = (
-    ("name", "name", "Name"),
-    ("street", "street", "Street"),
-    ("street_number", "streetNumber", "StreetNumber"),
-    ("city", "city", "City"),
-    ("county", "county", "County"),
-    ("state", "state", "State"),
-    ("state_name", "state", "StateName"),
-    ("postal_code", "postalCode", "ZipCode"),
+# The fields sent as one Customer property each, with that property, by the same rules everywhere
+# (create, PATCH, blind PATCH); the others are mapped by hand (email, phone, consent, address) or never sent.
+SCALARS: tuple[tuple[Field, str], ...] = tuple((f, f.commerce) for f in CUSTOMER if f.scalar and f.commerce)
+# Customer.Name is composed of the name group's properties, in their order.
+NAME_PARTS: tuple[str, ...] = tuple(f.commerce for f in CUSTOMER if f.group == "name" and f.commerce)
+# The properties of the fields mapped by hand (IsOptedInMarketing is the contacts').
+EMAIL, PHONE, PHONE_EXT, OPTED_IN, ADDRESSES = (
+    str(FIELD[name].commerce) for name in ("email", "phone", "phoneExtension", "isOptedInMarketing", "address")
 )
+COUNTRY = str(ADDRESS_FIELD["country"].commerce)  # Address.ThreeLetterISORegionName
+
+# NormalisedAddress attribute -> (contract name, Address property); the state id and name go together.
+ADDRESS_PROPERTIES: tuple[tuple[str, str, str], ...] = tuple(
+    (attr, f.name, prop)
+    for f in ADDRESS
+    if f.scalar
+    for attr, prop in ((f.attr, f.commerce), *f.also)
+    if prop is not None
+)
+
+
+def value_to_send(event: NormalisedEvent, f: Field) -> Any:
+    """What a PATCH sends for a scalar field the event carries: its value, "" to clear it, or None
+    for nothing (a field that null cannot clear is never sent empty)."""
+    value = getattr(event, f.attr)
+    if value is None or value == "":
+        return "" if f.null is NullMeans.CLEAR else None
+    return value
 
 
 def primary(items: Any, type_value: int | None = None) -> dict[str, Any] | None:
@@ -44,9 +64,9 @@ def primary(items: Any, type_value: int | None = None) -> dict[str, Any] | None:
     return candidates[0] if candidates and type_value is not None else None
 
 
-def compose_name(first: str | None, middle: str | None, last: str | None) -> str:
-    """Customer.Name for a person: the name parts in order, single-spaced."""
-    return " ".join(part for part in (first, middle, last) if part)
+def compose_name(*parts: str | None) -> str:
+    """Customer.Name for a person: the name parts (first, middle, last) in order, single-spaced."""
+    return " ".join(part for part in parts if part)
 
 
 def compose_full_address(parts: dict[str, Any]) -> str:
@@ -63,7 +83,7 @@ def compose_full_address(parts: dict[str, Any]) -> str:
     line1 = " ".join(p for p in (get("Street"), get("StreetNumber")) if p)
     region = " ".join(p for p in (get("State"), get("ZipCode")) if p)
     line2 = ", ".join(p for p in (get("City"), region) if p)
-    return "\n".join(p for p in (line1, line2, get("ThreeLetterISORegionName")) if p)
+    return "\n".join(p for p in (line1, line2, get(COUNTRY)) if p)
 
 
 def address_body(address: NormalisedAddress, settings: MappingSettings) -> dict[str, Any]:
@@ -73,7 +93,7 @@ def address_body(address: NormalisedAddress, settings: MappingSettings) -> dict[
         value = getattr(address, attr)
         if value:
             body[prop] = value
-    body["ThreeLetterISORegionName"] = address.country
+    body[COUNTRY] = address.country
     body["FullAddress"] = compose_full_address(body)
     body["IsPrimary"] = True
     body["AddressTypeValue"] = settings.address_type
@@ -85,7 +105,7 @@ def email_contact(event: NormalisedEvent) -> dict[str, Any]:
         "Value": event.email,
         "AddressTypeValue": CONTACT_EMAIL,
         "IsPrimary": True,
-        "IsOptedInMarketing": bool(event.is_opted_in_marketing),
+        OPTED_IN: bool(event.is_opted_in_marketing),
     }
 
 
@@ -94,7 +114,7 @@ def phone_contact(event: NormalisedEvent) -> dict[str, Any]:
         "Value": event.phone,
         "AddressTypeValue": CONTACT_PHONE,
         "IsPrimary": True,
-        "IsOptedInMarketing": bool(event.is_opted_in_marketing),
+        OPTED_IN: bool(event.is_opted_in_marketing),
     }
     if event.phone_extension:
         contact["ValueExtension"] = event.phone_extension
@@ -103,35 +123,28 @@ def phone_contact(event: NormalisedEvent) -> dict[str, Any]:
 
 def build_create_body(event: NormalisedEvent, settings: MappingSettings) -> dict[str, Any]:
     """The create body for a customer Commerce does not have yet. ``AccountNumber`` is "" so that
-    the server assigns one. Empty settings defaults are left out (Commerce then applies the
-    channel's default customer)."""
+    the server assigns one. A field the event leaves empty takes its default (the webhook source's,
+    else the settings'); empty defaults are left out (Commerce then applies the channel's default
+    customer)."""
     body: dict[str, Any] = {"AccountNumber": ""}
-    for prop, value in (
-        ("FirstName", event.first_name),
-        ("MiddleName", event.middle_name),
-        ("LastName", event.last_name),
-    ):
-        if value:
+    own = event.create_defaults  # a webhook source's defaults, before the global ones
+    for f, prop in SCALARS:
+        value = getattr(event, f.attr)
+        if (value is None or value == "") and f.default:
+            value = (own and getattr(own, f.attr)) or getattr(settings, f.default)
+        if value is not None and value != "":
             body[prop] = value
-    name = compose_name(event.first_name, event.middle_name, event.last_name)
+    name = compose_name(*(body.get(p) for p in NAME_PARTS))
     if name:
         body["Name"] = name
-    body["Email"] = event.email
+    body[EMAIL] = event.email
     body["ReceiptEmail"] = event.email
     if event.phone:
-        body["Phone"] = event.phone
+        body[PHONE] = event.phone
         if event.phone_extension:
-            body["PhoneExt"] = event.phone_extension
+            body[PHONE_EXT] = event.phone_extension
     body["CustomerTypeValue"] = settings.default_customer_type
-    own = event.create_defaults  # a webhook source's defaults, before the global ones
-    for prop, value, default in (
-        ("Language", event.language, (own and own.language) or settings.default_language),
-        ("CurrencyCode", event.currency_code, (own and own.currency_code) or settings.default_currency),
-        ("CustomerGroup", event.customer_group, (own and own.customer_group) or settings.default_group),
-    ):
-        if value or default:
-            body[prop] = value or default
-    body["Addresses"] = [address_body(event.address, settings)] if event.address else []
+    body[ADDRESSES] = [address_body(event.address, settings)] if event.address else []
     contacts = [email_contact(event)]
     if event.phone:
         contacts.append(phone_contact(event))

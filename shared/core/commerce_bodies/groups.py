@@ -21,17 +21,24 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic.alias_generators import to_snake
-
 from shared.core.commerce_bodies.create import (
     ADDRESS_PROPERTIES,
+    ADDRESSES,
+    COUNTRY,
+    NAME_PARTS,
+    OPTED_IN,
+    PHONE,
+    PHONE_EXT,
+    SCALARS,
     address_body,
     compose_full_address,
     compose_name,
     phone_contact,
+    value_to_send,
 )
 from shared.core.contract import NormalisedEvent
-from shared.core.ledger_rules import ADDRESS_PARTS, GROUPS, NAME_PARTS, ORDERED_GROUPS, LedgerEntry
+from shared.core.fields import FIELD
+from shared.core.ledger_rules import ADDRESS_PARTS, GROUPS, ORDERED_GROUPS, LedgerEntry
 from shared.core.settings import MappingSettings, PhoneClear
 
 
@@ -42,14 +49,14 @@ def restrict(event: NormalisedEvent, groups: frozenset[str]) -> NormalisedEvent:
     dropped = [f for g, fields in GROUPS.items() if g in ORDERED_GROUPS and g not in groups for f in fields]
     if not any(event.has(f) for f in dropped):
         return event
-    update: dict[str, Any] = {to_snake(f): None for f in dropped}
+    update: dict[str, Any] = {attr: None for f in dropped for attr in FIELD[f].attrs}
     update["present"] = tuple(p for p in event.present if p not in dropped)
     return event.model_copy(update=update)
 
 
 def _value(event: NormalisedEvent, field: str) -> Any:
     # Contract names are the camelCase aliases of the event's attributes; the email compares by its key.
-    value = getattr(event, "email_match_key" if field == "email" else to_snake(field))
+    value = getattr(event, "email_match_key" if field == "email" else FIELD[field].attr)
     if field == "address" and value is not None:
         return value.model_dump(mode="json", by_alias=True)  # carries its own ``present`` list
     return value
@@ -110,26 +117,24 @@ def _build(
     patch: dict[str, Any] = {}
     contacts: dict[object, dict[str, Any]] = {}
 
+    for f, prop in SCALARS:
+        if f.group in groups and event.has(f.name):
+            value = value_to_send(event, f)
+            if value is not None:
+                patch[prop] = value
+
     if "name" in groups:
-        carried = {}
-        for prop, field, value in (
-            ("FirstName", "firstName", event.first_name),
-            ("MiddleName", "middleName", event.middle_name),
-            ("LastName", "lastName", event.last_name),
-        ):
-            if event.has(field):
-                carried[prop] = patch[prop] = value or ""
-        name = compose_name(*(_part(p, carried, entry) for p in NAME_PARTS))
+        name = compose_name(*(_part(p, patch, entry) for p in NAME_PARTS))
         if name:
             patch["Name"] = name
 
     if "phone" in groups:
         if event.has("phone"):
-            patch["Phone"] = event.phone or ""
+            patch[PHONE] = event.phone or ""
         # The extension is sent when set, or to clear one the ledger does not know to be empty.
         extension: dict[str, str] = {}
-        if event.has("phoneExtension") and (event.phone_extension or "PhoneExt" not in entry.empty_fields):
-            patch["PhoneExt"] = event.phone_extension or ""
+        if event.has("phoneExtension") and (event.phone_extension or PHONE_EXT not in entry.empty_fields):
+            patch[PHONE_EXT] = event.phone_extension or ""
             extension["ValueExtension"] = event.phone_extension or ""
         phone_id = entry.phone_contact_record_id
         if event.phone:
@@ -148,39 +153,28 @@ def _build(
         elif phone_id and mapping.phone_clear is PhoneClear.OMIT:
             raise _NeedsRead("the contacts a PATCH without the phone contact keeps")
 
-    if "profile" in groups:
-        for prop, field, value in (
-            ("Language", "language", event.language),
-            ("CurrencyCode", "currencyCode", event.currency_code),
-            ("CustomerGroup", "customerGroup", event.customer_group),
-        ):
-            if event.has(field) and value:
-                patch[prop] = value
-
     if "consent" in groups and event.is_opted_in_marketing is not None:
         if not entry.email_contact_record_id:
             raise _NeedsRead("email contact")
         for record_id in (entry.email_contact_record_id, entry.phone_contact_record_id):
             if record_id:
-                contacts.setdefault(record_id, {"RecordId": _record(record_id)})["IsOptedInMarketing"] = (
-                    event.is_opted_in_marketing
-                )
+                contacts.setdefault(record_id, {"RecordId": _record(record_id)})[OPTED_IN] = event.is_opted_in_marketing
         if "new-phone" in contacts:
-            contacts["new-phone"]["IsOptedInMarketing"] = event.is_opted_in_marketing
+            contacts["new-phone"][OPTED_IN] = event.is_opted_in_marketing
 
     if "address" in groups and event.address is not None:
         address = event.address
         if not entry.address_record_id:
-            patch["Addresses"] = [address_body(address, mapping)]
+            patch[ADDRESSES] = [address_body(address, mapping)]
         else:
             change: dict[str, Any] = {}
             for attr, field, prop in ADDRESS_PROPERTIES:
                 if address.has(field):
                     change[prop] = getattr(address, attr) or ""
-            change["ThreeLetterISORegionName"] = address.country
+            change[COUNTRY] = address.country
             parts = {p: _part(p, change, entry) for p in ADDRESS_PARTS}
-            change["FullAddress"] = compose_full_address({**parts, "ThreeLetterISORegionName": address.country})
-            patch["Addresses"] = [{"RecordId": _record(entry.address_record_id), **change}]
+            change["FullAddress"] = compose_full_address({**parts, COUNTRY: address.country})
+            patch[ADDRESSES] = [{"RecordId": _record(entry.address_record_id), **change}]
 
     if contacts:
         patch["Contacts"] = list(contacts.values())

@@ -19,21 +19,31 @@ from typing import Any
 
 from shared.core.commerce_bodies.create import (
     ADDRESS_PROPERTIES,
+    ADDRESSES,
     CONTACT_EMAIL,
     CONTACT_PHONE,
+    COUNTRY,
+    EMAIL,
+    NAME_PARTS,
+    OPTED_IN,
+    PHONE,
+    PHONE_EXT,
+    SCALARS,
     address_body,
     compose_full_address,
     compose_name,
     email_contact,
     phone_contact,
     primary,
+    value_to_send,
 )
 from shared.core.contract import NormalisedEvent
+from shared.core.fields import ADDRESS
 from shared.core.settings import MappingSettings, PhoneClear
 
 _NOT_DIGITS = re.compile(r"[^\d+]")
 # Address properties compared case-insensitively (ids and codes, not free text).
-_CASELESS = frozenset({"State", "ZipCode", "ThreeLetterISORegionName", "County"})
+_CASELESS = frozenset(f.commerce for f in ADDRESS if f.caseless)
 
 
 def _text(value: Any) -> str:
@@ -44,52 +54,37 @@ def _phone_key(value: Any) -> str:
     return _NOT_DIGITS.sub("", _text(value))
 
 
-def _same(prop: str, old: Any, new: str) -> bool:
+def _same(old: Any, new: str | bool, caseless: bool) -> bool:
+    """Whether Commerce's ``old`` value already is ``new``: "" (false for a boolean) equals unset."""
+    if isinstance(new, bool):
+        return bool(old) is new
     old_text = _text(old)
-    return old_text.casefold() == new.casefold() if prop in _CASELESS else old_text == new
+    return old_text.casefold() == new.casefold() if caseless else old_text == new
 
 
 def _customer_fields(existing: dict[str, Any], event: NormalisedEvent) -> dict[str, Any]:
     patch: dict[str, Any] = {}
-    names = {
-        "FirstName": ("firstName", event.first_name),
-        "MiddleName": ("middleName", event.middle_name),
-        "LastName": ("lastName", event.last_name),
-    }
-    merged: dict[str, str] = {}
-    for prop, (field, value) in names.items():
-        merged[prop] = _text(existing.get(prop))
-        if event.has(field) and merged[prop] != (value or ""):
-            patch[prop] = value or ""
-            merged[prop] = value or ""
-    if patch:
-        name = compose_name(merged["FirstName"], merged["MiddleName"], merged["LastName"])
+    for f, prop in SCALARS:
+        if event.has(f.name):
+            new = value_to_send(event, f)
+            if new is not None and not _same(existing.get(prop), new, f.caseless):
+                patch[prop] = new
+    if any(p in patch for p in NAME_PARTS):
+        name = compose_name(*(patch.get(p, _text(existing.get(p))) for p in NAME_PARTS))
         if name and name != _text(existing.get("Name")):
             patch["Name"] = name
 
-    old_email = _text(existing.get("Email"))
+    old_email = _text(existing.get(EMAIL))
     if old_email.lower() != event.email_match_key:
-        patch["Email"] = event.email
+        patch[EMAIL] = event.email
         receipt = _text(existing.get("ReceiptEmail")).lower()
         if receipt in ("", old_email.lower()):
             patch["ReceiptEmail"] = event.email
 
-    if event.has("phone") and _phone_key(existing.get("Phone")) != (event.phone or ""):
-        patch["Phone"] = event.phone or ""
-    if event.has("phoneExtension") and _text(existing.get("PhoneExt")) != (event.phone_extension or ""):
-        patch["PhoneExt"] = event.phone_extension or ""
-    for prop, field, value in (
-        ("Language", "language", event.language),
-        ("CurrencyCode", "currencyCode", event.currency_code),
-    ):
-        if event.has(field) and value and _text(existing.get(prop)).lower() != value.lower():
-            patch[prop] = value
-    if (
-        event.has("customerGroup")
-        and event.customer_group
-        and _text(existing.get("CustomerGroup")) != event.customer_group
-    ):
-        patch["CustomerGroup"] = event.customer_group
+    if event.has("phone") and _phone_key(existing.get(PHONE)) != (event.phone or ""):
+        patch[PHONE] = event.phone or ""
+    if event.has("phoneExtension") and _text(existing.get(PHONE_EXT)) != (event.phone_extension or ""):
+        patch[PHONE_EXT] = event.phone_extension or ""
     return patch
 
 
@@ -100,7 +95,7 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent, settings: Mappin
     changes: list[dict[str, Any]] = []
     # A contact added by an event that does not set consent takes the customer's current consent.
     current = primary(contacts, CONTACT_EMAIL) or primary(contacts, CONTACT_PHONE)
-    consent = opt_in if opt_in is not None else bool(current and current.get("IsOptedInMarketing"))
+    consent = opt_in if opt_in is not None else bool(current and current.get(OPTED_IN))
 
     def update(contact: dict[str, Any], value_changed: str | None, extension_changed: str | None = None) -> None:
         change: dict[str, Any] = {}
@@ -108,14 +103,14 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent, settings: Mappin
             change["Value"] = value_changed
         if extension_changed is not None:
             change["ValueExtension"] = extension_changed
-        if opt_in is not None and bool(contact.get("IsOptedInMarketing")) != opt_in:
-            change["IsOptedInMarketing"] = opt_in
+        if opt_in is not None and bool(contact.get(OPTED_IN)) != opt_in:
+            change[OPTED_IN] = opt_in
         if change:
             changes.append({"RecordId": contact.get("RecordId"), **change})
 
     email = primary(contacts, CONTACT_EMAIL)
     if email is None:
-        changes.append({**email_contact(event), "IsOptedInMarketing": consent})
+        changes.append({**email_contact(event), OPTED_IN: consent})
     else:
         differs = _text(email.get("Value")).lower() != event.email_match_key
         update(email, event.email if differs else None)
@@ -130,7 +125,7 @@ def _contacts(existing: dict[str, Any], event: NormalisedEvent, settings: Mappin
         extension = event.phone_extension or ""
     if event.has("phone") and event.phone:
         if phone is None:
-            changes.append({**phone_contact(event), "IsOptedInMarketing": consent})
+            changes.append({**phone_contact(event), OPTED_IN: consent})
         else:
             differs = _phone_key(phone.get("Value")) != event.phone
             update(phone, event.phone if differs else None, extension)
@@ -155,7 +150,7 @@ def _address(existing: dict[str, Any], event: NormalisedEvent, settings: Mapping
     address = event.address
     if address is None:
         return []
-    addresses = existing.get("Addresses")
+    addresses = existing.get(ADDRESSES)
     current = primary(addresses)
     if current is None:
         return [address_body(address, settings)]
@@ -163,10 +158,10 @@ def _address(existing: dict[str, Any], event: NormalisedEvent, settings: Mapping
     for attr, field, prop in ADDRESS_PROPERTIES:
         if address.has(field):
             new = getattr(address, attr) or ""
-            if not _same(prop, current.get(prop), new):
+            if not _same(current.get(prop), new, prop in _CASELESS):
                 change[prop] = new
-    if not _same("ThreeLetterISORegionName", current.get("ThreeLetterISORegionName"), address.country):
-        change["ThreeLetterISORegionName"] = address.country
+    if not _same(current.get(COUNTRY), address.country, COUNTRY in _CASELESS):
+        change[COUNTRY] = address.country
     if not change:
         return []
     merged = {**current, **change}
@@ -185,7 +180,7 @@ def build_patch(existing: dict[str, Any], event: NormalisedEvent, settings: Mapp
         patch["Contacts"] = contacts
     addresses = _address(existing, event, settings)
     if addresses:
-        patch["Addresses"] = addresses
+        patch[ADDRESSES] = addresses
     if not patch:
         return None
     return {"AccountNumber": existing.get("AccountNumber"), **patch}
