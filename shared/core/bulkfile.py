@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared.core.fields import BOOLEANS, MAPPABLE
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
@@ -53,23 +55,8 @@ SHOPIFY_ADDRESS2 = "Default Address Address2"  # appended to the street, after "
 SHOPIFY_ADDRESS_PHONE = "Default Address Phone"  # the phone when Phone is empty
 SHOPIFY_SIGNATURE = ("Customer ID", "Email", "Accepts Email Marketing")
 _TRUE, _FALSE = {"true", "yes", "y", "1"}, {"false", "no", "n", "0"}
-_CUSTOMER_TARGETS = (
-    "email",
-    "previousEmail",
-    "firstName",
-    "middleName",
-    "lastName",
-    "phone",
-    "phoneExtension",
-    "isOptedInMarketing",
-    "language",
-    "currencyCode",
-    "customerGroup",
-    "customerAccount",
-)
-_ADDRESS_TARGETS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode", "country")
-TARGETS = tuple(f"customer.{t}" for t in _CUSTOMER_TARGETS) + tuple(f"customer.address.{t}" for t in _ADDRESS_TARGETS)
-BOOLEAN_TARGETS = frozenset({"customer.isOptedInMarketing"})
+TARGETS = MAPPABLE  # the columns a file may be mapped to: every contract field (shared.core.fields)
+BOOLEAN_TARGETS = BOOLEANS
 
 
 class FileFormatError(ValueError):

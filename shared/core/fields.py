@@ -370,3 +370,13 @@ ADDRESS_FIELD: Mapping[str, Field] = {f.name: f for f in ADDRESS}
 
 # The contract's fields by their group (``shared.core.ledger_rules.GROUPS``).
 GROUPS: Mapping[str, tuple[str, ...]] = {g: tuple(f.name for f in CUSTOMER if f.group == g) for g in GROUP_NAMES}
+
+# Every contract field a sender's data can be mapped to (the webhook mapping files' and backfill
+# files' targets), as dotted paths: all but the nested address object itself and isPrimary, which
+# only ever says "this is the primary address".
+MAPPABLE: tuple[str, ...] = tuple(f"customer.{f.name}" for f in CUSTOMER if f.type is not NESTED) + tuple(
+    f"customer.address.{f.name}" for f in ADDRESS if f.name != "isPrimary"
+)
+BOOLEANS: frozenset[str] = frozenset(f"customer.{f.name}" for f in CUSTOMER if f.type is bool)
+# The fields a webhook source's createDefaults may set (those with a create default).
+DEFAULTED: frozenset[str] = frozenset(f.name for f in CUSTOMER if f.default)

@@ -18,7 +18,7 @@ from shared.core.fields import FIELD
 from shared.core.ledger_rules import carried_groups
 from shared.core.settings import InvalidFieldPolicy
 from shared.core.validation import EventResult
-from tests.support.builders import FULL, KEY, event, mapping, normalised
+from tests.support.builders import FULL, KEY, NOW, event, mapping, normalised
 from tests.support.commerce_documents import FakeIds, assert_only_reference_properties, check, stored, stored_customer
 from tests.support.patches import patch_for
 from tests.support.validation import check as check_event
@@ -199,3 +199,16 @@ def test_an_event_narrowed_away_from_consent_drops_it():
     narrowed = restrict(ev, frozenset({"name"}))
     assert narrowed.opt_out_personalization is None and not narrowed.has("optOutPersonalization")
     assert restrict(ev, frozenset({"consent"})).opt_out_personalization is True
+
+
+def test_backfill_files_and_webhook_mapping_files_can_map_it(tmp_path):
+    """Their targets come from the table: the new field is mappable with no change to either reader."""
+    from shared.core.bulkfile import file_digest, mapping_from_pairs, read_records
+    from shared.core.sources import declarative
+
+    path = tmp_path / "crm.csv"
+    path.write_text("E-mail,No personalisation\nz@example.com,yes\n", encoding="utf-8")
+    pairs = mapping_from_pairs(["customer.email=E-mail", "customer.optOutPersonalization=No personalisation"])
+    rows = list(read_records(path, as_of=NOW, digest=file_digest(path), mapping=pairs))
+    assert rows[0].event["customer"] == {"email": "z@example.com", "optOutPersonalization": True}
+    assert "customer.optOutPersonalization" in declarative.TARGETS

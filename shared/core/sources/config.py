@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.core.contract import CreateDefaults
+from shared.core.fields import DEFAULTED
 from shared.core.normalise.codes import normalise_currency, normalise_language
 from shared.core.normalise.invalid import Invalid
 from shared.core.settings import InvalidFieldPolicy, MappingSettings, Settings, SettingsError, read_setting
@@ -24,7 +25,7 @@ APP_ROOT = Path(__file__).resolve().parents[3]
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 BUILT_IN = ("shopify", "klaviyo", "hubspot", "standard")
 OPTION_KEYS = {"createDefaults", "invalidOptionalFields", "shopDomains", "toleranceSeconds"}
-DEFAULT_KEYS = {"customerGroup", "currencyCode", "language"}
+DEFAULT_KEYS = DEFAULTED
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.core.fields import MAPPABLE
 from shared.core.sources.base import (
     CanonicalEvent,
     Translation,
@@ -62,26 +63,8 @@ from shared.core.sources.signatures import (
 SCHEMES = ("standard", "shopify", "hubspot-v3", "klaviyo", "hmac")
 FORMATS = ("text", "epoch", "boolean", "raw")
 TOP_KEYS = {"description", "signature", "records", "when", "deliveryId", "fields", "defaults"}
-CUSTOMER_TARGETS = (
-    "email",
-    "previousEmail",
-    "firstName",
-    "middleName",
-    "lastName",
-    "phone",
-    "isOptedInMarketing",
-    "language",
-    "currencyCode",
-    "customerGroup",
-    "customerAccount",
-    "createdDateTime",
-)
-ADDRESS_TARGETS = ("name", "street", "streetNumber", "city", "county", "state", "postalCode", "country")
-TARGETS = (
-    ("eventId", "occurredAt", "eventType", "senderCustomerId")
-    + tuple(f"customer.{f}" for f in CUSTOMER_TARGETS)
-    + tuple(f"customer.address.{f}" for f in ADDRESS_TARGETS)
-)
+# The envelope's own fields, then every contract field (shared.core.fields).
+TARGETS = ("eventId", "occurredAt", "eventType", "senderCustomerId", *MAPPABLE)
 _TRUE, _FALSE = {"true", "yes", "y", "1", "on"}, {"false", "no", "n", "0", "off"}
 _SEGMENT = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|([^.\[\]]+)')
 
