@@ -1,4 +1,4 @@
-"""The one client for the Commerce Scale Unit Customer API (shared/reference/commerce-api.md).
+"""The one client for the Commerce Scale Unit Customer API (docs/commerce-api.md, "Operations used").
 
 Everything environment-specific comes from CommerceSettings, so moving from the emulator to a real
 CSU changes settings only. The client does not retry (the queue and the processor own retry policy),
@@ -7,21 +7,31 @@ turns out to have been dropped: that failure says nothing about the server's hea
 
 Nothing here logs an email, phone number or token: log records carry the operation, status and
 duration only, and errors are masked (errors.py).
+
+The requests go through ``requests``' transport adapter, but not through ``Session.request``: under
+16 worker threads on 2 cores the client's CPU per call limits throughput (the GIL serialises it), and
+most of that CPU was ``Session`` machinery that gives the same answer on every call (merging the
+session's headers and settings, the environment, hooks, cookie jars). What depends only on the
+session and the base URL (headers, proxies, CA bundle, the URL's prefix) is resolved once in
+``__init__``; each call builds its ``PreparedRequest`` directly (bench/README.md has the figures).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 
 from shared.core.commerce_errors import (
     CommerceConnectionError,
@@ -91,30 +101,109 @@ def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def response_charset(content_type: str | None) -> str:
+    """The ``charset`` parameter of a Content-Type, else UTF-8.
+
+    JSON is UTF-8 (RFC 8259), so a body without a charset is never guessed at: ``Response.text`` and
+    ``Response.json()`` can fall back to charset detection over the whole body, which costs more CPU
+    than the rest of a call, and reads ``text/*`` without a charset as ISO-8859-1.
+    """
+    if content_type:
+        for parameter in content_type.split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "charset":
+                value = value.strip().strip("\"'")
+                if value:
+                    return value
+    return "utf-8"
+
+
 def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    content = response.content
+    charset = response_charset(response.headers.get("Content-Type"))
     try:
-        data = response.json()
+        # errors="replace" as requests decodes text: a stray invalid byte in a name does not make a
+        # stored customer unreadable.
+        text = content.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = content.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
 
 
-def _read_environment_once(session: requests.Session, url: str) -> None:
-    """Proxy and CA-bundle environment variables, read at start-up instead of on every request.
+class CommerceAdapter(HTTPAdapter):
+    """requests' HTTP adapter without the cookie jar, and with its connection pool looked up once.
 
-    requests re-scans the whole environment per request when ``trust_env`` is on (a fifth of the
-    client's CPU time per call, measured with bench/pipeline.py under cProfile); the variables do not
-    change during a worker's life, so they are resolved once here.
+    Commerce authenticates every call by its token; a cookie it might set is never needed, and
+    ``HTTPAdapter.build_response`` would parse every response's headers for cookies into a jar that
+    nothing reads. Without a proxy, the pool for an origin and TLS settings is always the same one
+    (urllib3's ``PoolManager`` keys it so), so the URL parsing and key building that find it, and
+    the parsing that takes the path from the URL, are done once instead of for every request.
     """
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pools: dict[tuple[str, str, Any, Any], Any] = {}
+
+    def get_connection_with_tls_context(
+        self, request: PreparedRequest, verify: Any, proxies: Mapping[str, str] | None = None, cert: Any = None
+    ) -> Any:
+        url = request.url
+        if proxies or not isinstance(url, str):
+            return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        scheme, _, origin = url.split("/", 3)[:3]
+        key = (scheme, origin, verify, cert)
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:  # not seen yet, or closed (close(), or the PoolManager's LRU)
+            pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+            self._pools[key] = pool
+        return pool
+
+    def request_url(self, request: PreparedRequest, proxies: Mapping[str, str] | None) -> str:
+        url = request.url
+        parts = url.split("/", 3) if isinstance(url, str) and not proxies else ()
+        if len(parts) < 4 or "?" in parts[2] or "#" in parts[2]:
+            return super().request_url(request, proxies)
+        return "/" + parts[3].partition("#")[0]
+
+    def close(self) -> None:
+        self._pools.clear()
+        super().close()
+
+    def build_response(self, req: PreparedRequest, resp: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url or ""
+        response.request = req
+        response.connection = self
+        return response
+
+
+def _prepared_prefix(base: str) -> str | None:
+    """``base`` as requests prepares a URL (scheme and host lowercased, IDNA, re-quoted), or None when
+    requests refuses it."""
+    probe = PreparedRequest()
+    try:
+        probe.prepare_url(base + "/", None)
+    except requests.exceptions.RequestException:
+        return None
+    return probe.url[:-1]  # type: ignore[index]
 
 
 class CommerceClient:
-    """Search, read, create and update Commerce customers. Thread-safe; share one per process."""
+    """Search, read, create and update Commerce customers. Thread-safe; share one per process.
+
+    ``session``: the transport to send through (tests pass one with a scripted adapter). Its adapter
+    for the base URL, its headers and its proxy, TLS and environment settings are read once, here;
+    its hooks, cookies, auth and params are not used.
+    """
 
     def __init__(
         self,
@@ -139,11 +228,33 @@ class CommerceClient:
         if session is None:
             session = requests.Session()
             # No urllib3 retries: retry policy belongs to the caller (see module docstring).
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
+            adapter = CommerceAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-            _read_environment_once(session, self._base)
         self._session = session
+        # What Session.request would work out again on every call, worked out once: every URL has the
+        # base URL's scheme and host, so the proxy (HTTP(S)_PROXY, NO_PROXY), the CA bundle
+        # (REQUESTS_CA_BUNDLE) and the adapter are the same for all of them, and the environment does
+        # not change during a worker's life.
+        try:
+            self._adapter: BaseAdapter | None = session.get_adapter(self._base)
+        except requests.exceptions.InvalidSchema:
+            self._adapter = None  # looked up per call, so that every call fails as it always did
+        self._send_settings: Mapping[str, Any] = session.merge_environment_settings(self._base, {}, None, None, None)
+        # The session's headers (User-Agent, Accept-Encoding, ...) with the client's over them, those
+        # set to None left out: what Session.prepare_request merges.
+        own = {"OUN": settings.oun, "Accept": "application/json", "Content-Type": "application/json"}
+        self._headers: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict()
+        for name, value in [*session.headers.items(), *own.items()]:
+            if value is None:
+                self._headers.pop(name, None)
+            else:
+                self._headers[name] = value
+        self._auth_scheme = settings.auth_scheme
+        self._api_version_query = (
+            urlencode({"api-version": settings.api_version}, quote_via=quote) if settings.api_version else ""
+        )
+        self._prefix = _prepared_prefix(self._base)
 
     def close(self) -> None:
         self._session.close()
@@ -192,7 +303,7 @@ class CommerceClient:
             "update", "PATCH", "/Customers" + odata_key(account_number), json_body=payload, accept=(200, 204)
         )
         if result is None:
-            # OData's default for PATCH is 204 No Content; the reference says Commerce returns the
+            # OData's PATCH default is 204 No Content; docs/commerce-api.md ("Update (PATCH)"): Commerce returns the
             # Customer, but if a CSU does not, read it back rather than return nothing.
             return self.get_customer(account_number)
         return result
@@ -211,14 +322,42 @@ class CommerceClient:
         return value, bool(data.get("@odata.nextLink"))
 
     def _url(self, path: str, query: dict[str, Any] | None) -> str:
-        params = dict(query or {})
-        if self._settings.api_version:
-            params["api-version"] = self._settings.api_version
-        url = self._base + path
-        if params:
-            # Keep '$' literal ($top, $skip) as every OData sample writes it.
-            url += "?" + urlencode(params, safe="$", quote_via=quote)
+        """The URL requests would prepare for ``base + path + query``: ``path`` and the query are
+        percent-encoded here already (``odata_key``, ``urlencode``), which requests' re-quoting leaves
+        as is, so only the base URL needs preparing, once."""
+        # Keep '$' literal ($top, $skip) as every OData sample writes it.
+        parts = [urlencode(query, safe="$", quote_via=quote)] if query else []
+        if self._api_version_query:
+            parts.append(self._api_version_query)
+        url = (self._prefix if self._prefix is not None else self._base) + path
+        if parts:
+            url += "?" + "&".join(parts)
+        if self._prefix is None:
+            # A base URL requests could not prepare: let it raise here, per call, as it always did.
+            probe = PreparedRequest()
+            probe.prepare_url(url, None)
+            return probe.url  # type: ignore[return-value]
         return url
+
+    def _request(self, method: str, url: str, json_body: Any, token: str) -> PreparedRequest:
+        """What ``Session.prepare_request`` makes of these arguments with this client's session,
+        without merging the session's settings again (see ``__init__``)."""
+        request = PreparedRequest()
+        request.method = method
+        request.url = url
+        headers = self._headers.copy()
+        headers["Authorization"] = f"{self._auth_scheme} {token}"
+        if json_body is not None:
+            try:
+                body = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            except ValueError as exc:  # NaN or infinity: the same error requests raises for json=
+                raise requests.exceptions.InvalidJSONError(exc, request=request) from None
+            headers["Content-Length"] = str(len(body))
+            request.body = body
+        elif method not in ("GET", "HEAD"):
+            headers["Content-Length"] = "0"
+        request.headers = headers  # type: ignore[assignment]  # a session header may be bytes
+        return request
 
     def _call(
         self,
@@ -276,27 +415,18 @@ class CommerceClient:
         accept: tuple[int, ...],
     ) -> dict[str, Any] | None:
         token = self._tokens.get_token()
-        headers = {
-            "OUN": self._settings.oun,
-            "Authorization": f"{self._settings.auth_scheme} {token}",
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
         started = time.perf_counter()
         status: int | None = None
         error: CommerceError | None = None
         try:
             try:
-                # No redirects: a CSU never redirects an API call, and following one could send the
-                # request (and, on the same host, the token) somewhere unexpected.
-                response = self._session.request(
-                    method,
-                    self._url(path, query),
-                    headers=headers,
-                    json=json_body,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                )
+                request = self._request(method, self._url(path, query), json_body, token)
+                # No redirects: the adapter sends one request and returns its answer. A CSU never
+                # redirects an API call, and following one could send the request (and, on the same
+                # host, the token) somewhere unexpected.
+                adapter = self._adapter or self._session.get_adapter(request.url)  # type: ignore[arg-type]
+                response = adapter.send(request, timeout=self._timeout, **self._send_settings)
+                response.content  # noqa: B018 - read the body here, so that its failures map below
             except requests.exceptions.Timeout as exc:
                 kind = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
                 error = CommerceTimeoutError(f"{kind} timeout", operation=operation)
@@ -337,13 +467,14 @@ class CommerceClient:
         finally:
             duration = time.perf_counter() - started
             error_name = type(error).__name__ if error else None
-            log.debug(
-                "commerce %s: status %s in %.3f s%s",
-                operation,
-                status,
-                duration,
-                f" ({error_name})" if error_name else "",
-            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "commerce %s: status %s in %.3f s%s",
+                    operation,
+                    status,
+                    duration,
+                    f" ({error_name})" if error_name else "",
+                )
             self._record(CallRecord(operation, status, duration, error_name))
 
     def _record(self, record: CallRecord) -> None:
