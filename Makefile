@@ -10,7 +10,7 @@ PYTHON313 ?= python3.13
 VENV313 := .venv-3.13
 STAMP313 := $(VENV313)/.installed
 
-.PHONY: setup run test test-unit test-unit-3.13 bench openapi clean
+.PHONY: setup run lint test test-unit test-unit-3.13 bench openapi clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -32,7 +32,12 @@ node_modules/.installed: package.json package-lock.json
 run: setup ## Azurite + Commerce emulator + local Functions host on http://localhost:7071
 	$(PY) -m devhost
 
-test: setup $(CHECKOV_STAMP) ## every test: unit, emulator, client, end-to-end, infrastructure (with Checkov)
+lint: setup ## ruff (lint and format) over the tree, mypy (strict on shared/); the import layers are a test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: lint $(CHECKOV_STAMP) ## lint, then every test: unit, emulator, client, end-to-end, infrastructure (with Checkov)
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
 
 test-unit: setup
@@ -54,4 +59,4 @@ openapi: setup
 	$(PY) -m tools.openapi --write
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(VENV313) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) $(VENV313) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache

@@ -111,7 +111,10 @@ class CommerceNotFoundError(CommerceError):
 
 
 class CommercePermanentError(CommerceError):
-    """501, other 4xx, or a success response whose body is unusable: retrying cannot help."""
+    """501, other 4xx, or a success response whose body is unusable: retrying cannot help. ``sent`` is
+    True when the failure came after the request left (a write may then have been applied)."""
+
+    sent: bool = False
 
 
 class CommerceValidationError(CommercePermanentError):
@@ -291,9 +294,13 @@ def parse_retry_after(value: str | None, now: float | datetime | None = None) ->
 
 
 class ResponseLike(Protocol):
-    status_code: int
-    content: bytes
-    headers: Any  # a case-insensitive mapping
+    # Read-only members, so requests.Response (whose content is a property) is one.
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def headers(self) -> Any: ...  # a case-insensitive mapping
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.]{1,200}$")

@@ -28,7 +28,7 @@ from shared.core.fields import ADDRESS, CUSTOMER, NESTED, NullMeans
 from shared.core.fields import EARLIEST_CREATED_AT as EARLIEST_CREATED_AT
 from shared.core.fields import MAX_FUTURE_SKEW_SECONDS as MAX_FUTURE_SKEW_SECONDS
 
-SPEC_VERSION = "1.0"
+SPEC_VERSION: Literal["1.0"] = "1.0"
 EVENT_TYPES = ("customer.created", "customer.updated")
 # Earlier dates are refused: before 2000 an occurredAt is a placeholder (0001-01-01 of an unset .NET
 # DateTime, 1970-01-01 of a zero Unix time, 1900-01-01 of SQL Server), never a customer's action.

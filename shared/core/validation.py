@@ -128,7 +128,7 @@ class _Problems:
         else:
             self.warnings.append(FieldProblem(pointer=pointer, message=f"{message}; left out", code=code))
 
-    def unknown(self, obj: dict, allowed: tuple[str, ...], prefix: str) -> None:
+    def unknown(self, obj: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
         for key in obj:
             if key not in allowed:
                 self.error(
@@ -143,12 +143,12 @@ _ABSENT = object()
 
 def _optional(
     problems: _Problems,
-    obj: dict,
+    obj: dict[str, Any],
     key: str,
     pointer: str,
     null: NullMeans,
     normalise: Callable[..., Any],
-    out: dict,
+    out: dict[str, Any],
     present: set[str],
     out_key: str,
     *args: Any,
@@ -288,7 +288,9 @@ def _state(
         problems.optional(pointer, problem.message, problem.code)
 
 
-def _phone(problems: _Problems, customer: dict, region: str | None, fields: dict[str, Any], present: set[str]) -> None:
+def _phone(
+    problems: _Problems, customer: dict[str, Any], region: str | None, fields: dict[str, Any], present: set[str]
+) -> None:
     """``phone`` and its extension, which go together: a phone replaces the number and its
     extension (written in it, or sent as ``phoneExtension``); clearing the phone clears both;
     ``phoneExtension`` alone changes only the extension."""

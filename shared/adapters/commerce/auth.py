@@ -13,8 +13,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 
 from shared.core.commerce_errors import CommerceAuthError, CommerceConnectionError, mask_text
@@ -34,7 +35,7 @@ class TokenProvider(Protocol):
 class TokenCredentialLike(Protocol):
     """What CachedTokenProvider needs of an azure-identity credential."""
 
-    def get_token(self, *scopes: str, **kwargs): ...  # -> azure.core.credentials.AccessToken
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken: ...
 
 
 class CachedTokenProvider:
@@ -69,7 +70,7 @@ class CachedTokenProvider:
             self.fetches += 1
             return self._token
 
-    def _fetch(self):
+    def _fetch(self) -> AccessToken:
         try:
             return self._credential.get_token(self._scope)
         except (ServiceRequestError, ServiceResponseError) as exc:
@@ -131,7 +132,7 @@ def missing_settings(settings: CommerceSettings) -> list[str]:
     ]
 
 
-def build_credential(settings: CommerceSettings):
+def build_credential(settings: CommerceSettings) -> TokenCredential:
     """The azure-identity credential for the configured mode (not static_dev_token)."""
     # Imported here so the emulator path and the unit tests never touch azure-identity.
     from azure.identity import (

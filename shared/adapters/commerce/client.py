@@ -118,6 +118,13 @@ def response_charset(content_type: str | None) -> str:
     return "utf-8"
 
 
+def _body(result: dict[str, Any] | None, operation: str) -> dict[str, Any]:
+    """The JSON object of a call that does not accept 204 (only an accepted 204 has no body)."""
+    if result is None:
+        raise CommercePermanentError("success response without a JSON object body", operation=operation)
+    return result
+
+
 def _json_object(response: requests.Response) -> dict[str, Any] | None:
     content = response.content
     charset = response_charset(response.headers.get("Content-Type"))
@@ -288,13 +295,13 @@ class CommerceClient:
         )
 
     def get_customer(self, account_number: str) -> dict[str, Any]:
-        return self._call("get", "GET", "/Customers" + odata_key(account_number))
+        return _body(self._call("get", "GET", "/Customers" + odata_key(account_number)), "get")
 
     def create_customer(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create; Commerce assigns the AccountNumber (a GUID with IsAsyncCustomer in async mode).
         200 or 201 (which one a CSU sends is not documented)."""
         payload = {**body, "AccountNumber": ""}
-        return self._call("create", "POST", "/Customers", json_body=payload, accept=(200, 201))
+        return _body(self._call("create", "POST", "/Customers", json_body=payload, accept=(200, 201)), "create")
 
     def update_customer(self, account_number: str, changes: dict[str, Any]) -> dict[str, Any]:
         """PATCH only ``changes`` (plus the key). Returns the stored Customer."""
@@ -311,8 +318,11 @@ class CommerceClient:
     # --- plumbing --------------------------------------------------------------------------------
     def _page(self, body: dict[str, Any], *, top: int, skip: int) -> tuple[list[dict[str, Any]], bool]:
         """One page of results, and whether the server says more follow (``@odata.nextLink``)."""
-        data = self._call(
-            "search", "POST", "/Customers/SearchByFields", json_body=body, query={"$top": top, "$skip": skip}
+        data = _body(
+            self._call(
+                "search", "POST", "/Customers/SearchByFields", json_body=body, query={"$top": top, "$skip": skip}
+            ),
+            "search",
         )
         value = data.get("value")
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -368,7 +378,7 @@ class CommerceClient:
         json_body: Any = None,
         query: dict[str, Any] | None = None,
         accept: tuple[int, ...] = (200,),
-    ) -> Any:
+    ) -> dict[str, Any] | None:
         """The response's JSON object (None for an accepted 204), or a CommerceError."""
         idempotent = method == "GET" or operation == "search"
         if self._slots is None:
@@ -396,7 +406,7 @@ class CommerceClient:
         query: dict[str, Any] | None,
         accept: tuple[int, ...],
         idempotent: bool,
-    ) -> Any:
+    ) -> dict[str, Any] | None:
         try:
             return self._attempt(operation, method, path, json_body, query, accept)
         except CommerceConnectionError as exc:
