@@ -3,6 +3,7 @@ cookie jar or charset guessing on a request, while the wire stays what ``Session
 
 from __future__ import annotations
 
+import codecs
 import http.server
 import json
 import threading
@@ -17,6 +18,7 @@ from requests.structures import CaseInsensitiveDict
 
 from shared.adapters.commerce import CommerceClient, CommercePermanentError, StaticTokenProvider
 from shared.adapters.commerce.client import CommerceAdapter, odata_key, response_charset
+from shared.core.failures import classify_failure
 from tests.support.commerce_client_fakes import make_settings
 
 Handler = Callable[[requests.PreparedRequest], tuple[int, bytes, dict[str, str]]]
@@ -335,3 +337,32 @@ def test_cpu_per_call_well_below_session_request():
         baseline_best = min(baseline_best, cpu(session_request))
     # 0.14 on the build machine: going back to Session.request per call fails, noise does not.
     assert ours_best < 0.4 * baseline_best, (ours_best, baseline_best)
+
+
+# --- what Session.request did that must not be lost -------------------------------------------------
+@pytest.mark.parametrize(
+    "body",
+    [
+        codecs.BOM_UTF8 + json.dumps({"AccountNumber": "1", "FirstName": "Zoë"}, ensure_ascii=False).encode(),
+        json.dumps({"AccountNumber": "1", "FirstName": "Zoë"}, ensure_ascii=False).encode("utf-16"),
+        json.dumps({"AccountNumber": "1", "FirstName": "Zoë"}, ensure_ascii=False).encode("utf-16-le"),
+    ],
+    ids=["utf8-bom", "utf16-bom", "utf16le"],
+)
+@pytest.mark.parametrize("content_type", ["", "application/octet-stream", "application/json"])
+def test_json_with_a_bom_or_in_utf16_is_read_without_a_declared_charset(no_charset_guessing, body, content_type):
+    client, _ = capturing_client(lambda request: (200, body, {"Content-Type": content_type} if content_type else {}))
+    assert client.get_customer("1")["FirstName"] == "Zoë"
+
+
+def test_a_token_that_cannot_be_a_header_is_refused_unsent_and_unquoted():
+    adapter = CapturingAdapter(ok())
+    session = requests.Session()
+    session.mount("https://", adapter)
+    token = StaticTokenProvider("dev-token-s3cr3t\r\nX-Injected: 1")
+    client = CommerceClient(make_settings(base_url="https://csu.example/Commerce"), token, session=session)
+    with pytest.raises(CommercePermanentError) as raised:
+        client.update_customer("1", {"FirstName": "A"})
+    failure = classify_failure(raised.value)
+    assert raised.value.sent is False and failure.may_have_committed is False
+    assert "s3cr3t" not in failure.message and adapter.sent == []

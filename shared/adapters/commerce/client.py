@@ -31,7 +31,7 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers
+from requests.utils import check_header_validity, get_encoding_from_headers, guess_json_utf
 
 from shared.core.commerce_errors import (
     CommerceConnectionError,
@@ -108,6 +108,10 @@ def response_charset(content_type: str | None) -> str:
     ``Response.json()`` can fall back to charset detection over the whole body, which costs more CPU
     than the rest of a call, and reads ``text/*`` without a charset as ISO-8859-1.
     """
+    return _charset_parameter(content_type) or "utf-8"
+
+
+def _charset_parameter(content_type: str | None) -> str | None:
     if content_type:
         for parameter in content_type.split(";")[1:]:
             name, _, value = parameter.partition("=")
@@ -115,7 +119,7 @@ def response_charset(content_type: str | None) -> str:
                 value = value.strip().strip("\"'")
                 if value:
                     return value
-    return "utf-8"
+    return None
 
 
 def _body(result: dict[str, Any] | None, operation: str) -> dict[str, Any]:
@@ -127,7 +131,12 @@ def _body(result: dict[str, Any] | None, operation: str) -> dict[str, Any]:
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:
     content = response.content
-    charset = response_charset(response.headers.get("Content-Type"))
+    # Without a declared charset, RFC 4627's rule on the first four bytes (requests' own
+    # guess_json_utf, not a detector over the whole body) still reads a BOM or UTF-16/32 JSON that
+    # an intermediary sent without its Content-Type.
+    charset = _charset_parameter(response.headers.get("Content-Type")) or guess_json_utf(content) or "utf-8"  # type: ignore[no-untyped-call]  # untyped in types-requests
+    if charset.lower().replace("_", "-") in ("utf-8", "utf8"):
+        charset = "utf-8-sig"  # the same text, a leading BOM dropped
     try:
         # errors="replace" as requests decodes text: a stray invalid byte in a name does not make a
         # stored customer unreadable.
@@ -356,7 +365,8 @@ class CommerceClient:
         request.method = method
         request.url = url
         headers = self._headers.copy()
-        headers["Authorization"] = f"{self._auth_scheme} {token}"
+        authorization = f"{self._auth_scheme} {token}"
+        headers["Authorization"] = authorization
         if json_body is not None:
             try:
                 body = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode("utf-8")
@@ -366,6 +376,10 @@ class CommerceClient:
             request.body = body
         elif method not in ("GET", "HEAD"):
             headers["Content-Length"] = "0"
+        # The one header that changes per call is checked as Session.prepare_request checks every
+        # header: a token holding CR/LF is refused (InvalidHeader: never sent) instead of failing
+        # later inside http.client with the token in its message.
+        check_header_validity(("Authorization", authorization))
         request.headers = headers  # type: ignore[assignment]  # a session header may be bytes
         return request
 
