@@ -15,6 +15,7 @@ as validation's per-field loop is: both read the one list of fields.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -220,8 +221,20 @@ class _EventBase(_Frozen):
         return bool(self.previous_email_hash) and self.previous_email_hash != self.email_hash
 
     def to_json(self) -> str:
-        """The queue message body."""
-        return self.model_dump_json(by_alias=True)
+        """The queue message body. A customer field the event did not carry is left out rather than
+        written as null (reading it back gives the same None): a worker of the previous version, whose
+        reader refuses unknown keys, then still reads every message that does not carry a field it
+        does not know, as after a rollback."""
+        data = self.model_dump(by_alias=True, mode="json")
+        for name in _OMITTED_WHEN_ABSENT:
+            if data.get(name, 0) is None and name not in self.present:
+                del data[name]
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+# The customer's own fields of the queue message (not the event's, the address object or what
+# validation derives), each left out when the event did not carry it.
+_OMITTED_WHEN_ABSENT = tuple(f.name for f in CUSTOMER if f.queued and f.type is not fields.NESTED)
 
 
 if TYPE_CHECKING:
