@@ -4,6 +4,7 @@ PATCHed (read then diff, and blind) and grouped like the table says, with nothin
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -222,3 +223,17 @@ def test_backfill_files_and_webhook_mapping_files_can_map_it(tmp_path):
     rows = list(read_records(path, as_of=NOW, digest=file_digest(path), mapping=pairs))
     assert rows[0].event["customer"] == {"email": "z@example.com", "optOutPersonalization": True}
     assert "customer.optOutPersonalization" in declarative.TARGETS
+
+
+def test_a_source_create_default_is_normalised_by_its_field_record(monkeypatch):
+    """createDefaults are read through the table: a field given a create default is accepted and
+    normalised there, with no list of default fields kept anywhere else."""
+    from shared.core import fields
+    from shared.core.sources import config
+
+    record = fields.FIELD["customerGroup"]
+    normalised = config._create_defaults({"customerGroup": "  WEB  ", "currencyCode": "eur", "language": "de-DE"})
+    assert (normalised.customer_group, normalised.currency_code, normalised.language) == ("WEB", "EUR", "de-de")
+    lowered = dataclasses.replace(record, normalise=lambda value, limit, now: value.lower())
+    monkeypatch.setitem(fields.FIELD, "customerGroup", lowered)  # the record decides
+    assert config._create_defaults({"customerGroup": "WEB"}).customer_group == "web"

@@ -11,12 +11,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shared.core.contract import CreateDefaults
-from shared.core.fields import DEFAULTED
-from shared.core.normalise.codes import normalise_currency, normalise_language
+from shared.core.fields import DEFAULTED, FIELD
 from shared.core.normalise.invalid import Invalid
 from shared.core.settings import InvalidFieldPolicy, MappingSettings, Settings, SettingsError, read_setting
 from shared.core.sources.signatures import DEFAULT_TOLERANCE_SECONDS, standard_secret
@@ -60,6 +60,17 @@ class WebhookConfig:
     def all_secrets(self) -> list[str]:
         """Every configured secret (to mask them wherever text is logged)."""
         return [s for values in self.secrets.values() for s in values]
+
+
+def _create_defaults(defaults: Mapping[str, Any]) -> CreateDefaults:
+    """A source's createDefaults, each value normalised as the field it stands for (its table record)."""
+    values: dict[str, Any] = {}
+    for record in FIELD.values():  # in contract order, so the first problem named is always the same
+        raw = defaults.get(record.name)
+        if record.default and raw:
+            assert record.normalise is not None  # every field with a create default has a normaliser
+            values[record.attr] = record.normalise(str(raw), record.limit, datetime.now(UTC))
+    return CreateDefaults(**values)
 
 
 def _json_object(raw: str, name: str, problems: list[str]) -> dict[str, Any]:
@@ -124,13 +135,7 @@ def _options(raw: str, problems: list[str]) -> dict[str, SourceOptions]:
             problems.append(f"{where}.createDefaults may hold only {sorted(DEFAULT_KEYS)}")
         elif defaults:
             try:
-                create = CreateDefaults(
-                    customer_group=str(defaults["customerGroup"]) if defaults.get("customerGroup") else None,
-                    currency_code=normalise_currency(defaults["currencyCode"])
-                    if defaults.get("currencyCode")
-                    else None,
-                    language=normalise_language(defaults["language"]) if defaults.get("language") else None,
-                )
+                create = _create_defaults(defaults)
             except Invalid as problem:
                 problems.append(f"{where}.createDefaults: {problem.message}")
         policy = None
