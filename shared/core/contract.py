@@ -293,8 +293,8 @@ class EventOutcome(BaseModel):
 class MultiStatus(BaseModel):
     """207: some events were accepted and queued, others rejected."""
 
-    results: list[EventOutcome]
     correlationId: str
+    results: list[EventOutcome]
     omittedProblems: int = Field(
         0,
         description="Problems not listed: an answer lists at most "

@@ -339,6 +339,6 @@ def handle_ingest(body: bytes, content_type: str | None, correlation_id: str, de
         )
         for r in results
     ]
-    answer = _body(MultiStatus(results=outcomes, correlationId=correlation_id, omittedProblems=listing.omitted))
-    # correlationId first, where 207 answers have always had it (MultiStatus declares it after results).
-    return HttpResult(207, {"correlationId": answer.pop("correlationId"), **answer})
+    return HttpResult(
+        207, _body(MultiStatus(results=outcomes, correlationId=correlation_id, omittedProblems=listing.omitted))
+    )
