@@ -24,6 +24,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Callable
 
 import azure.functions as func
 
@@ -98,11 +99,42 @@ def ingest_customer_events(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _ingest(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
+    return _answer(
+        "ingest",
+        "request",
+        correlation_id,
+        lambda rt: handle_ingest(req.get_body(), req.headers.get("content-type"), correlation_id, rt.ingest_deps),
+    )
+
+
+@app.function_name(names.FUNCTION_WEBHOOK)
+@app.route(route="webhooks/{source}", methods=["POST"])
+def receive_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    correlation_id = _correlation_id(req)
+    with logcontext.log_context(correlation_id=correlation_id):
+        return _answer(
+            "webhook",
+            "delivery",
+            correlation_id,
+            lambda rt: handle_webhook(
+                req.route_params.get("source", ""),
+                req.method,
+                req.url,
+                dict(req.headers.items()),
+                req.get_body(),
+                correlation_id,
+                rt.webhook_deps,
+            ),
+        )
+
+
+def _answer(what: str, noun: str, correlation_id: str, handle: Callable[[Runtime], HttpResult]) -> func.HttpResponse:
+    """An HTTP trigger's answer: ``handle``'s, or 503 while the settings are incomplete, or 500 for
+    anything unforeseen, logged by its frames only (a message can quote the request's personal data)."""
     try:
-        deps = runtime().ingest_deps
-        return _respond(handle_ingest(req.get_body(), req.headers.get("content-type"), correlation_id, deps))
+        return _respond(handle(runtime()))
     except SettingsError as error:
-        log.error("ingest refused: settings incomplete: %s", ", ".join(error.names))
+        log.error("%s refused: settings incomplete: %s", what, ", ".join(error.names))
         return _respond(
             problem(
                 503,
@@ -112,53 +144,15 @@ def _ingest(req: func.HttpRequest, correlation_id: str) -> func.HttpResponse:
             )
         )
     except Exception as error:  # noqa: BLE001 - the outermost handler: log it, never show internals
-        # The frames, not the message: a message can quote the request's personal data.
-        log.error("ingest failed unexpectedly: %s", safe_traceback(error))
+        log.error("%s failed unexpectedly: %s", what, safe_traceback(error))
         return _respond(
             problem(
-                500, "Internal error", "The request could not be processed. Quote the correlation id.", correlation_id
+                500,
+                "Internal error",
+                f"The {noun} could not be processed. Quote the correlation id.",
+                correlation_id,
             )
         )
-
-
-@app.function_name(names.FUNCTION_WEBHOOK)
-@app.route(route="webhooks/{source}", methods=["POST"])
-def receive_webhook(req: func.HttpRequest) -> func.HttpResponse:
-    correlation_id = _correlation_id(req)
-    with logcontext.log_context(correlation_id=correlation_id):
-        try:
-            deps = runtime().webhook_deps
-            return _respond(
-                handle_webhook(
-                    req.route_params.get("source", ""),
-                    req.method,
-                    req.url,
-                    dict(req.headers.items()),
-                    req.get_body(),
-                    correlation_id,
-                    deps,
-                )
-            )
-        except SettingsError as error:
-            log.error("webhook refused: settings incomplete: %s", ", ".join(error.names))
-            return _respond(
-                problem(
-                    503,
-                    "Service not configured",
-                    "The integration's settings are incomplete; an operator must fix them.",
-                    correlation_id,
-                )
-            )
-        except Exception as error:  # noqa: BLE001 - the outermost handler: frames only, never the message
-            log.error("webhook failed unexpectedly: %s", safe_traceback(error))
-            return _respond(
-                problem(
-                    500,
-                    "Internal error",
-                    "The delivery could not be processed. Quote the correlation id.",
-                    correlation_id,
-                )
-            )
 
 
 @app.function_name(names.FUNCTION_HEALTH)
