@@ -220,16 +220,20 @@ class _EventBase(_Frozen):
         """The event moves the customer from ``previous_email`` to ``email``."""
         return bool(self.previous_email_hash) and self.previous_email_hash != self.email_hash
 
-    def to_json(self) -> str:
-        """The queue message body. A customer field the event did not carry is left out rather than
-        written as null (reading it back gives the same None): a worker of the previous version, whose
-        reader refuses unknown keys, then still reads every message that does not carry a field it
-        does not know, as after a rollback."""
+    def to_message(self) -> dict[str, Any]:
+        """The event as the queue message holds it (JSON values). A customer field the event did not
+        carry is left out rather than written as null (reading it back gives the same None): a worker
+        of the previous version, whose reader refuses unknown keys, then still reads every message that
+        does not carry a field it does not know, as after a rollback."""
         data = self.model_dump(by_alias=True, mode="json")
         for name in _OMITTED_WHEN_ABSENT:
             if data.get(name, 0) is None and name not in self.present:
                 del data[name]
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return data
+
+    def to_json(self) -> str:
+        """The event's part of the queue message body, as text."""
+        return json.dumps(self.to_message(), ensure_ascii=False, separators=(",", ":"))
 
 
 # The customer's own fields of the queue message (not the event's, the address object or what

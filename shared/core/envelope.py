@@ -53,7 +53,7 @@ class Envelope(BaseModel):
 
     def to_json(self) -> str:
         # The event's own serialiser keeps "absent" and "null" apart (its ``present`` list).
-        event_json = json.loads(self.event.to_json())
+        event_json = self.event.to_message()
         return json.dumps(
             {
                 "v": self.v,
