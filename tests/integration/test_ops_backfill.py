@@ -12,32 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.core.bulkfile import SHOPIFY_ADDRESS2, SHOPIFY_ADDRESS_PHONE, SHOPIFY_COLUMNS
+from tests.support.shopify_export import HEADER
 from tools import backfill
 
 pytestmark = pytest.mark.integration
 
-HEADER = [
-    "Customer ID",
-    "First Name",
-    "Last Name",
-    "Email",
-    "Accepts Email Marketing",
-    "Default Address Company",
-    "Default Address Address1",
-    "Default Address Address2",
-    "Default Address City",
-    "Default Address Province Code",
-    "Default Address Country Code",
-    "Default Address Zip",
-    "Default Address Phone",
-    "Phone",
-    "Accepts SMS Marketing",
-    "Total Spent",
-    "Total Orders",
-    "Note",
-    "Tax Exempt",
-    "Tags",
-]
 BAD = {5: ("Email", "not-an-email"), 12: ("Default Address Country Code", "QQ"), 20: ("Phone", "+1 555")}
 
 

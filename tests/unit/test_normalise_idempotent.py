@@ -8,6 +8,7 @@ examples, libaddressinput's postal examples, ISO subdivisions), loosened the way
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
 from datetime import UTC, datetime
@@ -27,21 +28,13 @@ from shared.core.normalise.invalid import Invalid
 from shared.core.normalise.phone import normalise_extension, normalise_phone
 from shared.core.normalise.postal import normalise_postal_code, rules_for
 from shared.core.normalise.text import clean_text
-from shared.core.settings import InvalidFieldPolicy, MappingSettings
+from shared.core.settings import InvalidFieldPolicy
 from shared.core.validation import validate_event
+from tests.support.builders import mapping
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 KEY = b"idempotence-key-0123456789"
-SETTINGS = MappingSettings(
-    default_customer_type=1,
-    default_group="",
-    default_currency="",
-    default_language="en-us",
-    address_type=7,
-    default_country="US",
-    state_id_overrides={},
-    invalid_field_policy=InvalidFieldPolicy.DROP,
-)
+SETTINGS = dataclasses.replace(mapping(group="", currency=""), invalid_field_policy=InvalidFieldPolicy.DROP)
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _DATA = json.loads(DATA_FILE.read_text("utf-8"))

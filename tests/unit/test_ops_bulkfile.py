@@ -21,16 +21,12 @@ from shared.core.bulkfile import (
     read_records,
 )
 from shared.core.settings import load_settings
+from tests.support.shopify_export import HEADER_LINE
 
 AS_OF = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 SETTINGS = load_settings(json.loads(open("local.settings.sample.json").read())["Values"])
-SHOPIFY = (
-    "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Default Address Company,"
-    "Default Address Address1,Default Address Address2,Default Address City,Default Address Province Code,"
-    "Default Address Country Code,Default Address Zip,Default Address Phone,Phone,Accepts SMS Marketing,"
-    "Total Spent,Total Orders,Note,Tax Exempt,Tags\n"
-)
+SHOPIFY = HEADER_LINE
 
 
 def records(path, **kwargs):

@@ -8,21 +8,12 @@ from pathlib import Path
 import pytest
 
 from shared.core.commerce_bodies.create import build_create_body
-from shared.core.settings import InvalidFieldPolicy, MappingSettings
 from shared.core.validation import validate_batch
 from shared.usecases.ingest import BatchRejected, read_batch
+from tests.support.builders import mapping
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-SETTINGS = MappingSettings(
-    default_customer_type=1,
-    default_group="30",
-    default_currency="USD",
-    default_language="en-us",
-    address_type=7,
-    default_country="US",
-    state_id_overrides={},
-    invalid_field_policy=InvalidFieldPolicy.REJECT,
-)
+SETTINGS = mapping()
 KEY = b"test-hash-key-0123456789"
 
 # file -> (pointer, code) of the refusal, or an HTTP status for a request-level refusal.
